@@ -1,0 +1,65 @@
+use std::path::{Path, PathBuf};
+
+/// The on-disk layout of one hub's data directory (default `./agora-data`).
+///
+/// ```text
+/// agora-data/
+///   meta.db          metadata store (SQLite, WAL)
+///   lake/            Parquet releases and their manifests
+///   audit/           access and governance log
+///   keys/hub.key     the hub secret (0600, never printed)
+///   keys/operator.token  the local operator's API token (0600)
+///   locks/           advisory locks held by running ingests
+/// ```
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn meta_db(&self) -> PathBuf {
+        self.root.join("meta.db")
+    }
+
+    pub fn lake(&self) -> PathBuf {
+        self.root.join("lake")
+    }
+
+    pub fn audit(&self) -> PathBuf {
+        self.root.join("audit")
+    }
+
+    pub fn keys(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    pub fn hub_key(&self) -> PathBuf {
+        self.keys().join("hub.key")
+    }
+
+    pub fn operator_token(&self) -> PathBuf {
+        self.keys().join("operator.token")
+    }
+
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    /// Scratch space for query spilling; never holds committed data.
+    pub fn spill(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// A directory counts as initialized once its hub key exists: `init` writes it last.
+    pub fn is_initialized(&self) -> bool {
+        self.hub_key().is_file()
+    }
+}

@@ -1,0 +1,79 @@
+use sqlx::AnyPool;
+use sqlx::{AssertSqlSafe, Executor};
+
+use crate::{Error, Result};
+
+/// Ordered schema migrations; each runs once, in a transaction, recorded in
+/// `schema_migrations`. Never edit a released migration: add a new one.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+
+pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
+    pool.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .await?;
+    for &(version, sql) in MIGRATIONS {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(pool)
+                .await?;
+        if applied.is_some() {
+            continue;
+        }
+        let wrap = |source| Error::Migration { version, source };
+        let mut tx = pool.begin().await.map_err(wrap)?;
+        for statement in split_statements(sql) {
+            tx.execute(AssertSqlSafe(statement)).await.map_err(wrap)?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(version)
+            .bind(crate::now_utc())
+            .execute(&mut *tx)
+            .await
+            .map_err(wrap)?;
+        tx.commit().await.map_err(wrap)?;
+    }
+    Ok(())
+}
+
+/// Splits a migration on `;` at line ends, dropping `--` comments. Migrations contain no
+/// string literals with semicolons, which keeps this honest.
+fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let line = line.split("--").next().unwrap_or_default().trim_end();
+        if line.trim().is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if line.ends_with(';') {
+            out.push(
+                std::mem::take(&mut current)
+                    .trim()
+                    .trim_end_matches(';')
+                    .to_owned(),
+            );
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn splits_statements_and_drops_comments() {
+        let parts = super::split_statements(
+            "-- c\nCREATE TABLE a (x INT); -- t\nCREATE TABLE b (\n y INT\n);\n",
+        );
+        assert_eq!(
+            parts,
+            vec!["CREATE TABLE a (x INT)", "CREATE TABLE b (\n y INT\n)"]
+        );
+    }
+}

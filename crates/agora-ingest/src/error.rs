@@ -1,0 +1,75 @@
+use agora_core::{ErrorKind, HasKind};
+
+/// Why an ingest failed as a whole. Row-level problems are not errors: they go to the
+/// quarantine. Messages name files, lines and columns, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: no CSV, TSV or Parquet file of a known table found")]
+    NoInput { path: String },
+    #[error("{file}: line {line}: {reason}")]
+    Csv {
+        file: String,
+        line: u64,
+        reason: String,
+    },
+    #[error("{file}: required column {column} of table {table} is missing")]
+    MissingColumn {
+        file: String,
+        table: String,
+        column: String,
+    },
+    #[error("{file}: column {column} appears more than once")]
+    DuplicateColumn { file: String, column: String },
+    #[error("{file}: cannot read Parquet: {reason}")]
+    Parquet { file: String, reason: String },
+    #[error("table {table} is given twice ({first} and {second}); keep one")]
+    DuplicateTable {
+        table: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "table {table} refers to persons but the extract has no person table: persons cannot be pseudonymized"
+    )]
+    MissingPersonTable { table: String },
+    #[error("{file}: column {column} of table {table}: {reason}")]
+    Conversion {
+        file: String,
+        table: String,
+        column: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Lake(#[from] agora_lake::Error),
+    #[error(transparent)]
+    Meta(#[from] agora_govern::Error),
+    #[error("ingest worker failed: {0}")]
+    Internal(String),
+}
+
+impl HasKind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Lake(e) => e.kind(),
+            Error::Meta(e) => e.kind(),
+            Error::Internal(_) => ErrorKind::Internal,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    let path = path.display().to_string();
+    move |source| Error::Io { path, source }
+}

@@ -1,0 +1,72 @@
+//! Ingestion: producer extracts in, validated and pseudonymized releases out.
+//!
+//! Every ingest either commits one whole new release of a dataset or nothing. Rows that do
+//! not fit the data model go to a quarantine with file, line, column and reason (never the
+//! value); direct identifiers never reach the lake.
+//!
+//! ```no_run
+//! # async fn f(hub: agora_ingest::Hub) -> agora_ingest::Result<()> {
+//! use agora_ingest::omop::{ingest_omop, IdentitySource, OmopIngest};
+//! let report = ingest_omop(&hub, OmopIngest {
+//!     dataset: "synthea".parse().unwrap(),
+//!     source: "extract/".into(),
+//!     identity: IdentitySource::SourceValue,
+//!     actor: "operator".into(),
+//!     progress: true,
+//! }).await?;
+//! println!("release {} stored {} rows", report.release, report.rows_stored);
+//! # Ok(()) }
+//! ```
+//!
+//! Not here: FHIR and Table Schema readers (later), querying (`agora-query`).
+
+mod conform;
+mod error;
+pub mod omop;
+mod quarantine;
+mod source;
+
+use std::path::PathBuf;
+
+use agora_govern::MetaStore;
+use agora_lake::{Lake, QuarantineSummary};
+use agora_privacy::HubSecret;
+
+pub use conform::Reason;
+pub use error::{Error, Result};
+
+/// What an ingest writes to: the hub's lake, metadata store and secret.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    pub lake: Lake,
+    pub meta: MetaStore,
+    pub secret: HubSecret,
+    /// Where per-dataset ingest locks live.
+    pub locks_dir: PathBuf,
+}
+
+/// What an ingest did, for the producer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestReport {
+    pub dataset: String,
+    pub release: i64,
+    pub release_id: String,
+    pub tables: Vec<TableReport>,
+    pub rows_read: u64,
+    pub rows_stored: u64,
+    pub rows_quarantined: u64,
+    /// Persons this release introduced to the hub (not seen in any earlier release).
+    pub new_persons: u64,
+    pub quarantine: QuarantineSummary,
+    pub warnings: Vec<String>,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub file: String,
+    pub rows_read: u64,
+    pub rows_stored: u64,
+    pub rows_quarantined: u64,
+}

@@ -1,0 +1,526 @@
+//! OMOP CDM 5.4 ingest: a directory of CSV/TSV or Parquet files, one per table.
+//!
+//! ```text
+//! discover files ─► check headers (all files, before writing anything)
+//!   ─► person table: conform ─► identity ─► hub person key ─► write
+//!   ─► other tables, in parallel: conform ─► person_id → hub key ─► write
+//!   ─► quarantine report ─► manifest ─► commit (metadata store)
+//! ```
+
+mod keys;
+pub mod policy;
+pub mod spec;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use agora_core::{ColumnDef, DatasetName, TableSchema};
+use agora_govern::NewRelease;
+use agora_lake::{
+    DatasetLock, MANIFEST_FORMAT, PseudonymizationInfo, ReleaseManifest, ReleaseWriter, SourceInfo,
+    TableEntry, WriterOptions,
+};
+use agora_privacy::PersonKeyer;
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::datatypes::Int64Type;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::conform::{Reason, Reject, conform, keep_rows};
+use crate::quarantine::Quarantine;
+use crate::source::{Form, SourceFile, SourceReader, discover};
+use crate::{Error, Hub, IngestReport, Result, TableReport};
+use keys::KeyResolver;
+pub use policy::IdentitySource;
+use spec::{CdmSpec, CdmTable};
+
+/// What to ingest and how.
+#[derive(Debug, Clone)]
+pub struct OmopIngest {
+    pub dataset: DatasetName,
+    /// A directory of `<table>.csv|.tsv|.parquet` files.
+    pub source: PathBuf,
+    pub identity: IdentitySource,
+    /// Who runs the ingest, recorded with the release.
+    pub actor: String,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+/// One table's plan: which source file, which columns are read, stored and re-keyed.
+struct TablePlan {
+    file: SourceFile,
+    table: CdmTable,
+    /// Read columns (all CDM columns, lower-case), in CDM order.
+    read_names: Vec<String>,
+    /// Indices into `read_names` of the stored columns.
+    stored: Vec<usize>,
+    /// Indices into `read_names` of the person-id columns to re-key.
+    person_columns: Vec<usize>,
+    schema: TableSchema,
+}
+
+impl TablePlan {
+    fn new(file: SourceFile, table: &CdmTable) -> Self {
+        let read_names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let stored: Vec<usize> = (0..read_names.len())
+            .filter(|&i| !policy::is_dropped(&table.name, &read_names[i]))
+            .collect();
+        let person_columns = (0..read_names.len())
+            .filter(|&i| policy::is_person_column(&table.name, &read_names[i]))
+            .collect();
+        let schema = TableSchema {
+            columns: stored
+                .iter()
+                .map(|&i| {
+                    let c = &table.columns[i];
+                    ColumnDef {
+                        name: c.name.clone(),
+                        ty: c.datatype.column_type(),
+                        nullable: !c.required,
+                    }
+                })
+                .collect(),
+        };
+        Self {
+            file,
+            table: table.clone(),
+            read_names,
+            stored,
+            person_columns,
+            schema,
+        }
+    }
+
+    fn open(&self) -> Result<(SourceReader, Vec<String>)> {
+        let (reader, extra) = SourceReader::open(&self.file, &self.read_names)?;
+        Ok((reader, extra))
+    }
+}
+
+/// Ingests an OMOP CDM 5.4 extract as a new release of `req.dataset`.
+///
+/// Either the whole release is committed or nothing is: on any error, files already written
+/// are removed, and if the process dies they are collected by the next ingest of the dataset.
+pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
+    let started = Instant::now();
+    let spec = CdmSpec::v54();
+    let source = req.source.clone();
+    let (files, unknown) = tokio::task::spawn_blocking({
+        let spec = spec.clone();
+        move || discover(&source, |t| spec.table(t).is_some())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
+    if files.is_empty() {
+        return Err(Error::NoInput {
+            path: req.source.display().to_string(),
+        });
+    }
+    let mut warnings: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("{f}: not a CDM {} table, not ingested", spec.version))
+        .collect();
+    let plans: Vec<TablePlan> = files
+        .into_iter()
+        .map(|f| {
+            let table = spec
+                .table(&f.table)
+                .expect("discovered tables are in the spec");
+            TablePlan::new(f, table)
+        })
+        .collect();
+
+    // Structural checks on every file before anything is written.
+    let has_person = plans.iter().any(|p| p.table.name == "person");
+    for plan in &plans {
+        if !has_person && !plan.person_columns.is_empty() {
+            return Err(Error::MissingPersonTable {
+                table: plan.table.name.clone(),
+            });
+        }
+        let (reader, extra) = plan.open()?;
+        check_required_columns(plan, &reader)?;
+        warnings.extend(extra.iter().map(|c| {
+            format!(
+                "{}: column {c} is not in CDM {} table {}, not ingested",
+                plan.file.name, spec.version, plan.table.name
+            )
+        }));
+    }
+
+    let _lock = DatasetLock::try_acquire(&hub.locks_dir, &req.dataset)?;
+    let committed = hub.meta.committed_release_ids(&req.dataset).await?;
+    let swept = hub.lake.collect_garbage(&req.dataset, &committed).await?;
+    if swept > 0 {
+        tracing::info!(files = swept, "removed files of earlier failed ingests");
+    }
+
+    let writer = hub.lake.begin_release(&req.dataset);
+    match write_release(hub, &req, &writer, plans, warnings).await {
+        Ok(mut report) => {
+            report.elapsed_ms = started.elapsed().as_millis() as u64;
+            Ok(report)
+        }
+        Err(e) => {
+            writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+fn check_required_columns(plan: &TablePlan, reader: &SourceReader) -> Result<()> {
+    let present = reader.present();
+    for (column, present) in plan.table.columns.iter().zip(present) {
+        if column.required && !present {
+            return Err(Error::MissingColumn {
+                file: plan.file.name.clone(),
+                table: plan.table.name.clone(),
+                column: column.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn write_release(
+    hub: &Hub,
+    req: &OmopIngest,
+    writer: &ReleaseWriter,
+    plans: Vec<TablePlan>,
+    warnings: Vec<String>,
+) -> Result<IngestReport> {
+    let runtime = tokio::runtime::Handle::current();
+    let keyer = PersonKeyer::new(&hub.secret);
+    let resolver = KeyResolver::new(keyer, hub.meta.clone(), runtime);
+    let progress = if req.progress {
+        MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
+    } else {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    };
+    let job = Job {
+        writer: writer.clone(),
+        options: WriterOptions::default(),
+        identity: req.identity,
+        dataset: req.dataset.clone(),
+        progress,
+    };
+    let source_files: Vec<(String, u64)> = plans
+        .iter()
+        .map(|p| (p.file.name.clone(), p.file.bytes))
+        .collect();
+    let forms: HashSet<&'static str> = plans.iter().map(|p| p.file.form.name()).collect();
+
+    let (entries, reports, quarantine, new_persons) =
+        tokio::task::spawn_blocking(move || job.run(plans, resolver))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+
+    let quarantine_file = if quarantine.rows() > 0 {
+        Some(writer.put_file("quarantine.csv", quarantine.csv()).await?)
+    } else {
+        None
+    };
+    let mut forms: Vec<_> = forms.into_iter().collect();
+    forms.sort();
+    let manifest = ReleaseManifest {
+        format: MANIFEST_FORMAT,
+        dataset: req.dataset.clone(),
+        release_id: writer.release_id().to_owned(),
+        created_at: agora_govern::now_utc(),
+        source: SourceInfo {
+            model: "omop-cdm-5.4".into(),
+            form: forms.join("+"),
+            files: source_files,
+        },
+        pseudonymization: PseudonymizationInfo {
+            key_id: hub.secret.key_id(),
+            identity: req.identity.describe().into(),
+            dropped_columns: entries
+                .iter()
+                .flat_map(|e| {
+                    policy::DROPPED_COLUMNS
+                        .iter()
+                        .filter(move |(t, _)| *t == e.name)
+                        .map(|(t, c)| format!("{t}.{c}"))
+                })
+                .collect(),
+        },
+        tables: entries,
+        quarantine: quarantine.summary(quarantine_file),
+        warnings,
+    };
+    let manifest_path = writer.commit_manifest(&manifest).await?;
+    let rows = manifest.rows();
+    let release = hub
+        .meta
+        .commit_release(NewRelease {
+            dataset: req.dataset.clone(),
+            model: manifest.source.model.clone(),
+            release_id: manifest.release_id.clone(),
+            manifest_path,
+            created_by: req.actor.clone(),
+            rows: rows as i64,
+            quarantined: quarantine.rows() as i64,
+            new_persons: new_persons.clone(),
+        })
+        .await?;
+    Ok(IngestReport {
+        dataset: req.dataset.to_string(),
+        release: release.number,
+        release_id: release.release_id,
+        rows_read: reports.iter().map(|r| r.rows_read).sum(),
+        rows_stored: rows,
+        rows_quarantined: quarantine.rows(),
+        new_persons: new_persons.len() as u64,
+        tables: reports,
+        quarantine: manifest.quarantine,
+        warnings: manifest.warnings,
+        elapsed_ms: 0,
+    })
+}
+
+/// The blocking part of an ingest, run on worker threads.
+struct Job {
+    writer: ReleaseWriter,
+    options: WriterOptions,
+    identity: IdentitySource,
+    dataset: DatasetName,
+    progress: MultiProgress,
+}
+
+type JobOutput = (
+    Vec<TableEntry>,
+    Vec<TableReport>,
+    Quarantine,
+    Vec<(i64, i64)>,
+);
+
+impl Job {
+    fn run(self, plans: Vec<TablePlan>, mut resolver: KeyResolver) -> Result<JobOutput> {
+        let (person, others): (Vec<_>, Vec<_>) =
+            plans.into_iter().partition(|p| p.table.name == "person");
+        let mut quarantine = Quarantine::default();
+        let mut entries = Vec::new();
+        let mut reports = Vec::new();
+        let mut persons = PersonMap::default();
+        if let Some(plan) = person.into_iter().next() {
+            let (entry, report, q) = self.write_table(&plan, |raw_lines, columns, rejects| {
+                self.key_persons(
+                    &plan,
+                    raw_lines,
+                    columns,
+                    rejects,
+                    &mut resolver,
+                    &mut persons,
+                )
+            })?;
+            entries.push(entry);
+            reports.push(report);
+            quarantine.merge(q);
+        }
+
+        // Other tables in parallel; the first error stops the others.
+        let queue = Mutex::new(others.into_iter().collect::<Vec<_>>());
+        let failed = AtomicBool::new(false);
+        let results = Mutex::new(Vec::new());
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(plan) = queue.lock().expect("queue poisoned").pop() else {
+                            break;
+                        };
+                        let result = self.write_table(&plan, |_, columns, rejects| {
+                            rekey_persons(&plan, columns, rejects, &persons)
+                        });
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        results.lock().expect("results poisoned").push(result);
+                    }
+                });
+            }
+        });
+        for result in results.into_inner().expect("results poisoned") {
+            let (entry, report, q) = result?;
+            entries.push(entry);
+            reports.push(report);
+            quarantine.merge(q);
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        reports.sort_by(|a, b| a.table.cmp(&b.table));
+        Ok((entries, reports, quarantine, resolver.new_persons))
+    }
+
+    /// Streams one table: read, conform, apply `rekey` (which may reject more rows and
+    /// rewrite person columns), quarantine, write.
+    fn write_table(
+        &self,
+        plan: &TablePlan,
+        mut rekey: impl FnMut(&[u64], &mut [ArrayRef], &mut Vec<Reject>) -> Result<()>,
+    ) -> Result<(TableEntry, TableReport, Quarantine)> {
+        let (mut reader, _) = plan.open()?;
+        let bar = self.progress.add(progress_bar(&plan.file, reader.total()));
+        let mut table = self
+            .writer
+            .table(&plan.table.name, &plan.schema, &self.options);
+        let schema = table.schema().clone();
+        let columns: Vec<_> = plan.table.columns.iter().collect();
+        let mut quarantine = Quarantine::default();
+        let mut rows_read = 0u64;
+        while let Some(raw) = reader.next_batch()? {
+            rows_read += raw.len() as u64;
+            let lines = raw.lines.clone();
+            let conformed = conform(raw, &columns, &plan.file.name, &plan.table.name)?;
+            let mut typed = conformed.columns;
+            let mut rejects = conformed.rejects;
+            rekey(&lines, &mut typed, &mut rejects)?;
+            let rejected = quarantine.record(
+                &plan.table.name,
+                &plan.file.name,
+                &lines,
+                &rejects,
+                &plan.read_names,
+            );
+            let stored: Vec<ArrayRef> = plan.stored.iter().map(|&i| typed[i].clone()).collect();
+            table.write(&keep_rows(&schema, stored, &rejected)?)?;
+            bar.set_position(reader.position());
+        }
+        bar.finish_and_clear();
+        let entry = table.finish()?;
+        let report = TableReport {
+            table: plan.table.name.clone(),
+            file: plan.file.name.clone(),
+            rows_read,
+            rows_stored: entry.rows,
+            rows_quarantined: quarantine.rows(),
+        };
+        Ok((entry, report, quarantine))
+    }
+
+    /// Person table: derive each row's identity, key it, and record source id -> hub key.
+    fn key_persons(
+        &self,
+        plan: &TablePlan,
+        _lines: &[u64],
+        columns: &mut [ArrayRef],
+        rejects: &mut Vec<Reject>,
+        resolver: &mut KeyResolver,
+        persons: &mut PersonMap,
+    ) -> Result<()> {
+        let id_col = plan
+            .read_names
+            .iter()
+            .position(|n| n == "person_id")
+            .expect("person_id");
+        let source_ids = columns[id_col].as_primitive::<Int64Type>().clone();
+        let rejected: HashSet<usize> = rejects.iter().map(|r| r.0).collect();
+        let value_col = plan
+            .read_names
+            .iter()
+            .position(|n| n == "person_source_value")
+            .expect("person_source_value");
+        let values = columns[value_col].as_string::<i32>().clone();
+
+        let mut rows = Vec::new();
+        let mut identities: Vec<Vec<u8>> = Vec::new();
+        for row in 0..source_ids.len() {
+            if rejected.contains(&row) {
+                continue;
+            }
+            let identity = match self.identity {
+                IdentitySource::SourceValue => {
+                    let v = if values.is_valid(row) {
+                        values.value(row).trim()
+                    } else {
+                        ""
+                    };
+                    if v.is_empty() {
+                        rejects.push((row, Some(value_col), Reason::MissingIdentity));
+                        continue;
+                    }
+                    [b"src\0".as_slice(), v.as_bytes()].concat()
+                }
+                IdentitySource::PersonId => {
+                    format!("ds\0{}\0{}", self.dataset, source_ids.value(row)).into_bytes()
+                }
+            };
+            rows.push(row);
+            identities.push(identity);
+        }
+        let refs: Vec<&[u8]> = identities.iter().map(Vec::as_slice).collect();
+        let keys = resolver.resolve(&refs)?;
+        let mut out: Vec<Option<i64>> = vec![None; source_ids.len()];
+        for (&row, &key) in rows.iter().zip(&keys) {
+            let source_id = source_ids.value(row);
+            if persons.by_source.contains_key(&source_id) {
+                rejects.push((row, Some(id_col), Reason::DuplicatePersonId));
+                continue;
+            }
+            persons.by_source.insert(source_id, key);
+            if !persons.stored.insert(key) {
+                // Same person twice: link the events, keep one person row.
+                rejects.push((row, Some(value_col), Reason::DuplicateIdentity));
+                continue;
+            }
+            out[row] = Some(key);
+        }
+        columns[id_col] = Arc::new(Int64Array::from(out));
+        Ok(())
+    }
+}
+
+/// Source person id -> hub person key, for the persons accepted from the person table.
+#[derive(Default)]
+struct PersonMap {
+    by_source: HashMap<i64, i64>,
+    stored: HashSet<i64>,
+}
+
+/// Other tables: replace every person column by the hub key; rows whose person was not
+/// accepted are quarantined (nothing unlinkable or un-pseudonymizable reaches the lake).
+fn rekey_persons(
+    plan: &TablePlan,
+    columns: &mut [ArrayRef],
+    rejects: &mut Vec<Reject>,
+    persons: &PersonMap,
+) -> Result<()> {
+    for &col in &plan.person_columns {
+        let source = columns[col].as_primitive::<Int64Type>();
+        let mut keyed = Vec::with_capacity(source.len());
+        for (row, id) in source.iter().enumerate() {
+            keyed.push(match id {
+                None => None,
+                Some(id) => match persons.by_source.get(&id) {
+                    Some(&key) => Some(key),
+                    None => {
+                        rejects.push((row, Some(col), Reason::UnknownPerson));
+                        None
+                    }
+                },
+            });
+        }
+        columns[col] = Arc::new(Int64Array::from(keyed));
+    }
+    Ok(())
+}
+
+fn progress_bar(file: &SourceFile, total: u64) -> ProgressBar {
+    let template = match file.form {
+        Form::Parquet => "{prefix:>28} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
+        Form::Csv { .. } => {
+            "{prefix:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        }
+    };
+    let bar = ProgressBar::new(total).with_prefix(file.name.clone());
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}

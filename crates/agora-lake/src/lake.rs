@@ -1,0 +1,166 @@
+use std::collections::HashSet;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use agora_core::DatasetName;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::error::{io_err, store_err};
+use crate::{Error, ReleaseManifest, ReleaseWriter, Result};
+
+/// The URL under which query sessions see the lake. Sessions get *only* this store, so a
+/// query can never name a file outside the lake.
+pub const LAKE_URL: &str = "agora://lake";
+
+/// A handle on the lake: an object store plus, for a local lake, its root directory (used to
+/// fsync what was written before a release is committed).
+#[derive(Debug, Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    local_root: Option<PathBuf>,
+}
+
+impl Lake {
+    /// A lake in a local directory, created if missing.
+    pub fn open_local(root: impl AsRef<FsPath>) -> Result<Self> {
+        let root = root.as_ref();
+        std::fs::create_dir_all(root).map_err(io_err(root))?;
+        let root = root.canonicalize().map_err(io_err(root))?;
+        let store = LocalFileSystem::new_with_prefix(&root).map_err(store_err(&Path::from("")))?;
+        Ok(Self {
+            store: Arc::new(store),
+            local_root: Some(root),
+        })
+    }
+
+    /// A lake on any object store (S3-compatible stores, in memory for tests). Durability of
+    /// a successful `put` is the store's.
+    pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            store,
+            local_root: None,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Starts writing a new, not yet visible release. Must be called inside a Tokio runtime.
+    pub fn begin_release(&self, dataset: &DatasetName) -> ReleaseWriter {
+        ReleaseWriter::new(self.clone(), dataset.clone())
+    }
+
+    pub async fn read_manifest(&self, path: &str) -> Result<ReleaseManifest> {
+        let location = Path::from(path);
+        let bytes = self
+            .store
+            .get(&location)
+            .await
+            .map_err(store_err(&location))?
+            .bytes()
+            .await
+            .map_err(store_err(&location))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Deletes the files of releases of `dataset` that were never committed (an ingest that
+    /// failed or was killed). `committed` holds the release ids the metadata store knows.
+    /// The caller must hold the dataset's ingest lock so no running ingest is swept away.
+    pub async fn collect_garbage(
+        &self,
+        dataset: &DatasetName,
+        committed: &HashSet<String>,
+    ) -> Result<usize> {
+        let prefix = dataset_prefix(dataset);
+        let mut removed = 0;
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(store_err(&prefix))?;
+        for object in objects {
+            let release = release_of(&object.location, &prefix);
+            if release.is_some_and(|r| !committed.contains(r)) {
+                self.store
+                    .delete(&object.location)
+                    .await
+                    .map_err(store_err(&object.location))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Makes `paths` (and the directories holding them) durable on a local lake.
+    pub(crate) async fn sync(&self, paths: Vec<Path>) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut dirs = HashSet::new();
+            for p in &paths {
+                let fs_path = root.join(p.as_ref());
+                std::fs::File::open(&fs_path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err(&fs_path))?;
+                let mut dir = fs_path.parent();
+                while let Some(d) = dir {
+                    if !dirs.insert(d.to_path_buf()) || !d.starts_with(&root) {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+            }
+            for d in dirs {
+                std::fs::File::open(&d)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err(&d))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Io {
+            path: "lake".into(),
+            source: std::io::Error::other(e),
+        })?
+    }
+}
+
+pub(crate) fn dataset_prefix(dataset: &DatasetName) -> Path {
+    Path::from(format!("datasets/{dataset}"))
+}
+
+/// The release id a lake object belongs to: `data/<id>/...` or `manifests/<id>.json`.
+fn release_of<'a>(location: &'a Path, prefix: &Path) -> Option<&'a str> {
+    let rest = location.as_ref().strip_prefix(prefix.as_ref())?;
+    let rest = rest.strip_prefix('/')?;
+    if let Some(data) = rest.strip_prefix("data/") {
+        data.split('/').next()
+    } else {
+        rest.strip_prefix("manifests/")?.strip_suffix(".json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_of_recognizes_data_and_manifests() {
+        let prefix = Path::from("datasets/demo");
+        let data = Path::from("datasets/demo/data/abc/person/part-00000.parquet");
+        let manifest = Path::from("datasets/demo/manifests/abc.json");
+        let other = Path::from("datasets/demo/README");
+        assert_eq!(release_of(&data, &prefix), Some("abc"));
+        assert_eq!(release_of(&manifest, &prefix), Some("abc"));
+        assert_eq!(release_of(&other, &prefix), None);
+    }
+}

@@ -1,0 +1,26 @@
+//! Pseudonymization primitives. Pure functions over bytes: no I/O, no logging, and no value
+//! ever ends up in an error message or a `Debug` output.
+//!
+//! A *hub person key* replaces every direct person identifier before data reaches the lake.
+//! It is derived with HMAC-SHA256 under the hub secret from the person's source identity, so
+//! the same identity always gets the same key (linkage across ingests and datasets) while
+//! nobody without the secret can recompute or reverse it.
+//!
+//! ```
+//! use agora_privacy::{HubSecret, PersonKeyer};
+//! let secret = HubSecret::from_bytes([7u8; 32]);
+//! let keyer = PersonKeyer::new(&secret);
+//! let a = keyer.derive(b"1 84 12 75 108 123 45", 0);
+//! let b = keyer.derive(b"1 84 12 75 108 123 45", 0);
+//! assert_eq!(a, b);
+//! assert!(a.key > 0);
+//! ```
+//!
+//! Not here: the person registry that makes keys collision-free (it needs storage, see
+//! `agora-govern`), per-project re-keying and disclosure control (later capabilities).
+
+mod person_key;
+mod secret;
+
+pub use person_key::{PersonDigest, PersonKeyer};
+pub use secret::{HubSecret, SECRET_LEN, SecretError};

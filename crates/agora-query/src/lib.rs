@@ -1,0 +1,33 @@
+//! The query layer: **the only crate that builds a DataFusion session.**
+//!
+//! A session is built from a [`Grant`] — today an operator's grant on one release of one
+//! dataset; with the governance work, a researcher's data permit. Whatever the grant, the
+//! session:
+//!
+//! * sees only the tables of the granted release, read from the lake's manifest;
+//! * can reach no storage but the lake (`agora://lake`): no local files, no URLs;
+//! * accepts read-only SQL: no DDL, DML, `COPY` or `SET`;
+//! * runs under a memory pool that spills to disk, a time limit and a result-row limit.
+//!
+//! ```text
+//!  Grant ──► Workspace::open ──► SessionContext (tables of the release, lake-only store)
+//!                  │
+//!   SQL ──► parse (PostgreSQL dialect + date arithmetic) ──► verify read-only ──► run
+//! ```
+//!
+//! ```no_run
+//! # async fn f(lake: agora_lake::Lake, grant: agora_query::Grant) -> agora_query::Result<()> {
+//! use agora_query::{QueryLimits, Workspace};
+//! let ws = Workspace::open(&lake, grant, QueryLimits::default()).await?;
+//! let out = ws.sql("SELECT COUNT(*) FROM person").await?;
+//! println!("{} rows", out.num_rows());
+//! # Ok(()) }
+//! ```
+
+mod dialect;
+mod error;
+mod registry;
+mod workspace;
+
+pub use error::{Error, Result};
+pub use workspace::{Grant, QueryLimits, QueryOutput, Workspace};

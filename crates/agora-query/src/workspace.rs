@@ -1,0 +1,192 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_core::DatasetName;
+use agora_lake::{LAKE_URL, Lake, ReleaseManifest};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use crate::dialect::PostgresDates;
+use crate::registry::LakeOnly;
+use crate::{Error, Result};
+
+/// Bounds on one query.
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Memory pool shared by the query's operators; beyond it, sorts, joins and aggregates
+    /// spill to `spill_dir` or fail cleanly.
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+    pub max_rows: usize,
+    /// Parallelism; `None` = number of cores.
+    pub target_partitions: Option<usize>,
+    /// Where spill files go; `None` = the OS temporary directory.
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 4 << 30,
+            timeout: Duration::from_secs(600),
+            max_rows: 1_000_000,
+            target_partitions: None,
+            spill_dir: None,
+        }
+    }
+}
+
+/// The right to query one release. Constructing one is the caller's authorization decision:
+/// today the server creates operator grants after checking the operator role; data permits
+/// will be the other way in.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub principal: String,
+    pub dataset: DatasetName,
+    pub release: i64,
+    pub manifest: ReleaseManifest,
+}
+
+/// A policy-bounded query session over one release.
+pub struct Workspace {
+    ctx: SessionContext,
+    limits: QueryLimits,
+    grant: Grant,
+}
+
+/// The result of a query, fully materialized (bounded by `QueryLimits::max_rows`).
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryOutput {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+impl Workspace {
+    pub async fn open(lake: &Lake, grant: Grant, limits: QueryLimits) -> Result<Self> {
+        let df_err = |e| Error::from_datafusion(e, limits.memory_bytes >> 20);
+        let lake_url = url::Url::parse(LAKE_URL).expect("valid lake URL");
+        let mut disk = DiskManagerBuilder::default();
+        if let Some(dir) = &limits.spill_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Engine(format!("spill directory: {e}")))?;
+            disk = disk.with_mode(DiskManagerMode::Directories(vec![dir.clone()]));
+        }
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
+            .with_disk_manager_builder(disk)
+            .with_object_store_registry(Arc::new(LakeOnly::new(lake_url, lake.store().clone())))
+            .build_arc()
+            .map_err(df_err)?;
+
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema("agora", grant.dataset.as_str())
+            .with_create_default_catalog_and_schema(true)
+            .with_information_schema(true)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        if let Some(n) = limits.target_partitions {
+            config = config.with_target_partitions(n);
+        }
+        let mut builder = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            // No CREATE EXTERNAL TABLE factories, even though DDL is refused anyway.
+            .with_table_factories(Default::default());
+        builder
+            .expr_planners()
+            .get_or_insert_with(Vec::new)
+            .insert(0, Arc::new(PostgresDates));
+        let ctx = SessionContext::new_with_state(builder.build());
+
+        let format = Arc::new(ParquetFormat::default());
+        for table in &grant.manifest.tables {
+            let urls = table
+                .files
+                .iter()
+                .map(|f| ListingTableUrl::parse(format!("{LAKE_URL}/{}", f.path)))
+                .collect::<datafusion::error::Result<Vec<_>>>()
+                .map_err(df_err)?;
+            let options = ListingOptions::new(format.clone()).with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(table.schema.arrow_schema());
+            let provider = ListingTable::try_new(config).map_err(df_err)?;
+            ctx.register_table(table.name.as_str(), Arc::new(provider))
+                .map_err(df_err)?;
+        }
+        Ok(Self { ctx, limits, grant })
+    }
+
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// Runs one read-only SQL statement under the workspace's limits.
+    pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        let limit_mb = self.limits.memory_bytes >> 20;
+        let run = async {
+            let options = SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
+            let df = self
+                .ctx
+                .sql_with_options(sql, options)
+                .await
+                .map_err(|e| Error::from_datafusion(e, limit_mb))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| Error::from_datafusion(e, limit_mb))?;
+            let mut batches = Vec::new();
+            let mut rows = 0usize;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| Error::from_datafusion(e, limit_mb))?;
+                rows += batch.num_rows();
+                if rows > self.limits.max_rows {
+                    return Err(Error::TooManyRows {
+                        max_rows: self.limits.max_rows,
+                    });
+                }
+                batches.push(batch);
+            }
+            Ok(QueryOutput { schema, batches })
+        };
+        tokio::time::timeout(self.limits.timeout, run)
+            .await
+            .map_err(|_| Error::Timeout {
+                seconds: self.limits.timeout.as_secs(),
+            })?
+    }
+
+    /// Names of the tables this workspace can see, sorted.
+    pub fn tables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .grant
+            .manifest
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}

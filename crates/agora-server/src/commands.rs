@@ -1,0 +1,281 @@
+use std::io::{IsTerminal, Read, Write};
+use std::time::Duration;
+
+use agora_core::{DataDir, DatasetName};
+use agora_ingest::IngestReport;
+use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
+use agora_query::QueryLimits;
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{
+    Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, Identity, IngestCommand, LimitArgs,
+    SqlArgs,
+};
+use crate::home::{self, Home, Initialized};
+
+pub(crate) async fn run(cli: Cli) -> Result<()> {
+    let dir = DataDir::new(&cli.data_dir);
+    match cli.command {
+        Command::Init => {
+            match home::init(&dir).await? {
+                Initialized::Created => println!(
+                    "Initialized an Agora hub in {}\n  hub secret: {} (owner-only; back it up, never share it)\n  operator API token: {}",
+                    dir.root().display(),
+                    dir.hub_key().display(),
+                    dir.operator_token().display()
+                ),
+                Initialized::AlreadyThere => println!(
+                    "{} is already an Agora data directory; nothing changed",
+                    dir.root().display()
+                ),
+            }
+            Ok(())
+        }
+        Command::Ingest(IngestCommand::Omop(args)) => {
+            let home = Home::open(&dir).await?;
+            let report = ingest_omop(
+                &home.ingest_hub(),
+                OmopIngest {
+                    dataset: args.dataset,
+                    source: args.path.clone(),
+                    identity: match args.identity {
+                        Identity::SourceValue => IdentitySource::SourceValue,
+                        Identity::PersonId => IdentitySource::PersonId,
+                    },
+                    actor: local_actor(),
+                    progress: std::io::stderr().is_terminal(),
+                },
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "ingest of {} failed; nothing was committed",
+                    args.path.display()
+                )
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report, &dir);
+            }
+            Ok(())
+        }
+        Command::Sql(args) => sql(&dir, args).await,
+        Command::Datasets(args) => datasets(&dir, args).await,
+        Command::Serve(args) => {
+            let home = Home::open(&dir).await?;
+            crate::http::serve(home, args.listen, limits(&args.limits), |addr| {
+                eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+            })
+            .await
+        }
+        Command::Generate(GenerateCommand::Omop(args)) => {
+            if !(0.0..=1.0).contains(&args.defects) {
+                bail!("--defects must be between 0 and 1");
+            }
+            let report = tokio::task::spawn_blocking(move || {
+                agora_synth::generate_omop(
+                    &agora_synth::OmopConfig {
+                        persons: args.persons,
+                        seed: args.seed,
+                        defects: args.defects,
+                        progress: std::io::stderr().is_terminal(),
+                    },
+                    &args.out,
+                )
+            })
+            .await??;
+            for (table, rows) in &report.tables {
+                println!("{table:<24} {rows:>12} rows");
+            }
+            println!("{:<24} {:>12} bytes", "total", report.bytes);
+            Ok(())
+        }
+        Command::Demo(args) => demo(&dir, args).await,
+    }
+}
+
+/// Who runs a local command: the local operator (whoever can read the data directory can
+/// read everything in it anyway).
+fn local_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("local:{user}")
+}
+
+pub(crate) fn limits(args: &LimitArgs) -> QueryLimits {
+    QueryLimits {
+        memory_bytes: args.memory_mb << 20,
+        timeout: Duration::from_secs(args.timeout_s),
+        max_rows: args.max_rows,
+        ..QueryLimits::default()
+    }
+}
+
+async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
+    let home = Home::open(dir).await?;
+    let text = if args.sql == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read SQL from stdin")?;
+        s
+    } else {
+        args.sql
+    };
+    let ws = home
+        .operator_workspace(
+            &local_actor(),
+            &args.dataset,
+            args.release,
+            limits(&args.limits),
+        )
+        .await?;
+    let out = ws.sql(&text).await?;
+    let bytes = crate::format::render(&out, args.format)?;
+    std::io::stdout().write_all(&bytes)?;
+    Ok(())
+}
+
+async fn datasets(dir: &DataDir, args: DatasetsArgs) -> Result<()> {
+    let home = Home::open(dir).await?;
+    let datasets = home.meta.list_datasets().await?;
+    let mut all = Vec::new();
+    for ds in &datasets {
+        let name: DatasetName = ds.name.parse()?;
+        all.push((ds, home.meta.releases(&name).await?));
+    }
+    if args.json {
+        let value: Vec<_> = all
+            .iter()
+            .map(|(d, r)| serde_json::json!({"dataset": d, "releases": r}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!("No datasets yet. Ingest one with `agora ingest omop --dataset NAME DIR`.");
+    }
+    for (ds, releases) in all {
+        println!("{} ({})", ds.name, ds.model);
+        for r in releases {
+            println!(
+                "  release {:>3}  {}  {:>12} rows  {:>8} quarantined  by {}",
+                r.number, r.created_at, r.rows, r.quarantined, r.created_by
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_report(report: &IngestReport, dir: &DataDir) {
+    println!(
+        "Committed release {} of dataset {} in {:.1} s",
+        report.release,
+        report.dataset,
+        report.elapsed_ms as f64 / 1000.0
+    );
+    println!(
+        "{:<24} {:>12} {:>12} {:>12}",
+        "table", "read", "stored", "quarantined"
+    );
+    for t in &report.tables {
+        println!(
+            "{:<24} {:>12} {:>12} {:>12}",
+            t.table, t.rows_read, t.rows_stored, t.rows_quarantined
+        );
+    }
+    println!(
+        "{:<24} {:>12} {:>12} {:>12}",
+        "total", report.rows_read, report.rows_stored, report.rows_quarantined
+    );
+    println!("persons new to the hub: {}", report.new_persons);
+    if report.rows_quarantined > 0 {
+        println!("\nQuarantined rows by reason:");
+        for c in &report.quarantine.counts {
+            let column = c
+                .column
+                .as_deref()
+                .map(|c| format!(".{c}"))
+                .unwrap_or_default();
+            println!("  {:>8}  {}{}: {}", c.rows, c.table, column, c.reason);
+        }
+        if let Some(file) = &report.quarantine.file {
+            println!(
+                "Details (file, line, column, reason): {}",
+                dir.lake().join(file).display()
+            );
+        }
+    }
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+}
+
+const DEMO_DATASET: &str = "demo";
+
+async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
+    if let Initialized::Created = home::init(dir).await? {
+        eprintln!("Initialized a new hub in {}", dir.root().display());
+    }
+    let home = Home::open(dir).await?;
+    let dataset: DatasetName = DEMO_DATASET.parse().expect("valid name");
+    if home.meta.release(&dataset, None).await?.is_none() {
+        let source = dir.root().join("samples").join("omop-demo");
+        eprintln!(
+            "Generating a synthetic OMOP sample of {} persons...",
+            args.persons
+        );
+        let (persons, out) = (args.persons, source.clone());
+        tokio::task::spawn_blocking(move || {
+            agora_synth::generate_omop(
+                &agora_synth::OmopConfig {
+                    persons,
+                    seed: 42,
+                    defects: 0.001,
+                    progress: std::io::stderr().is_terminal(),
+                },
+                &out,
+            )
+        })
+        .await??;
+        eprintln!("Ingesting it as dataset `{DEMO_DATASET}`...");
+        let report = ingest_omop(
+            &home.ingest_hub(),
+            OmopIngest {
+                dataset: dataset.clone(),
+                source,
+                identity: IdentitySource::SourceValue,
+                actor: local_actor(),
+                progress: std::io::stderr().is_terminal(),
+            },
+        )
+        .await?;
+        print_report(&report, dir);
+    }
+    let data_dir = dir.root().display();
+    let listen = args.serve.listen;
+    println!(
+        r#"
+Agora is ready. Things to try (in another terminal):
+
+  cargo run -- --data-dir {data_dir} sql --dataset demo \
+      "SELECT gender_concept_id, COUNT(*) AS persons FROM person GROUP BY 1 ORDER BY 1"
+  cargo run -- --data-dir {data_dir} sql --dataset demo \
+      "SELECT c.concept_name, COUNT(DISTINCT co.person_id) AS persons
+         FROM condition_occurrence co JOIN concept c ON c.concept_id = co.condition_concept_id
+        GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
+  cargo run -- --data-dir {data_dir} datasets
+
+  curl http://{listen}/api/v1/datasets
+  curl -H "Authorization: Bearer $(cat {data_dir}/keys/operator.token)" \
+       -d '{{"dataset":"demo","sql":"SELECT COUNT(*) AS n FROM person"}}' http://{listen}/api/v1/sql
+"#
+    );
+    if args.no_serve {
+        return Ok(());
+    }
+    crate::http::serve(home, listen, limits(&args.serve.limits), |addr| {
+        eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+    })
+    .await
+}

@@ -1,0 +1,57 @@
+//! Rendering query results for people and for programs.
+
+use agora_query::QueryOutput;
+use anyhow::Result;
+use arrow::csv::WriterBuilder;
+
+use crate::cli::OutputFormat;
+
+pub(crate) fn render(out: &QueryOutput, format: OutputFormat) -> Result<Vec<u8>> {
+    Ok(match format {
+        OutputFormat::Table => {
+            let mut text = arrow::util::pretty::pretty_format_batches(&out.batches)?.to_string();
+            if out.batches.is_empty() {
+                // pretty-printing zero batches shows nothing; show the header at least.
+                let empty = arrow::array::RecordBatch::new_empty(out.schema.clone());
+                text = arrow::util::pretty::pretty_format_batches(&[empty])?.to_string();
+            }
+            let n = out.num_rows();
+            text.push_str(&format!("\n({n} row{})\n", if n == 1 { "" } else { "s" }));
+            text.into_bytes()
+        }
+        OutputFormat::Csv | OutputFormat::Tsv => {
+            let delimiter = if format == OutputFormat::Tsv {
+                b'\t'
+            } else {
+                b','
+            };
+            let mut buf = Vec::new();
+            let mut writer = WriterBuilder::new()
+                .with_header(true)
+                .with_delimiter(delimiter)
+                .with_null("NULL".into())
+                .build(&mut buf);
+            if out.batches.is_empty() {
+                writer.write(&arrow::array::RecordBatch::new_empty(out.schema.clone()))?;
+            }
+            for batch in &out.batches {
+                writer.write(batch)?;
+            }
+            drop(writer);
+            buf
+        }
+        OutputFormat::Json => {
+            let mut buf = Vec::new();
+            let mut writer = arrow::json::ArrayWriter::new(&mut buf);
+            for batch in &out.batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+            if buf.is_empty() {
+                buf.extend_from_slice(b"[]");
+            }
+            buf.push(b'\n');
+            buf
+        }
+    })
+}
