@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Builder, Int64Array, RecordBatch, StringArray,
 };
-use arrow::compute::filter_record_batch;
+use arrow::compute::filter;
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
@@ -69,13 +69,25 @@ pub(crate) fn conform(
     table: &str,
 ) -> Result<Conformed> {
     let rows = raw.len();
+    // A row with the wrong number of fields is reported for that alone: its cells are
+    // not where the header says, so cell-level reasons would be noise.
+    let mut broken = vec![false; rows];
+    for (row, column, _) in &raw.row_errors {
+        if column.is_none() {
+            broken[*row] = true;
+        }
+    }
     let mut rejects: Vec<Reject> = raw.row_errors;
     let mut out = Vec::with_capacity(columns.len());
     for (i, (spec, source)) in columns.iter().zip(raw.columns).enumerate() {
         let target_type = spec.datatype.column_type().arrow_type();
         let Some(source) = source else {
             if spec.required {
-                rejects.extend((0..rows).map(|r| (r, Some(i), Reason::MissingRequired)));
+                rejects.extend(
+                    (0..rows)
+                        .filter(|&r| !broken[r])
+                        .map(|r| (r, Some(i), Reason::MissingRequired)),
+                );
             }
             out.push(arrow::array::new_null_array(&target_type, rows));
             continue;
@@ -86,7 +98,7 @@ pub(crate) fn conform(
             column: spec.name.clone(),
             reason: e.to_string(),
         })?;
-        for r in 0..rows {
+        for r in (0..rows).filter(|&r| !broken[r]) {
             if source.is_null(r) {
                 if spec.required {
                     rejects.push((r, Some(i), Reason::MissingRequired));
@@ -219,19 +231,25 @@ fn parse_date(s: &str) -> Option<i32> {
     Some(Date32Type::from_naive_date(d))
 }
 
-/// Keeps the rows not in `rejected` and builds the output batch.
+/// Keeps the rows not in `rejected` and builds the output batch. Rejected rows are dropped
+/// before the batch is assembled: they may hold nulls in columns the schema says never are.
 pub(crate) fn keep_rows(
     schema: &SchemaRef,
     columns: Vec<ArrayRef>,
     rejected: &[bool],
 ) -> Result<RecordBatch> {
     let arrow_err = |e: arrow::error::ArrowError| Error::Internal(e.to_string());
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(arrow_err)?;
-    if !rejected.iter().any(|r| *r) {
-        return Ok(batch);
-    }
-    let keep: BooleanArray = rejected.iter().map(|r| Some(!r)).collect();
-    filter_record_batch(&batch, &keep).map_err(arrow_err)
+    let columns = if rejected.iter().any(|r| *r) {
+        let keep: BooleanArray = rejected.iter().map(|r| Some(!r)).collect();
+        columns
+            .iter()
+            .map(|c| filter(c, &keep))
+            .collect::<arrow::error::Result<Vec<_>>>()
+            .map_err(arrow_err)?
+    } else {
+        columns
+    };
+    RecordBatch::try_new(schema.clone(), columns).map_err(arrow_err)
 }
 
 #[cfg(test)]

@@ -192,9 +192,52 @@ fn map_columns(
     Ok((mapping, extra))
 }
 
+/// Line numbers of CSV records, counted from the raw bytes the parser reads: the csv crate's
+/// own count is off by one in CRLF files, and the start offset it reports for a record
+/// precedes any blank lines skipped before it. The record's *end* is reliable: the record
+/// ends on line `1 + (newlines before its terminator)`, and starts that many lines earlier
+/// as it holds newlines inside quoted fields.
+#[derive(Debug, Default)]
+struct LineIndex {
+    /// Offsets of newlines read but not yet passed.
+    pending: std::collections::VecDeque<u64>,
+    passed: u64,
+}
+
+impl LineIndex {
+    /// Newlines at offsets strictly below `byte` (calls must not decrease `byte`).
+    fn newlines_before(&mut self, byte: u64) -> u64 {
+        while self.pending.front().is_some_and(|&nl| nl < byte) {
+            self.pending.pop_front();
+            self.passed += 1;
+        }
+        self.passed
+    }
+}
+
+/// Passes bytes through to the CSV parser, noting where the newlines are.
+struct CountingReader {
+    inner: File,
+    offset: u64,
+    index: std::sync::Arc<std::sync::Mutex<LineIndex>>,
+}
+
+impl std::io::Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut index = self.index.lock().expect("line index poisoned");
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            index.pending.push_back(self.offset + i as u64);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
 pub(crate) struct CsvSource {
     name: String,
-    reader: csv::Reader<File>,
+    reader: csv::Reader<CountingReader>,
+    lines: std::sync::Arc<std::sync::Mutex<LineIndex>>,
     /// target column -> source field index
     mapping: Vec<Option<usize>>,
     fields: usize,
@@ -204,7 +247,12 @@ pub(crate) struct CsvSource {
 
 impl CsvSource {
     fn open(file: &SourceFile, delimiter: u8, target: &[String]) -> Result<(Self, Vec<String>)> {
-        let handle = File::open(&file.path).map_err(io_err(&file.path))?;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(LineIndex::default()));
+        let handle = CountingReader {
+            inner: File::open(&file.path).map_err(io_err(&file.path))?,
+            offset: 0,
+            index: lines.clone(),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(true)
@@ -238,6 +286,7 @@ impl CsvSource {
             Self {
                 name: file.name.clone(),
                 reader,
+                lines,
                 mapping,
                 fields: headers.len(),
                 record: csv::ByteRecord::new(),
@@ -263,7 +312,21 @@ impl CsvSource {
             if !more {
                 break;
             }
-            let line = self.record.position().map_or(0, |p| p.line());
+            // The parser stops just after the record's terminator ('\n', or the '\r' of
+            // "\r\n"): newlines below `end - 1` are those before the terminator.
+            let end = self.reader.position().byte();
+            let inside = self
+                .record
+                .as_slice()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            let before = self
+                .lines
+                .lock()
+                .expect("line index poisoned")
+                .newlines_before(end.saturating_sub(1));
+            let line = before + 1 - inside.min(before);
             // A blank line at the end of a file is not a row.
             if self.record.len() == 1 && self.record[0].is_empty() {
                 continue;
@@ -420,6 +483,35 @@ mod tests {
         let (mapping, extra) = map_columns("f.csv", &source, &target).unwrap();
         assert_eq!(mapping, vec![Some(1), Some(0)]);
         assert_eq!(extra, vec!["shoe_size"]);
+    }
+
+    fn csv_lines(content: &str) -> Vec<u64> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, content).unwrap();
+        let file = SourceFile {
+            path,
+            name: "t.csv".into(),
+            table: "t".into(),
+            form: Form::Csv { delimiter: b',' },
+            bytes: content.len() as u64,
+        };
+        let (mut reader, _) = SourceReader::open(&file, &["a".to_owned()]).unwrap();
+        let mut lines = Vec::new();
+        while let Some(batch) = reader.next_batch().unwrap() {
+            lines.extend(batch.lines);
+        }
+        lines
+    }
+
+    #[test]
+    fn line_numbers_hold_for_lf_crlf_bom_quoted_newlines_and_blank_lines() {
+        assert_eq!(csv_lines("a,b\n1,2\n3,4\n"), vec![2, 3]);
+        assert_eq!(csv_lines("a,b\r\n1,2\r\n3,4\r\n"), vec![2, 3]);
+        assert_eq!(csv_lines("\u{feff}a,b\r\n1,2\r\n3,4"), vec![2, 3]);
+        assert_eq!(csv_lines("a,b\n\"x\ny\",2\n3,4\n"), vec![2, 4]);
+        assert_eq!(csv_lines("a,b\r\n\"x\r\ny\",2\r\n\r\n3,4\r\n"), vec![2, 5]);
+        assert_eq!(csv_lines("a,b\n1,2\n\n3,4\n"), vec![2, 4]);
     }
 
     #[test]

@@ -36,6 +36,20 @@ impl Error {
     pub(crate) fn from_datafusion(e: DataFusionError, limit_mb: usize) -> Self {
         match e.find_root() {
             DataFusionError::ResourcesExhausted(_) => Error::Memory { limit_mb },
+            DataFusionError::Plan(msg)
+                if [
+                    "DDL not supported",
+                    "DML not supported",
+                    "Statement not supported",
+                ]
+                .iter()
+                .any(|p| msg.starts_with(p)) =>
+            {
+                let what = msg.split_once(": ").map_or(msg.as_str(), |(_, w)| w);
+                Error::Sql(format!(
+                    "this workspace is read-only: only queries (SELECT, WITH, EXPLAIN...) are allowed, not {what}"
+                ))
+            }
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)

@@ -266,435 +266,82 @@ const LACERATION_PROCS: &[(&Concept, f64)] = &[(&PR_SUTURE, 0.8)];
 const FRACTURE_PROCS: &[(&Concept, f64)] = &[(&PR_BONE_IMMOBILIZATION, 0.9), (&PR_CHEST_XRAY, 0.1)];
 
 /// Acute problems of primary care.
+#[rustfmt::skip]
 static ACUTE_OP: [Acute; 26] = [
-    acute(
-        &VIRAL_SINUSITIS,
-        10,
-        14,
-        (7, 21),
-        APAP_CHILD,
-        APAP_ADULT,
-        NO_PROC,
-    ),
-    acute(
-        &VIRAL_PHARYNGITIS,
-        10,
-        8,
-        (5, 14),
-        APAP_CHILD,
-        APAP_ADULT,
-        NO_PROC,
-    ),
-    acute(
-        &ACUTE_BRONCHITIS,
-        5,
-        7,
-        (7, 28),
-        &[(&D_ACETAMINOPHEN_160_CHEW, 0.4)],
-        &[(&D_APAP_DXM_DOXYLAMINE, 0.3), (&D_ACETAMINOPHEN_325, 0.3)],
-        NO_PROC,
-    ),
-    acute(
-        &OTITIS_MEDIA,
-        16,
-        1,
-        (7, 21),
-        &[
-            (&D_AMOXICILLIN_250, 0.5),
-            (&D_AMOX_CLAV, 0.15),
-            (&D_CEFDINIR_300, 0.1),
-            (&D_CEFACLOR_250, 0.05),
-        ],
-        &[(&D_AMOXICILLIN_500, 0.6), (&D_AMOX_CLAV, 0.2)],
-        NO_PROC,
-    ),
-    acute(
-        &STREP_THROAT,
-        7,
-        3,
-        (7, 14),
-        STREP_RX_CHILD,
-        STREP_RX_ADULT,
-        NO_PROC,
-    ),
-    acute(
-        &BACTERIAL_SINUSITIS,
-        2,
-        3,
-        (10, 21),
-        &[(&D_AMOX_CLAV, 0.5), (&D_CEFUROXIME_250, 0.25)],
-        &[(&D_AMOX_CLAV, 0.5), (&D_CEFUROXIME_250, 0.25)],
-        NO_PROC,
-    ),
-    acute(
-        &CHRONIC_SINUSITIS,
-        0,
-        2,
-        (90, 365),
-        NONE_RX,
-        &[(&D_AMOX_CLAV, 0.3)],
-        NO_PROC,
-    ),
-    acute(
-        &SINUSITIS,
-        2,
-        2,
-        (7, 21),
-        &[(&D_AMOXICILLIN_250, 0.3)],
-        &[(&D_AMOXICILLIN_500, 0.3)],
-        NO_PROC,
-    ),
-    acute(
-        &COUGH,
-        3,
-        3,
-        (3, 14),
-        NONE_RX,
-        &[(&D_APAP_DXM_DOXYLAMINE, 0.2)],
-        NO_PROC,
-    ),
-    acute(
-        &FEVER,
-        5,
-        1,
-        (2, 5),
-        &[(&D_ACETAMINOPHEN_160_CHEW, 0.6), (&D_IBUPROFEN_100, 0.2)],
-        &[(&D_ACETAMINOPHEN_325, 0.5)],
-        NO_PROC,
-    ),
+    acute(&VIRAL_SINUSITIS, 10, 14, (7, 21), APAP_CHILD, APAP_ADULT, NO_PROC),
+    acute(&VIRAL_PHARYNGITIS, 10, 8, (5, 14), APAP_CHILD, APAP_ADULT, NO_PROC),
+    acute(&ACUTE_BRONCHITIS, 5, 7, (7, 28), &[(&D_ACETAMINOPHEN_160_CHEW, 0.4)],
+        &[(&D_APAP_DXM_DOXYLAMINE, 0.3), (&D_ACETAMINOPHEN_325, 0.3)], NO_PROC),
+    acute(&OTITIS_MEDIA, 16, 1, (7, 21),
+        &[(&D_AMOXICILLIN_250, 0.5), (&D_AMOX_CLAV, 0.15), (&D_CEFDINIR_300, 0.1), (&D_CEFACLOR_250, 0.05)],
+        &[(&D_AMOXICILLIN_500, 0.6), (&D_AMOX_CLAV, 0.2)], NO_PROC),
+    acute(&STREP_THROAT, 7, 3, (7, 14), STREP_RX_CHILD, STREP_RX_ADULT, NO_PROC),
+    acute(&BACTERIAL_SINUSITIS, 2, 3, (10, 21), &[(&D_AMOX_CLAV, 0.5), (&D_CEFUROXIME_250, 0.25)],
+        &[(&D_AMOX_CLAV, 0.5), (&D_CEFUROXIME_250, 0.25)], NO_PROC),
+    acute(&CHRONIC_SINUSITIS, 0, 2, (90, 365), NONE_RX, &[(&D_AMOX_CLAV, 0.3)], NO_PROC),
+    acute(&SINUSITIS, 2, 2, (7, 21), &[(&D_AMOXICILLIN_250, 0.3)], &[(&D_AMOXICILLIN_500, 0.3)], NO_PROC),
+    acute(&COUGH, 3, 3, (3, 14), NONE_RX, &[(&D_APAP_DXM_DOXYLAMINE, 0.2)], NO_PROC),
+    acute(&FEVER, 5, 1, (2, 5), &[(&D_ACETAMINOPHEN_160_CHEW, 0.6), (&D_IBUPROFEN_100, 0.2)],
+        &[(&D_ACETAMINOPHEN_325, 0.5)], NO_PROC),
     acute(&FATIGUE, 0, 2, (14, 60), NONE_RX, NONE_RX, NO_PROC),
-    since(
-        acute(&COVID19, 2, 4, (10, 28), APAP_CHILD, APAP_ADULT, NO_PROC),
-        COVID_START,
-    ),
-    since(
-        acute(&LOSS_OF_TASTE, 0, 1, (14, 60), NONE_RX, NONE_RX, NO_PROC),
-        COVID_START,
-    ),
+    since(acute(&COVID19, 2, 4, (10, 28), APAP_CHILD, APAP_ADULT, NO_PROC), COVID_START),
+    since(acute(&LOSS_OF_TASTE, 0, 1, (14, 60), NONE_RX, NONE_RX, NO_PROC), COVID_START),
     acute(&STRESS, 1, 12, (30, 365), NONE_RX, NONE_RX, NO_PROC),
-    acute(
-        &SOCIAL_ISOLATION,
-        0,
-        4,
-        (60, 720),
-        NONE_RX,
-        NONE_RX,
-        NO_PROC,
-    ),
-    acute(
-        &LIMITED_SOCIAL_CONTACT,
-        0,
-        3,
-        (60, 720),
-        NONE_RX,
-        NONE_RX,
-        NO_PROC,
-    ),
-    acute(
-        &SEVERE_ANXIETY,
-        1,
-        2,
-        (30, 365),
-        NONE_RX,
-        NONE_RX,
-        &[(&PR_CBT, 0.3)],
-    ),
+    acute(&SOCIAL_ISOLATION, 0, 4, (60, 720), NONE_RX, NONE_RX, NO_PROC),
+    acute(&LIMITED_SOCIAL_CONTACT, 0, 3, (60, 720), NONE_RX, NONE_RX, NO_PROC),
+    acute(&SEVERE_ANXIETY, 1, 2, (30, 365), NONE_RX, NONE_RX, &[(&PR_CBT, 0.3)]),
     acute(&RISK_ACTIVITY, 1, 1, (30, 365), NONE_RX, NONE_RX, NO_PROC),
-    female(
-        acute(&IPV_VICTIM, 0, 2, (30, 365), NONE_RX, NONE_RX, NO_PROC),
-        16,
-        80,
-    ),
-    female(
-        acute(
-            &NORMAL_PREGNANCY,
-            0,
-            5,
-            (266, 280),
-            NONE_RX,
-            NONE_RX,
-            &[
-                (&PR_FETAL_ULTRASOUND, 0.6),
-                (&PR_FUNDAL_HEIGHT, 0.5),
-                (&PR_FETAL_HEART, 0.5),
-            ],
-        ),
-        16,
-        44,
-    ),
-    female(
-        acute(&MISCARRIAGE, 0, 1, (1, 14), NONE_RX, NONE_RX, NO_PROC),
-        16,
-        44,
-    ),
-    female(
-        acute(
-            &CYSTITIS,
-            1,
-            3,
-            (5, 10),
-            &[(&D_NITROFURANTOIN, 0.5)],
-            &[(&D_NITROFURANTOIN, 0.6), (&D_PHENAZOPYRIDINE, 0.2)],
-            NO_PROC,
-        ),
-        5,
-        120,
-    ),
-    acute(
-        &ANKLE_SPRAIN,
-        2,
-        2,
-        (14, 42),
-        SPRAIN_RX_CHILD,
-        SPRAIN_RX_ADULT,
-        NO_PROC,
-    ),
+    female(acute(&IPV_VICTIM, 0, 2, (30, 365), NONE_RX, NONE_RX, NO_PROC), 16, 80),
+    female(acute(&NORMAL_PREGNANCY, 0, 5, (266, 280), NONE_RX, NONE_RX,
+        &[(&PR_FETAL_ULTRASOUND, 0.6), (&PR_FUNDAL_HEIGHT, 0.5), (&PR_FETAL_HEART, 0.5)]), 16, 44),
+    female(acute(&MISCARRIAGE, 0, 1, (1, 14), NONE_RX, NONE_RX, NO_PROC), 16, 44),
+    female(acute(&CYSTITIS, 1, 3, (5, 10), &[(&D_NITROFURANTOIN, 0.5)],
+        &[(&D_NITROFURANTOIN, 0.6), (&D_PHENAZOPYRIDINE, 0.2)], NO_PROC), 5, 120),
+    acute(&ANKLE_SPRAIN, 2, 2, (14, 42), SPRAIN_RX_CHILD, SPRAIN_RX_ADULT, NO_PROC),
     acute(&EPIDERMAL_BURN, 1, 1, (7, 21), NONE_RX, NONE_RX, NO_PROC),
-    acute(
-        &HYPERTRIGLYCERIDEMIA,
-        0,
-        1,
-        (180, 720),
-        NONE_RX,
-        NONE_RX,
-        NO_PROC,
-    ),
-    acute(
-        &METABOLIC_SYNDROME,
-        0,
-        1,
-        (365, 730),
-        NONE_RX,
-        NONE_RX,
-        NO_PROC,
-    ),
+    acute(&HYPERTRIGLYCERIDEMIA, 0, 1, (180, 720), NONE_RX, NONE_RX, NO_PROC),
+    acute(&METABOLIC_SYNDROME, 0, 1, (365, 730), NONE_RX, NONE_RX, NO_PROC),
 ];
 
 /// Reasons for emergency-room visits.
+#[rustfmt::skip]
 static ACUTE_ER: [Acute; 17] = [
-    acute(
-        &ANKLE_SPRAIN,
-        10,
-        12,
-        (14, 42),
-        SPRAIN_RX_CHILD,
-        SPRAIN_RX_ADULT,
-        NO_PROC,
-    ),
+    acute(&ANKLE_SPRAIN, 10, 12, (14, 42), SPRAIN_RX_CHILD, SPRAIN_RX_ADULT, NO_PROC),
     acute(&CONCUSSION, 8, 6, (14, 42), APAP_CHILD, APAP_ADULT, NO_PROC),
-    acute(
-        &FOREARM_FRACTURE,
-        8,
-        5,
-        (42, 84),
-        APAP_CHILD,
-        FRACTURE_RX_ADULT,
-        FRACTURE_PROCS,
-    ),
-    acute(
-        &CLAVICLE_FRACTURE,
-        4,
-        2,
-        (42, 84),
-        APAP_CHILD,
-        FRACTURE_RX_ADULT,
-        FRACTURE_PROCS,
-    ),
-    acute(
-        &RIB_FRACTURE,
-        1,
-        3,
-        (28, 56),
-        APAP_CHILD,
-        FRACTURE_RX_ADULT,
-        &[(&PR_CHEST_XRAY, 0.9)],
-    ),
-    ages(
-        acute(
-            &HIP_FRACTURE,
-            0,
-            3,
-            (60, 180),
-            NONE_RX,
-            &[(&D_PERCOCET, 0.5), (&D_TRAMADOL_50, 0.2)],
-            FRACTURE_PROCS,
-        ),
-        60,
-        120,
-    ),
-    acute(
-        &HAND_LACERATION,
-        6,
-        6,
-        (7, 21),
-        NONE_RX,
-        NONE_RX,
-        LACERATION_PROCS,
-    ),
-    acute(
-        &FOOT_LACERATION,
-        3,
-        3,
-        (7, 21),
-        NONE_RX,
-        NONE_RX,
-        LACERATION_PROCS,
-    ),
-    acute(
-        &THIGH_LACERATION,
-        2,
-        2,
-        (7, 21),
-        NONE_RX,
-        NONE_RX,
-        LACERATION_PROCS,
-    ),
+    acute(&FOREARM_FRACTURE, 8, 5, (42, 84), APAP_CHILD, FRACTURE_RX_ADULT, FRACTURE_PROCS),
+    acute(&CLAVICLE_FRACTURE, 4, 2, (42, 84), APAP_CHILD, FRACTURE_RX_ADULT, FRACTURE_PROCS),
+    acute(&RIB_FRACTURE, 1, 3, (28, 56), APAP_CHILD, FRACTURE_RX_ADULT, &[(&PR_CHEST_XRAY, 0.9)]),
+    ages(acute(&HIP_FRACTURE, 0, 3, (60, 180), NONE_RX,
+        &[(&D_PERCOCET, 0.5), (&D_TRAMADOL_50, 0.2)], FRACTURE_PROCS), 60, 120),
+    acute(&HAND_LACERATION, 6, 6, (7, 21), NONE_RX, NONE_RX, LACERATION_PROCS),
+    acute(&FOOT_LACERATION, 3, 3, (7, 21), NONE_RX, NONE_RX, LACERATION_PROCS),
+    acute(&THIGH_LACERATION, 2, 2, (7, 21), NONE_RX, NONE_RX, LACERATION_PROCS),
     acute(&EPIDERMAL_BURN, 3, 3, (7, 21), NONE_RX, NONE_RX, NO_PROC),
-    acute(
-        &FEVER,
-        6,
-        2,
-        (2, 5),
-        &[(&D_ACETAMINOPHEN_160_CHEW, 0.6)],
-        &[(&D_ACETAMINOPHEN_325, 0.5)],
-        NO_PROC,
-    ),
-    acute(
-        &COUGH,
-        2,
-        3,
-        (3, 14),
-        NONE_RX,
-        NONE_RX,
-        &[(&PR_CHEST_XRAY, 0.4)],
-    ),
-    acute(
-        &ACUTE_BRONCHITIS,
-        3,
-        3,
-        (7, 28),
-        APAP_CHILD,
-        APAP_ADULT,
-        &[(&PR_CHEST_XRAY, 0.5)],
-    ),
-    acute(
-        &STREP_THROAT,
-        2,
-        1,
-        (7, 14),
-        STREP_RX_CHILD,
-        STREP_RX_ADULT,
-        NO_PROC,
-    ),
-    since(
-        acute(
-            &COVID19,
-            2,
-            6,
-            (10, 28),
-            APAP_CHILD,
-            APAP_ADULT,
-            &[(&PR_CHEST_XRAY, 0.4)],
-        ),
-        COVID_START,
-    ),
-    ages(
-        acute(
-            &DRUG_OVERDOSE,
-            0,
-            1,
-            (1, 3),
-            NONE_RX,
-            NONE_RX,
-            &[(&PR_OXYGEN_MASK, 0.3)],
-        ),
-        14,
-        120,
-    ),
+    acute(&FEVER, 6, 2, (2, 5), &[(&D_ACETAMINOPHEN_160_CHEW, 0.6)], &[(&D_ACETAMINOPHEN_325, 0.5)], NO_PROC),
+    acute(&COUGH, 2, 3, (3, 14), NONE_RX, NONE_RX, &[(&PR_CHEST_XRAY, 0.4)]),
+    acute(&ACUTE_BRONCHITIS, 3, 3, (7, 28), APAP_CHILD, APAP_ADULT, &[(&PR_CHEST_XRAY, 0.5)]),
+    acute(&STREP_THROAT, 2, 1, (7, 14), STREP_RX_CHILD, STREP_RX_ADULT, NO_PROC),
+    since(acute(&COVID19, 2, 6, (10, 28), APAP_CHILD, APAP_ADULT, &[(&PR_CHEST_XRAY, 0.4)]), COVID_START),
+    ages(acute(&DRUG_OVERDOSE, 0, 1, (1, 3), NONE_RX, NONE_RX, &[(&PR_OXYGEN_MASK, 0.3)]), 14, 120),
     acute(&SEVERE_ANXIETY, 1, 2, (1, 30), NONE_RX, NONE_RX, NO_PROC),
 ];
 
 /// Reasons for hospital admissions.
+#[rustfmt::skip]
 static ACUTE_IP: [Acute; 8] = [
-    ages(
-        acute(
-            &HIP_FRACTURE,
-            0,
-            4,
-            (60, 180),
-            NONE_RX,
-            &[(&D_PERCOCET, 0.6), (&D_FENTANYL_PATCH, 0.1)],
-            FRACTURE_PROCS,
-        ),
-        60,
-        120,
-    ),
-    since(
-        acute(
-            &COVID19,
-            1,
-            5,
-            (14, 42),
-            NONE_RX,
-            NONE_RX,
-            &[(&PR_OXYGEN_MASK, 0.7), (&PR_PRONE, 0.2)],
-        ),
-        COVID_START,
-    ),
-    ages(
-        acute(
-            &CHF,
-            0,
-            3,
-            (7, 30),
-            NONE_RX,
-            &[(&D_FUROSEMIDE_40, 0.6)],
-            &[(&PR_ECHO, 0.5), (&PR_HF_EDUCATION, 0.4)],
-        ),
-        55,
-        120,
-    ),
-    ages(
-        acute(
-            &CORONARY_ARTERIOSCLEROSIS,
-            0,
-            2,
-            (7, 30),
-            NONE_RX,
-            &[(&D_CLOPIDOGREL_75, 0.6)],
-            &[(&PR_ECG, 0.8), (&PR_ECHO, 0.4)],
-        ),
-        45,
-        120,
-    ),
-    acute(
-        &ANEMIA,
-        1,
-        2,
-        (14, 60),
-        NONE_RX,
-        NONE_RX,
-        &[(&PR_TRANSFUSION, 0.4)],
-    ),
-    acute(
-        &ACUTE_BRONCHITIS,
-        3,
-        3,
-        (14, 30),
-        APAP_CHILD,
-        APAP_ADULT,
-        &[(&PR_CHEST_XRAY, 0.8), (&PR_SPUTUM, 0.2)],
-    ),
+    ages(acute(&HIP_FRACTURE, 0, 4, (60, 180), NONE_RX,
+        &[(&D_PERCOCET, 0.6), (&D_FENTANYL_PATCH, 0.1)], FRACTURE_PROCS), 60, 120),
+    since(acute(&COVID19, 1, 5, (14, 42), NONE_RX, NONE_RX,
+        &[(&PR_OXYGEN_MASK, 0.7), (&PR_PRONE, 0.2)]), COVID_START),
+    ages(acute(&CHF, 0, 3, (7, 30), NONE_RX, &[(&D_FUROSEMIDE_40, 0.6)],
+        &[(&PR_ECHO, 0.5), (&PR_HF_EDUCATION, 0.4)]), 55, 120),
+    ages(acute(&CORONARY_ARTERIOSCLEROSIS, 0, 2, (7, 30), NONE_RX, &[(&D_CLOPIDOGREL_75, 0.6)],
+        &[(&PR_ECG, 0.8), (&PR_ECHO, 0.4)]), 45, 120),
+    acute(&ANEMIA, 1, 2, (14, 60), NONE_RX, NONE_RX, &[(&PR_TRANSFUSION, 0.4)]),
+    acute(&ACUTE_BRONCHITIS, 3, 3, (14, 30), APAP_CHILD, APAP_ADULT,
+        &[(&PR_CHEST_XRAY, 0.8), (&PR_SPUTUM, 0.2)]),
     acute(&FEVER, 3, 1, (3, 10), APAP_CHILD, APAP_ADULT, NO_PROC),
-    acute(
-        &CONCUSSION,
-        2,
-        1,
-        (14, 42),
-        APAP_CHILD,
-        APAP_ADULT,
-        &[(&PR_CHEST_XRAY, 0.2)],
-    ),
+    acute(&CONCUSSION, 2, 1, (14, 42), APAP_CHILD, APAP_ADULT, &[(&PR_CHEST_XRAY, 0.2)]),
 ];
 
 /// Chronic conditions, as bits of `Person::has`.
@@ -708,6 +355,22 @@ struct Chronic {
     p_med: f64,
     /// Chance of a second, different drug of the same list.
     p_second: f64,
+}
+
+const fn chronic(
+    c: &'static Concept,
+    min_age: u8,
+    meds: &'static [(&'static Drug, u32)],
+    p_med: f64,
+    p_second: f64,
+) -> Chronic {
+    Chronic {
+        c,
+        min_age,
+        meds,
+        p_med,
+        p_second,
+    }
 }
 
 const HTN: usize = 0;
@@ -726,141 +389,39 @@ const ATOPIC: usize = 12;
 const ANEMIA_: usize = 13;
 const CKD: usize = 14;
 const ADHD_: usize = 15;
+const RETINOPATHY: usize = 16;
+const NEPHROPATHY: usize = 17;
 
 /// Celecoxib and diclofenac share this list so both ingredients have users (query Q21).
 const NSAIDS: &[(&Drug, u32)] = &[
-    (&D_CELECOXIB_200, 35),
-    (&D_DICLOFENAC_75, 35),
+    (&D_CELECOXIB_200, 45),
+    (&D_DICLOFENAC_75, 25),
     (&D_IBUPROFEN_200, 15),
     (&D_NAPROXEN_220, 15),
 ];
 
-static CHRONIC: [Chronic; 16] = [
-    Chronic {
-        c: &HYPERTENSION,
-        min_age: 25,
-        meds: &[
-            (&D_HCTZ_25, 30),
-            (&D_LISINOPRIL_10, 25),
-            (&D_AMLODIPINE_5, 20),
-            (&D_LOSARTAN_25, 15),
-            (&D_AMLODIPINE_2_5, 5),
-            (&D_LISINOPRIL_20, 3),
-            (&D_LOSARTAN_50, 2),
-        ],
-        p_med: 0.85,
-        p_second: 0.3,
-    },
-    Chronic {
-        c: &HYPERLIPIDEMIA,
-        min_age: 30,
-        meds: &[(&D_SIMVASTATIN_10, 60), (&D_SIMVASTATIN_20, 40)],
-        p_med: 0.75,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &T2DM,
-        min_age: 30,
-        meds: &[(&D_HUMULIN, 1)],
-        p_med: 0.35,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &CORONARY_ARTERIOSCLEROSIS,
-        min_age: 45,
-        meds: &[(&D_CLOPIDOGREL_75, 2), (&D_NITROGLYCERIN_SPRAY, 1)],
-        p_med: 0.85,
-        p_second: 0.4,
-    },
-    Chronic {
-        c: &CHF,
-        min_age: 55,
-        meds: &[(&D_FUROSEMIDE_40, 1), (&D_CARVEDILOL_25, 1)],
-        p_med: 0.9,
-        p_second: 0.6,
-    },
-    Chronic {
-        c: &OA_KNEE,
-        min_age: 40,
-        meds: NSAIDS,
-        p_med: 0.85,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &CHRONIC_LOW_BACK_PAIN,
-        min_age: 20,
-        meds: NSAIDS,
-        p_med: 0.8,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &CHRONIC_NECK_PAIN,
-        min_age: 20,
-        meds: NSAIDS,
-        p_med: 0.7,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &ALZHEIMERS,
-        min_age: 65,
-        meds: &[(&D_GALANTAMINE_4, 5), (&D_MEMANTINE, 4)],
-        p_med: 0.8,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &OSTEOPOROSIS,
-        min_age: 50,
-        meds: &[(&D_ALENDRONATE_10, 1)],
-        p_med: 0.7,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &GOUT,
-        min_age: 30,
-        meds: &[],
-        p_med: 0.0,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &ALLERGIC_RHINITIS,
-        min_age: 3,
-        meds: &[
-            (&D_LORATADINE_5, 10),
-            (&D_FLUTICASONE_INHALER, 8),
-            (&D_ALBUTEROL_INHALER, 6),
-            (&D_EPINEPHRINE_AUTOINJ, 1),
-        ],
-        p_med: 0.7,
-        p_second: 0.3,
-    },
-    Chronic {
-        c: &ATOPIC_DERMATITIS,
-        min_age: 0,
-        meds: &[(&D_HYDROCORTISONE_CREAM, 1)],
-        p_med: 0.6,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &ANEMIA,
-        min_age: 0,
-        meds: &[],
-        p_med: 0.0,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &CKD1,
-        min_age: 35,
-        meds: &[],
-        p_med: 0.0,
-        p_second: 0.0,
-    },
-    Chronic {
-        c: &ADHD,
-        min_age: 5,
-        meds: &[],
-        p_med: 0.0,
-        p_second: 0.0,
-    },
+#[rustfmt::skip]
+static CHRONIC: [Chronic; 18] = [
+    chronic(&HYPERTENSION, 25, &[(&D_HCTZ_25, 30), (&D_LISINOPRIL_10, 25), (&D_AMLODIPINE_5, 20),
+        (&D_LOSARTAN_25, 15), (&D_AMLODIPINE_2_5, 5), (&D_LISINOPRIL_20, 3), (&D_LOSARTAN_50, 2)], 0.85, 0.3),
+    chronic(&HYPERLIPIDEMIA, 30, &[(&D_SIMVASTATIN_10, 60), (&D_SIMVASTATIN_20, 40)], 0.75, 0.0),
+    chronic(&T2DM, 30, &[(&D_HUMULIN, 1)], 0.35, 0.0),
+    chronic(&CORONARY_ARTERIOSCLEROSIS, 45, &[(&D_CLOPIDOGREL_75, 2), (&D_NITROGLYCERIN_SPRAY, 1)], 0.85, 0.4),
+    chronic(&CHF, 55, &[(&D_FUROSEMIDE_40, 1), (&D_CARVEDILOL_25, 1)], 0.9, 0.6),
+    chronic(&OA_KNEE, 40, NSAIDS, 0.85, 0.0),
+    chronic(&CHRONIC_LOW_BACK_PAIN, 20, NSAIDS, 0.8, 0.0),
+    chronic(&CHRONIC_NECK_PAIN, 20, NSAIDS, 0.7, 0.0),
+    chronic(&ALZHEIMERS, 65, &[(&D_GALANTAMINE_4, 5), (&D_MEMANTINE, 4)], 0.8, 0.0),
+    chronic(&OSTEOPOROSIS, 50, &[(&D_ALENDRONATE_10, 1)], 0.7, 0.0),
+    chronic(&GOUT, 30, &[], 0.0, 0.0),
+    chronic(&ALLERGIC_RHINITIS, 3, &[(&D_LORATADINE_5, 10), (&D_FLUTICASONE_INHALER, 8),
+        (&D_ALBUTEROL_INHALER, 6), (&D_EPINEPHRINE_AUTOINJ, 1)], 0.7, 0.3),
+    chronic(&ATOPIC_DERMATITIS, 0, &[(&D_HYDROCORTISONE_CREAM, 1)], 0.6, 0.0),
+    chronic(&ANEMIA, 0, &[], 0.0, 0.0),
+    chronic(&CKD1, 35, &[], 0.0, 0.0),
+    chronic(&ADHD, 5, &[], 0.0, 0.0),
+    chronic(&DIABETIC_RETINOPATHY, 35, &[], 0.0, 0.0),
+    chronic(&DIABETIC_KIDNEY, 35, &[], 0.0, 0.0),
 ];
 
 /// Chance of having chronic condition `k` by age (years, at the end of follow-up) and sex.
@@ -905,6 +466,8 @@ fn prevalence(k: usize, age: f64, male: bool, has: u32) -> f64 {
         }
         CKD if has & (1 << T2D) != 0 => 0.25,
         ADHD_ if age < 30.0 => 0.05,
+        RETINOPATHY if has & (1 << T2D) != 0 => 0.1,
+        NEPHROPATHY if has & (1 << T2D) != 0 => 0.12,
         _ => 0.0,
     }
 }
@@ -1026,7 +589,8 @@ struct Person {
     adult_height: f64,
     adult_bmi: f64,
     contraception: Option<&'static Drug>,
-    nsaid_checked: bool,
+    /// Celecoxib (1) and diclofenac (2) first exposures already seen.
+    nsaid_checked: u8,
     social: [u8; 5],
 }
 
@@ -1136,7 +700,7 @@ pub(crate) fn generate_person(ctx: &Ctx, pid: u64, ch: &mut Chunk, sc: &mut Scra
         },
         adult_bmi: r.normal(27.0, 5.0).clamp(16.5, 55.0),
         contraception: None,
-        nsaid_checked: false,
+        nsaid_checked: 0,
         social: [0; 5],
     };
     let age_end = p.age(obs_end);
@@ -1516,15 +1080,19 @@ fn visit_events(
     }
 }
 
-/// On the first celecoxib/diclofenac exposure, some persons get a GI bleed within a year
+/// On the first exposure to celecoxib or diclofenac, some persons get a GI bleed within a year
 /// (deliberately frequent so that cohort queries have cases even at 1,000 persons).
 fn check_nsaid(p: &mut Person, r: &mut Rng, sc: &mut Scratch, i: usize, drug: &Drug) {
-    let id = drug.c.id;
-    if p.nsaid_checked || (id != CELECOXIB_200.id && id != DICLOFENAC_75.id) {
+    let bit = match drug.c.id {
+        id if id == CELECOXIB_200.id => 1,
+        id if id == DICLOFENAC_75.id => 2,
+        _ => return,
+    };
+    if p.nsaid_checked & bit != 0 {
         return;
     }
-    p.nsaid_checked = true;
-    if !r.chance(0.15) {
+    p.nsaid_checked |= bit;
+    if !r.chance(0.25) {
         return;
     }
     let day = sc.visits[i].start + r.between(7, 330);

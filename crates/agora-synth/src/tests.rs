@@ -637,7 +637,10 @@ fn throughput() {
     let out = std::env::var_os("SYNTH_OUT").map_or_else(|| tmp.path().to_path_buf(), Into::into);
     let cfg = OmopConfig {
         persons,
-        seed: 1,
+        seed: std::env::var("SYNTH_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1),
         defects: 0.0,
         progress: std::env::var_os("SYNTH_PROGRESS").is_some(),
     };

@@ -447,1663 +447,227 @@ pub(crate) static CBC_PANEL: &[&Lab] = &[
     &L_MCHC,
 ];
 
-pub(crate) const NO_MATCHING_CONCEPT: Concept = Concept {
-    standard: false,
-    ..c(
-        0,
-        "No matching concept",
-        "Metadata",
-        "None",
-        "Undefined",
-        "No matching concept",
-    )
-};
+pub(crate) const NO_MATCHING_CONCEPT: Concept = Concept { standard: false, ..c(0, "No matching concept", "Metadata", "None", "Undefined", "No matching concept") };
 pub(crate) const MALE: Concept = c(8507, "MALE", "Gender", "Gender", "Gender", "M");
 pub(crate) const FEMALE: Concept = c(8532, "FEMALE", "Gender", "Gender", "Gender", "F");
 pub(crate) const WHITE: Concept = c(8527, "White", "Race", "Race", "Race", "5");
-pub(crate) const BLACK: Concept = c(
-    8516,
-    "Black or African American",
-    "Race",
-    "Race",
-    "Race",
-    "3",
-);
+pub(crate) const BLACK: Concept = c(8516, "Black or African American", "Race", "Race", "Race", "3");
 pub(crate) const ASIAN: Concept = c(8515, "Asian", "Race", "Race", "Race", "2");
-pub(crate) const HISPANIC: Concept = c(
-    38003563,
-    "Hispanic or Latino",
-    "Ethnicity",
-    "Ethnicity",
-    "Ethnicity",
-    "Hispanic",
-);
-pub(crate) const NOT_HISPANIC: Concept = c(
-    38003564,
-    "Not Hispanic or Latino",
-    "Ethnicity",
-    "Ethnicity",
-    "Ethnicity",
-    "Not Hispanic",
-);
-pub(crate) const INPATIENT_VISIT: Concept =
-    c(9201, "Inpatient Visit", "Visit", "Visit", "Visit", "IP");
-pub(crate) const OUTPATIENT_VISIT: Concept =
-    c(9202, "Outpatient Visit", "Visit", "Visit", "Visit", "OP");
-pub(crate) const ER_VISIT: Concept = c(
-    9203,
-    "Emergency Room Visit",
-    "Visit",
-    "Visit",
-    "Visit",
-    "ER",
-);
-pub(crate) const TYPE_EHR: Concept = c(
-    32817,
-    "EHR",
-    "Type Concept",
-    "Type Concept",
-    "Type Concept",
-    "OMOP4976890",
-);
-pub(crate) const TYPE_VISIT_CLAIM: Concept = c(
-    44818517,
-    "Visit derived from encounter on claim",
-    "Type Concept",
-    "Visit Type",
-    "Visit Type",
-    "OMOP4822465",
-);
-pub(crate) const GI_BLEED: Concept = c(
-    192671,
-    "Gastrointestinal hemorrhage",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "74474003",
-);
-pub(crate) const CELECOXIB_200: Concept = c(
-    1118088,
-    "celecoxib 200 MG Oral Capsule",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "205323",
-);
-pub(crate) const DICLOFENAC_75: Concept = c(
-    1124304,
-    "diclofenac sodium 75 MG Delayed Release Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "855926",
-);
-pub(crate) const ING_CELECOXIB: Concept = c(
-    1118084,
-    "celecoxib",
-    "Drug",
-    "RxNorm",
-    "Ingredient",
-    "140587",
-);
-pub(crate) const ING_DICLOFENAC: Concept = c(
-    1124300,
-    "diclofenac",
-    "Drug",
-    "RxNorm",
-    "Ingredient",
-    "3355",
-);
-pub(crate) const STRESS: Concept = c(
-    4251306,
-    "Stress",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "73595000",
-);
-pub(crate) const VIRAL_SINUSITIS: Concept = c(
-    40481087,
-    "Viral sinusitis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "444814009",
-);
-pub(crate) const SOCIAL_ISOLATION: Concept = c(
-    4309238,
-    "Social isolation",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "422650009",
-);
-pub(crate) const LIMITED_SOCIAL_CONTACT: Concept = c(
-    4172829,
-    "Limited social contact",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "423315002",
-);
-pub(crate) const VIRAL_PHARYNGITIS: Concept = c(
-    4112343,
-    "Acute viral pharyngitis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "195662009",
-);
-pub(crate) const ACUTE_BRONCHITIS: Concept = c(
-    260139,
-    "Acute bronchitis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "10509002",
-);
-pub(crate) const IPV_VICTIM: Concept = c(
-    45768458,
-    "Victim of intimate partner abuse",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "706893006",
-);
-pub(crate) const OTITIS_MEDIA: Concept = c(
-    372328,
-    "Otitis media",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "65363002",
-);
-pub(crate) const NORMAL_PREGNANCY: Concept = c(
-    4217975,
-    "Normal pregnancy",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "72892002",
-);
-pub(crate) const RISK_ACTIVITY: Concept = c(
-    4059650,
-    "Risk activity involvement",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "160968000",
-);
-pub(crate) const ANEMIA: Concept = c(
-    439777,
-    "Anemia",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "271737000",
-);
-pub(crate) const STREP_THROAT: Concept = c(
-    28060,
-    "Streptococcal sore throat",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "43878008",
-);
-pub(crate) const CHRONIC_LOW_BACK_PAIN: Concept = c(
-    4132891,
-    "Chronic low back pain",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "278860009",
-);
-pub(crate) const MISCARRIAGE: Concept = c(
-    4078393,
-    "Miscarriage in first trimester",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "19169002",
-);
-pub(crate) const HYPERTENSION: Concept = c(
-    320128,
-    "Essential hypertension",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "59621000",
-);
-pub(crate) const SEVERE_ANXIETY: Concept = c(
-    4214746,
-    "Severe anxiety (panic)",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "80583007",
-);
-pub(crate) const CHRONIC_SINUSITIS: Concept = c(
-    257012,
-    "Chronic sinusitis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "40055000",
-);
-pub(crate) const CHRONIC_NECK_PAIN: Concept = c(
-    43530622,
-    "Chronic neck pain",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "1121000119107",
-);
-pub(crate) const ANKLE_SPRAIN: Concept = c(
-    81151,
-    "Sprain of ankle",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "44465007",
-);
-pub(crate) const OA_KNEE: Concept = c(
-    4079750,
-    "Osteoarthritis of knee",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "239873007",
-);
-pub(crate) const CONCUSSION: Concept = c(
-    378001,
-    "Concussion with no loss of consciousness",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "62106007",
-);
-pub(crate) const BACTERIAL_SINUSITIS: Concept = c(
-    4294548,
-    "Acute bacterial sinusitis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "75498004",
-);
-pub(crate) const COUGH: Concept = c(
-    254761,
-    "Cough",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "49727002",
-);
-pub(crate) const COVID19: Concept = c(
-    37311061,
-    "COVID-19",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "840539006",
-);
-pub(crate) const SINUSITIS: Concept = c(
-    4283893,
-    "Sinusitis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "36971009",
-);
-pub(crate) const ALLERGIC_RHINITIS: Concept = c(
-    4048171,
-    "Perennial allergic rhinitis with seasonal variation",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "232353008",
-);
-pub(crate) const HYPERLIPIDEMIA: Concept = c(
-    432867,
-    "Hyperlipidemia",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "55822004",
-);
-pub(crate) const ATOPIC_DERMATITIS: Concept = c(
-    133834,
-    "Atopic dermatitis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "24079001",
-);
-pub(crate) const CORONARY_ARTERIOSCLEROSIS: Concept = c(
-    317576,
-    "Coronary arteriosclerosis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "53741008",
-);
-pub(crate) const HYPERTRIGLYCERIDEMIA: Concept = c(
-    4120314,
-    "Hypertriglyceridemia",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "302870006",
-);
-pub(crate) const RIB_FRACTURE: Concept = c(
-    4142905,
-    "Fracture of rib",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "33737001",
-);
-pub(crate) const CLAVICLE_FRACTURE: Concept = c(
-    4237458,
-    "Fracture of clavicle",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "58150001",
-);
-pub(crate) const FOREARM_FRACTURE: Concept = c(
-    4278672,
-    "Fracture of forearm",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "65966004",
-);
-pub(crate) const FATIGUE: Concept = c(
-    4223659,
-    "Fatigue",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "84229001",
-);
-pub(crate) const FEVER: Concept = c(
-    437663,
-    "Fever",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "386661006",
-);
-pub(crate) const EPIDERMAL_BURN: Concept = c(
-    4296204,
-    "Epidermal burn of skin",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "403190006",
-);
-pub(crate) const ADHD: Concept = c(
-    440086,
-    "Child attention deficit disorder",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "192127007",
-);
-pub(crate) const HIP_FRACTURE: Concept = c(
-    4230399,
-    "Closed fracture of hip",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "359817006",
-);
-pub(crate) const ALZHEIMERS: Concept = c(
-    378419,
-    "Alzheimer's disease",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "26929004",
-);
-pub(crate) const OSTEOPOROSIS: Concept = c(
-    80502,
-    "Osteoporosis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "64859006",
-);
-pub(crate) const CYSTITIS: Concept = c(
-    195588,
-    "Cystitis",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "38822007",
-);
-pub(crate) const FOOT_LACERATION: Concept = c(
-    4109685,
-    "Laceration of foot",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "284551006",
-);
-pub(crate) const THIGH_LACERATION: Concept = c(
-    4152936,
-    "Laceration of thigh",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "283385000",
-);
-pub(crate) const HAND_LACERATION: Concept = c(
-    4113008,
-    "Laceration of hand",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "284549007",
-);
-pub(crate) const DIABETIC_RETINOPATHY: Concept = c(
-    4226121,
-    "Retinopathy due to type 2 diabetes mellitus",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "422034002",
-);
-pub(crate) const DIABETIC_KIDNEY: Concept = c(
-    192279,
-    "Disorder of kidney due to diabetes mellitus",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "127013003",
-);
-pub(crate) const CKD1: Concept = c(
-    443614,
-    "Chronic kidney disease stage 1",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "431855005",
-);
-pub(crate) const T2DM: Concept = c(
-    201826,
-    "Type 2 diabetes mellitus",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "44054006",
-);
-pub(crate) const METABOLIC_SYNDROME: Concept = c(
-    436940,
-    "Metabolic syndrome X",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "237602007",
-);
-pub(crate) const CHF: Concept = c(
-    4229440,
-    "Chronic congestive heart failure",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "88805009",
-);
-pub(crate) const GOUT: Concept = c(
-    440674,
-    "Gout",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "90560007",
-);
-pub(crate) const DRUG_OVERDOSE: Concept = c(
-    4208104,
-    "Drug overdose",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "55680006",
-);
-pub(crate) const LOSS_OF_TASTE: Concept = c(
-    4289517,
-    "Loss of taste",
-    "Condition",
-    "SNOMED",
-    "Clinical Finding",
-    "36955009",
-);
-pub(crate) const HCTZ_25: Concept = c(
-    19078106,
-    "hydrochlorothiazide 25 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "310798",
-);
-pub(crate) const LISINOPRIL_10: Concept = c(
-    19080128,
-    "lisinopril 10 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "314076",
-);
-pub(crate) const LISINOPRIL_20: Concept = c(
-    19080129,
-    "lisinopril 20 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "314077",
-);
-pub(crate) const AMLODIPINE_2_5: Concept = c(
-    19073094,
-    "amlodipine 2.5 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "308136",
-);
-pub(crate) const AMLODIPINE_5: Concept = c(
-    1332419,
-    "amlodipine 5 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "197361",
-);
-pub(crate) const LOSARTAN_25: Concept = c(
-    40185280,
-    "losartan potassium 25 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "979485",
-);
-pub(crate) const LOSARTAN_50: Concept = c(
-    40185304,
-    "losartan potassium 50 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "979492",
-);
-pub(crate) const SIMVASTATIN_10: Concept = c(
-    1539463,
-    "simvastatin 10 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "314231",
-);
-pub(crate) const SIMVASTATIN_20: Concept = c(
-    1539411,
-    "simvastatin 20 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "312961",
-);
-pub(crate) const HUMULIN: Concept = c(
-    19009384,
-    "insulin isophane, human 70 UNT/ML / insulin, regular, human 30 UNT/ML Injectable Suspension [Humulin]",
-    "Drug",
-    "RxNorm",
-    "Branded Drug",
-    "106892",
-);
-pub(crate) const CLOPIDOGREL_75: Concept = c(
-    19075601,
-    "clopidogrel 75 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "309362",
-);
-pub(crate) const NITROGLYCERIN_SPRAY: Concept = c(
-    19126352,
-    "nitroglycerin 0.4 MG/ACTUAT Mucosal Spray",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "705129",
-);
-pub(crate) const FUROSEMIDE_40: Concept = c(
-    957136,
-    "furosemide 40 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "313988",
-);
-pub(crate) const CARVEDILOL_25: Concept = c(
-    19022781,
-    "carvedilol 25 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "200033",
-);
-pub(crate) const ALBUTEROL_INHALER: Concept = c(
-    1511248,
-    "NDA020503 200 ACTUAT albuterol 0.09 MG/ACTUAT Metered Dose Inhaler",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "2123111",
-);
-pub(crate) const FLUTICASONE_INHALER: Concept = c(
-    40169216,
-    "120 ACTUAT fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler",
-    "Drug",
-    "RxNorm",
-    "Quant Clinical Drug",
-    "895994",
-);
-pub(crate) const LORATADINE_5: Concept = c(
-    19125062,
-    "loratadine 5 MG Chewable Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "665078",
-);
-pub(crate) const EPINEPHRINE_AUTOINJ: Concept = c(
-    1594382,
-    "NDA020800 0.3 ML epinephrine 1 MG/ML Auto-Injector",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "1870230",
-);
-pub(crate) const ACETAMINOPHEN_325: Concept = c(
-    1127433,
-    "acetaminophen 325 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "313782",
-);
-pub(crate) const ACETAMINOPHEN_160_CHEW: Concept = c(
-    19079924,
-    "acetaminophen 160 MG Chewable Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "313820",
-);
-pub(crate) const APAP_DXM_DOXYLAMINE: Concept = c(
-    40229134,
-    "acetaminophen 21.7 MG/ML / dextromethorphan hydrobromide 1 MG/ML / doxylamine succinate 0.417 MG/ML Oral Solution",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "1043400",
-);
-pub(crate) const IBUPROFEN_200: Concept = c(
-    19078461,
-    "ibuprofen 200 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "310965",
-);
-pub(crate) const IBUPROFEN_100: Concept = c(
-    19019979,
-    "ibuprofen 100 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "198405",
-);
-pub(crate) const NAPROXEN_220: Concept = c(
-    1115171,
-    "naproxen sodium 220 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "849574",
-);
-pub(crate) const TRAMADOL_50: Concept = c(
-    19134047,
-    "tramadol hydrochloride 50 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "835603",
-);
-pub(crate) const APAP_HYDROCODONE: Concept = c(
-    40162606,
-    "acetaminophen 300 MG / hydrocodone bitartrate 5 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "856987",
-);
-pub(crate) const PERCOCET: Concept = c(
-    40231918,
-    "acetaminophen 325 MG / oxycodone hydrochloride 10 MG Oral Tablet [Percocet]",
-    "Drug",
-    "RxNorm",
-    "Branded Drug",
-    "1049625",
-);
-pub(crate) const PENICILLIN_V_500: Concept = c(
-    19133905,
-    "penicillin V potassium 500 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "834102",
-);
-pub(crate) const PENICILLIN_V_250: Concept = c(
-    19133873,
-    "penicillin V potassium 250 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "834061",
-);
-pub(crate) const AMOXICILLIN_500: Concept = c(
-    19073188,
-    "amoxicillin 500 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "308192",
-);
-pub(crate) const AMOXICILLIN_250: Concept = c(
-    19073183,
-    "amoxicillin 250 MG Oral Capsule",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "308182",
-);
-pub(crate) const AMOX_CLAV: Concept = c(
-    1713671,
-    "amoxicillin 250 MG / clavulanate 125 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "562251",
-);
-pub(crate) const CEFUROXIME_250: Concept = c(
-    19075001,
-    "cefuroxime 250 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "309097",
-);
-pub(crate) const CEFACLOR_250: Concept = c(
-    19074843,
-    "cefaclor 250 MG Oral Capsule",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "309045",
-);
-pub(crate) const CEFDINIR_300: Concept = c(
-    19023564,
-    "cefdinir 300 MG Oral Capsule",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "200346",
-);
-pub(crate) const NITROFURANTOIN: Concept = c(
-    920300,
-    "nitrofurantoin 5 MG/ML Oral Suspension",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "311989",
-);
-pub(crate) const PHENAZOPYRIDINE: Concept = c(
-    40236824,
-    "phenazopyridine hydrochloride 100 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "1094107",
-);
-pub(crate) const NORETHINDRONE_PACK: Concept = c(
-    19133679,
-    "{28 (norethindrone 0.35 MG Oral Tablet) } Pack [Errin 28 Day]",
-    "Drug",
-    "RxNorm",
-    "Branded Pack",
-    "831533",
-);
-pub(crate) const MEDROXYPROGESTERONE: Concept = c(
-    40224805,
-    "1 ML medroxyprogesterone acetate 150 MG/ML Injection",
-    "Drug",
-    "RxNorm",
-    "Quant Clinical Drug",
-    "1000126",
-);
-pub(crate) const ETONOGESTREL_IMPLANT: Concept = c(
-    1519937,
-    "etonogestrel 68 MG Drug Implant",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "389221",
-);
-pub(crate) const GALANTAMINE_4: Concept = c(
-    19077572,
-    "galantamine 4 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "310436",
-);
-pub(crate) const MEMANTINE: Concept = c(
-    40222846,
-    "memantine hydrochloride 2 MG/ML Oral Solution",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "996740",
-);
-pub(crate) const ALENDRONATE_10: Concept = c(
-    40173590,
-    "alendronic acid 10 MG Oral Tablet",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "904419",
-);
-pub(crate) const HYDROCORTISONE_CREAM: Concept = c(
-    19008572,
-    "hydrocortisone 10 MG/ML Topical Cream",
-    "Drug",
-    "RxNorm",
-    "Clinical Drug",
-    "106258",
-);
-pub(crate) const NICOTINE_PATCH: Concept = c(
-    19019308,
-    "24 HR nicotine 0.292 MG/HR Transdermal System",
-    "Drug",
-    "RxNorm",
-    "Quant Clinical Drug",
-    "198031",
-);
-pub(crate) const FENTANYL_PATCH: Concept = c(
-    1154062,
-    "72 HR fentanyl 0.025 MG/HR Transdermal System",
-    "Drug",
-    "RxNorm",
-    "Quant Clinical Drug",
-    "245134",
-);
-pub(crate) const ING_LISINOPRIL: Concept = c(
-    1308216,
-    "lisinopril",
-    "Drug",
-    "RxNorm",
-    "Ingredient",
-    "29046",
-);
-pub(crate) const ING_IBUPROFEN: Concept =
-    c(1177480, "ibuprofen", "Drug", "RxNorm", "Ingredient", "5640");
-pub(crate) const ING_PENICILLIN_V: Concept = c(
-    1729720,
-    "penicillin V",
-    "Drug",
-    "RxNorm",
-    "Ingredient",
-    "7984",
-);
-pub(crate) const ING_CEFUROXIME: Concept = c(
-    1778162,
-    "cefuroxime",
-    "Drug",
-    "RxNorm",
-    "Ingredient",
-    "2194",
-);
-pub(crate) const ING_CEFACLOR: Concept =
-    c(1768849, "cefaclor", "Drug", "RxNorm", "Ingredient", "2176");
-pub(crate) const ING_CEFDINIR: Concept =
-    c(1796458, "cefdinir", "Drug", "RxNorm", "Ingredient", "25037");
-pub(crate) const PR_SOCIAL_NEEDS: Concept = c(
-    46272459,
-    "Assessment of health and social care needs",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "710824005",
-);
-pub(crate) const PR_SUBSTANCE_USE: Concept = c(
-    762506,
-    "Assessment of substance use",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "428211000124100",
-);
-pub(crate) const PR_MED_RECONCILIATION: Concept = c(
-    4326177,
-    "Medication Reconciliation",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "430193006",
-);
-pub(crate) const PR_SC_IMMUNOTHERAPY: Concept = c(
-    4107731,
-    "Subcutaneous immunotherapy",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "180256009",
-);
-pub(crate) const PR_ANXIETY_ASSESSMENT: Concept = c(
-    46272472,
-    "Assessment of anxiety",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "710841007",
-);
-pub(crate) const PR_IM_INJECTION: Concept = c(
-    4295880,
-    "Intramuscular injection",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "76601001",
-);
-pub(crate) const PR_AUDIT_C: Concept = c(
-    35621997,
-    "Assessment using AUDIT-C (Alcohol Use Disorders Identification Test - Consumption)",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "763302001",
-);
-pub(crate) const PR_FUNDAL_HEIGHT: Concept = c(
-    4168236,
-    "Evaluation of uterine fundal height",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "274804006",
-);
-pub(crate) const PR_FETAL_HEART: Concept = c(
-    4075363,
-    "Auscultation of the fetal heart",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "225158009",
-);
-pub(crate) const PR_MORSE_FALL: Concept = c(
-    35621755,
-    "Assessment using Morse Fall Scale",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "762993000",
-);
-pub(crate) const PR_CRAFFT: Concept = c(
-    3655745,
-    "Assessment using Car, Relax, Alone, Forget, Friends, Trouble Screening Test",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "868187001",
-);
-pub(crate) const PR_ANTICIPATORY_GUIDANCE: Concept = c(
-    4298386,
-    "Anticipatory guidance",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "386516004",
-);
-pub(crate) const PR_PHYSICAL_EXAM: Concept = c(
-    4240345,
-    "Physical examination",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "5880005",
-);
-pub(crate) const PR_FETAL_ULTRASOUND: Concept = c(
-    4060626,
-    "Ultrasound scan for fetal viability",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "169230002",
-);
-pub(crate) const PR_OXYGEN_MASK: Concept = c(
-    4162736,
-    "Oxygen administration by mask",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "371908008",
-);
-pub(crate) const PR_PRONE: Concept = c(
-    4196006,
-    "Placing subject in prone position",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "431182000",
-);
-pub(crate) const PR_COLONOSCOPY: Concept = c(
-    4249893,
-    "Colonoscopy",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "73761001",
-);
-pub(crate) const PR_ECHO: Concept = c(
-    4230911,
-    "Echocardiography",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "40701008",
-);
-pub(crate) const PR_CBT: Concept = c(
-    4043071,
-    "Cognitive and behavioral therapy",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "228557008",
-);
-pub(crate) const PR_CHEST_XRAY: Concept = c(
-    4163872,
-    "Plain chest X-ray",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "399208008",
-);
-pub(crate) const PR_HEALTH_EDUCATION: Concept = c(
-    4158254,
-    "Health risks education",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "370995009",
-);
-pub(crate) const PR_BONE_IMMOBILIZATION: Concept = c(
-    4170947,
-    "Bone immobilization",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "274474001",
-);
-pub(crate) const PR_CONTRACEPTIVE_INSERT: Concept = c(
-    4059978,
-    "Insertion of subcutaneous contraceptive",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "169553002",
-);
-pub(crate) const PR_DTP_VACCINE: Concept = c(
-    4163708,
-    "Administration of diphtheria, pertussis, and tetanus vaccine",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "399014008",
-);
-pub(crate) const PR_PAP_SMEAR: Concept = c(
-    4234541,
-    "Cytopathology procedure, preparation of smear, genital source",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "90226004",
-);
-pub(crate) const PR_ALLERGY_SCREEN: Concept = c(
-    4191853,
-    "Allergy screening test",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "395142003",
-);
-pub(crate) const PR_SUTURE: Concept = c(
-    4125906,
-    "Suture open wound",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "288086009",
-);
-pub(crate) const PR_ECG: Concept = c(
-    4163951,
-    "Electrocardiographic procedure",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "29303009",
-);
-pub(crate) const PR_BRIEF_EXAM: Concept = c(
-    4037675,
-    "Brief general examination",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "162676008",
-);
-pub(crate) const PR_REVIEW_OF_SYSTEMS: Concept = c(
-    4187458,
-    "Review of systems",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "415300000",
-);
-pub(crate) const PR_BONE_DENSITY: Concept = c(
-    4195803,
-    "Bone density scan",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "312681000",
-);
-pub(crate) const PR_HF_EDUCATION: Concept = c(
-    4309550,
-    "Heart failure education",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "423475008",
-);
-pub(crate) const PR_TRANSFUSION: Concept = c(
-    4108705,
-    "Intravenous blood transfusion of packed cells",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "180207008",
-);
-pub(crate) const PR_SPUTUM: Concept = c(
-    4151422,
-    "Sputum examination",
-    "Procedure",
-    "SNOMED",
-    "Procedure",
-    "269911007",
-);
-pub(crate) const M_SBP: Concept = c(
-    3004249,
-    "Systolic blood pressure",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "8480-6",
-);
-pub(crate) const M_DBP: Concept = c(
-    3012888,
-    "Diastolic blood pressure",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "8462-4",
-);
-pub(crate) const M_WEIGHT: Concept = c(
-    3025315,
-    "Body weight",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "29463-7",
-);
-pub(crate) const M_HEIGHT: Concept = c(
-    3036277,
-    "Body height",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "8302-2",
-);
-pub(crate) const M_PAIN: Concept = c(
-    43055141,
-    "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "72514-3",
-);
-pub(crate) const M_RESP_RATE: Concept = c(
-    3024171,
-    "Respiratory rate",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "9279-1",
-);
-pub(crate) const M_HEART_RATE: Concept = c(
-    3027018,
-    "Heart rate",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "8867-4",
-);
-pub(crate) const M_BMI: Concept = c(
-    3038553,
-    "Body mass index (BMI) [Ratio]",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "39156-5",
-);
-pub(crate) const M_POTASSIUM: Concept = c(
-    3005456,
-    "Potassium [Moles/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "6298-4",
-);
-pub(crate) const M_CO2: Concept = c(
-    3014094,
-    "Carbon dioxide, total [Moles/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "20565-8",
-);
-pub(crate) const M_CHLORIDE: Concept = c(
-    3018572,
-    "Chloride [Moles/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "2069-3",
-);
-pub(crate) const M_SODIUM: Concept = c(
-    3000285,
-    "Sodium [Moles/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "2947-0",
-);
-pub(crate) const M_CALCIUM: Concept = c(
-    3032503,
-    "Calcium [Mass/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "49765-1",
-);
-pub(crate) const M_CREATININE: Concept = c(
-    3051825,
-    "Creatinine [Mass/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "38483-4",
-);
-pub(crate) const M_UREA: Concept = c(
-    3004295,
-    "Urea nitrogen [Mass/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "6299-2",
-);
-pub(crate) const M_GLUCOSE: Concept = c(
-    3000483,
-    "Glucose [Mass/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "2339-0",
-);
-pub(crate) const M_HBA1C: Concept = c(
-    3004410,
-    "Hemoglobin A1c/Hemoglobin.total in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "4548-4",
-);
-pub(crate) const M_CHOLESTEROL: Concept = c(
-    3027114,
-    "Cholesterol [Mass/volume] in Serum or Plasma",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "2093-3",
-);
-pub(crate) const M_TRIGLYCERIDE: Concept = c(
-    3022192,
-    "Triglyceride [Mass/volume] in Serum or Plasma",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "2571-8",
-);
-pub(crate) const M_LDL: Concept = c(
-    3009966,
-    "Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "18262-6",
-);
-pub(crate) const M_HDL: Concept = c(
-    3007070,
-    "Cholesterol in HDL [Mass/volume] in Serum or Plasma",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "2085-9",
-);
-pub(crate) const M_HEMOGLOBIN: Concept = c(
-    3000963,
-    "Hemoglobin [Mass/volume] in Blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "718-7",
-);
-pub(crate) const M_PLATELETS: Concept = c(
-    3024929,
-    "Platelets [#/volume] in Blood by Automated count",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "777-3",
-);
-pub(crate) const M_MCHC: Concept = c(
-    3009744,
-    "MCHC [Mass/volume] by Automated count",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "786-4",
-);
-pub(crate) const M_MCH: Concept = c(
-    3012030,
-    "MCH [Entitic mass] by Automated count",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "785-6",
-);
-pub(crate) const M_MCV: Concept = c(
-    3023599,
-    "MCV [Entitic volume] by Automated count",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "787-2",
-);
-pub(crate) const M_ERYTHROCYTES: Concept = c(
-    3020416,
-    "Erythrocytes [#/volume] in Blood by Automated count",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "789-8",
-);
-pub(crate) const M_LEUKOCYTES: Concept = c(
-    3000905,
-    "Leukocytes [#/volume] in Blood by Automated count",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "6690-2",
-);
-pub(crate) const M_HEMATOCRIT: Concept = c(
-    3023314,
-    "Hematocrit [Volume Fraction] of Blood by Automated count",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "4544-3",
-);
-pub(crate) const M_BODY_TEMP: Concept = c(
-    3020891,
-    "Body temperature",
-    "Measurement",
-    "LOINC",
-    "Clinical Observation",
-    "8310-5",
-);
-pub(crate) const M_THROAT_CULTURE: Concept = c(
-    4024958,
-    "Throat culture",
-    "Measurement",
-    "SNOMED",
-    "Procedure",
-    "117015009",
-);
-pub(crate) const M_DEPRESSION_SCREEN: Concept = c(
-    4064377,
-    "Depression screening",
-    "Measurement",
-    "SNOMED",
-    "Procedure",
-    "171207006",
-);
-pub(crate) const M_OXYGEN_SAT: Concept = c(
-    3016502,
-    "Oxygen saturation in Arterial blood",
-    "Measurement",
-    "LOINC",
-    "Lab Test",
-    "2708-6",
-);
-pub(crate) const U_MMHG: Concept = c(
-    8876,
-    "millimeter mercury column",
-    "Unit",
-    "UCUM",
-    "Unit",
-    "mm[Hg]",
-);
+pub(crate) const HISPANIC: Concept = c(38003563, "Hispanic or Latino", "Ethnicity", "Ethnicity", "Ethnicity", "Hispanic");
+pub(crate) const NOT_HISPANIC: Concept = c(38003564, "Not Hispanic or Latino", "Ethnicity", "Ethnicity", "Ethnicity", "Not Hispanic");
+pub(crate) const INPATIENT_VISIT: Concept = c(9201, "Inpatient Visit", "Visit", "Visit", "Visit", "IP");
+pub(crate) const OUTPATIENT_VISIT: Concept = c(9202, "Outpatient Visit", "Visit", "Visit", "Visit", "OP");
+pub(crate) const ER_VISIT: Concept = c(9203, "Emergency Room Visit", "Visit", "Visit", "Visit", "ER");
+pub(crate) const TYPE_EHR: Concept = c(32817, "EHR", "Type Concept", "Type Concept", "Type Concept", "OMOP4976890");
+pub(crate) const TYPE_VISIT_CLAIM: Concept = c(44818517, "Visit derived from encounter on claim", "Type Concept", "Visit Type", "Visit Type", "OMOP4822465");
+pub(crate) const GI_BLEED: Concept = c(192671, "Gastrointestinal hemorrhage", "Condition", "SNOMED", "Clinical Finding", "74474003");
+pub(crate) const CELECOXIB_200: Concept = c(1118088, "celecoxib 200 MG Oral Capsule", "Drug", "RxNorm", "Clinical Drug", "205323");
+pub(crate) const DICLOFENAC_75: Concept = c(1124304, "diclofenac sodium 75 MG Delayed Release Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "855926");
+pub(crate) const ING_CELECOXIB: Concept = c(1118084, "celecoxib", "Drug", "RxNorm", "Ingredient", "140587");
+pub(crate) const ING_DICLOFENAC: Concept = c(1124300, "diclofenac", "Drug", "RxNorm", "Ingredient", "3355");
+pub(crate) const STRESS: Concept = c(4251306, "Stress", "Condition", "SNOMED", "Clinical Finding", "73595000");
+pub(crate) const VIRAL_SINUSITIS: Concept = c(40481087, "Viral sinusitis", "Condition", "SNOMED", "Clinical Finding", "444814009");
+pub(crate) const SOCIAL_ISOLATION: Concept = c(4309238, "Social isolation", "Condition", "SNOMED", "Clinical Finding", "422650009");
+pub(crate) const LIMITED_SOCIAL_CONTACT: Concept = c(4172829, "Limited social contact", "Condition", "SNOMED", "Clinical Finding", "423315002");
+pub(crate) const VIRAL_PHARYNGITIS: Concept = c(4112343, "Acute viral pharyngitis", "Condition", "SNOMED", "Clinical Finding", "195662009");
+pub(crate) const ACUTE_BRONCHITIS: Concept = c(260139, "Acute bronchitis", "Condition", "SNOMED", "Clinical Finding", "10509002");
+pub(crate) const IPV_VICTIM: Concept = c(45768458, "Victim of intimate partner abuse", "Condition", "SNOMED", "Clinical Finding", "706893006");
+pub(crate) const OTITIS_MEDIA: Concept = c(372328, "Otitis media", "Condition", "SNOMED", "Clinical Finding", "65363002");
+pub(crate) const NORMAL_PREGNANCY: Concept = c(4217975, "Normal pregnancy", "Condition", "SNOMED", "Clinical Finding", "72892002");
+pub(crate) const RISK_ACTIVITY: Concept = c(4059650, "Risk activity involvement", "Condition", "SNOMED", "Clinical Finding", "160968000");
+pub(crate) const ANEMIA: Concept = c(439777, "Anemia", "Condition", "SNOMED", "Clinical Finding", "271737000");
+pub(crate) const STREP_THROAT: Concept = c(28060, "Streptococcal sore throat", "Condition", "SNOMED", "Clinical Finding", "43878008");
+pub(crate) const CHRONIC_LOW_BACK_PAIN: Concept = c(4132891, "Chronic low back pain", "Condition", "SNOMED", "Clinical Finding", "278860009");
+pub(crate) const MISCARRIAGE: Concept = c(4078393, "Miscarriage in first trimester", "Condition", "SNOMED", "Clinical Finding", "19169002");
+pub(crate) const HYPERTENSION: Concept = c(320128, "Essential hypertension", "Condition", "SNOMED", "Clinical Finding", "59621000");
+pub(crate) const SEVERE_ANXIETY: Concept = c(4214746, "Severe anxiety (panic)", "Condition", "SNOMED", "Clinical Finding", "80583007");
+pub(crate) const CHRONIC_SINUSITIS: Concept = c(257012, "Chronic sinusitis", "Condition", "SNOMED", "Clinical Finding", "40055000");
+pub(crate) const CHRONIC_NECK_PAIN: Concept = c(43530622, "Chronic neck pain", "Condition", "SNOMED", "Clinical Finding", "1121000119107");
+pub(crate) const ANKLE_SPRAIN: Concept = c(81151, "Sprain of ankle", "Condition", "SNOMED", "Clinical Finding", "44465007");
+pub(crate) const OA_KNEE: Concept = c(4079750, "Osteoarthritis of knee", "Condition", "SNOMED", "Clinical Finding", "239873007");
+pub(crate) const CONCUSSION: Concept = c(378001, "Concussion with no loss of consciousness", "Condition", "SNOMED", "Clinical Finding", "62106007");
+pub(crate) const BACTERIAL_SINUSITIS: Concept = c(4294548, "Acute bacterial sinusitis", "Condition", "SNOMED", "Clinical Finding", "75498004");
+pub(crate) const COUGH: Concept = c(254761, "Cough", "Condition", "SNOMED", "Clinical Finding", "49727002");
+pub(crate) const COVID19: Concept = c(37311061, "COVID-19", "Condition", "SNOMED", "Clinical Finding", "840539006");
+pub(crate) const SINUSITIS: Concept = c(4283893, "Sinusitis", "Condition", "SNOMED", "Clinical Finding", "36971009");
+pub(crate) const ALLERGIC_RHINITIS: Concept = c(4048171, "Perennial allergic rhinitis with seasonal variation", "Condition", "SNOMED", "Clinical Finding", "232353008");
+pub(crate) const HYPERLIPIDEMIA: Concept = c(432867, "Hyperlipidemia", "Condition", "SNOMED", "Clinical Finding", "55822004");
+pub(crate) const ATOPIC_DERMATITIS: Concept = c(133834, "Atopic dermatitis", "Condition", "SNOMED", "Clinical Finding", "24079001");
+pub(crate) const CORONARY_ARTERIOSCLEROSIS: Concept = c(317576, "Coronary arteriosclerosis", "Condition", "SNOMED", "Clinical Finding", "53741008");
+pub(crate) const HYPERTRIGLYCERIDEMIA: Concept = c(4120314, "Hypertriglyceridemia", "Condition", "SNOMED", "Clinical Finding", "302870006");
+pub(crate) const RIB_FRACTURE: Concept = c(4142905, "Fracture of rib", "Condition", "SNOMED", "Clinical Finding", "33737001");
+pub(crate) const CLAVICLE_FRACTURE: Concept = c(4237458, "Fracture of clavicle", "Condition", "SNOMED", "Clinical Finding", "58150001");
+pub(crate) const FOREARM_FRACTURE: Concept = c(4278672, "Fracture of forearm", "Condition", "SNOMED", "Clinical Finding", "65966004");
+pub(crate) const FATIGUE: Concept = c(4223659, "Fatigue", "Condition", "SNOMED", "Clinical Finding", "84229001");
+pub(crate) const FEVER: Concept = c(437663, "Fever", "Condition", "SNOMED", "Clinical Finding", "386661006");
+pub(crate) const EPIDERMAL_BURN: Concept = c(4296204, "Epidermal burn of skin", "Condition", "SNOMED", "Clinical Finding", "403190006");
+pub(crate) const ADHD: Concept = c(440086, "Child attention deficit disorder", "Condition", "SNOMED", "Clinical Finding", "192127007");
+pub(crate) const HIP_FRACTURE: Concept = c(4230399, "Closed fracture of hip", "Condition", "SNOMED", "Clinical Finding", "359817006");
+pub(crate) const ALZHEIMERS: Concept = c(378419, "Alzheimer's disease", "Condition", "SNOMED", "Clinical Finding", "26929004");
+pub(crate) const OSTEOPOROSIS: Concept = c(80502, "Osteoporosis", "Condition", "SNOMED", "Clinical Finding", "64859006");
+pub(crate) const CYSTITIS: Concept = c(195588, "Cystitis", "Condition", "SNOMED", "Clinical Finding", "38822007");
+pub(crate) const FOOT_LACERATION: Concept = c(4109685, "Laceration of foot", "Condition", "SNOMED", "Clinical Finding", "284551006");
+pub(crate) const THIGH_LACERATION: Concept = c(4152936, "Laceration of thigh", "Condition", "SNOMED", "Clinical Finding", "283385000");
+pub(crate) const HAND_LACERATION: Concept = c(4113008, "Laceration of hand", "Condition", "SNOMED", "Clinical Finding", "284549007");
+pub(crate) const DIABETIC_RETINOPATHY: Concept = c(4226121, "Retinopathy due to type 2 diabetes mellitus", "Condition", "SNOMED", "Clinical Finding", "422034002");
+pub(crate) const DIABETIC_KIDNEY: Concept = c(192279, "Disorder of kidney due to diabetes mellitus", "Condition", "SNOMED", "Clinical Finding", "127013003");
+pub(crate) const CKD1: Concept = c(443614, "Chronic kidney disease stage 1", "Condition", "SNOMED", "Clinical Finding", "431855005");
+pub(crate) const T2DM: Concept = c(201826, "Type 2 diabetes mellitus", "Condition", "SNOMED", "Clinical Finding", "44054006");
+pub(crate) const METABOLIC_SYNDROME: Concept = c(436940, "Metabolic syndrome X", "Condition", "SNOMED", "Clinical Finding", "237602007");
+pub(crate) const CHF: Concept = c(4229440, "Chronic congestive heart failure", "Condition", "SNOMED", "Clinical Finding", "88805009");
+pub(crate) const GOUT: Concept = c(440674, "Gout", "Condition", "SNOMED", "Clinical Finding", "90560007");
+pub(crate) const DRUG_OVERDOSE: Concept = c(4208104, "Drug overdose", "Condition", "SNOMED", "Clinical Finding", "55680006");
+pub(crate) const LOSS_OF_TASTE: Concept = c(4289517, "Loss of taste", "Condition", "SNOMED", "Clinical Finding", "36955009");
+pub(crate) const HCTZ_25: Concept = c(19078106, "hydrochlorothiazide 25 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "310798");
+pub(crate) const LISINOPRIL_10: Concept = c(19080128, "lisinopril 10 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "314076");
+pub(crate) const LISINOPRIL_20: Concept = c(19080129, "lisinopril 20 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "314077");
+pub(crate) const AMLODIPINE_2_5: Concept = c(19073094, "amlodipine 2.5 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "308136");
+pub(crate) const AMLODIPINE_5: Concept = c(1332419, "amlodipine 5 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "197361");
+pub(crate) const LOSARTAN_25: Concept = c(40185280, "losartan potassium 25 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "979485");
+pub(crate) const LOSARTAN_50: Concept = c(40185304, "losartan potassium 50 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "979492");
+pub(crate) const SIMVASTATIN_10: Concept = c(1539463, "simvastatin 10 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "314231");
+pub(crate) const SIMVASTATIN_20: Concept = c(1539411, "simvastatin 20 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "312961");
+pub(crate) const HUMULIN: Concept = c(19009384, "insulin isophane, human 70 UNT/ML / insulin, regular, human 30 UNT/ML Injectable Suspension [Humulin]", "Drug", "RxNorm", "Branded Drug", "106892");
+pub(crate) const CLOPIDOGREL_75: Concept = c(19075601, "clopidogrel 75 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "309362");
+pub(crate) const NITROGLYCERIN_SPRAY: Concept = c(19126352, "nitroglycerin 0.4 MG/ACTUAT Mucosal Spray", "Drug", "RxNorm", "Clinical Drug", "705129");
+pub(crate) const FUROSEMIDE_40: Concept = c(957136, "furosemide 40 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "313988");
+pub(crate) const CARVEDILOL_25: Concept = c(19022781, "carvedilol 25 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "200033");
+pub(crate) const ALBUTEROL_INHALER: Concept = c(1511248, "NDA020503 200 ACTUAT albuterol 0.09 MG/ACTUAT Metered Dose Inhaler", "Drug", "RxNorm", "Clinical Drug", "2123111");
+pub(crate) const FLUTICASONE_INHALER: Concept = c(40169216, "120 ACTUAT fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler", "Drug", "RxNorm", "Quant Clinical Drug", "895994");
+pub(crate) const LORATADINE_5: Concept = c(19125062, "loratadine 5 MG Chewable Tablet", "Drug", "RxNorm", "Clinical Drug", "665078");
+pub(crate) const EPINEPHRINE_AUTOINJ: Concept = c(1594382, "NDA020800 0.3 ML epinephrine 1 MG/ML Auto-Injector", "Drug", "RxNorm", "Clinical Drug", "1870230");
+pub(crate) const ACETAMINOPHEN_325: Concept = c(1127433, "acetaminophen 325 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "313782");
+pub(crate) const ACETAMINOPHEN_160_CHEW: Concept = c(19079924, "acetaminophen 160 MG Chewable Tablet", "Drug", "RxNorm", "Clinical Drug", "313820");
+pub(crate) const APAP_DXM_DOXYLAMINE: Concept = c(40229134, "acetaminophen 21.7 MG/ML / dextromethorphan hydrobromide 1 MG/ML / doxylamine succinate 0.417 MG/ML Oral Solution", "Drug", "RxNorm", "Clinical Drug", "1043400");
+pub(crate) const IBUPROFEN_200: Concept = c(19078461, "ibuprofen 200 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "310965");
+pub(crate) const IBUPROFEN_100: Concept = c(19019979, "ibuprofen 100 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "198405");
+pub(crate) const NAPROXEN_220: Concept = c(1115171, "naproxen sodium 220 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "849574");
+pub(crate) const TRAMADOL_50: Concept = c(19134047, "tramadol hydrochloride 50 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "835603");
+pub(crate) const APAP_HYDROCODONE: Concept = c(40162606, "acetaminophen 300 MG / hydrocodone bitartrate 5 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "856987");
+pub(crate) const PERCOCET: Concept = c(40231918, "acetaminophen 325 MG / oxycodone hydrochloride 10 MG Oral Tablet [Percocet]", "Drug", "RxNorm", "Branded Drug", "1049625");
+pub(crate) const PENICILLIN_V_500: Concept = c(19133905, "penicillin V potassium 500 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "834102");
+pub(crate) const PENICILLIN_V_250: Concept = c(19133873, "penicillin V potassium 250 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "834061");
+pub(crate) const AMOXICILLIN_500: Concept = c(19073188, "amoxicillin 500 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "308192");
+pub(crate) const AMOXICILLIN_250: Concept = c(19073183, "amoxicillin 250 MG Oral Capsule", "Drug", "RxNorm", "Clinical Drug", "308182");
+pub(crate) const AMOX_CLAV: Concept = c(1713671, "amoxicillin 250 MG / clavulanate 125 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "562251");
+pub(crate) const CEFUROXIME_250: Concept = c(19075001, "cefuroxime 250 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "309097");
+pub(crate) const CEFACLOR_250: Concept = c(19074843, "cefaclor 250 MG Oral Capsule", "Drug", "RxNorm", "Clinical Drug", "309045");
+pub(crate) const CEFDINIR_300: Concept = c(19023564, "cefdinir 300 MG Oral Capsule", "Drug", "RxNorm", "Clinical Drug", "200346");
+pub(crate) const NITROFURANTOIN: Concept = c(920300, "nitrofurantoin 5 MG/ML Oral Suspension", "Drug", "RxNorm", "Clinical Drug", "311989");
+pub(crate) const PHENAZOPYRIDINE: Concept = c(40236824, "phenazopyridine hydrochloride 100 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "1094107");
+pub(crate) const NORETHINDRONE_PACK: Concept = c(19133679, "{28 (norethindrone 0.35 MG Oral Tablet) } Pack [Errin 28 Day]", "Drug", "RxNorm", "Branded Pack", "831533");
+pub(crate) const MEDROXYPROGESTERONE: Concept = c(40224805, "1 ML medroxyprogesterone acetate 150 MG/ML Injection", "Drug", "RxNorm", "Quant Clinical Drug", "1000126");
+pub(crate) const ETONOGESTREL_IMPLANT: Concept = c(1519937, "etonogestrel 68 MG Drug Implant", "Drug", "RxNorm", "Clinical Drug", "389221");
+pub(crate) const GALANTAMINE_4: Concept = c(19077572, "galantamine 4 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "310436");
+pub(crate) const MEMANTINE: Concept = c(40222846, "memantine hydrochloride 2 MG/ML Oral Solution", "Drug", "RxNorm", "Clinical Drug", "996740");
+pub(crate) const ALENDRONATE_10: Concept = c(40173590, "alendronic acid 10 MG Oral Tablet", "Drug", "RxNorm", "Clinical Drug", "904419");
+pub(crate) const HYDROCORTISONE_CREAM: Concept = c(19008572, "hydrocortisone 10 MG/ML Topical Cream", "Drug", "RxNorm", "Clinical Drug", "106258");
+pub(crate) const NICOTINE_PATCH: Concept = c(19019308, "24 HR nicotine 0.292 MG/HR Transdermal System", "Drug", "RxNorm", "Quant Clinical Drug", "198031");
+pub(crate) const FENTANYL_PATCH: Concept = c(1154062, "72 HR fentanyl 0.025 MG/HR Transdermal System", "Drug", "RxNorm", "Quant Clinical Drug", "245134");
+pub(crate) const ING_LISINOPRIL: Concept = c(1308216, "lisinopril", "Drug", "RxNorm", "Ingredient", "29046");
+pub(crate) const ING_IBUPROFEN: Concept = c(1177480, "ibuprofen", "Drug", "RxNorm", "Ingredient", "5640");
+pub(crate) const ING_PENICILLIN_V: Concept = c(1729720, "penicillin V", "Drug", "RxNorm", "Ingredient", "7984");
+pub(crate) const ING_CEFUROXIME: Concept = c(1778162, "cefuroxime", "Drug", "RxNorm", "Ingredient", "2194");
+pub(crate) const ING_CEFACLOR: Concept = c(1768849, "cefaclor", "Drug", "RxNorm", "Ingredient", "2176");
+pub(crate) const ING_CEFDINIR: Concept = c(1796458, "cefdinir", "Drug", "RxNorm", "Ingredient", "25037");
+pub(crate) const PR_SOCIAL_NEEDS: Concept = c(46272459, "Assessment of health and social care needs", "Procedure", "SNOMED", "Procedure", "710824005");
+pub(crate) const PR_SUBSTANCE_USE: Concept = c(762506, "Assessment of substance use", "Procedure", "SNOMED", "Procedure", "428211000124100");
+pub(crate) const PR_MED_RECONCILIATION: Concept = c(4326177, "Medication Reconciliation", "Procedure", "SNOMED", "Procedure", "430193006");
+pub(crate) const PR_SC_IMMUNOTHERAPY: Concept = c(4107731, "Subcutaneous immunotherapy", "Procedure", "SNOMED", "Procedure", "180256009");
+pub(crate) const PR_ANXIETY_ASSESSMENT: Concept = c(46272472, "Assessment of anxiety", "Procedure", "SNOMED", "Procedure", "710841007");
+pub(crate) const PR_IM_INJECTION: Concept = c(4295880, "Intramuscular injection", "Procedure", "SNOMED", "Procedure", "76601001");
+pub(crate) const PR_AUDIT_C: Concept = c(35621997, "Assessment using AUDIT-C (Alcohol Use Disorders Identification Test - Consumption)", "Procedure", "SNOMED", "Procedure", "763302001");
+pub(crate) const PR_FUNDAL_HEIGHT: Concept = c(4168236, "Evaluation of uterine fundal height", "Procedure", "SNOMED", "Procedure", "274804006");
+pub(crate) const PR_FETAL_HEART: Concept = c(4075363, "Auscultation of the fetal heart", "Procedure", "SNOMED", "Procedure", "225158009");
+pub(crate) const PR_MORSE_FALL: Concept = c(35621755, "Assessment using Morse Fall Scale", "Procedure", "SNOMED", "Procedure", "762993000");
+pub(crate) const PR_CRAFFT: Concept = c(3655745, "Assessment using Car, Relax, Alone, Forget, Friends, Trouble Screening Test", "Procedure", "SNOMED", "Procedure", "868187001");
+pub(crate) const PR_ANTICIPATORY_GUIDANCE: Concept = c(4298386, "Anticipatory guidance", "Procedure", "SNOMED", "Procedure", "386516004");
+pub(crate) const PR_PHYSICAL_EXAM: Concept = c(4240345, "Physical examination", "Procedure", "SNOMED", "Procedure", "5880005");
+pub(crate) const PR_FETAL_ULTRASOUND: Concept = c(4060626, "Ultrasound scan for fetal viability", "Procedure", "SNOMED", "Procedure", "169230002");
+pub(crate) const PR_OXYGEN_MASK: Concept = c(4162736, "Oxygen administration by mask", "Procedure", "SNOMED", "Procedure", "371908008");
+pub(crate) const PR_PRONE: Concept = c(4196006, "Placing subject in prone position", "Procedure", "SNOMED", "Procedure", "431182000");
+pub(crate) const PR_COLONOSCOPY: Concept = c(4249893, "Colonoscopy", "Procedure", "SNOMED", "Procedure", "73761001");
+pub(crate) const PR_ECHO: Concept = c(4230911, "Echocardiography", "Procedure", "SNOMED", "Procedure", "40701008");
+pub(crate) const PR_CBT: Concept = c(4043071, "Cognitive and behavioral therapy", "Procedure", "SNOMED", "Procedure", "228557008");
+pub(crate) const PR_CHEST_XRAY: Concept = c(4163872, "Plain chest X-ray", "Procedure", "SNOMED", "Procedure", "399208008");
+pub(crate) const PR_HEALTH_EDUCATION: Concept = c(4158254, "Health risks education", "Procedure", "SNOMED", "Procedure", "370995009");
+pub(crate) const PR_BONE_IMMOBILIZATION: Concept = c(4170947, "Bone immobilization", "Procedure", "SNOMED", "Procedure", "274474001");
+pub(crate) const PR_CONTRACEPTIVE_INSERT: Concept = c(4059978, "Insertion of subcutaneous contraceptive", "Procedure", "SNOMED", "Procedure", "169553002");
+pub(crate) const PR_DTP_VACCINE: Concept = c(4163708, "Administration of diphtheria, pertussis, and tetanus vaccine", "Procedure", "SNOMED", "Procedure", "399014008");
+pub(crate) const PR_PAP_SMEAR: Concept = c(4234541, "Cytopathology procedure, preparation of smear, genital source", "Procedure", "SNOMED", "Procedure", "90226004");
+pub(crate) const PR_ALLERGY_SCREEN: Concept = c(4191853, "Allergy screening test", "Procedure", "SNOMED", "Procedure", "395142003");
+pub(crate) const PR_SUTURE: Concept = c(4125906, "Suture open wound", "Procedure", "SNOMED", "Procedure", "288086009");
+pub(crate) const PR_ECG: Concept = c(4163951, "Electrocardiographic procedure", "Procedure", "SNOMED", "Procedure", "29303009");
+pub(crate) const PR_BRIEF_EXAM: Concept = c(4037675, "Brief general examination", "Procedure", "SNOMED", "Procedure", "162676008");
+pub(crate) const PR_REVIEW_OF_SYSTEMS: Concept = c(4187458, "Review of systems", "Procedure", "SNOMED", "Procedure", "415300000");
+pub(crate) const PR_BONE_DENSITY: Concept = c(4195803, "Bone density scan", "Procedure", "SNOMED", "Procedure", "312681000");
+pub(crate) const PR_HF_EDUCATION: Concept = c(4309550, "Heart failure education", "Procedure", "SNOMED", "Procedure", "423475008");
+pub(crate) const PR_TRANSFUSION: Concept = c(4108705, "Intravenous blood transfusion of packed cells", "Procedure", "SNOMED", "Procedure", "180207008");
+pub(crate) const PR_SPUTUM: Concept = c(4151422, "Sputum examination", "Procedure", "SNOMED", "Procedure", "269911007");
+pub(crate) const M_SBP: Concept = c(3004249, "Systolic blood pressure", "Measurement", "LOINC", "Clinical Observation", "8480-6");
+pub(crate) const M_DBP: Concept = c(3012888, "Diastolic blood pressure", "Measurement", "LOINC", "Clinical Observation", "8462-4");
+pub(crate) const M_WEIGHT: Concept = c(3025315, "Body weight", "Measurement", "LOINC", "Clinical Observation", "29463-7");
+pub(crate) const M_HEIGHT: Concept = c(3036277, "Body height", "Measurement", "LOINC", "Clinical Observation", "8302-2");
+pub(crate) const M_PAIN: Concept = c(43055141, "Pain severity - 0-10 verbal numeric rating [Score] - Reported", "Measurement", "LOINC", "Clinical Observation", "72514-3");
+pub(crate) const M_RESP_RATE: Concept = c(3024171, "Respiratory rate", "Measurement", "LOINC", "Clinical Observation", "9279-1");
+pub(crate) const M_HEART_RATE: Concept = c(3027018, "Heart rate", "Measurement", "LOINC", "Clinical Observation", "8867-4");
+pub(crate) const M_BMI: Concept = c(3038553, "Body mass index (BMI) [Ratio]", "Measurement", "LOINC", "Clinical Observation", "39156-5");
+pub(crate) const M_POTASSIUM: Concept = c(3005456, "Potassium [Moles/volume] in Blood", "Measurement", "LOINC", "Lab Test", "6298-4");
+pub(crate) const M_CO2: Concept = c(3014094, "Carbon dioxide, total [Moles/volume] in Blood", "Measurement", "LOINC", "Lab Test", "20565-8");
+pub(crate) const M_CHLORIDE: Concept = c(3018572, "Chloride [Moles/volume] in Blood", "Measurement", "LOINC", "Lab Test", "2069-3");
+pub(crate) const M_SODIUM: Concept = c(3000285, "Sodium [Moles/volume] in Blood", "Measurement", "LOINC", "Lab Test", "2947-0");
+pub(crate) const M_CALCIUM: Concept = c(3032503, "Calcium [Mass/volume] in Blood", "Measurement", "LOINC", "Lab Test", "49765-1");
+pub(crate) const M_CREATININE: Concept = c(3051825, "Creatinine [Mass/volume] in Blood", "Measurement", "LOINC", "Lab Test", "38483-4");
+pub(crate) const M_UREA: Concept = c(3004295, "Urea nitrogen [Mass/volume] in Blood", "Measurement", "LOINC", "Lab Test", "6299-2");
+pub(crate) const M_GLUCOSE: Concept = c(3000483, "Glucose [Mass/volume] in Blood", "Measurement", "LOINC", "Lab Test", "2339-0");
+pub(crate) const M_HBA1C: Concept = c(3004410, "Hemoglobin A1c/Hemoglobin.total in Blood", "Measurement", "LOINC", "Lab Test", "4548-4");
+pub(crate) const M_CHOLESTEROL: Concept = c(3027114, "Cholesterol [Mass/volume] in Serum or Plasma", "Measurement", "LOINC", "Lab Test", "2093-3");
+pub(crate) const M_TRIGLYCERIDE: Concept = c(3022192, "Triglyceride [Mass/volume] in Serum or Plasma", "Measurement", "LOINC", "Lab Test", "2571-8");
+pub(crate) const M_LDL: Concept = c(3009966, "Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay", "Measurement", "LOINC", "Lab Test", "18262-6");
+pub(crate) const M_HDL: Concept = c(3007070, "Cholesterol in HDL [Mass/volume] in Serum or Plasma", "Measurement", "LOINC", "Lab Test", "2085-9");
+pub(crate) const M_HEMOGLOBIN: Concept = c(3000963, "Hemoglobin [Mass/volume] in Blood", "Measurement", "LOINC", "Lab Test", "718-7");
+pub(crate) const M_PLATELETS: Concept = c(3024929, "Platelets [#/volume] in Blood by Automated count", "Measurement", "LOINC", "Lab Test", "777-3");
+pub(crate) const M_MCHC: Concept = c(3009744, "MCHC [Mass/volume] by Automated count", "Measurement", "LOINC", "Lab Test", "786-4");
+pub(crate) const M_MCH: Concept = c(3012030, "MCH [Entitic mass] by Automated count", "Measurement", "LOINC", "Lab Test", "785-6");
+pub(crate) const M_MCV: Concept = c(3023599, "MCV [Entitic volume] by Automated count", "Measurement", "LOINC", "Lab Test", "787-2");
+pub(crate) const M_ERYTHROCYTES: Concept = c(3020416, "Erythrocytes [#/volume] in Blood by Automated count", "Measurement", "LOINC", "Lab Test", "789-8");
+pub(crate) const M_LEUKOCYTES: Concept = c(3000905, "Leukocytes [#/volume] in Blood by Automated count", "Measurement", "LOINC", "Lab Test", "6690-2");
+pub(crate) const M_HEMATOCRIT: Concept = c(3023314, "Hematocrit [Volume Fraction] of Blood by Automated count", "Measurement", "LOINC", "Lab Test", "4544-3");
+pub(crate) const M_BODY_TEMP: Concept = c(3020891, "Body temperature", "Measurement", "LOINC", "Clinical Observation", "8310-5");
+pub(crate) const M_THROAT_CULTURE: Concept = c(4024958, "Throat culture", "Measurement", "SNOMED", "Procedure", "117015009");
+pub(crate) const M_DEPRESSION_SCREEN: Concept = c(4064377, "Depression screening", "Measurement", "SNOMED", "Procedure", "171207006");
+pub(crate) const M_OXYGEN_SAT: Concept = c(3016502, "Oxygen saturation in Arterial blood", "Measurement", "LOINC", "Lab Test", "2708-6");
+pub(crate) const U_MMHG: Concept = c(8876, "millimeter mercury column", "Unit", "UCUM", "Unit", "mm[Hg]");
 pub(crate) const U_KG: Concept = c(9529, "kilogram", "Unit", "UCUM", "Unit", "kg");
 pub(crate) const U_CM: Concept = c(8582, "centimeter", "Unit", "UCUM", "Unit", "cm");
-pub(crate) const U_KG_M2: Concept = c(
-    9531,
-    "kilogram per square meter",
-    "Unit",
-    "UCUM",
-    "Unit",
-    "kg/m2",
-);
+pub(crate) const U_KG_M2: Concept = c(9531, "kilogram per square meter", "Unit", "UCUM", "Unit", "kg/m2");
 pub(crate) const U_PER_MIN: Concept = c(8541, "per minute", "Unit", "UCUM", "Unit", "/min");
 pub(crate) const U_PERCENT: Concept = c(8554, "percent", "Unit", "UCUM", "Unit", "%");
-pub(crate) const U_MG_DL: Concept = c(
-    8840,
-    "milligram per deciliter",
-    "Unit",
-    "UCUM",
-    "Unit",
-    "mg/dL",
-);
-pub(crate) const U_MMOL_L: Concept = c(
-    8753,
-    "millimole per liter",
-    "Unit",
-    "UCUM",
-    "Unit",
-    "mmol/L",
-);
+pub(crate) const U_MG_DL: Concept = c(8840, "milligram per deciliter", "Unit", "UCUM", "Unit", "mg/dL");
+pub(crate) const U_MMOL_L: Concept = c(8753, "millimole per liter", "Unit", "UCUM", "Unit", "mmol/L");
 pub(crate) const U_G_DL: Concept = c(8713, "gram per deciliter", "Unit", "UCUM", "Unit", "g/dL");
-pub(crate) const U_THOUSAND_PER_UL: Concept = c(
-    8848,
-    "thousand per microliter",
-    "Unit",
-    "UCUM",
-    "Unit",
-    "10*3/uL",
-);
-pub(crate) const U_MILLION_PER_UL: Concept = c(
-    8815,
-    "million per microliter",
-    "Unit",
-    "UCUM",
-    "Unit",
-    "10*6/uL",
-);
+pub(crate) const U_THOUSAND_PER_UL: Concept = c(8848, "thousand per microliter", "Unit", "UCUM", "Unit", "10*3/uL");
+pub(crate) const U_MILLION_PER_UL: Concept = c(8815, "million per microliter", "Unit", "UCUM", "Unit", "10*6/uL");
 pub(crate) const U_FL: Concept = c(8583, "femtoliter", "Unit", "UCUM", "Unit", "fL");
 pub(crate) const U_PG: Concept = c(8564, "picogram", "Unit", "UCUM", "Unit", "pg");
 pub(crate) const U_CELSIUS: Concept = c(586323, "degree Celsius", "Unit", "UCUM", "Unit", "Cel");
-pub(crate) const O_SMOKING: Concept = c(
-    43054909,
-    "Tobacco smoking status",
-    "Observation",
-    "LOINC",
-    "Clinical Observation",
-    "72166-2",
-);
-pub(crate) const O_HOUSING: Concept = c(
-    42869557,
-    "Housing status",
-    "Observation",
-    "LOINC",
-    "Survey",
-    "71802-3",
-);
-pub(crate) const O_EMPLOYMENT: Concept = c(
-    40770471,
-    "Employment status - current",
-    "Observation",
-    "LOINC",
-    "Clinical Observation",
-    "67875-5",
-);
-pub(crate) const O_PHQ2: Concept = c(
-    40758879,
-    "Patient Health Questionnaire 2 item (PHQ-2) total score [Reported]",
-    "Observation",
-    "LOINC",
-    "Survey",
-    "55758-7",
-);
-pub(crate) const O_GAD7: Concept = c(
-    42868746,
-    "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]",
-    "Observation",
-    "LOINC",
-    "Survey",
-    "70274-6",
-);
-pub(crate) const O_AUDIT_C: Concept = c(
-    46235357,
-    "Total score [AUDIT-C]",
-    "Observation",
-    "LOINC",
-    "Survey",
-    "75626-2",
-);
-pub(crate) const O_DAST10: Concept = c(
-    42529243,
-    "Total score [DAST-10]",
-    "Observation",
-    "LOINC",
-    "Survey",
-    "82667-7",
-);
-pub(crate) const O_PAIN: Concept = c(
-    3034263,
-    "Pain severity - Reported",
-    "Observation",
-    "LOINC",
-    "Clinical Observation",
-    "38208-5",
-);
-pub(crate) const O_FALL_RISK_TOTAL: Concept = c(
-    40762523,
-    "Fall risk total [Morse Fall Scale]",
-    "Observation",
-    "LOINC",
-    "Survey",
-    "59460-6",
-);
-pub(crate) const O_EDUCATION: Concept = c(
-    42528763,
-    "Highest level of education",
-    "Observation",
-    "LOINC",
-    "Clinical Observation",
-    "82589-3",
-);
-pub(crate) const O_INSURANCE: Concept = c(
-    46235654,
-    "Primary insurance",
-    "Observation",
-    "LOINC",
-    "Clinical Observation",
-    "76437-3",
-);
-pub(crate) const O_LANGUAGE: Concept = c(
-    40758030,
-    "Preferred language",
-    "Observation",
-    "LOINC",
-    "Clinical Observation",
-    "54899-0",
-);
-pub(crate) const O_STRESS_LEVEL: Concept = c(
-    37020116,
-    "Stress level",
-    "Observation",
-    "LOINC",
-    "Clinical Observation",
-    "93038-8",
-);
-pub(crate) const O_FULL_TIME: Concept = c(
-    4053118,
-    "Full-time employment",
-    "Observation",
-    "SNOMED",
-    "Clinical Finding",
-    "160903007",
-);
-pub(crate) const O_PART_TIME: Concept = c(
-    4059634,
-    "Part-time employment",
-    "Observation",
-    "SNOMED",
-    "Clinical Finding",
-    "160904001",
-);
-pub(crate) const O_NOT_IN_LABOR_FORCE: Concept = c(
-    42538208,
-    "Not in labor force",
-    "Observation",
-    "SNOMED",
-    "Clinical Finding",
-    "741062008",
-);
-pub(crate) const O_PHQ9: Concept = c(
-    3042932,
-    "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
-    "Observation",
-    "LOINC",
-    "Survey",
-    "44261-6",
-);
+pub(crate) const O_SMOKING: Concept = c(43054909, "Tobacco smoking status", "Observation", "LOINC", "Clinical Observation", "72166-2");
+pub(crate) const O_HOUSING: Concept = c(42869557, "Housing status", "Observation", "LOINC", "Survey", "71802-3");
+pub(crate) const O_EMPLOYMENT: Concept = c(40770471, "Employment status - current", "Observation", "LOINC", "Clinical Observation", "67875-5");
+pub(crate) const O_PHQ2: Concept = c(40758879, "Patient Health Questionnaire 2 item (PHQ-2) total score [Reported]", "Observation", "LOINC", "Survey", "55758-7");
+pub(crate) const O_GAD7: Concept = c(42868746, "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]", "Observation", "LOINC", "Survey", "70274-6");
+pub(crate) const O_AUDIT_C: Concept = c(46235357, "Total score [AUDIT-C]", "Observation", "LOINC", "Survey", "75626-2");
+pub(crate) const O_DAST10: Concept = c(42529243, "Total score [DAST-10]", "Observation", "LOINC", "Survey", "82667-7");
+pub(crate) const O_PAIN: Concept = c(3034263, "Pain severity - Reported", "Observation", "LOINC", "Clinical Observation", "38208-5");
+pub(crate) const O_FALL_RISK_TOTAL: Concept = c(40762523, "Fall risk total [Morse Fall Scale]", "Observation", "LOINC", "Survey", "59460-6");
+pub(crate) const O_EDUCATION: Concept = c(42528763, "Highest level of education", "Observation", "LOINC", "Clinical Observation", "82589-3");
+pub(crate) const O_INSURANCE: Concept = c(46235654, "Primary insurance", "Observation", "LOINC", "Clinical Observation", "76437-3");
+pub(crate) const O_LANGUAGE: Concept = c(40758030, "Preferred language", "Observation", "LOINC", "Clinical Observation", "54899-0");
+pub(crate) const O_STRESS_LEVEL: Concept = c(37020116, "Stress level", "Observation", "LOINC", "Clinical Observation", "93038-8");
+pub(crate) const O_FULL_TIME: Concept = c(4053118, "Full-time employment", "Observation", "SNOMED", "Clinical Finding", "160903007");
+pub(crate) const O_PART_TIME: Concept = c(4059634, "Part-time employment", "Observation", "SNOMED", "Clinical Finding", "160904001");
+pub(crate) const O_NOT_IN_LABOR_FORCE: Concept = c(42538208, "Not in labor force", "Observation", "SNOMED", "Clinical Finding", "741062008");
+pub(crate) const O_PHQ9: Concept = c(3042932, "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]", "Observation", "LOINC", "Survey", "44261-6");
 
 /// Every concept the generator can emit, for `concept.csv`.
 pub(crate) const ALL_CONCEPTS: &[&Concept] = &[

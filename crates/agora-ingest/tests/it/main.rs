@@ -1,0 +1,7 @@
+//! Integration tests of OMOP ingest against a real SQLite metadata store and a local lake.
+
+mod support;
+
+mod pseudonymization;
+mod quarantine;
+mod releases;

@@ -1,0 +1,133 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use agora_govern::MetaStore;
+use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
+use agora_ingest::{Hub, IngestReport};
+use agora_lake::Lake;
+use agora_privacy::HubSecret;
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+pub fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel)
+}
+
+pub struct TestHub {
+    pub dir: tempfile::TempDir,
+    pub hub: Hub,
+}
+
+impl TestHub {
+    pub async fn new() -> Self {
+        Self::with_secret(HubSecret::from_bytes([42; 32])).await
+    }
+
+    pub async fn with_secret(secret: HubSecret) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub {
+            lake: Lake::open_local(dir.path().join("lake")).unwrap(),
+            meta: MetaStore::open_sqlite(&dir.path().join("meta.db"))
+                .await
+                .unwrap(),
+            secret,
+            locks_dir: dir.path().join("locks"),
+        };
+        Self { dir, hub }
+    }
+
+    pub fn lake_dir(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    pub async fn ingest(&self, dataset: &str, source: &Path) -> agora_ingest::Result<IngestReport> {
+        self.ingest_with(dataset, source, IdentitySource::SourceValue)
+            .await
+    }
+
+    pub async fn ingest_with(
+        &self,
+        dataset: &str,
+        source: &Path,
+        identity: IdentitySource,
+    ) -> agora_ingest::Result<IngestReport> {
+        ingest_omop(
+            &self.hub,
+            OmopIngest {
+                dataset: dataset.parse().unwrap(),
+                source: source.to_path_buf(),
+                identity,
+                actor: "test".into(),
+                progress: false,
+            },
+        )
+        .await
+    }
+
+    /// Every table of the latest release of `dataset`, read back from its Parquet files.
+    pub async fn read_release(&self, dataset: &str) -> HashMap<String, Vec<RecordBatch>> {
+        let info = self
+            .hub
+            .meta
+            .release(&dataset.parse().unwrap(), None)
+            .await
+            .unwrap()
+            .unwrap();
+        let manifest = self
+            .hub
+            .lake
+            .read_manifest(&info.manifest_path)
+            .await
+            .unwrap();
+        manifest
+            .tables
+            .iter()
+            .map(|t| {
+                let batches = t
+                    .files
+                    .iter()
+                    .flat_map(|f| read_parquet(&self.lake_dir().join(&f.path)))
+                    .collect();
+                (t.name.clone(), batches)
+            })
+            .collect()
+    }
+}
+
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+/// All regular files under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Writes `files` (name, content) into a fresh directory.
+pub fn extract(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    dir
+}
