@@ -146,11 +146,20 @@ class AgoraServer:
         """Wall seconds from sending the request to having read the whole TSV answer, and the TSV."""
         body = json.dumps({"dataset": DATASET, "sql": sql, "format": "tsv"})
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
-        start = time.perf_counter()
-        self.conn.request("POST", "/api/v1/sql", body=body, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
-        seconds = time.perf_counter() - start
+        for attempt in (1, 2):
+            try:
+                start = time.perf_counter()
+                self.conn.request("POST", "/api/v1/sql", body=body, headers=headers)
+                response = self.conn.getresponse()
+                payload = response.read()
+                seconds = time.perf_counter() - start
+                break
+            except (OSError, http.client.HTTPException) as e:
+                # A keep-alive connection the server closed while idle: reconnect and time afresh.
+                self.conn.close()
+                if attempt == 2 or self.proc.poll() is not None:
+                    state = f"server exited with {self.proc.returncode}" if self.proc.poll() is not None else "server up"
+                    raise BenchError(f"request failed ({e!r}; {state}):\n{_tail(self.log_path)}") from e
         text = payload.decode("utf-8", errors="replace")
         if response.status != 200:
             try:

@@ -271,6 +271,7 @@ def render(result: dict) -> str:
     cfg = result["config"]
     out.append(f"Agora vs DuckDB — {cfg['persons']} persons (seed {cfg['seed']}), "
                f"{result['machine']['cores']} cores, DuckDB threads {cfg['threads']}, {result['agora_version']}")
+    out.append(f"load average at start/end: {result['load_average_start'][0]:.2f} / {result['load_average_end'][0]:.2f}")
     ing = result.get("ingest")
     if ing:
         out.append("")
@@ -337,6 +338,9 @@ def main() -> int:
     work = args.data_root / "runs" / stamp
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    load = os.getloadavg()[0]
+    if load > 0.5 * (os.cpu_count() or 1):
+        log(f"warning: load average is {load:.1f} on {os.cpu_count()} cores; other work will skew the times")
     try:
         csv_dir = ensure_data(binary, args.data_root, args.persons, args.seed)
         result: dict = {
@@ -347,6 +351,7 @@ def main() -> int:
             "agora_version": Agora(binary, work).version(),
             "git_commit": git_commit(),
             "machine": machine_info(args.threads),
+            "load_average_start": os.getloadavg(),
         }
         if args.skip_ingest:
             agora = fresh_agora(binary, work / "agora-ingest-1")
@@ -359,6 +364,9 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+            if not any(work.parent.iterdir()):
+                work.parent.rmdir()
+    result["load_average_end"] = os.getloadavg()
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out_path = args.results_dir / f"{stamp}-{args.persons}.json"

@@ -96,6 +96,16 @@ impl Lake {
                 removed += 1;
             }
         }
+        // Object stores have no directories; a local lake keeps the emptied ones.
+        if let Some(root) = &self.local_root {
+            let dir = root.join(prefix.as_ref());
+            tokio::task::spawn_blocking(move || prune_empty_dirs(&dir))
+                .await
+                .map_err(|e| Error::Io {
+                    path: "lake".into(),
+                    source: std::io::Error::other(e),
+                })?;
+        }
         Ok(removed)
     }
 
@@ -131,6 +141,21 @@ impl Lake {
             path: "lake".into(),
             source: std::io::Error::other(e),
         })?
+    }
+}
+
+/// Removes the empty directories below `dir` (not `dir` itself). Best effort: a directory
+/// that cannot be removed is simply left.
+fn prune_empty_dirs(dir: &FsPath) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            prune_empty_dirs(&path);
+            let _ = std::fs::remove_dir(&path); // fails, harmlessly, when not empty
+        }
     }
 }
 

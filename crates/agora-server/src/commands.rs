@@ -191,7 +191,13 @@ fn print_report(report: &IngestReport, dir: &DataDir) {
     println!("persons new to the hub: {}", report.new_persons);
     if report.rows_quarantined > 0 {
         println!("\nQuarantined rows by reason:");
-        for c in &report.quarantine.counts {
+        let mut counts: Vec<_> = report.quarantine.counts.iter().collect();
+        counts.sort_by(|a, b| b.rows.cmp(&a.rows));
+        const SHOWN: usize = 12;
+        if counts.len() > SHOWN {
+            println!("  (the {SHOWN} most frequent of {} reasons)", counts.len());
+        }
+        for c in counts.into_iter().take(SHOWN) {
             let column = c
                 .column
                 .as_deref()

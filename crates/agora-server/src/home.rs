@@ -42,6 +42,9 @@ pub(crate) async fn init(dir: &DataDir) -> Result<Initialized> {
     ] {
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     }
+    // The directory holds health data and keys: owner only.
+    std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict {}", dir.root().display()))?;
     std::fs::create_dir_all(dir.keys())
         .and_then(|()| std::fs::set_permissions(dir.keys(), std::fs::Permissions::from_mode(0o700)))
         .with_context(|| format!("cannot create {}", dir.keys().display()))?;

@@ -1,6 +1,7 @@
 //! The HTTP API. The only module that knows HTTP status codes: library errors carry an
 //! [`ErrorKind`] and [`status_for`] turns it into a status, in one place.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -44,7 +45,8 @@ pub(crate) async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    eprintln!("Agora stopped");
+    // Whoever started us may have closed stderr by now; that is no reason to fail.
+    let _ = writeln!(std::io::stderr(), "Agora stopped");
     Ok(())
 }
 

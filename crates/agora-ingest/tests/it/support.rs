@@ -9,15 +9,15 @@ use agora_privacy::HubSecret;
 use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-pub fn shared(rel: &str) -> PathBuf {
+pub(crate) fn shared(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared")
         .join(rel)
 }
 
-pub struct TestHub {
-    pub dir: tempfile::TempDir,
-    pub hub: Hub,
+pub(crate) struct TestHub {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) hub: Hub,
 }
 
 impl TestHub {
@@ -38,7 +38,7 @@ impl TestHub {
         Self { dir, hub }
     }
 
-    pub fn lake_dir(&self) -> PathBuf {
+    pub(crate) fn lake_dir(&self) -> PathBuf {
         self.dir.path().join("lake")
     }
 
@@ -96,7 +96,7 @@ impl TestHub {
     }
 }
 
-pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+pub(crate) fn read_parquet(path: &Path) -> Vec<RecordBatch> {
     let file = std::fs::File::open(path).unwrap();
     ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
@@ -107,7 +107,7 @@ pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
 }
 
 /// All regular files under `dir`, recursively.
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
@@ -124,7 +124,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Writes `files` (name, content) into a fresh directory.
-pub fn extract(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn extract(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (name, content) in files {
         std::fs::write(dir.path().join(name), content).unwrap();

@@ -1,0 +1,154 @@
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{Hub, shared};
+
+#[test]
+fn init_creates_a_private_data_directory_and_never_prints_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub { dir };
+    let out = hub.ok(&["init"]);
+    let key = std::fs::read(hub.data_dir().join("keys/hub.key")).unwrap();
+    assert_eq!(key.len(), 32);
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!out.contains(&hex));
+    let mode = |p: &str| {
+        std::fs::metadata(hub.data_dir().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("keys/hub.key"), 0o600);
+    assert_eq!(mode("keys/operator.token"), 0o600);
+    assert_eq!(mode("keys"), 0o700);
+    assert_eq!(mode(""), 0o700);
+    for sub in ["lake", "audit", "meta.db"] {
+        assert!(hub.data_dir().join(sub).exists(), "{sub}");
+    }
+    // A second init changes nothing, in particular not the secret.
+    assert!(
+        hub.ok(&["init"])
+            .contains("already an Agora data directory")
+    );
+    assert_eq!(
+        std::fs::read(hub.data_dir().join("keys/hub.key")).unwrap(),
+        key
+    );
+}
+
+#[test]
+fn a_world_readable_secret_is_refused() {
+    let hub = Hub::init();
+    let key = hub.data_dir().join("keys/hub.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = hub.fails(&["datasets"]);
+    assert!(err.contains("readable by other users"), "{err}");
+}
+
+#[test]
+fn errors_are_clear_and_exit_non_zero() {
+    let empty = Hub {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let err = empty.fails(&["sql", "--dataset", "x", "SELECT 1"]);
+    assert!(
+        err.starts_with("error: ") && err.contains("run `agora init"),
+        "{err}"
+    );
+
+    let hub = Hub::init();
+    let err = hub.fails(&["ingest", "omop", "--dataset", "d", "/nonexistent/extract"]);
+    assert!(
+        err.contains("cannot read /nonexistent/extract") && err.contains("nothing was committed"),
+        "{err}"
+    );
+    let err = hub.fails(&["sql", "--dataset", "d", "SELECT 1"]);
+    assert!(err.contains("dataset d has no release"), "{err}");
+    let err = hub.fails(&["ingest", "omop", "--dataset", "Bad-Name", "."]);
+    assert!(err.contains("invalid dataset name"), "{err}");
+    let help = hub.ok(&["--help"]);
+    for cmd in ["init", "ingest", "sql", "serve", "generate", "demo"] {
+        assert!(help.contains(cmd), "{cmd} missing from --help");
+    }
+}
+
+#[test]
+fn sql_output_formats_and_release_selection() {
+    let hub = Hub::init();
+    let src = shared("data/omop/synthea27nj_csv");
+    hub.ok(&["ingest", "omop", "--dataset", "s", src.to_str().unwrap()]);
+    let q = "SELECT gender_concept_id AS g, COUNT(*) AS n FROM person GROUP BY 1 ORDER BY 1";
+    assert_eq!(
+        hub.ok(&["sql", "--dataset", "s", "--format", "csv", q]),
+        "g,n\n8507,15\n8532,13\n"
+    );
+    assert_eq!(hub.sql_tsv("s", q), "g\tn\n8507\t15\n8532\t13\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&hub.ok(&["sql", "--dataset", "s", "--format", "json", q])).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{"g": 8507, "n": 15}, {"g": 8532, "n": 13}])
+    );
+    let table = hub.ok(&["sql", "--dataset", "s", q]);
+    assert!(
+        table.contains("| 8532 | 13 |") && table.ends_with("(2 rows)\n"),
+        "{table}"
+    );
+    let empty = hub.ok(&[
+        "sql",
+        "--dataset",
+        "s",
+        "--format",
+        "csv",
+        "SELECT person_id FROM person WHERE false",
+    ]);
+    assert_eq!(empty, "person_id\n");
+
+    hub.ok(&["ingest", "omop", "--dataset", "s", src.to_str().unwrap()]);
+    let n = "SELECT COUNT(*) FROM person";
+    assert_eq!(
+        hub.ok(&[
+            "sql",
+            "--dataset",
+            "s",
+            "--release",
+            "1",
+            "--format",
+            "csv",
+            n
+        ]),
+        hub.ok(&["sql", "--dataset", "s", "--format", "csv", n])
+    );
+    assert!(
+        hub.fails(&["sql", "--dataset", "s", "--release", "3", n])
+            .contains("dataset s has no release 3")
+    );
+}
+
+#[test]
+fn demo_sets_up_a_queryable_hub_once() {
+    let hub = Hub {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let out = hub.ok(&["demo", "--persons", "300", "--no-serve"]);
+    assert!(out.contains("Agora is ready"), "{out}");
+    let n = hub.ok(&[
+        "sql",
+        "--dataset",
+        "demo",
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS n FROM person",
+    ]);
+    let persons: u64 = n.lines().nth(1).unwrap().parse().unwrap();
+    assert!((290..=300).contains(&persons), "{persons}");
+    // The example queries it prints work.
+    let top = hub.ok(&["sql", "--dataset", "demo", "--format", "csv",
+        "SELECT c.concept_name, COUNT(DISTINCT co.person_id) AS persons FROM condition_occurrence co JOIN concept c ON c.concept_id = co.condition_concept_id GROUP BY 1 ORDER BY 2 DESC LIMIT 10"]);
+    assert_eq!(top.lines().count(), 11, "{top}");
+    // Running it again reuses the hub instead of ingesting again.
+    hub.ok(&["demo", "--persons", "300", "--no-serve"]);
+    let listing: serde_json::Value =
+        serde_json::from_str(&hub.ok(&["datasets", "--json"])).unwrap();
+    assert_eq!(listing[0]["releases"].as_array().unwrap().len(), 1);
+}

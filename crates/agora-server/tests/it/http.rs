@@ -1,0 +1,199 @@
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::support::{Hub, shared};
+
+/// A running `agora serve` on a free loopback port, stopped with SIGTERM on drop.
+struct Server {
+    child: Child,
+    base: String,
+    /// Everything the server printed on stderr, collected until it exits.
+    log: std::thread::JoinHandle<String>,
+}
+
+impl Server {
+    fn start(hub: &Hub) -> Self {
+        let mut child = hub
+            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "server exited before listening"
+            );
+            if let Some(rest) = line.trim().strip_prefix("Agora listening on ") {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        let log = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+            rest
+        });
+        Self { child, base, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM; returns whether the server exited cleanly, and its log.
+    fn stop(mut self) -> (bool, String) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let clean = self.child.wait().unwrap().success();
+        let log = std::mem::replace(&mut self.log, std::thread::spawn(String::new));
+        (clean, log.join().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(url: &str) -> (u16, Value) {
+    match ureq::get(url).call() {
+        Ok(r) => (r.status(), r.into_json().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn post_sql(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = ureq::post(url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.send_json(body) {
+        Ok(r) => (r.status(), r.into_json().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn http_api_lists_datasets_and_serves_operator_sql() {
+    let hub = Hub::init();
+    hub.ok(&[
+        "ingest",
+        "omop",
+        "--dataset",
+        "synthea",
+        shared("data/omop/synthea27nj_csv").to_str().unwrap(),
+    ]);
+    let server = Server::start(&hub);
+    let token = hub.token();
+
+    let (status, health) = get(&server.url("/health"));
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    let (status, body) = get(&server.url("/api/v1/datasets"));
+    assert_eq!(status, 200);
+    assert_eq!(body["datasets"][0]["name"], "synthea");
+    assert_eq!(body["datasets"][0]["latest_release"], 1);
+
+    let (status, body) = get(&server.url("/api/v1/datasets/synthea/releases"));
+    assert_eq!(status, 200);
+    assert_eq!(body["releases"][0]["rows"], 294203);
+
+    let (status, body) = get(&server.url("/api/v1/datasets/synthea/releases/1"));
+    assert_eq!(status, 200);
+    let person = body["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "person")
+        .unwrap();
+    assert_eq!(person["rows"], 28);
+    let dropped = body["pseudonymization"]["dropped_columns"]
+        .as_array()
+        .unwrap();
+    assert!(
+        dropped.contains(&json!("person.person_source_value")),
+        "{dropped:?}"
+    );
+
+    assert_eq!(get(&server.url("/api/v1/datasets/nope/releases")).0, 404);
+    assert_eq!(
+        get(&server.url("/api/v1/datasets/synthea/releases/9")).0,
+        404
+    );
+    assert_eq!(
+        get(&server.url("/api/v1/datasets/Bad-Name/releases")).0,
+        400
+    );
+
+    let sql = server.url("/api/v1/sql");
+    let query = json!({"dataset": "synthea", "sql": "SELECT COUNT(*) AS n FROM person"});
+    let (status, body) = post_sql(&sql, None, query.clone());
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    let (status, _) = post_sql(&sql, Some("agora_not-a-token"), query.clone());
+    assert_eq!(status, 401);
+
+    let (status, body) = post_sql(&sql, Some(&token), query);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([{"n": 28}]));
+    assert_eq!(body["columns"][0]["name"], "n");
+
+    let (status, body) = post_sql(
+        &sql,
+        Some(&token),
+        json!({"dataset": "synthea", "sql": "DROP TABLE person"}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("read-only"),
+        "{body}"
+    );
+
+    let (status, body) = post_sql(
+        &sql,
+        Some(&token),
+        json!({"dataset": "synthea", "sql": "SELECT * FROM person_x"}),
+    );
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (400, Some("invalid_input"))
+    );
+
+    let (status, _) = post_sql(
+        &sql,
+        Some(&token),
+        json!({"dataset": "absent", "sql": "SELECT 1"}),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = post_sql(&sql, Some(&token), json!({"sql": "SELECT 1"}));
+    assert_eq!(status, 400);
+
+    // Result-size bound: more rows than allowed is refused, not truncated silently.
+    let huge = json!({"dataset": "synthea", "sql": "SELECT * FROM concept_relationship a, concept_relationship b LIMIT 2000000"});
+    let (status, body) = post_sql(&sql, Some(&token), huge);
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (422, Some("resource_exhausted")),
+        "{body}"
+    );
+
+    let (clean, log) = server.stop();
+    assert!(clean, "graceful shutdown on SIGTERM exits 0:\n{log}");
+    assert!(log.contains("Agora stopped"), "{log}");
+}
