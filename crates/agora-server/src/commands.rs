@@ -192,7 +192,7 @@ fn print_report(report: &IngestReport, dir: &DataDir) {
     if report.rows_quarantined > 0 {
         println!("\nQuarantined rows by reason:");
         let mut counts: Vec<_> = report.quarantine.counts.iter().collect();
-        counts.sort_by(|a, b| b.rows.cmp(&a.rows));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.rows));
         const SHOWN: usize = 12;
         if counts.len() > SHOWN {
             println!("  (the {SHOWN} most frequent of {} reasons)", counts.len());

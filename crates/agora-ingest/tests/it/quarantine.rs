@@ -157,10 +157,7 @@ async fn unknown_files_and_columns_are_reported_not_dropped_silently() {
     let src = extract(&[
         (
             "person.csv",
-            &format!(
-                "{}",
-                PERSON_HEADER.replace('\n', ",shoe_size\n") + "1,8507,1980,0,0,NIR-1,42\n"
-            ),
+            &(PERSON_HEADER.replace('\n', ",shoe_size\n") + "1,8507,1980,0,0,NIR-1,42\n"),
         ),
         ("my_notes.csv", "x\n1\n"),
     ]);

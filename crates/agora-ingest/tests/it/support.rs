@@ -21,11 +21,11 @@ pub(crate) struct TestHub {
 }
 
 impl TestHub {
-    pub async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self::with_secret(HubSecret::from_bytes([42; 32])).await
     }
 
-    pub async fn with_secret(secret: HubSecret) -> Self {
+    pub(crate) async fn with_secret(secret: HubSecret) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let hub = Hub {
             lake: Lake::open_local(dir.path().join("lake")).unwrap(),
@@ -42,12 +42,12 @@ impl TestHub {
         self.dir.path().join("lake")
     }
 
-    pub async fn ingest(&self, dataset: &str, source: &Path) -> agora_ingest::Result<IngestReport> {
+    pub(crate) async fn ingest(&self, dataset: &str, source: &Path) -> agora_ingest::Result<IngestReport> {
         self.ingest_with(dataset, source, IdentitySource::SourceValue)
             .await
     }
 
-    pub async fn ingest_with(
+    pub(crate) async fn ingest_with(
         &self,
         dataset: &str,
         source: &Path,
@@ -67,7 +67,7 @@ impl TestHub {
     }
 
     /// Every table of the latest release of `dataset`, read back from its Parquet files.
-    pub async fn read_release(&self, dataset: &str) -> HashMap<String, Vec<RecordBatch>> {
+    pub(crate) async fn read_release(&self, dataset: &str) -> HashMap<String, Vec<RecordBatch>> {
         let info = self
             .hub
             .meta

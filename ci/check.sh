@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The project's checks, exactly as CI runs them. Run locally with `bash ci/check.sh`.
+#
+# Needs: the pinned Rust toolchain (rust-toolchain.toml), crates.io, and the shared
+# fixtures checked out beside this repository (../shared), which the tests read.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d ../shared/data/omop ]; then
+    echo "error: the test fixtures are expected in ../shared (beside this repository)" >&2
+    exit 1
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "test (the README's test command)"
+cargo test --workspace
