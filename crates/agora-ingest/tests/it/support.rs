@@ -42,7 +42,11 @@ impl TestHub {
         self.dir.path().join("lake")
     }
 
-    pub(crate) async fn ingest(&self, dataset: &str, source: &Path) -> agora_ingest::Result<IngestReport> {
+    pub(crate) async fn ingest(
+        &self,
+        dataset: &str,
+        source: &Path,
+    ) -> agora_ingest::Result<IngestReport> {
         self.ingest_with(dataset, source, IdentitySource::SourceValue)
             .await
     }

@@ -76,7 +76,7 @@ fn errors_are_clear_and_exit_non_zero() {
 fn sql_output_formats_and_release_selection() {
     let hub = Hub::init();
     let src = shared("data/omop/synthea27nj_csv");
-    hub.ok(&["ingest", "omop", "--dataset", "s", src.to_str().unwrap()]);
+    hub.ingest("s", &src);
     let q = "SELECT gender_concept_id AS g, COUNT(*) AS n FROM person GROUP BY 1 ORDER BY 1";
     assert_eq!(
         hub.ok(&["sql", "--dataset", "s", "--format", "csv", q]),
@@ -104,7 +104,7 @@ fn sql_output_formats_and_release_selection() {
     ]);
     assert_eq!(empty, "person_id\n");
 
-    hub.ok(&["ingest", "omop", "--dataset", "s", src.to_str().unwrap()]);
+    hub.ingest("s", &src);
     let n = "SELECT COUNT(*) FROM person";
     assert_eq!(
         hub.ok(&[

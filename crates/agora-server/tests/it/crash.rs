@@ -37,7 +37,7 @@ fn kill_9_mid_ingest_loses_nothing_and_shows_nothing_half_written() {
         "--out",
         src_path,
     ]);
-    hub.ok(&["ingest", "omop", "--dataset", "crash", src_path]);
+    hub.ingest("crash", src.path());
     let count = "SELECT COUNT(*) AS n FROM measurement";
     let before = hub.sql_tsv("crash", count);
     let committed = release_dirs(hub.data_dir(), "crash");
@@ -79,7 +79,7 @@ fn kill_9_mid_ingest_loses_nothing_and_shows_nothing_half_written() {
     );
 
     // The next ingest sweeps the debris and commits release 2.
-    hub.ok(&["ingest", "omop", "--dataset", "crash", src_path]);
+    hub.ingest("crash", src.path());
     assert_eq!(release_dirs(hub.data_dir(), "crash").len(), 2);
     assert_eq!(hub.sql_tsv("crash", count), before);
     assert_eq!(

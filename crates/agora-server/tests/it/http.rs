@@ -87,13 +87,7 @@ fn post_sql(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
 #[test]
 fn http_api_lists_datasets_and_serves_operator_sql() {
     let hub = Hub::init();
-    hub.ok(&[
-        "ingest",
-        "omop",
-        "--dataset",
-        "synthea",
-        shared("data/omop/synthea27nj_csv").to_str().unwrap(),
-    ]);
+    hub.ingest("synthea", &shared("data/omop/synthea27nj_csv"));
     let server = Server::start(&hub);
     let token = hub.token();
 

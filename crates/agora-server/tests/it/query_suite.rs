@@ -66,13 +66,7 @@ fn same_rows(a: &[Vec<String>], b: &[Vec<String>]) -> bool {
 
 fn run_suite(dataset_source: &str) {
     let hub = Hub::init();
-    hub.ok(&[
-        "ingest",
-        "omop",
-        "--dataset",
-        "synthea",
-        shared(dataset_source).to_str().unwrap(),
-    ]);
+    hub.ingest("synthea", &shared(dataset_source));
     let suite = queries();
     assert_eq!(suite.len(), 21);
     let mut failures = Vec::new();

@@ -59,6 +59,17 @@ impl Hub {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Ingests the OMOP extract at `source` as a new release of `dataset`.
+    pub(crate) fn ingest(&self, dataset: &str, source: &Path) -> String {
+        self.ok(&[
+            "ingest",
+            "omop",
+            "--dataset",
+            dataset,
+            source.to_str().unwrap(),
+        ])
+    }
+
     pub(crate) fn sql_tsv(&self, dataset: &str, sql: &str) -> String {
         self.ok(&["sql", "--dataset", dataset, "--format", "tsv", sql])
     }
