@@ -12,7 +12,7 @@
 //! ```text
 //!  Grant ──► Workspace::open ──► SessionContext (tables of the release, lake-only store)
 //!                  │
-//!   SQL ──► parse (PostgreSQL dialect + date arithmetic) ──► verify read-only ──► run
+//!   SQL ──► parse (PostgreSQL dialect) ──► verify read-only ──► run
 //! ```
 //!
 //! ```no_run
@@ -24,7 +24,6 @@
 //! # Ok(()) }
 //! ```
 
-mod dialect;
 mod error;
 mod registry;
 mod workspace;

@@ -17,7 +17,6 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 
-use crate::dialect::PostgresDates;
 use crate::registry::LakeOnly;
 use crate::{Error, Result};
 
@@ -103,17 +102,14 @@ impl Workspace {
         if let Some(n) = limits.target_partitions {
             config = config.with_target_partitions(n);
         }
-        let mut builder = SessionStateBuilder::new()
+        let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
             // No CREATE EXTERNAL TABLE factories, even though DDL is refused anyway.
-            .with_table_factories(Default::default());
-        builder
-            .expr_planners()
-            .get_or_insert_with(Vec::new)
-            .insert(0, Arc::new(PostgresDates));
-        let ctx = SessionContext::new_with_state(builder.build());
+            .with_table_factories(Default::default())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
 
         let format = Arc::new(ParquetFormat::default());
         for table in &grant.manifest.tables {

@@ -104,6 +104,15 @@ fn sql_output_formats_and_release_selection() {
     ]);
     assert_eq!(empty, "person_id\n");
 
+    // PostgreSQL date arithmetic, which OHDSI-style SQL relies on (DataFusion 55 does this
+    // natively; this pins it across upgrades).
+    let dates = "SELECT DATE '2020-03-01' - DATE '2020-02-01' AS days, DATE '2020-02-28' + 2 AS later, \
+                 MAX(visit_end_date - visit_start_date) >= 0 AS int_days FROM visit_occurrence";
+    assert_eq!(
+        hub.ok(&["sql", "--dataset", "s", "--format", "csv", dates]),
+        "days,later,int_days\n29,2020-03-01,true\n"
+    );
+
     hub.ingest("s", &src);
     let n = "SELECT COUNT(*) FROM person";
     assert_eq!(
