@@ -97,7 +97,7 @@ async fn run(args: Args) -> Result<()> {
             let batches = match args.engine {
                 Engine::Agora => {
                     let ws = Workspace::open(&lake, grant.clone(), limits.clone()).await?;
-                    ws.sql(sql).await.with_context(|| format!("{id}"))?.batches
+                    ws.sql(sql).await.with_context(|| id.to_string())?.batches
                 }
                 Engine::Datafusion => plain.sql(sql).await?.collect().await?,
             };
