@@ -136,7 +136,7 @@ pub(crate) struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum GenerateCommand {
-    /// A deterministic synthetic OMOP CDM 5.4 extract (CSV, one file per table).
+    /// A deterministic synthetic OMOP CDM 5.4 extract, one file per table.
     Omop(GenerateOmopArgs),
 }
 
@@ -149,8 +149,18 @@ pub(crate) struct GenerateOmopArgs {
     /// Fraction of clinical rows given a deliberate data-quality defect (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     pub defects: f64,
+    /// File format. Parquet files are typed with the CDM 5.4 schema, so they cannot carry
+    /// type defects: `--defects` needs CSV.
+    #[arg(long, value_enum, default_value_t = GenerateFormat::Csv)]
+    pub format: GenerateFormat,
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GenerateFormat {
+    Csv,
+    Parquet,
 }
 
 #[derive(Debug, Args)]

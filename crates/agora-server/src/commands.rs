@@ -8,8 +8,8 @@ use agora_query::QueryLimits;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{
-    Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, Identity, IngestCommand, LimitArgs,
-    SqlArgs,
+    Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
+    LimitArgs, SqlArgs,
 };
 use crate::home::{self, Home, Initialized};
 
@@ -73,18 +73,13 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             if !(0.0..=1.0).contains(&args.defects) {
                 bail!("--defects must be between 0 and 1");
             }
-            let report = tokio::task::spawn_blocking(move || {
-                agora_synth::generate_omop(
-                    &agora_synth::OmopConfig {
-                        persons: args.persons,
-                        seed: args.seed,
-                        defects: args.defects,
-                        progress: std::io::stderr().is_terminal(),
-                    },
-                    &args.out,
-                )
-            })
-            .await??;
+            if args.format == GenerateFormat::Parquet && args.defects > 0.0 {
+                bail!(
+                    "--defects needs --format csv: typed Parquet columns cannot hold type defects"
+                );
+            }
+            let report =
+                tokio::task::spawn_blocking(move || crate::generate::omop(&args)).await??;
             for (table, rows) in &report.tables {
                 println!("{table:<24} {rows:>12} rows");
             }

@@ -8,6 +8,7 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod format;
+mod generate;
 mod home;
 mod http;
 

@@ -161,3 +161,43 @@ fn demo_sets_up_a_queryable_hub_once() {
         serde_json::from_str(&hub.ok(&["datasets", "--json"])).unwrap();
     assert_eq!(listing[0]["releases"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn generated_csv_and_parquet_extracts_hold_the_same_data() {
+    let hub = Hub::init();
+    let csv = tempfile::tempdir().unwrap();
+    let parquet = tempfile::tempdir().unwrap();
+    for (dir, format) in [(&csv, "csv"), (&parquet, "parquet")] {
+        hub.ok(&[
+            "generate",
+            "omop",
+            "--persons",
+            "200",
+            "--seed",
+            "3",
+            "--format",
+            format,
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+    }
+    assert!(parquet.path().join("person.parquet").exists());
+    assert!(!parquet.path().join(".csv-staging").exists());
+    hub.ingest("from_csv", csv.path());
+    hub.ingest("from_parquet", parquet.path());
+    let q = "SELECT COUNT(*) AS n, SUM(person_id % 1000) AS k, SUM(value_as_number) AS v, MAX(measurement_datetime) AS t FROM measurement";
+    assert_eq!(hub.sql_tsv("from_csv", q), hub.sql_tsv("from_parquet", q));
+    let err = hub.fails(&[
+        "generate",
+        "omop",
+        "--persons",
+        "5",
+        "--defects",
+        "0.1",
+        "--format",
+        "parquet",
+        "--out",
+        parquet.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("--defects needs --format csv"), "{err}");
+}
