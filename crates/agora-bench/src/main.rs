@@ -11,7 +11,7 @@ use std::time::Instant;
 use agora_core::{DataDir, DatasetName};
 use agora_govern::MetaStore;
 use agora_lake::Lake;
-use agora_query::{Grant, QueryLimits, Workspace};
+use agora_query::{Grant, QueryEngine, QueryLimits};
 use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
 use clap::{Parser, ValueEnum};
@@ -85,6 +85,7 @@ async fn run(args: Args) -> Result<()> {
         manifest: manifest.clone(),
     };
     let plain = plain_datafusion(&dir, &manifest, args.threads)?;
+    let engine = QueryEngine::new(lake.clone());
 
     for q in &queries {
         let id = q["id"].as_str().context("query id")?;
@@ -96,7 +97,7 @@ async fn run(args: Args) -> Result<()> {
             let start = Instant::now();
             let batches = match args.engine {
                 Engine::Agora => {
-                    let ws = Workspace::open(&lake, grant.clone(), limits.clone()).await?;
+                    let ws = engine.workspace(grant.clone(), limits.clone()).await?;
                     ws.sql(sql).await.with_context(|| id.to_string())?.batches
                 }
                 Engine::Datafusion => plain.sql(sql).await?.collect().await?,

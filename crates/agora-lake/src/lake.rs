@@ -1,6 +1,6 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use agora_core::DatasetName;
 use futures::TryStreamExt;
@@ -21,6 +21,8 @@ pub const LAKE_URL: &str = "agora://lake";
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
     local_root: Option<PathBuf>,
+    /// Manifests already read. A manifest never changes once written, so no invalidation.
+    manifests: Arc<Mutex<HashMap<String, Arc<ReleaseManifest>>>>,
 }
 
 impl Lake {
@@ -33,6 +35,7 @@ impl Lake {
         Ok(Self {
             store: Arc::new(store),
             local_root: Some(root),
+            manifests: Default::default(),
         })
     }
 
@@ -42,6 +45,7 @@ impl Lake {
         Self {
             store,
             local_root: None,
+            manifests: Default::default(),
         }
     }
 
@@ -54,7 +58,15 @@ impl Lake {
         ReleaseWriter::new(self.clone(), dataset.clone())
     }
 
-    pub async fn read_manifest(&self, path: &str) -> Result<ReleaseManifest> {
+    pub async fn read_manifest(&self, path: &str) -> Result<Arc<ReleaseManifest>> {
+        if let Some(m) = self
+            .manifests
+            .lock()
+            .expect("manifest cache poisoned")
+            .get(path)
+        {
+            return Ok(m.clone());
+        }
         let location = Path::from(path);
         let bytes = self
             .store
@@ -64,10 +76,17 @@ impl Lake {
             .bytes()
             .await
             .map_err(store_err(&location))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+        let manifest: Arc<ReleaseManifest> = Arc::new(serde_json::from_slice(&bytes).map_err(
+            |e| Error::BadManifest {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+        )?);
+        self.manifests
+            .lock()
+            .expect("manifest cache poisoned")
+            .insert(path.to_owned(), manifest.clone());
+        Ok(manifest)
     }
 
     /// Deletes the files of releases of `dataset` that were never committed (an ingest that

@@ -10,15 +10,16 @@
 //! * runs under a memory pool that spills to disk, a time limit and a result-row limit.
 //!
 //! ```text
-//!  Grant ──► Workspace::open ──► SessionContext (tables of the release, lake-only store)
+//!  Grant ──► QueryEngine::workspace ──► SessionContext (tables of the release, lake-only store)
 //!                  │
 //!   SQL ──► parse (PostgreSQL dialect) ──► verify read-only ──► run
 //! ```
 //!
 //! ```no_run
 //! # async fn f(lake: agora_lake::Lake, grant: agora_query::Grant) -> agora_query::Result<()> {
-//! use agora_query::{QueryLimits, Workspace};
-//! let ws = Workspace::open(&lake, grant, QueryLimits::default()).await?;
+//! use agora_query::{QueryEngine, QueryLimits};
+//! let engine = QueryEngine::new(lake); // once per process
+//! let ws = engine.workspace(grant, QueryLimits::default()).await?;
 //! let out = ws.sql("SELECT COUNT(*) FROM person").await?;
 //! println!("{} rows", out.num_rows());
 //! # Ok(()) }
@@ -29,4 +30,4 @@ mod registry;
 mod workspace;
 
 pub use error::{Error, Result};
-pub use workspace::{Grant, QueryLimits, QueryOutput, Workspace};
+pub use workspace::{Grant, QueryEngine, QueryLimits, QueryOutput, Workspace};

@@ -11,11 +11,18 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::cache::TableScopedPath;
+use datafusion::execution::cache::cache_manager::{
+    CacheManagerConfig, CachedFileMetadata, CachedFileMetadataEntry, FileMetadataCache,
+    FileStatisticsCache,
+};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
+use object_store::path::Path;
 
 use crate::registry::LakeOnly;
 use crate::{Error, Result};
@@ -54,7 +61,48 @@ pub struct Grant {
     pub principal: String,
     pub dataset: DatasetName,
     pub release: i64,
-    pub manifest: ReleaseManifest,
+    pub manifest: Arc<ReleaseManifest>,
+}
+
+/// Process-wide query state: the lake, and caches of Parquet footers and file statistics
+/// shared by every workspace. Sharing is safe because release files are immutable: a lake
+/// path always holds the same bytes. Cheap to clone.
+#[derive(Clone)]
+pub struct QueryEngine {
+    lake: Lake,
+    metadata: Arc<FileMetadataCache>,
+    statistics: Arc<FileStatisticsCache>,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine")
+            .field("lake", &self.lake)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    pub fn new(lake: Lake) -> Self {
+        Self {
+            lake,
+            metadata: Arc::new(DefaultCache::<Path, CachedFileMetadataEntry>::new(
+                256 << 20,
+            )),
+            statistics: Arc::new(DefaultCache::<TableScopedPath, CachedFileMetadata>::new(
+                64 << 20,
+            )),
+        }
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// A policy-bounded session for `grant`.
+    pub async fn workspace(&self, grant: Grant, limits: QueryLimits) -> Result<Workspace> {
+        Workspace::open(self, grant, limits).await
+    }
 }
 
 /// A policy-bounded query session over one release.
@@ -78,7 +126,8 @@ impl QueryOutput {
 }
 
 impl Workspace {
-    pub async fn open(lake: &Lake, grant: Grant, limits: QueryLimits) -> Result<Self> {
+    async fn open(engine: &QueryEngine, grant: Grant, limits: QueryLimits) -> Result<Self> {
+        let lake = &engine.lake;
         let df_err = |e| Error::from_datafusion(e, limits.memory_bytes >> 20);
         let lake_url = url::Url::parse(LAKE_URL).expect("valid lake URL");
         let mut disk = DiskManagerBuilder::default();
@@ -91,6 +140,11 @@ impl Workspace {
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .with_disk_manager_builder(disk)
             .with_object_store_registry(Arc::new(LakeOnly::new(lake_url, lake.store().clone())))
+            .with_cache_manager(
+                CacheManagerConfig::default()
+                    .with_file_metadata_cache(Some(engine.metadata.clone()))
+                    .with_file_statistics_cache(Some(engine.statistics.clone())),
+            )
             .build_arc()
             .map_err(df_err)?;
 

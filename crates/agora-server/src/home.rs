@@ -10,7 +10,7 @@ use agora_govern::{MetaStore, Role};
 use agora_ingest::Hub;
 use agora_lake::Lake;
 use agora_privacy::HubSecret;
-use agora_query::{Grant, QueryLimits, Workspace};
+use agora_query::{Grant, QueryEngine, QueryLimits, Workspace};
 use anyhow::{Context, Result, bail};
 
 /// An opened hub: everything commands need.
@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 pub(crate) struct Home {
     pub dir: DataDir,
     pub lake: Lake,
+    pub engine: QueryEngine,
     pub meta: MetaStore,
     pub secret: HubSecret,
 }
@@ -90,6 +91,7 @@ impl Home {
         let lake = Lake::open_local(dir.lake())?;
         Ok(Self {
             dir: dir.clone(),
+            engine: QueryEngine::new(lake.clone()),
             lake,
             meta,
             secret,
@@ -128,7 +130,7 @@ impl Home {
             release: info.number,
             manifest,
         };
-        Ok(Workspace::open(&self.lake, grant, limits).await?)
+        Ok(self.engine.workspace(grant, limits).await?)
     }
 }
 
