@@ -19,5 +19,8 @@ cargo fmt --all --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "SQL-on-FHIR v2 conformance (official suite)"
+cargo run --quiet --locked -- sof-conformance ../shared/conformance/sql-on-fhir-v2/tests
+
 step "test (the README's test command)"
 cargo test --workspace

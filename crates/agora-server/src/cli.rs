@@ -51,6 +51,18 @@ pub(crate) enum Command {
     Generate(GenerateCommand),
     /// Set up a hub with synthetic sample data and serve it: the quickest way to try Agora.
     Demo(DemoArgs),
+    /// Run the SQL-on-FHIR v2 conformance suite (a directory of its test JSON files) against
+    /// Agora's ViewDefinition engine. The last line reads `N passed, M failed`.
+    SofConformance(SofConformanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SofConformanceArgs {
+    /// Show why each failing test failed.
+    #[arg(long)]
+    pub reasons: bool,
+    /// The suite's `tests` directory.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -87,6 +87,21 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo(&dir, args).await,
+        Command::SofConformance(args) => {
+            let report = agora_fhir::conformance::run_suite(&args.dir)?;
+            for f in &report.failures {
+                if args.reasons {
+                    println!("FAIL {} / {}: {}", f.file, f.test, f.reason);
+                } else {
+                    println!("FAIL {} / {}", f.file, f.test);
+                }
+            }
+            println!("{} passed, {} failed", report.passed, report.failed);
+            if report.failed > 0 {
+                bail!("{} SQL-on-FHIR conformance test(s) failed", report.failed);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -201,3 +201,17 @@ fn generated_csv_and_parquet_extracts_hold_the_same_data() {
     ]);
     assert!(err.contains("--defects needs --format csv"), "{err}");
 }
+
+#[test]
+fn sof_conformance_runs_the_official_suite() {
+    let hub = Hub {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let out = hub.ok(&[
+        "sof-conformance",
+        shared("conformance/sql-on-fhir-v2/tests").to_str().unwrap(),
+    ]);
+    assert_eq!(out.lines().last(), Some("134 passed, 0 failed"), "{out}");
+    let err = hub.fails(&["sof-conformance", "/nonexistent"]);
+    assert!(err.contains("/nonexistent"), "{err}");
+}
