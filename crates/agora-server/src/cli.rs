@@ -44,6 +44,9 @@ pub(crate) enum Command {
     Sql(SqlArgs),
     /// List datasets and their releases.
     Datasets(DatasetsArgs),
+    /// Data-quality profile of a release: counts, null rates, code distributions,
+    /// implausible dates, and pass/fail checks.
+    Quality(QualityArgs),
     /// Start the HTTP server.
     Serve(ServeArgs),
     /// Generate synthetic data with the project's own generator.
@@ -128,6 +131,18 @@ pub(crate) enum OutputFormat {
     Csv,
     Tsv,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QualityArgs {
+    #[arg(long)]
+    pub dataset: DatasetName,
+    /// Release number (default: the latest).
+    #[arg(long)]
+    pub release: Option<i64>,
+    /// Print the whole profile as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{
     Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
-    LimitArgs, SqlArgs,
+    LimitArgs, QualityArgs, SqlArgs,
 };
 use crate::home::{self, Home, Initialized};
 
@@ -62,6 +62,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Sql(args) => sql(&dir, args).await,
         Command::Datasets(args) => datasets(&dir, args).await,
+        Command::Quality(args) => quality(&dir, args).await,
         Command::Serve(args) => {
             let home = Home::open(&dir).await?;
             crate::http::serve(home, args.listen, limits(&args.limits), |addr| {
@@ -143,6 +144,65 @@ async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
     let out = ws.sql(&text).await?;
     let bytes = crate::format::render(&out, args.format)?;
     std::io::stdout().write_all(&bytes)?;
+    Ok(())
+}
+
+async fn quality(dir: &DataDir, args: QualityArgs) -> Result<()> {
+    let home = Home::open(dir).await?;
+    let ws = home
+        .operator_workspace(
+            &local_actor(),
+            &args.dataset,
+            args.release,
+            QueryLimits::default(),
+        )
+        .await?;
+    let profile = agora_quality::profile(&ws).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&profile)?);
+        return Ok(());
+    }
+    println!(
+        "Quality of dataset {} release {}\n",
+        profile.dataset, profile.release
+    );
+    println!(
+        "{:<24} {:>12} {:>10}  most empty column",
+        "table", "rows", "persons"
+    );
+    for t in &profile.tables {
+        let emptiest = t
+            .columns
+            .iter()
+            .filter(|c| c.nulls > 0)
+            .max_by(|a, b| a.null_rate.total_cmp(&b.null_rate))
+            .map(|c| format!("{} ({:.0}% empty)", c.column, c.null_rate * 100.0))
+            .unwrap_or_default();
+        let persons = t.persons.map(|p| p.to_string()).unwrap_or_default();
+        println!("{:<24} {:>12} {:>10}  {emptiest}", t.table, t.rows, persons);
+    }
+    let failed: Vec<_> = profile.failed().collect();
+    println!(
+        "\nChecks: {} passed, {} failed",
+        profile.checks.len() - failed.len(),
+        failed.len()
+    );
+    for c in failed {
+        let pct = if c.rows == 0 {
+            0.0
+        } else {
+            100.0 * c.violations as f64 / c.rows as f64
+        };
+        println!(
+            "  FAIL {:<30} {}: {} of {} rows ({pct:.2}%, tolerated {:.0}%)",
+            c.id,
+            c.description,
+            c.violations,
+            c.rows,
+            c.threshold * 100.0
+        );
+    }
+    println!("\nThe full profile (distributions, ranges, every check): --json");
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP API. The only module that knows HTTP status codes: library errors carry an
 //! [`ErrorKind`] and [`status_for`] turns it into a status, in one place.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use crate::home::Home;
 struct AppState {
     home: Arc<Home>,
     limits: QueryLimits,
+    /// Quality profiles already computed, by (dataset, release).
+    quality: Arc<tokio::sync::Mutex<HashMap<(String, i64), Value>>>,
 }
 
 /// Binds `addr`, calls `on_ready` with the bound address, and serves until Ctrl-C / SIGTERM,
@@ -41,6 +44,7 @@ pub(crate) async fn serve(
     let app = router(AppState {
         home: Arc::new(home),
         limits,
+        quality: Default::default(),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -76,6 +80,10 @@ fn router(state: AppState) -> Router {
         .route(
             "/api/v1/datasets/{name}/releases/{number}",
             get(show_release),
+        )
+        .route(
+            "/api/v1/datasets/{name}/releases/{number}/quality",
+            get(show_quality),
         )
         .route("/api/v1/sql", post(run_sql))
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint") })
@@ -263,6 +271,62 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Princi
         .ok_or_else(ApiError::unauthenticated)
 }
 
+/// The quality profile of a release (operators). Computed once per release and kept:
+/// releases are immutable.
+async fn show_quality(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, number)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
+    let principal = require_operator(&state, &headers).await?;
+    let dataset = parse_dataset(&name)?;
+    let key = (dataset.to_string(), number);
+    if let Some(profile) = state.quality.lock().await.get(&key) {
+        return Ok(Json(profile.clone()));
+    }
+    if state
+        .home
+        .meta
+        .release(&dataset, Some(number))
+        .await
+        .map_err(ApiError::from_error)?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("dataset {dataset} has no release {number}"),
+        ));
+    }
+    let ws = state
+        .home
+        .operator_workspace(
+            &principal.name,
+            &dataset,
+            Some(number),
+            state.limits.clone(),
+        )
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+    let profile = agora_quality::profile(&ws)
+        .await
+        .map_err(ApiError::from_error)?;
+    let value = serde_json::to_value(&profile)
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+    state.quality.lock().await.insert(key, value.clone());
+    Ok(Json(value))
+}
+
+async fn require_operator(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
+    let principal = authenticate(state, headers).await?;
+    if !principal.has(Role::Operator) {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "this endpoint is for operators; researchers query through a data permit",
+        ));
+    }
+    Ok(principal)
+}
+
 #[derive(Debug, Deserialize)]
 struct SqlRequest {
     dataset: String,
@@ -278,13 +342,7 @@ async fn run_sql(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let principal = authenticate(&state, &headers).await?;
-    if !principal.has(Role::Operator) {
-        return Err(ApiError::new(
-            ErrorKind::PermissionDenied,
-            "this endpoint is for operators; researchers query through a data permit",
-        ));
-    }
+    let principal = require_operator(&state, &headers).await?;
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             ErrorKind::InvalidInput,

@@ -215,3 +215,75 @@ fn sof_conformance_runs_the_official_suite() {
     let err = hub.fails(&["sof-conformance", "/nonexistent"]);
     assert!(err.contains("/nonexistent"), "{err}");
 }
+
+#[test]
+fn quality_profile_passes_clean_data_and_catches_implausible_data() {
+    let hub = Hub::init();
+    hub.ingest("clean", &shared("data/omop/synthea27nj_csv"));
+    let clean: serde_json::Value =
+        serde_json::from_str(&hub.ok(&["quality", "--dataset", "clean", "--json"])).unwrap();
+    let checks = clean["checks"].as_array().unwrap();
+    assert!(checks.len() > 100);
+    assert!(checks.iter().all(|c| c["passed"] == true), "{checks:?}");
+    let person = clean["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "person")
+        .unwrap();
+    assert_eq!(
+        (person["rows"].as_u64(), person["persons"].as_u64()),
+        (Some(28), Some(28))
+    );
+    let gender = person["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "gender_concept_id")
+        .unwrap();
+    assert_eq!(
+        gender["top_values"],
+        serde_json::json!([{"value": "8507", "rows": 15}, {"value": "8532", "rows": 13}])
+    );
+
+    // Type-valid but implausible rows pass ingest; the profile must flag them.
+    let src = tempfile::tempdir().unwrap();
+    hub.ok(&[
+        "generate",
+        "omop",
+        "--persons",
+        "300",
+        "--seed",
+        "5",
+        "--defects",
+        "0.05",
+        "--out",
+        src.path().to_str().unwrap(),
+    ]);
+    hub.ingest("messy", src.path());
+    let messy: serde_json::Value =
+        serde_json::from_str(&hub.ok(&["quality", "--dataset", "messy", "--json"])).unwrap();
+    let failed: Vec<&serde_json::Value> = messy["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|c| c["id"] == "start_before_end" && c["violations"].as_u64() > Some(0)),
+        "{failed:?}"
+    );
+    // Unknown persons never get in: ingest quarantines them.
+    assert!(
+        messy["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["id"] == "person_exists")
+            .all(|c| c["passed"] == true)
+    );
+    let text = hub.ok(&["quality", "--dataset", "messy"]);
+    assert!(text.contains("FAIL start_before_end"), "{text}");
+}

@@ -187,6 +187,32 @@ fn http_api_lists_datasets_and_serves_operator_sql() {
         "{body}"
     );
 
+    // The quality profile is for operators.
+    let quality = server.url("/api/v1/datasets/synthea/releases/1/quality");
+    assert_eq!(
+        ureq::get(&quality)
+            .call()
+            .unwrap_err()
+            .into_response()
+            .unwrap()
+            .status(),
+        401
+    );
+    let body: Value = ureq::get(&quality)
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(body["release"], 1);
+    assert!(
+        body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true)
+    );
+
     let (clean, log) = server.stop();
     assert!(clean, "graceful shutdown on SIGTERM exits 0:\n{log}");
     assert!(log.contains("Agora stopped"), "{log}");
