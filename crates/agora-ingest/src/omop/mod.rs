@@ -30,7 +30,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::conform::{Reason, Reject, conform, keep_rows};
 use crate::quarantine::Quarantine;
-use crate::source::{Form, SourceFile, SourceReader, discover};
+use crate::source::{Form, RawBatch, SourceFile, SourceReader, discover};
 use crate::{Error, Hub, IngestReport, Result, TableReport};
 use keys::KeyResolver;
 pub use policy::IdentitySource;
@@ -363,7 +363,7 @@ impl Job {
         plan: &TablePlan,
         mut rekey: impl FnMut(&[u64], &mut [ArrayRef], &mut Vec<Reject>) -> Result<()>,
     ) -> Result<(TableEntry, TableReport, Quarantine)> {
-        let (mut reader, _) = plan.open()?;
+        let (reader, _) = plan.open()?;
         let bar = self.progress.add(progress_bar(&plan.file, reader.total()));
         let mut table = self
             .writer
@@ -372,24 +372,31 @@ impl Job {
         let columns: Vec<_> = plan.table.columns.iter().collect();
         let mut quarantine = Quarantine::default();
         let mut rows_read = 0u64;
-        while let Some(raw) = reader.next_batch()? {
-            rows_read += raw.len() as u64;
-            let lines = raw.lines.clone();
-            let conformed = conform(raw, &columns, &plan.file.name, &plan.table.name)?;
-            let mut typed = conformed.columns;
-            let mut rejects = conformed.rejects;
-            rekey(&lines, &mut typed, &mut rejects)?;
-            let rejected = quarantine.record(
-                &plan.table.name,
-                &plan.file.name,
-                &lines,
-                &rejects,
-                &plan.read_names,
-            );
-            let stored: Vec<ArrayRef> = plan.stored.iter().map(|&i| typed[i].clone()).collect();
-            table.write(&keep_rows(&schema, stored, &rejected)?)?;
-            bar.set_position(reader.position());
-        }
+        std::thread::scope(|scope| -> Result<()> {
+            // Parsing and encoding overlap: a reader thread parses the next batches while this
+            // one conforms, pseudonymizes and encodes, so one big table keeps two cores busy.
+            let batches = read_ahead(scope, reader);
+            for batch in batches {
+                let (raw, position) = batch?;
+                rows_read += raw.len() as u64;
+                let lines = raw.lines.clone();
+                let conformed = conform(raw, &columns, &plan.file.name, &plan.table.name)?;
+                let mut typed = conformed.columns;
+                let mut rejects = conformed.rejects;
+                rekey(&lines, &mut typed, &mut rejects)?;
+                let rejected = quarantine.record(
+                    &plan.table.name,
+                    &plan.file.name,
+                    &lines,
+                    &rejects,
+                    &plan.read_names,
+                );
+                let stored: Vec<ArrayRef> = plan.stored.iter().map(|&i| typed[i].clone()).collect();
+                table.write(&keep_rows(&schema, stored, &rejected)?)?;
+                bar.set_position(position);
+            }
+            Ok(())
+        })?;
         bar.finish_and_clear();
         let entry = table.finish()?;
         let report = TableReport {
@@ -507,6 +514,30 @@ fn rekey_persons(
         columns[col] = Arc::new(Int64Array::from(keyed));
     }
     Ok(())
+}
+
+/// Reads `reader` on a thread of `scope`, a couple of batches ahead of the consumer, each with
+/// the reader's position after it. Dropping the receiver (the consumer failed) stops the
+/// reader at its next batch.
+fn read_ahead<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    mut reader: SourceReader,
+) -> std::sync::mpsc::Receiver<Result<(RawBatch, u64)>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    scope.spawn(move || {
+        loop {
+            let next = match reader.next_batch() {
+                Ok(Some(batch)) => Ok((batch, reader.position())),
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            let failed = next.is_err();
+            if tx.send(next).is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 fn progress_bar(file: &SourceFile, total: u64) -> ProgressBar {
