@@ -54,9 +54,68 @@ impl Error {
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
             | DataFusionError::NotImplemented(_) => Error::Sql(e.strip_backtrace()),
-            _ => Error::Engine(e.strip_backtrace()),
+            // Execution errors are about the data: never let them carry a value out.
+            DataFusionError::ArrowError(arrow, _) => Error::Sql(arrow_message(arrow)),
+            _ => Error::Engine(redact_values(&e.strip_backtrace())),
         }
     }
 }
 
+/// A fixed description of an Arrow compute error: Arrow's own messages quote the offending
+/// value (`Cannot cast string '<a diagnosis>' ...`).
+fn arrow_message(e: &datafusion::arrow::error::ArrowError) -> String {
+    use datafusion::arrow::error::ArrowError as A;
+    match e {
+        A::CastError(_) => "a value could not be converted to the requested type; \
+                            filter or use TRY_CAST"
+            .into(),
+        A::ParseError(_) => "a value could not be parsed; filter or use TRY_CAST".into(),
+        A::DivideByZero => "division by zero; guard the divisor with NULLIF(x, 0)".into(),
+        A::ArithmeticOverflow(_) => "arithmetic overflow; cast to a wider type".into(),
+        other => redact_values(&other.to_string()),
+    }
+}
+
+/// Replaces every single-quoted literal in an engine message by `'<value>'`.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('\'');
+    out.push_str(parts.next().unwrap_or_default());
+    let mut quoted = true;
+    for part in parts {
+        out.push('\'');
+        out.push_str(if quoted { "<value>" } else { part });
+        quoted = !quoted;
+    }
+    out
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_removes_quoted_values_only() {
+        assert_eq!(
+            redact_values("Cannot cast string 'Prediabetes' to value of Int32 type"),
+            "Cannot cast string '<value>' to value of Int32 type"
+        );
+        assert_eq!(redact_values("no quotes"), "no quotes");
+        assert_eq!(redact_values("a 'x' b 'y' c"), "a '<value>' b '<value>' c");
+    }
+
+    #[test]
+    fn cast_errors_never_show_the_value() {
+        let e = DataFusionError::ArrowError(
+            Box::new(datafusion::arrow::error::ArrowError::CastError(
+                "Cannot cast string 'Jane Doe' to value of Int32 type".into(),
+            )),
+            None,
+        );
+        let shown = Error::from_datafusion(e, 1).to_string();
+        assert!(!shown.contains("Jane"), "{shown}");
+        assert!(shown.contains("TRY_CAST"), "{shown}");
+    }
+}

@@ -113,6 +113,19 @@ fn sql_output_formats_and_release_selection() {
         "days,later,int_days\n29,2020-03-01,true\n"
     );
 
+    // Errors about the data never quote it.
+    for sql in [
+        "SELECT CAST(concept_name AS INT) FROM concept",
+        "SELECT CAST(visit_source_value AS DATE) FROM visit_occurrence",
+        "SELECT to_timestamp(concept_name) FROM concept",
+    ] {
+        let err = hub.fails(&["sql", "--dataset", "s", sql]);
+        assert!(
+            err.contains("TRY_CAST") && !err.contains("Prediabetes") && !err.contains("-a69a-"),
+            "{err}"
+        );
+    }
+
     hub.ingest("s", &src);
     let n = "SELECT COUNT(*) FROM person";
     assert_eq!(
