@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's checks, exactly as CI runs them. Run locally with `bash ci/check.sh`.
 #
-# Needs: the pinned Rust toolchain (rust-toolchain.toml), crates.io, and the shared
-# fixtures checked out beside this repository (../shared), which the tests read.
+# Needs: the pinned Rust toolchain (rust-toolchain.toml), crates.io, the shared fixtures
+# checked out beside this repository (../shared), which the tests read, and root (or
+# passwordless sudo) so ci/postgres.sh can install and start PostgreSQL from Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,10 @@ if [ ! -d ../shared/data/omop ]; then
 fi
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "PostgreSQL on loopback (the metadata store runs its tests on SQLite and PostgreSQL)"
+AGORA_TEST_POSTGRES_URL="$(bash ci/postgres.sh)"
+export AGORA_TEST_POSTGRES_URL
 
 step "format"
 cargo fmt --all --check

@@ -1,5 +1,13 @@
 use agora_core::{ErrorKind, HasKind};
 
+use crate::ApplicationState;
+
+/// Errors of the metadata store and of governance decisions.
+///
+/// Messages never contain a data value, a password, a token or a citizen identifier. A
+/// caller who may not see an object gets [`Error::NotFound`], exactly as if it did not exist;
+/// [`Error::PermissionDenied`] is only returned about objects the caller may see (or about
+/// actions that involve no particular object).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("metadata store error: {0}")]
@@ -16,6 +24,25 @@ pub enum Error {
     Conflict(String),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    /// The object does not exist, or the caller may not see it (indistinguishable on purpose).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The caller may see the object but not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The application's state does not allow this move (or a concurrent decision won).
+    #[error("an application in state {from} cannot move to {to}")]
+    InvalidTransition {
+        from: ApplicationState,
+        to: ApplicationState,
+    },
+    /// Too many failed logins for this login name; says nothing about whether it exists.
+    #[error("too many failed login attempts: try again in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("password hashing failed")]
+    PasswordHash,
 }
 
 impl HasKind for Error {
@@ -24,11 +51,22 @@ impl HasKind for Error {
             Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 ErrorKind::Unavailable
             }
-            Error::Conflict(_) => ErrorKind::Conflict,
-            Error::UnsupportedUrl(_) => ErrorKind::InvalidInput,
+            Error::Conflict(_) | Error::InvalidTransition { .. } => ErrorKind::Conflict,
+            Error::UnsupportedUrl(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::RateLimited { .. } => ErrorKind::ResourceExhausted,
             _ => ErrorKind::Internal,
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidInput(msg.into())
+}
+
+pub(crate) fn denied(msg: impl Into<String>) -> Error {
+    Error::PermissionDenied(msg.into())
+}

@@ -5,7 +5,10 @@ use crate::{Error, Result};
 
 /// Ordered schema migrations; each runs once, in a transaction, recorded in
 /// `schema_migrations`. Never edit a released migration: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_governance.sql")),
+];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
     pool.execute(

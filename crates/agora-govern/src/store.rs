@@ -1,19 +1,27 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use agora_core::DatasetName;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
-use crate::{Error, Result, migrate, now_utc};
+use crate::clock::{Clock, SystemClock, truncate};
+use crate::{Error, GovernConfig, Result, migrate, now_utc};
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bind-parameter limits.
 const CHUNK: usize = 500;
 
-/// The metadata store. Cheap to clone (a connection pool).
+/// The metadata store. Cheap to clone (a connection pool, the clock and the policy).
 #[derive(Debug, Clone)]
 pub struct MetaStore {
     pool: AnyPool,
+    sqlite: bool,
+    clock: Arc<dyn Clock>,
+    config: Arc<GovernConfig>,
+    /// A password hash verified when a login names no account, so that a failed login takes
+    /// about as long whether the account exists or not.
+    pub(crate) dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -84,11 +92,49 @@ impl MetaStore {
             .connect(url)
             .await?;
         migrate::run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            sqlite,
+            clock: Arc::new(SystemClock),
+            config: Arc::new(GovernConfig::default()),
+            dummy_hash: Arc::default(),
+        })
+    }
+
+    /// The same store reading time from `clock` (tests use a [`crate::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The same store applying `config` (sessions, logins, passwords, deadlines).
+    pub fn with_config(mut self, config: GovernConfig) -> Self {
+        self.config = Arc::new(config);
+        self.dummy_hash = Arc::default();
+        self
+    }
+
+    pub fn config(&self) -> &GovernConfig {
+        &self.config
+    }
+
+    /// The store clock's current time, at the store's precision (microseconds).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        truncate(self.clock.now())
+    }
+
+    /// Whether this store runs on PostgreSQL (otherwise SQLite).
+    pub fn is_postgres(&self) -> bool {
+        !self.sqlite
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Closes the connection pool (waits for connections in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     pub async fn list_datasets(&self) -> Result<Vec<DatasetInfo>> {

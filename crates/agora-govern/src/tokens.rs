@@ -1,11 +1,17 @@
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+//! Roles, principals and API tokens.
+//!
+//! An API token belongs to a user and carries a set of roles; it authenticates as the user
+//! with the roles the token carries *and* the user still holds, and only while the user is
+//! active. Tokens carry 256 random bits: only their SHA-256 is stored.
 
-use crate::{MetaStore, Result, now_utc};
+use serde::{Deserialize, Serialize};
 
-/// Roles a principal may hold (a user may hold several). Only `Operator` is used before the
-/// governance work lands; the others are named so tokens issued now stay valid then.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+use crate::clock::format_ts;
+use crate::error::denied;
+use crate::{Error, MetaStore, Result, random_token, sha256_hex};
+
+/// Roles a principal may hold (a user may hold several).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Operator,
@@ -15,7 +21,14 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub const ALL: [Role; 4] = [
+        Role::Operator,
+        Role::Producer,
+        Role::Reviewer,
+        Role::Researcher,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::Operator => "operator",
             Role::Producer => "producer",
@@ -23,20 +36,34 @@ impl Role {
             Role::Researcher => "researcher",
         }
     }
+}
 
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
+impl std::str::FromStr for Role {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
             "operator" => Role::Operator,
             "producer" => Role::Producer,
             "reviewer" => Role::Reviewer,
             "researcher" => Role::Researcher,
-            _ => return None,
+            _ => {
+                return Err(Error::InvalidInput(
+                    "unknown role: use operator, producer, reviewer or researcher".into(),
+                ));
+            }
         })
     }
 }
 
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An authenticated caller: `name` is the user id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub name: String,
     pub roles: Vec<Role>,
@@ -50,50 +77,102 @@ impl Principal {
 
 const TOKEN_PREFIX: &str = "agora_";
 
-/// Tokens carry 256 random bits, so a plain SHA-256 is a sound stored form (no brute force
-/// to slow down, unlike passwords, which will get argon2id).
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+fn encode_roles(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl MetaStore {
-    /// Issues a new API token; only its hash is stored. The token is returned once.
+    /// Issues a new API token for `principal` (a user id) carrying `roles`; only its hash is
+    /// stored and the token is returned once.
+    ///
+    /// Administrative bootstrap (`agora init`, local CLI): the user is created if missing and
+    /// granted `roles`. Over an API, use [`MetaStore::issue_token`], which checks the caller.
     pub async fn create_token(&self, principal: &str, roles: &[Role]) -> Result<String> {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
-        let roles = roles
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        crate::accounts::validate_user_id(principal)?;
+        let token = random_token(TOKEN_PREFIX);
+        let now = format_ts(self.now());
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO api_tokens (token_hash, principal, roles, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO users (id, display_name, email, active, created_at, updated_at) \
+             VALUES ($1, $2, NULL, 1, $3, $4) ON CONFLICT (id) DO NOTHING",
         )
-        .bind(token_hash(&token))
         .bind(principal)
-        .bind(roles)
-        .bind(now_utc())
-        .execute(self.pool())
+        .bind(principal)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
         .await?;
+        for role in roles {
+            crate::accounts::grant_role(&mut tx, principal, *role, &now, "bootstrap").await?;
+        }
+        insert_token(&mut tx, &token, principal, roles, &now).await?;
+        tx.commit().await?;
         Ok(token)
     }
 
-    /// The principal a token belongs to, if the token is known and not revoked.
+    /// Issues an API token for `user_id` (the user itself or an operator) carrying `roles`,
+    /// or all the user's current roles when `None`. A token never carries a role its user
+    /// does not hold.
+    pub async fn issue_token(
+        &self,
+        actor: &crate::Principal,
+        user_id: &str,
+        roles: Option<&[Role]>,
+    ) -> Result<String> {
+        if !actor.has(Role::Operator) && actor.name != user_id {
+            return Err(Error::NotFound("user"));
+        }
+        if !self.user_is_active(user_id).await? {
+            return Err(Error::NotFound("user"));
+        }
+        let held = self.user_roles(user_id).await?;
+        let roles = match roles {
+            Some(r) => {
+                if r.iter().any(|role| !held.contains(role)) {
+                    return Err(denied("a token cannot carry a role its user does not hold"));
+                }
+                r.to_vec()
+            }
+            None => held,
+        };
+        let token = random_token(TOKEN_PREFIX);
+        let now = format_ts(self.now());
+        let mut tx = self.pool().begin().await?;
+        insert_token(&mut tx, &token, user_id, &roles, &now).await?;
+        tx.commit().await?;
+        tracing::info!(user = %user_id, by = %actor.name, "API token issued");
+        Ok(token)
+    }
+
+    /// The principal a token belongs to, if the token is known and not revoked and its user
+    /// is active. Its roles are those the token carries that the user still holds.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>> {
         if !token.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
         let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT principal, roles FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            "SELECT t.principal, t.roles FROM api_tokens t JOIN users u ON u.id = t.principal \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.active = 1",
         )
-        .bind(token_hash(token))
+        .bind(sha256_hex(token.as_bytes()))
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(name, roles)| Principal {
-            name,
-            roles: roles.split(',').filter_map(Role::parse).collect(),
-        }))
+        let Some((name, roles)) = row else {
+            return Ok(None);
+        };
+        let held = self.user_roles(&name).await?;
+        let mut roles: Vec<Role> = roles
+            .split(',')
+            .filter_map(|r| r.parse().ok())
+            .filter(|r| held.contains(r))
+            .collect();
+        roles.sort();
+        roles.dedup();
+        Ok(Some(Principal { name, roles }))
     }
 
     /// Revokes every token of `principal`; takes effect for the next request.
@@ -101,12 +180,44 @@ impl MetaStore {
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE principal = $2 AND revoked_at IS NULL",
         )
-        .bind(now_utc())
+        .bind(format_ts(self.now()))
         .bind(principal)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
     }
+
+    /// Revokes one token (e.g. its holder logging out a script). `false` if it was unknown
+    /// or already revoked.
+    pub async fn revoke_token(&self, token: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+        )
+        .bind(format_ts(self.now()))
+        .bind(sha256_hex(token.as_bytes()))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token: &str,
+    user: &str,
+    roles: &[Role],
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_tokens (token_hash, principal, roles, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(sha256_hex(token.as_bytes()))
+    .bind(user)
+    .bind(encode_roles(roles))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -131,5 +242,13 @@ mod tests {
         assert!(!stored.contains(&token));
         assert_eq!(store.revoke_tokens("op").await.unwrap(), 1);
         assert!(store.authenticate(&token).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+        }
+        assert!("root".parse::<Role>().is_err());
     }
 }

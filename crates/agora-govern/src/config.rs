@@ -1,0 +1,86 @@
+//! Tunable governance policy: sessions, login throttling, password hashing, review deadlines.
+
+use chrono::TimeDelta;
+
+use crate::Deadlines;
+
+/// Everything about governance a hub may tune. `Default` is the production policy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GovernConfig {
+    pub sessions: SessionPolicy,
+    pub logins: LoginPolicy,
+    pub passwords: PasswordPolicy,
+    pub deadlines: Deadlines,
+}
+
+/// Browser sessions end after `idle` without use or `absolute` after login, whichever
+/// comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub idle: TimeDelta,
+    pub absolute: TimeDelta,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle: TimeDelta::hours(8),
+            absolute: TimeDelta::hours(12),
+        }
+    }
+}
+
+/// After `max_failures` failed password logins for one login name within `window`, every
+/// login with that name is refused for `lockout`, whether the account exists or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginPolicy {
+    pub max_failures: u32,
+    pub window: TimeDelta,
+    pub lockout: TimeDelta,
+}
+
+impl Default for LoginPolicy {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: TimeDelta::minutes(15),
+            lockout: TimeDelta::minutes(15),
+        }
+    }
+}
+
+/// argon2id parameters for new password hashes (existing hashes verify with the parameters
+/// recorded in their PHC string). The default is OWASP's recommendation (19 MiB, 2 passes,
+/// 1 lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_length: 12,
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl PasswordPolicy {
+    /// Cheap hashing for tests only (argon2id with 64 KiB): never use it for a real hub.
+    pub fn insecure_fast_for_tests() -> Self {
+        Self {
+            memory_kib: 64,
+            iterations: 1,
+            ..Self::default()
+        }
+    }
+}
+
+/// Upper bound on a password's length (bytes): hashing cost must not be caller-controlled.
+pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;

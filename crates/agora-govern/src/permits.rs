@@ -1,0 +1,1093 @@
+//! Data permits: the single source of truth for who may access what.
+//!
+//! A permit is issued by a reviewer's approval of an application
+//! ([`MetaStore::approve_application`]), in the same transaction as the approval. It names the
+//! project, its members, and for each dataset the release (a number, or "latest at
+//! activation", pinned when the project is activated), the tables, the allowed columns of
+//! each table and structured row filters (never SQL text), the expiry, and the output policy
+//! (disclosure profile, k threshold, optional differential-privacy budget). It serializes to
+//! JSON as the machine-readable permit (`"schema": "agora/data-permit/v1"`).
+//!
+//! **Versioned**: activation (pinning releases) and every amendment by a reviewer write
+//! version n+1; versions are immutable and all are kept ([`MetaStore::permit_versions`]).
+//!
+//! **Effective at once**: [`MetaStore::active_permits_for`] and
+//! [`MetaStore::permit_for_query`] — what the query layer asks before building a session —
+//! return a permit only while its project is active, the permit is activated, not revoked,
+//! not past its expiry, and the user is a member and active. Expiry needs no sweep to take
+//! effect; [`MetaStore::expire_permits`] only records the `active → expired` move.
+//!
+//! Who sees a permit: its members, the application's applicants, reviewers and operators.
+//! Anyone else gets [`Error::NotFound`], as for a missing id. Amendments: a reviewer who is
+//! not an applicant. Revocation: a reviewer who is not an applicant, or an operator; it
+//! closes the project.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use agora_core::DatasetName;
+
+use crate::clock::{format_ts, parse_ts, parse_ts_opt};
+use crate::error::{denied, invalid};
+use crate::projects::{AppRow, ApplicationState, check_identifier};
+use crate::{Error, MetaStore, Principal, Result, Role, random_id};
+
+/// The `schema` value of every permit document.
+pub const PERMIT_SCHEMA: &str = "agora/data-permit/v1";
+
+/// Disclosure-control rules applied to outputs (implemented by the output-control layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisclosureProfile {
+    /// Every released cell backed by at least `k` distinct persons (SNDS default k = 10).
+    KAnonymity,
+    /// OpenSAFELY: counts ≤ 7 redacted, others rounded to the nearest 5.
+    Opensafely,
+    /// OHDSI: counts below 5 suppressed.
+    Ohdsi,
+}
+
+/// What may leave the workspace, and under which rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OutputPolicy {
+    pub profile: DisclosureProfile,
+    #[serde(default = "default_k")]
+    pub k: u32,
+    /// Total differential-privacy budget (epsilon) of the project, if DP outputs are used.
+    #[serde(default)]
+    pub dp_epsilon_budget: Option<f64>,
+}
+
+fn default_k() -> u32 {
+    10
+}
+
+impl Default for OutputPolicy {
+    fn default() -> Self {
+        Self {
+            profile: DisclosureProfile::KAnonymity,
+            k: default_k(),
+            dp_epsilon_budget: None,
+        }
+    }
+}
+
+/// Which release of a dataset a permit covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseSelector {
+    /// Exactly this release number (a study re-runs on the same data).
+    Number(i64),
+    /// The dataset's latest release when the project is activated (then pinned to a number).
+    LatestAtActivation,
+}
+
+/// A structured row restriction (the query layer turns it into a plan filter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RowFilter {
+    /// Rows whose date (or timestamp) `column` falls on a day in `[from, to]` (both
+    /// inclusive, either open).
+    Period {
+        column: String,
+        #[serde(default)]
+        from: Option<NaiveDate>,
+        #[serde(default)]
+        to: Option<NaiveDate>,
+    },
+    /// Persons aged `min_age..=max_age` (either open) in `at_year`, from a year-of-birth
+    /// column: `at_year - max_age <= year_of_birth <= at_year - min_age`.
+    AgeRange {
+        year_of_birth_column: String,
+        #[serde(default)]
+        min_age: Option<u32>,
+        #[serde(default)]
+        max_age: Option<u32>,
+        at_year: i32,
+    },
+    /// Rows whose integer `column` is one of `values` (e.g. a concept set).
+    ValueIn { column: String, values: Vec<i64> },
+}
+
+impl RowFilter {
+    pub fn column(&self) -> &str {
+        match self {
+            RowFilter::Period { column, .. } | RowFilter::ValueIn { column, .. } => column,
+            RowFilter::AgeRange {
+                year_of_birth_column,
+                ..
+            } => year_of_birth_column,
+        }
+    }
+}
+
+/// One table of a permit: the columns that may be read and the rows that may be seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableScope {
+    pub table: String,
+    /// The only columns a session may project.
+    pub columns: Vec<String>,
+    /// All filters apply (AND).
+    #[serde(default)]
+    pub row_filters: Vec<RowFilter>,
+}
+
+/// One dataset of a permit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetScope {
+    pub dataset: String,
+    pub release: ReleaseSelector,
+    pub tables: Vec<TableScope>,
+}
+
+/// The terms of one permit version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermitTerms {
+    /// User ids allowed to use the permit.
+    pub members: Vec<String>,
+    pub datasets: Vec<DatasetScope>,
+    pub expires_at: DateTime<Utc>,
+    pub output: OutputPolicy,
+}
+
+/// What a reviewer grants when approving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermitGrant {
+    /// Default: the application's owner and team. A reviewer may grant access to fewer
+    /// people (data minimisation); every member must be an active user.
+    #[serde(default)]
+    pub members: Option<Vec<String>>,
+    pub datasets: Vec<DatasetScope>,
+    /// Default: the approval time plus the application's requested duration.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub output: OutputPolicy,
+}
+
+/// A change of terms; `None` keeps the current value.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PermitAmendment {
+    pub members: Option<Vec<String>>,
+    pub datasets: Option<Vec<DatasetScope>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub output: Option<OutputPolicy>,
+}
+
+/// Where a permit stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermitStatus {
+    /// Issued, awaiting activation by an operator: grants no access yet.
+    Approved,
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// A data permit (its current version), as the machine-readable document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Permit {
+    /// Always [`PERMIT_SCHEMA`].
+    pub schema: String,
+    pub id: String,
+    pub version: i64,
+    pub application_id: String,
+    pub project_title: String,
+    pub organisation: String,
+    /// At the time the permit was read.
+    pub status: PermitStatus,
+    #[serde(flatten)]
+    pub terms: PermitTerms,
+    pub issued_at: DateTime<Utc>,
+    pub issued_by: String,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub activated_by: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+    pub revoke_reason: Option<String>,
+    pub version_created_at: DateTime<Utc>,
+    pub version_created_by: String,
+    pub version_reason: String,
+}
+
+impl Permit {
+    pub fn is_member(&self, user: &str) -> bool {
+        self.terms.members.iter().any(|m| m == user)
+    }
+
+    /// The scope of `table` in `dataset`, if the permit covers it.
+    pub fn table(&self, dataset: &str, table: &str) -> Option<&TableScope> {
+        self.terms
+            .datasets
+            .iter()
+            .filter(|d| d.dataset == dataset)
+            .flat_map(|d| &d.tables)
+            .find(|t| t.table == table)
+    }
+
+    /// The status at `now`.
+    pub fn status_at(&self, now: DateTime<Utc>) -> PermitStatus {
+        status_at(
+            self.revoked_at.is_some(),
+            self.activated_at.is_some(),
+            self.terms.expires_at,
+            now,
+        )
+    }
+}
+
+fn status_at(
+    revoked: bool,
+    activated: bool,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> PermitStatus {
+    if revoked {
+        PermitStatus::Revoked
+    } else if now >= expires_at {
+        PermitStatus::Expired
+    } else if activated {
+        PermitStatus::Active
+    } else {
+        PermitStatus::Approved
+    }
+}
+
+/// One version of a permit's terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermitVersion {
+    pub version: i64,
+    pub terms: PermitTerms,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub reason: String,
+}
+
+type PermitTuple = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+const PERMIT_COLUMNS: &str = "SELECT id, application_id, current_version, issued_at, issued_by, \
+     activated_at, activated_by, revoked_at, revoked_by, revoke_reason FROM permits";
+
+/// Filters that make a permit usable for a query (see the module documentation).
+const USABLE: &str = "SELECT p.id FROM permits p \
+     JOIN permit_members m ON m.permit_id = p.id \
+     JOIN users u ON u.id = m.user_id \
+     JOIN applications a ON a.id = p.application_id \
+     WHERE m.user_id = $1 AND u.active = 1 AND a.state = 'active' \
+     AND p.activated_at IS NOT NULL AND p.revoked_at IS NULL AND p.expires_at > $2";
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn check_reason(reason: &str) -> Result<()> {
+    if reason.trim().is_empty() {
+        return Err(invalid("a reason is required"));
+    }
+    crate::accounts::check_text("reason", reason, 5000)
+}
+
+impl MetaStore {
+    /// Approves an application under review and issues its data permit (version 1), in one
+    /// transaction: of concurrent approvals exactly one wins; the others get
+    /// [`Error::InvalidTransition`]. Only a reviewer who is not an applicant may approve.
+    pub async fn approve_application(
+        &self,
+        actor: &Principal,
+        application_id: &str,
+        grant: PermitGrant,
+        comment: Option<&str>,
+    ) -> Result<Permit> {
+        if let Some(c) = comment {
+            crate::accounts::check_text("comment", c, 5000)?;
+        }
+        let row = self.visible_app(actor, application_id).await?;
+        row.check_party(actor, ApplicationState::Approved)?;
+        let now = self.now();
+        let expires_at = match grant.expires_at {
+            Some(t) => t,
+            None => now
+                .checked_add_months(Months::new(row.form.duration_months))
+                .ok_or_else(|| invalid("duration_months is out of range"))?,
+        };
+        let terms = PermitTerms {
+            members: grant.members.unwrap_or_else(|| row.applicants()),
+            datasets: grant.datasets,
+            expires_at: crate::clock::truncate(expires_at),
+            output: grant.output,
+        };
+        self.validate_terms(&terms, now).await?;
+        let permit_id = random_id("pmt_");
+        let now_s = format_ts(now);
+        let mut tx = self.pool().begin().await?;
+        // First write of the transaction: decides the race.
+        self.apply_transition(
+            &mut tx,
+            &row,
+            ApplicationState::Approved,
+            &actor.name,
+            comment,
+            now,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO permits (id, application_id, current_version, expires_at, issued_at, \
+             issued_by) VALUES ($1, $2, 1, $3, $4, $5)",
+        )
+        .bind(&permit_id)
+        .bind(&row.id)
+        .bind(format_ts(terms.expires_at))
+        .bind(&now_s)
+        .bind(&actor.name)
+        .execute(&mut *tx)
+        .await?;
+        insert_version(
+            &mut tx,
+            &permit_id,
+            1,
+            &terms,
+            &now_s,
+            &actor.name,
+            "approval",
+        )
+        .await?;
+        replace_permit_members(&mut tx, &permit_id, &terms.members).await?;
+        tx.commit().await?;
+        tracing::info!(application = %row.id, permit = %permit_id, by = %actor.name, "permit issued");
+        self.permit(actor, &permit_id).await
+    }
+
+    /// A permit's current version, if `actor` may see it (else `NotFound`).
+    pub async fn permit(&self, actor: &Principal, permit_id: &str) -> Result<Permit> {
+        Ok(self.visible_permit(actor, permit_id).await?.0)
+    }
+
+    /// Every version of a permit, oldest first, if `actor` may see it.
+    pub async fn permit_versions(
+        &self,
+        actor: &Principal,
+        permit_id: &str,
+    ) -> Result<Vec<PermitVersion>> {
+        self.visible_permit(actor, permit_id).await?;
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT version, terms, created_at, created_by, reason FROM permit_versions \
+             WHERE permit_id = $1 ORDER BY version",
+        )
+        .bind(permit_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(version, terms, created_at, created_by, reason)| {
+                Ok(PermitVersion {
+                    version,
+                    terms: parse_terms(&terms)?,
+                    created_at: parse_ts(&created_at)?,
+                    created_by,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Amends a permit (a reviewer who is not an applicant): writes version n+1. Refused
+    /// once the project is expired or closed, or if the permit changed concurrently.
+    pub async fn amend_permit(
+        &self,
+        actor: &Principal,
+        permit_id: &str,
+        amendment: PermitAmendment,
+        reason: &str,
+    ) -> Result<Permit> {
+        check_reason(reason)?;
+        let (current, app) = self.visible_permit(actor, permit_id).await?;
+        if !actor.has(Role::Reviewer) || app.is_applicant(&actor.name) {
+            return Err(denied(
+                "amending a permit needs a reviewer who is not an applicant",
+            ));
+        }
+        if !matches!(
+            app.state,
+            ApplicationState::Approved | ApplicationState::Active
+        ) || current.revoked_at.is_some()
+        {
+            return Err(Error::Conflict(
+                "only the permit of an approved or active project can be amended".into(),
+            ));
+        }
+        let now = self.now();
+        let mut terms = current.terms.clone();
+        if let Some(m) = amendment.members {
+            terms.members = m;
+        }
+        if let Some(d) = amendment.datasets {
+            terms.datasets = d;
+        }
+        if let Some(e) = amendment.expires_at {
+            terms.expires_at = crate::clock::truncate(e);
+        }
+        if let Some(o) = amendment.output {
+            terms.output = o;
+        }
+        if app.state == ApplicationState::Active {
+            self.pin_latest(&mut terms).await?;
+        }
+        self.validate_terms(&terms, now).await?;
+        let version = current.version + 1;
+        let now_s = format_ts(now);
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE permits SET current_version = $1, expires_at = $2 \
+             WHERE id = $3 AND current_version = $4 AND revoked_at IS NULL \
+             AND EXISTS (SELECT 1 FROM applications a WHERE a.id = permits.application_id \
+                         AND a.state IN ('approved', 'active'))",
+        )
+        .bind(version)
+        .bind(format_ts(terms.expires_at))
+        .bind(permit_id)
+        .bind(current.version)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::Conflict(
+                "the permit changed meanwhile (amended, revoked or expired): reload it".into(),
+            ));
+        }
+        insert_version(
+            &mut tx,
+            permit_id,
+            version,
+            &terms,
+            &now_s,
+            &actor.name,
+            reason,
+        )
+        .await?;
+        replace_permit_members(&mut tx, permit_id, &terms.members).await?;
+        tx.commit().await?;
+        tracing::info!(permit = %permit_id, version, by = %actor.name, "permit amended");
+        self.permit(actor, permit_id).await
+    }
+
+    /// Revokes a permit at once and closes its project (a reviewer who is not an applicant,
+    /// or an operator).
+    pub async fn revoke_permit(
+        &self,
+        actor: &Principal,
+        permit_id: &str,
+        reason: &str,
+    ) -> Result<Permit> {
+        check_reason(reason)?;
+        let (_, app) = self.visible_permit(actor, permit_id).await?;
+        let reviewer = actor.has(Role::Reviewer) && !app.is_applicant(&actor.name);
+        if !reviewer && !actor.has(Role::Operator) {
+            return Err(denied(
+                "revoking a permit needs an operator or a reviewer who is not an applicant",
+            ));
+        }
+        self.transition_application(actor, &app.id, ApplicationState::Closed, Some(reason))
+            .await?;
+        self.permit(actor, permit_id).await
+    }
+
+    /// The permits `user_id` may use at `now`: project active, permit activated, not
+    /// revoked, not expired, user a member and active. Empty once any of that stops holding.
+    pub async fn active_permits_for(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Permit>> {
+        let ids: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("{USABLE} ORDER BY p.id")))
+                .bind(user_id)
+                .bind(format_ts(now))
+                .fetch_all(self.pool())
+                .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some((permit, _)) = self.load_permit(&id, now).await? {
+                out.push(permit);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The permit `permit_id` if `user_id` may use it for a query at `now` (same rules as
+    /// [`MetaStore::active_permits_for`]), else `None` — whether it expired, was revoked,
+    /// never existed or belongs to someone else.
+    pub async fn permit_for_query(
+        &self,
+        user_id: &str,
+        permit_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Permit>> {
+        let id: Option<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("{USABLE} AND p.id = $3")))
+                .bind(user_id)
+                .bind(format_ts(now))
+                .bind(permit_id)
+                .fetch_optional(self.pool())
+                .await?;
+        match id {
+            Some(id) => Ok(self.load_permit(&id, now).await?.map(|(p, _)| p)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records `active → expired` for every project whose permit's expiry has passed (actor
+    /// `system`); returns their application ids. Access already ended at the expiry: this
+    /// only keeps states and the registry truthful. Safe to run concurrently.
+    pub async fn expire_permits(&self) -> Result<Vec<String>> {
+        let now = self.now();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT a.id FROM applications a JOIN permits p ON p.application_id = a.id \
+             WHERE a.state = 'active' AND p.expires_at <= $1 ORDER BY a.id",
+        )
+        .bind(format_ts(now))
+        .fetch_all(self.pool())
+        .await?;
+        let mut expired = Vec::new();
+        for id in ids {
+            let Some(row) = self.load_app(&id).await? else {
+                continue;
+            };
+            let mut tx = self.pool().begin().await?;
+            match self
+                .apply_transition(
+                    &mut tx,
+                    &row,
+                    ApplicationState::Expired,
+                    "system",
+                    Some("permit expiry reached"),
+                    now,
+                )
+                .await
+            {
+                Ok(()) => {
+                    tx.commit().await?;
+                    expired.push(id);
+                }
+                Err(Error::InvalidTransition { .. }) => {} // moved meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Loads a permit (current version) with its application; status at `now`.
+    pub(crate) async fn load_permit(
+        &self,
+        permit_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Permit, AppRow)>> {
+        let row: Option<PermitTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{PERMIT_COLUMNS} WHERE id = $1"
+        )))
+        .bind(permit_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (
+            id,
+            application_id,
+            version,
+            issued_at,
+            issued_by,
+            activated_at,
+            activated_by,
+            revoked_at,
+            revoked_by,
+            revoke_reason,
+        ) = row;
+        let (terms, created_at, created_by, reason): (String, String, String, String) =
+            sqlx::query_as(
+                "SELECT terms, created_at, created_by, reason FROM permit_versions \
+                 WHERE permit_id = $1 AND version = $2",
+            )
+            .bind(&id)
+            .bind(version)
+            .fetch_one(self.pool())
+            .await?;
+        let terms = parse_terms(&terms)?;
+        let app = self
+            .load_app(&application_id)
+            .await?
+            .ok_or_else(|| Error::Corrupt("permit without application".into()))?;
+        let activated_at = parse_ts_opt(activated_at)?;
+        let revoked_at = parse_ts_opt(revoked_at)?;
+        let permit = Permit {
+            schema: PERMIT_SCHEMA.to_owned(),
+            status: status_at(
+                revoked_at.is_some(),
+                activated_at.is_some(),
+                terms.expires_at,
+                now,
+            ),
+            id,
+            version,
+            application_id,
+            project_title: app.form.title.clone(),
+            organisation: app.form.organisation.clone(),
+            terms,
+            issued_at: parse_ts(&issued_at)?,
+            issued_by,
+            activated_at,
+            activated_by,
+            revoked_at,
+            revoked_by,
+            revoke_reason,
+            version_created_at: parse_ts(&created_at)?,
+            version_created_by: created_by,
+            version_reason: reason,
+        };
+        Ok(Some((permit, app)))
+    }
+
+    /// The permit if `actor` may see it: a member, an applicant, a reviewer or an operator.
+    async fn visible_permit(&self, actor: &Principal, permit_id: &str) -> Result<(Permit, AppRow)> {
+        match self.load_permit(permit_id, self.now()).await? {
+            Some((permit, app))
+                if permit.is_member(&actor.name)
+                    || app.is_applicant(&actor.name)
+                    || actor.has(Role::Reviewer)
+                    || actor.has(Role::Operator) =>
+            {
+                Ok((permit, app))
+            }
+            _ => Err(Error::NotFound("permit")),
+        }
+    }
+
+    /// The current permit id and version of an application, if it has a permit.
+    async fn permit_of_application(&self, application_id: &str) -> Result<Option<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT id, current_version FROM permits WHERE application_id = $1")
+                .bind(application_id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Replaces "latest at activation" selectors by the dataset's latest release number.
+    async fn pin_latest(&self, terms: &mut PermitTerms) -> Result<bool> {
+        let mut changed = false;
+        for ds in &mut terms.datasets {
+            if ds.release == ReleaseSelector::LatestAtActivation {
+                let name: DatasetName = ds
+                    .dataset
+                    .parse()
+                    .map_err(|_| invalid("invalid dataset name in permit"))?;
+                let latest = self.release(&name, None).await?.ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "dataset {name} has no release yet: the permit cannot take effect"
+                    ))
+                })?;
+                ds.release = ReleaseSelector::Number(latest.number);
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Before activation: the permit must not have expired; returns the version the pinned
+    /// terms replace and the pinned terms, if any selector was "latest at activation".
+    pub(crate) async fn pin_releases_for_activation(
+        &self,
+        application_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(i64, PermitTerms)>> {
+        let (permit_id, _) = self
+            .permit_of_application(application_id)
+            .await?
+            .ok_or_else(|| Error::Corrupt("approved application without permit".into()))?;
+        let (permit, _) = self
+            .load_permit(&permit_id, now)
+            .await?
+            .ok_or_else(|| Error::Corrupt("permit vanished".into()))?;
+        if permit.terms.expires_at <= now {
+            return Err(Error::Conflict(
+                "the permit has already expired: amend its expiry before activating".into(),
+            ));
+        }
+        let mut terms = permit.terms.clone();
+        Ok(if self.pin_latest(&mut terms).await? {
+            Some((permit.version, terms))
+        } else {
+            None
+        })
+    }
+
+    /// Inside the activation transaction: marks the permit active and, if releases were
+    /// pinned, writes the pinned terms as version n+1.
+    pub(crate) async fn activate_permit_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        application_id: &str,
+        pinned: Option<(i64, PermitTerms)>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now_s = format_ts(now);
+        let done = sqlx::query(
+            "UPDATE permits SET activated_at = $1, activated_by = $2 \
+             WHERE application_id = $3 AND activated_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(&now_s)
+        .bind(actor)
+        .bind(application_id)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::Conflict("the permit cannot be activated".into()));
+        }
+        if let Some((expected, terms)) = pinned {
+            let done = sqlx::query(
+                "UPDATE permits SET current_version = $1 \
+                 WHERE application_id = $2 AND current_version = $3",
+            )
+            .bind(expected + 1)
+            .bind(application_id)
+            .bind(expected)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(Error::Conflict(
+                    "the permit was amended meanwhile: retry the activation".into(),
+                ));
+            }
+            let permit_id: String =
+                sqlx::query_scalar("SELECT id FROM permits WHERE application_id = $1")
+                    .bind(application_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            insert_version(
+                tx,
+                &permit_id,
+                expected + 1,
+                &terms,
+                &now_s,
+                actor,
+                "activation: latest releases pinned",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Before `active → expired`: the permit's expiry must have passed.
+    pub(crate) async fn check_permit_expired(
+        &self,
+        application_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let expires: Option<String> =
+            sqlx::query_scalar("SELECT expires_at FROM permits WHERE application_id = $1")
+                .bind(application_id)
+                .fetch_optional(self.pool())
+                .await?;
+        match expires {
+            Some(e) if parse_ts(&e)? <= now => Ok(()),
+            _ => Err(Error::Conflict(
+                "the permit has not expired yet: close the project to end it early".into(),
+            )),
+        }
+    }
+
+    /// Inside a closing transaction: revokes the application's permit, if any.
+    pub(crate) async fn revoke_permit_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        application_id: &str,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE permits SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
+             WHERE application_id = $4 AND revoked_at IS NULL",
+        )
+        .bind(format_ts(now))
+        .bind(actor)
+        .bind(reason)
+        .bind(application_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Checks terms before they are written. Messages name fields and schema names, never
+    /// data values.
+    async fn validate_terms(&self, terms: &PermitTerms, now: DateTime<Utc>) -> Result<()> {
+        if terms.members.is_empty() {
+            return Err(invalid("a permit needs at least one member"));
+        }
+        let mut seen = HashSet::new();
+        for (i, member) in terms.members.iter().enumerate() {
+            if !seen.insert(member) {
+                return Err(invalid(format!("permit member #{} is listed twice", i + 1)));
+            }
+            if crate::accounts::validate_user_id(member).is_err()
+                || !self.user_is_active(member).await?
+            {
+                return Err(invalid(format!(
+                    "permit member #{} is not an active user",
+                    i + 1
+                )));
+            }
+        }
+        if terms.datasets.is_empty() {
+            return Err(invalid("a permit needs at least one dataset"));
+        }
+        for ds in &terms.datasets {
+            let name: DatasetName = ds
+                .dataset
+                .parse()
+                .map_err(|_| invalid("permit: invalid dataset name"))?;
+            if let ReleaseSelector::Number(n) = ds.release
+                && self.release(&name, Some(n)).await?.is_none()
+            {
+                return Err(invalid(format!("dataset {name} has no release {n}")));
+            }
+            if ds.tables.is_empty() {
+                return Err(invalid(format!("permit: dataset {name} lists no table")));
+            }
+            let mut tables = HashSet::new();
+            for t in &ds.tables {
+                check_identifier("permit table", &t.table)?;
+                if !tables.insert(&t.table) {
+                    return Err(invalid(format!(
+                        "permit: table {} is listed twice in dataset {name}",
+                        t.table
+                    )));
+                }
+                if t.columns.is_empty() {
+                    return Err(invalid(format!(
+                        "permit: table {} allows no column",
+                        t.table
+                    )));
+                }
+                let mut columns = HashSet::new();
+                for c in &t.columns {
+                    check_identifier("permit column", c)?;
+                    if !columns.insert(c) {
+                        return Err(invalid(format!(
+                            "permit: column {c} is listed twice in table {}",
+                            t.table
+                        )));
+                    }
+                }
+                for f in &t.row_filters {
+                    validate_filter(f)?;
+                }
+            }
+        }
+        if terms.expires_at <= now {
+            return Err(invalid("the permit's expiry must be in the future"));
+        }
+        if terms.expires_at.year() > 9999 {
+            return Err(invalid("the permit's expiry is too far in the future"));
+        }
+        let o = &terms.output;
+        if o.k == 0 || o.k > 1_000_000 {
+            return Err(invalid("output policy: k must be between 1 and 1000000"));
+        }
+        if let Some(eps) = o.dp_epsilon_budget
+            && !(eps.is_finite() && eps > 0.0)
+        {
+            return Err(invalid(
+                "output policy: the epsilon budget must be a positive number",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn validate_filter(f: &RowFilter) -> Result<()> {
+    check_identifier("row filter column", f.column())?;
+    match f {
+        RowFilter::Period { from, to, .. } => {
+            if from.is_none() && to.is_none() {
+                return Err(invalid("period filter: give 'from', 'to' or both"));
+            }
+            if let (Some(a), Some(b)) = (from, to)
+                && a > b
+            {
+                return Err(invalid("period filter: 'from' is after 'to'"));
+            }
+        }
+        RowFilter::AgeRange {
+            min_age,
+            max_age,
+            at_year,
+            ..
+        } => {
+            if min_age.is_none() && max_age.is_none() {
+                return Err(invalid("age filter: give 'min_age', 'max_age' or both"));
+            }
+            if let (Some(a), Some(b)) = (min_age, max_age)
+                && a > b
+            {
+                return Err(invalid("age filter: 'min_age' is above 'max_age'"));
+            }
+            if min_age.unwrap_or(0) > 150 || max_age.unwrap_or(0) > 150 {
+                return Err(invalid("age filter: ages above 150"));
+            }
+            if !(1800..=9999).contains(at_year) {
+                return Err(invalid("age filter: 'at_year' out of range"));
+            }
+        }
+        RowFilter::ValueIn { values, .. } => {
+            if values.is_empty() || values.len() > 100_000 {
+                return Err(invalid("value filter: give 1 to 100000 values"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_terms(json: &str) -> Result<PermitTerms> {
+    serde_json::from_str(json).map_err(|_| Error::Corrupt("stored permit terms".into()))
+}
+
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    permit_id: &str,
+    version: i64,
+    terms: &PermitTerms,
+    now: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO permit_versions (permit_id, version, terms, created_at, created_by, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(permit_id)
+    .bind(version)
+    .bind(to_json(terms)?)
+    .bind(now)
+    .bind(actor)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn replace_permit_members(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    permit_id: &str,
+    members: &[String],
+) -> Result<()> {
+    sqlx::query("DELETE FROM permit_members WHERE permit_id = $1")
+        .bind(permit_id)
+        .execute(&mut **tx)
+        .await?;
+    for m in members {
+        sqlx::query("INSERT INTO permit_members (permit_id, user_id) VALUES ($1, $2)")
+            .bind(permit_id)
+            .bind(m)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn permit_terms_have_a_stable_json_form() {
+        let terms = PermitTerms {
+            members: vec!["alice".into()],
+            datasets: vec![DatasetScope {
+                dataset: "omop".into(),
+                release: ReleaseSelector::LatestAtActivation,
+                tables: vec![TableScope {
+                    table: "person".into(),
+                    columns: vec!["person_id".into(), "year_of_birth".into()],
+                    row_filters: vec![
+                        RowFilter::AgeRange {
+                            year_of_birth_column: "year_of_birth".into(),
+                            min_age: Some(18),
+                            max_age: None,
+                            at_year: 2026,
+                        },
+                        RowFilter::Period {
+                            column: "visit_start_date".into(),
+                            from: NaiveDate::from_ymd_opt(2020, 1, 1),
+                            to: None,
+                        },
+                    ],
+                }],
+            }],
+            expires_at: Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
+            output: OutputPolicy::default(),
+        };
+        let json = serde_json::to_value(&terms).unwrap();
+        assert_eq!(json["datasets"][0]["release"], "latest_at_activation");
+        assert_eq!(
+            json["datasets"][0]["tables"][0]["row_filters"][0]["kind"],
+            "age_range"
+        );
+        assert_eq!(json["output"]["profile"], "k_anonymity");
+        assert_eq!(json["output"]["k"], 10);
+        assert_eq!(json["expires_at"], "2027-01-01T00:00:00Z");
+        let back: PermitTerms = serde_json::from_value(json).unwrap();
+        assert_eq!(back, terms);
+        let pinned: ReleaseSelector = serde_json::from_str(r#"{"number":3}"#).unwrap();
+        assert_eq!(pinned, ReleaseSelector::Number(3));
+    }
+
+    #[test]
+    fn status_follows_revocation_expiry_and_activation() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let exp = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+        assert_eq!(status_at(false, false, exp, t0), PermitStatus::Approved);
+        assert_eq!(status_at(false, true, exp, t0), PermitStatus::Active);
+        assert_eq!(status_at(false, true, exp, exp), PermitStatus::Expired);
+        assert_eq!(status_at(true, true, exp, t0), PermitStatus::Revoked);
+    }
+
+    #[test]
+    fn filters_are_checked() {
+        assert!(
+            validate_filter(&RowFilter::Period {
+                column: "d".into(),
+                from: None,
+                to: None
+            })
+            .is_err()
+        );
+        assert!(
+            validate_filter(&RowFilter::ValueIn {
+                column: "x; drop table".into(),
+                values: vec![1]
+            })
+            .is_err()
+        );
+        validate_filter(&RowFilter::ValueIn {
+            column: "condition_concept_id".into(),
+            values: vec![1, 2],
+        })
+        .unwrap();
+    }
+}

@@ -1,0 +1,12 @@
+//! agora-govern integration tests. Every test runs on SQLite, and on PostgreSQL too when
+//! `AGORA_TEST_POSTGRES_URL` is set (see `ci/postgres.sh`).
+
+mod accounts;
+mod catalogue;
+mod concurrency;
+mod migration;
+mod optout;
+mod permits;
+mod projects;
+mod registry;
+mod support;
