@@ -3,13 +3,14 @@ use std::time::Duration;
 
 use agora_core::{DataDir, DatasetName};
 use agora_ingest::IngestReport;
+use agora_ingest::fhir::{FhirIngest, ingest_fhir, views};
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
 use agora_query::QueryLimits;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{
     Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
-    LimitArgs, SqlArgs,
+    LimitArgs, SqlArgs, ViewsCommand,
 };
 use crate::home::{self, Home, Initialized};
 
@@ -57,6 +58,72 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print_report(&report, &dir);
+            }
+            Ok(())
+        }
+        Command::Ingest(IngestCommand::Fhir(args)) => {
+            let home = Home::open(&dir).await?;
+            let report = ingest_fhir(
+                &home.ingest_hub(),
+                FhirIngest {
+                    dataset: args.dataset,
+                    source: args.path.clone(),
+                    identity: args.identity,
+                    views_dir: Some(dir.views()),
+                    actor: local_actor(),
+                    progress: std::io::stderr().is_terminal(),
+                },
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "ingest of {} failed; nothing was committed",
+                    args.path.display()
+                )
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report, &dir);
+            }
+            Ok(())
+        }
+        Command::Views(ViewsCommand::Add(args)) => {
+            Home::open(&dir).await?;
+            let view = views::add_view(&dir.views(), &args.file)
+                .with_context(|| format!("view {} was not added", args.file.display()))?;
+            println!(
+                "Added view {} on {} ({} columns + person_id), stored as {}; it applies to the next FHIR ingests",
+                view.name,
+                view.view.resource(),
+                view.view.columns().len(),
+                view.origin
+            );
+            Ok(())
+        }
+        Command::Views(ViewsCommand::List) => {
+            Home::open(&dir).await?;
+            for view in views::load_views(Some(&dir.views()))? {
+                let columns: Vec<String> = view
+                    .stored_columns()
+                    .into_iter()
+                    .map(|(name, ty)| {
+                        format!(
+                            "{name} {}",
+                            serde_json::to_value(ty)
+                                .unwrap_or_default()
+                                .as_str()
+                                .unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<24} {:<20} {}",
+                    view.name,
+                    view.view.resource(),
+                    view.origin
+                );
+                println!("    {}", columns.join(", "));
             }
             Ok(())
         }
