@@ -15,6 +15,10 @@
 //!   not hold makes the resource unstorable (quarantine). References between entries of a
 //!   Bundle (`urn:uuid:`) become `Type/id`.
 //!
+//! - **RelatedPerson and Person** (relatives, other people): `identifier`, `name`,
+//!   `telecom`, `address` and `photo` are dropped. Patients *contained* in another resource
+//!   are dropped from `contained` (they cannot be keyed).
+//!
 //! Not here: deciding identities and keys (the ingest, through `KeyResolver`), or typing.
 //! Practitioner and Organization resources keep their names and identifiers: they are not
 //! patients.
@@ -54,6 +58,9 @@ const EXTENSIONS_KEEP: &[&str] = &[
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-genderIdentity",
 ];
+
+/// Elements of RelatedPerson and Person that identify the (other) person.
+const OTHER_PERSON_DROP: &[&str] = &["identifier", "name", "telecom", "address", "photo"];
 
 /// Top-level elements whose references say whose record a resource is, in order of
 /// preference; other patient references (e.g. in `contained`) are used only without these.
@@ -148,6 +155,17 @@ pub(crate) fn scrub(resource: &mut Value, patients: &Patients, urls: &FullUrls) 
     let mut unknown: Option<String> = None;
     if let Some(obj) = resource.as_object_mut() {
         obj.remove("note");
+        if matches!(
+            obj.get("resourceType").and_then(Value::as_str),
+            Some("RelatedPerson" | "Person")
+        ) {
+            for element in OTHER_PERSON_DROP {
+                obj.remove(*element);
+            }
+        }
+        if let Some(Value::Array(contained)) = obj.get_mut("contained") {
+            contained.retain(|c| c.get("resourceType").and_then(Value::as_str) != Some("Patient"));
+        }
         for (element, value) in obj.iter_mut() {
             walk(value, patients, urls, &mut |r| match r {
                 Some(key) => found.push((element.clone(), key)),
@@ -250,6 +268,22 @@ mod tests {
             json!({"reference": "Patient/7"})
         );
         assert!(r.get("text").is_none());
+    }
+
+    #[test]
+    fn other_people_and_contained_patients_lose_their_identifiers() {
+        let mut r = json!({"resourceType": "RelatedPerson", "name": [{"family": "Doe"}],
+            "telecom": [{"value": "555"}], "patient": {"reference": "Patient/p1"},
+            "contained": [{"resourceType": "Patient", "name": [{"family": "Roe"}]}]});
+        assert!(matches!(
+            scrub(&mut r, &patients(), &FullUrls::new()),
+            Outcome::Stored { person: Some(7) }
+        ));
+        assert_eq!(
+            r,
+            json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/7"},
+                   "contained": []})
+        );
     }
 
     #[test]
