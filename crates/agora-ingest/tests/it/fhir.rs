@@ -345,3 +345,50 @@ async fn bundle_entries_are_quarantined_by_index_and_a_non_json_bundle_fails() {
     let releases = t.hub.meta.releases(&"b".parse().unwrap()).await.unwrap();
     assert_eq!(releases.len(), 1, "the failed ingest committed nothing");
 }
+
+/// A FHIR patient and an OMOP person with the same source identity get the same hub key:
+/// here the OMOP `person_source_value` holds the SSN that FHIR carries as an identifier.
+#[tokio::test(flavor = "multi_thread")]
+async fn fhir_and_omop_sources_link_on_the_same_identity() {
+    let ssn_system = "http://hl7.org/fhir/sid/us-ssn";
+    let patients = fixture_resources("Patient");
+    let ssn = patients[0]["identifier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["system"] == ssn_system)
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let person = format!(
+        "person_id,gender_concept_id,year_of_birth,race_concept_id,ethnicity_concept_id,person_source_value\n1,8532,1970,0,0,{ssn}\n"
+    );
+    let omop = extract(&[("person.csv", &person)]);
+    let t = TestHub::new().await;
+    t.ingest("omop", omop.path()).await.unwrap();
+    let report = t
+        .ingest_fhir(
+            "fhir",
+            &shared(BULK),
+            format!("identifier:{ssn_system}").parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.new_persons, 12, "the OMOP person is already known");
+    let omop_key = t.read_release("omop").await["person"][0]
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .value(0);
+    let fhir_keys: HashSet<i64> = t.read_release("fhir").await["patient"]
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name("person_id").unwrap();
+            c.as_primitive::<Int64Type>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(fhir_keys.contains(&omop_key));
+}
