@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 ///   keys/hub.key     the hub secret (0600, never printed)
 ///   keys/operator.token  the local operator's API token (0600)
 ///   locks/           advisory locks held by running ingests
+///   views/           operator-added SQL-on-FHIR ViewDefinitions (`agora views add`)
 /// ```
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -51,6 +52,11 @@ impl DataDir {
 
     pub fn locks(&self) -> PathBuf {
         self.root.join("locks")
+    }
+
+    /// Operator-added SQL-on-FHIR ViewDefinitions, applied at every FHIR ingest.
+    pub fn views(&self) -> PathBuf {
+        self.root.join("views")
     }
 
     /// Scratch space for query spilling; never holds committed data.

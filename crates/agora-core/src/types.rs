@@ -14,6 +14,9 @@ pub enum ColumnType {
     /// Microseconds, no time zone (OMOP datetimes are local wall-clock times).
     Timestamp,
     Boolean,
+    /// Microseconds since the epoch, UTC (FHIR `dateTime`/`instant` carry an offset, so the
+    /// instant is known exactly).
+    TimestampUtc,
 }
 
 impl ColumnType {
@@ -25,6 +28,9 @@ impl ColumnType {
             ColumnType::Date => DataType::Date32,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             ColumnType::Boolean => DataType::Boolean,
+            ColumnType::TimestampUtc => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            }
         }
     }
 }

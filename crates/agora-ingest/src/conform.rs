@@ -30,6 +30,13 @@ pub enum Reason {
     DuplicatePersonId,
     DuplicateIdentity,
     MissingIdentity,
+    // FHIR: a line or entry that is not a usable resource, or that cannot be pseudonymized.
+    InvalidJson,
+    NotAResource,
+    UnknownResourceType,
+    UnknownPatient,
+    DuplicatePatient,
+    ViewFailed,
 }
 
 impl fmt::Display for Reason {
@@ -48,6 +55,16 @@ impl fmt::Display for Reason {
                 f.write_str("same person identity as an earlier row (linked to it)")
             }
             Reason::MissingIdentity => f.write_str("person identity is empty"),
+            Reason::InvalidJson => f.write_str("not valid JSON"),
+            Reason::NotAResource => f.write_str("not a FHIR resource (no resourceType)"),
+            Reason::UnknownResourceType => f.write_str("resourceType is not a FHIR R4 resource"),
+            Reason::UnknownPatient => {
+                f.write_str("refers to a patient that is not in the extract (or was quarantined)")
+            }
+            Reason::DuplicatePatient => {
+                f.write_str("Patient id already used by an earlier resource")
+            }
+            Reason::ViewFailed => f.write_str("the ViewDefinition cannot flatten this resource"),
         }
     }
 }

@@ -45,6 +45,18 @@ pub enum Error {
         column: String,
         reason: String,
     },
+    #[error("{file}: not a JSON FHIR Bundle or resource ({reason}); fix or remove the file")]
+    FhirFile { file: String, reason: String },
+    #[error("{path}: no FHIR NDJSON (.ndjson) or Bundle (.json) file found")]
+    NoFhirInput { path: String },
+    #[error("ViewDefinition {file}: {source}")]
+    View {
+        file: String,
+        #[source]
+        source: agora_fhir::Error,
+    },
+    #[error("ViewDefinition {file}: {reason}")]
+    ViewRules { file: String, reason: String },
     #[error(transparent)]
     Lake(#[from] agora_lake::Error),
     #[error(transparent)]

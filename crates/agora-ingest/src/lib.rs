@@ -18,10 +18,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not here: FHIR and Table Schema readers (later), querying (`agora-query`).
+//! FHIR R4 (Bulk NDJSON and Bundles) goes through [`fhir::ingest_fhir`] with the same
+//! release, quarantine and person-key machinery.
+//!
+//! Not here: Table Schema readers (later), querying (`agora-query`).
 
 mod conform;
 mod error;
+pub mod fhir;
+mod keys;
 pub mod omop;
 mod quarantine;
 mod source;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use agora_lake::{QuarantineCount, QuarantineSummary};
 
-use crate::conform::Reject;
+use crate::conform::{Reason, Reject};
 
 /// Detailed records kept per ingest; beyond this only counts are kept, so a file that is
 /// entirely wrong cannot exhaust memory. Counts are always exact.
@@ -52,6 +52,21 @@ impl Quarantine {
         rejected
     }
 
+    /// Records one rejected record that is not part of a typed batch (a FHIR line or
+    /// Bundle entry). `column` names the element or position, if any.
+    pub(crate) fn record_one(
+        &mut self,
+        table: &str,
+        file: &str,
+        line: u64,
+        column: Option<&str>,
+        reason: &Reason,
+    ) {
+        let names: Vec<String> = column.into_iter().map(str::to_owned).collect();
+        let column = if names.is_empty() { None } else { Some(0) };
+        self.record(table, file, &[line], &[(0, column, reason.clone())], &names);
+    }
+
     pub(crate) fn merge(&mut self, other: Quarantine) {
         self.rows += other.rows;
         let room = MAX_DETAILED.saturating_sub(self.detailed);
@@ -96,7 +111,6 @@ impl Quarantine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Reason;
 
     #[test]
     fn counts_rows_once_and_reasons_each() {

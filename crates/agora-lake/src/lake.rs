@@ -115,15 +115,22 @@ impl Lake {
                 removed += 1;
             }
         }
-        // Object stores have no directories; a local lake keeps the emptied ones.
+        // On a local lake, `put` writes through a temporary file (`name#n`) that `list` never
+        // shows: an ingest killed mid-write leaves one behind. Remove uncommitted releases'
+        // directories whole, then the directories emptied above.
         if let Some(root) = &self.local_root {
             let dir = root.join(prefix.as_ref());
-            tokio::task::spawn_blocking(move || prune_empty_dirs(&dir))
-                .await
-                .map_err(|e| Error::Io {
-                    path: "lake".into(),
-                    source: std::io::Error::other(e),
-                })?;
+            let committed = committed.clone();
+            removed += tokio::task::spawn_blocking(move || {
+                let swept = remove_uncommitted(&dir, &committed);
+                prune_empty_dirs(&dir);
+                swept
+            })
+            .await
+            .map_err(|e| Error::Io {
+                path: "lake".into(),
+                source: std::io::Error::other(e),
+            })?;
         }
         Ok(removed)
     }
@@ -161,6 +168,31 @@ impl Lake {
             source: std::io::Error::other(e),
         })?
     }
+}
+
+/// Removes, under a dataset's directory, the release directories (`data/<id>/`) and manifest
+/// files (`manifests/<id>.json*`) of releases not in `committed`. Returns how many entries
+/// went. Best effort, like the object deletions before it.
+fn remove_uncommitted(dataset_dir: &FsPath, committed: &HashSet<String>) -> usize {
+    let mut removed = 0;
+    if let Ok(entries) = std::fs::read_dir(dataset_dir.join("data")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !committed.contains(&name) && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dataset_dir.join("manifests")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let id = name.split(".json").next().unwrap_or_default();
+            if !committed.contains(id) && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// Removes the empty directories below `dir` (not `dir` itself). Best effort: a directory

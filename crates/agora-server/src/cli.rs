@@ -54,6 +54,9 @@ pub(crate) enum Command {
     Generate(GenerateCommand),
     /// Set up a hub with synthetic sample data and serve it: the quickest way to try Agora.
     Demo(DemoArgs),
+    /// Manage the SQL-on-FHIR ViewDefinitions applied at every FHIR ingest.
+    #[command(subcommand)]
+    Views(ViewsCommand),
     /// Run the SQL-on-FHIR v2 conformance suite (a directory of its test JSON files) against
     /// Agora's ViewDefinition engine. The last line reads `N passed, M failed`.
     SofConformance(SofConformanceArgs),
@@ -72,6 +75,40 @@ pub(crate) struct SofConformanceArgs {
 pub(crate) enum IngestCommand {
     /// An OMOP CDM 5.4 extract: a directory with one CSV, TSV or Parquet file per table.
     Omop(IngestOmopArgs),
+    /// A FHIR R4 extract: a directory of Bulk Data NDJSON files and/or Bundle JSON files.
+    Fhir(IngestFhirArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestFhirArgs {
+    /// Dataset to add a release to (created on first ingest).
+    #[arg(long)]
+    pub dataset: DatasetName,
+    /// Where patient identities come from: `patient-id` (Patient.id) or
+    /// `identifier:<system-uri>` (the Patient.identifier value with that system, e.g. a
+    /// national id). Either links with OMOP persons whose person_source_value is the same.
+    #[arg(long, default_value = "patient-id")]
+    pub identity: agora_ingest::fhir::FhirIdentity,
+    /// Print the ingest report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Directory holding the extract.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ViewsCommand {
+    /// Validate a ViewDefinition (JSON) and add it: its `name` becomes a table of every later
+    /// FHIR ingest.
+    Add(ViewsAddArgs),
+    /// List the default and added ViewDefinitions.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ViewsAddArgs {
+    /// The ViewDefinition JSON file.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

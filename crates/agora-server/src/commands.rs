@@ -3,13 +3,14 @@ use std::time::Duration;
 
 use agora_core::{DataDir, DatasetName};
 use agora_ingest::IngestReport;
+use agora_ingest::fhir::{FhirIngest, ingest_fhir, views};
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
 use agora_query::QueryLimits;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{
     Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
-    LimitArgs, QualityArgs, SqlArgs,
+    LimitArgs, QualityArgs, SqlArgs, ViewsCommand,
 };
 use crate::home::{self, Home, Initialized};
 
@@ -18,13 +19,13 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init => {
             match home::init(&dir).await? {
-                Initialized::Created => println!(
+                Initialized::Created => out!(
                     "Initialized an Agora hub in {}\n  hub secret: {} (owner-only; back it up, never share it)\n  operator API token: {}",
                     dir.root().display(),
                     dir.hub_key().display(),
                     dir.operator_token().display()
                 ),
-                Initialized::AlreadyThere => println!(
+                Initialized::AlreadyThere => out!(
                     "{} is already an Agora data directory; nothing changed",
                     dir.root().display()
                 ),
@@ -54,9 +55,75 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                 )
             })?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print_report(&report, &dir);
+            }
+            Ok(())
+        }
+        Command::Ingest(IngestCommand::Fhir(args)) => {
+            let home = Home::open(&dir).await?;
+            let report = ingest_fhir(
+                &home.ingest_hub(),
+                FhirIngest {
+                    dataset: args.dataset,
+                    source: args.path.clone(),
+                    identity: args.identity,
+                    views_dir: Some(dir.views()),
+                    actor: local_actor(),
+                    progress: std::io::stderr().is_terminal(),
+                },
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "ingest of {} failed; nothing was committed",
+                    args.path.display()
+                )
+            })?;
+            if args.json {
+                out!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report, &dir);
+            }
+            Ok(())
+        }
+        Command::Views(ViewsCommand::Add(args)) => {
+            Home::open(&dir).await?;
+            let view = views::add_view(&dir.views(), &args.file)
+                .with_context(|| format!("view {} was not added", args.file.display()))?;
+            out!(
+                "Added view {} on {} ({} columns + person_id), stored as {}; it applies to the next FHIR ingests",
+                view.name,
+                view.view.resource(),
+                view.view.columns().len(),
+                view.origin
+            );
+            Ok(())
+        }
+        Command::Views(ViewsCommand::List) => {
+            Home::open(&dir).await?;
+            for view in views::load_views(Some(&dir.views()))? {
+                let columns: Vec<String> = view
+                    .stored_columns()
+                    .into_iter()
+                    .map(|(name, ty)| {
+                        format!(
+                            "{name} {}",
+                            serde_json::to_value(ty)
+                                .unwrap_or_default()
+                                .as_str()
+                                .unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                out!(
+                    "{:<24} {:<20} {}",
+                    view.name,
+                    view.view.resource(),
+                    view.origin
+                );
+                out!("    {}", columns.join(", "));
             }
             Ok(())
         }
@@ -82,9 +149,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let report =
                 tokio::task::spawn_blocking(move || crate::generate::omop(&args)).await??;
             for (table, rows) in &report.tables {
-                println!("{table:<24} {rows:>12} rows");
+                out!("{table:<24} {rows:>12} rows");
             }
-            println!("{:<24} {:>12} bytes", "total", report.bytes);
+            out!("{:<24} {:>12} bytes", "total", report.bytes);
             Ok(())
         }
         Command::Demo(args) => demo(&dir, args).await,
@@ -92,12 +159,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let report = agora_fhir::conformance::run_suite(&args.dir)?;
             for f in &report.failures {
                 if args.reasons {
-                    println!("FAIL {} / {}: {}", f.file, f.test, f.reason);
+                    out!("FAIL {} / {}: {}", f.file, f.test, f.reason);
                 } else {
-                    println!("FAIL {} / {}", f.file, f.test);
+                    out!("FAIL {} / {}", f.file, f.test);
                 }
             }
-            println!("{} passed, {} failed", report.passed, report.failed);
+            out!("{} passed, {} failed", report.passed, report.failed);
             if report.failed > 0 {
                 bail!("{} SQL-on-FHIR conformance test(s) failed", report.failed);
             }
@@ -143,7 +210,9 @@ async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
         .await?;
     let out = ws.sql(&text).await?;
     let bytes = crate::format::render(&out, args.format)?;
-    std::io::stdout().write_all(&bytes)?;
+    if let Err(e) = std::io::stdout().write_all(&bytes) {
+        crate::stdout_failed(e);
+    }
     Ok(())
 }
 
@@ -159,16 +228,19 @@ async fn quality(dir: &DataDir, args: QualityArgs) -> Result<()> {
         .await?;
     let profile = agora_quality::profile(&ws).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&profile)?);
+        out!("{}", serde_json::to_string_pretty(&profile)?);
         return Ok(());
     }
-    println!(
+    out!(
         "Quality of dataset {} release {}\n",
-        profile.dataset, profile.release
+        profile.dataset,
+        profile.release
     );
-    println!(
+    out!(
         "{:<24} {:>12} {:>10}  most empty column",
-        "table", "rows", "persons"
+        "table",
+        "rows",
+        "persons"
     );
     for t in &profile.tables {
         let emptiest = t
@@ -179,10 +251,10 @@ async fn quality(dir: &DataDir, args: QualityArgs) -> Result<()> {
             .map(|c| format!("{} ({:.0}% empty)", c.column, c.null_rate * 100.0))
             .unwrap_or_default();
         let persons = t.persons.map(|p| p.to_string()).unwrap_or_default();
-        println!("{:<24} {:>12} {:>10}  {emptiest}", t.table, t.rows, persons);
+        out!("{:<24} {:>12} {:>10}  {emptiest}", t.table, t.rows, persons);
     }
     let failed: Vec<_> = profile.failed().collect();
-    println!(
+    out!(
         "\nChecks: {} passed, {} failed",
         profile.checks.len() - failed.len(),
         failed.len()
@@ -193,7 +265,7 @@ async fn quality(dir: &DataDir, args: QualityArgs) -> Result<()> {
         } else {
             100.0 * c.violations as f64 / c.rows as f64
         };
-        println!(
+        out!(
             "  FAIL {:<30} {}: {} of {} rows ({pct:.2}%, tolerated {:.0}%)",
             c.id,
             c.description,
@@ -202,7 +274,7 @@ async fn quality(dir: &DataDir, args: QualityArgs) -> Result<()> {
             c.threshold * 100.0
         );
     }
-    println!("\nThe full profile (distributions, ranges, every check): --json");
+    out!("\nThe full profile (distributions, ranges, every check): --json");
     Ok(())
 }
 
@@ -219,18 +291,22 @@ async fn datasets(dir: &DataDir, args: DatasetsArgs) -> Result<()> {
             .iter()
             .map(|(d, r)| serde_json::json!({"dataset": d, "releases": r}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        out!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     if all.is_empty() {
-        println!("No datasets yet. Ingest one with `agora ingest omop --dataset NAME DIR`.");
+        out!("No datasets yet. Ingest one with `agora ingest omop --dataset NAME DIR`.");
     }
     for (ds, releases) in all {
-        println!("{} ({})", ds.name, ds.model);
+        out!("{} ({})", ds.name, ds.model);
         for r in releases {
-            println!(
+            out!(
                 "  release {:>3}  {}  {:>12} rows  {:>8} quarantined  by {}",
-                r.number, r.created_at, r.rows, r.quarantined, r.created_by
+                r.number,
+                r.created_at,
+                r.rows,
+                r.quarantined,
+                r.created_by
             );
         }
     }
@@ -238,34 +314,43 @@ async fn datasets(dir: &DataDir, args: DatasetsArgs) -> Result<()> {
 }
 
 fn print_report(report: &IngestReport, dir: &DataDir) {
-    println!(
+    out!(
         "Committed release {} of dataset {} in {:.1} s",
         report.release,
         report.dataset,
         report.elapsed_ms as f64 / 1000.0
     );
-    println!(
+    out!(
         "{:<24} {:>12} {:>12} {:>12}",
-        "table", "read", "stored", "quarantined"
+        "table",
+        "read",
+        "stored",
+        "quarantined"
     );
     for t in &report.tables {
-        println!(
+        out!(
             "{:<24} {:>12} {:>12} {:>12}",
-            t.table, t.rows_read, t.rows_stored, t.rows_quarantined
+            t.table,
+            t.rows_read,
+            t.rows_stored,
+            t.rows_quarantined
         );
     }
-    println!(
+    out!(
         "{:<24} {:>12} {:>12} {:>12}",
-        "total", report.rows_read, report.rows_stored, report.rows_quarantined
+        "total",
+        report.rows_read,
+        report.rows_stored,
+        report.rows_quarantined
     );
-    println!("persons new to the hub: {}", report.new_persons);
+    out!("persons new to the hub: {}", report.new_persons);
     if report.rows_quarantined > 0 {
-        println!("\nQuarantined rows by reason:");
+        out!("\nQuarantined rows by reason:");
         let mut counts: Vec<_> = report.quarantine.counts.iter().collect();
         counts.sort_by_key(|c| std::cmp::Reverse(c.rows));
         const SHOWN: usize = 12;
         if counts.len() > SHOWN {
-            println!("  (the {SHOWN} most frequent of {} reasons)", counts.len());
+            out!("  (the {SHOWN} most frequent of {} reasons)", counts.len());
         }
         for c in counts.into_iter().take(SHOWN) {
             let column = c
@@ -273,17 +358,17 @@ fn print_report(report: &IngestReport, dir: &DataDir) {
                 .as_deref()
                 .map(|c| format!(".{c}"))
                 .unwrap_or_default();
-            println!("  {:>8}  {}{}: {}", c.rows, c.table, column, c.reason);
+            out!("  {:>8}  {}{}: {}", c.rows, c.table, column, c.reason);
         }
         if let Some(file) = &report.quarantine.file {
-            println!(
+            out!(
                 "Details (file, line, column, reason): {}",
                 dir.lake().join(file).display()
             );
         }
     }
     for w in &report.warnings {
-        println!("warning: {w}");
+        out!("warning: {w}");
     }
 }
 
@@ -330,7 +415,7 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
     }
     let data_dir = dir.root().display();
     let listen = args.serve.listen;
-    println!(
+    out!(
         r#"
 Agora is ready. Things to try (in another terminal):
 

@@ -5,6 +5,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// `println!` for command output that ends the process quietly when the reader has gone
+/// (`agora sql ... | head`), instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(e)
+        }
+    }};
+}
+
 mod cli;
 mod commands;
 mod format;
@@ -26,6 +37,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }
+}
+
+pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(1)
 }
 
 /// Prints an error chain as `error: ...` / `caused by: ...`, in colour on a terminal.

@@ -7,7 +7,6 @@
 //!   ─► quarantine report ─► manifest ─► commit (metadata store)
 //! ```
 
-mod keys;
 pub mod policy;
 pub mod spec;
 
@@ -29,10 +28,10 @@ use arrow::datatypes::Int64Type;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::conform::{Reason, Reject, conform, keep_rows};
+use crate::keys::KeyResolver;
 use crate::quarantine::Quarantine;
 use crate::source::{Form, RawBatch, SourceFile, SourceReader, discover};
 use crate::{Error, Hub, IngestReport, Result, TableReport};
-use keys::KeyResolver;
 pub use policy::IdentitySource;
 use spec::{CdmSpec, CdmTable};
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod fhir;
 mod pseudonymization;
 mod quarantine;
 mod releases;

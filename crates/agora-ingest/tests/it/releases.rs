@@ -90,8 +90,17 @@ async fn next_ingest_collects_garbage_of_uncommitted_releases() {
     std::fs::write(&orphan, b"half written").unwrap();
     let orphan_manifest = t.lake_dir().join("datasets/d/manifests/dead-release.json");
     std::fs::write(&orphan_manifest, b"{}").unwrap();
+    // A `put` killed mid-write leaves its temporary file, which object-store listings hide.
+    let hidden = t
+        .lake_dir()
+        .join("datasets/d/data/dead-release/person/part-00001.parquet#7");
+    std::fs::write(&hidden, b"partial").unwrap();
+    let hidden_manifest = t.lake_dir().join("datasets/d/manifests/other-dead.json#3");
+    std::fs::write(&hidden_manifest, b"{").unwrap();
     t.ingest("d", src.path()).await.unwrap();
     assert!(!orphan.exists() && !orphan_manifest.exists());
+    assert!(!hidden.exists() && !hidden_manifest.exists());
+    assert!(!t.lake_dir().join("datasets/d/data/dead-release").exists());
     assert_eq!(
         t.hub
             .meta

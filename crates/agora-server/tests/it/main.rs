@@ -5,5 +5,6 @@ mod support;
 
 mod cli;
 mod crash;
+mod fhir;
 mod http;
 mod query_suite;

@@ -19,7 +19,7 @@ pub(crate) struct KeyResolver {
 }
 
 impl KeyResolver {
-    pub(super) fn new(
+    pub(crate) fn new(
         keyer: PersonKeyer,
         meta: MetaStore,
         runtime: tokio::runtime::Handle,
@@ -37,7 +37,7 @@ impl KeyResolver {
     /// identities never share a key: on a 63-bit collision the later identity moves to the
     /// next derivation attempt, deterministically, because the registry remembers who came
     /// first.
-    pub(super) fn resolve(&mut self, identities: &[&[u8]]) -> Result<Vec<i64>> {
+    pub(crate) fn resolve(&mut self, identities: &[&[u8]]) -> Result<Vec<i64>> {
         let mut keys = vec![0i64; identities.len()];
         let mut pending: Vec<(usize, u32)> = (0..identities.len()).map(|i| (i, 0)).collect();
         while !pending.is_empty() {

@@ -1,0 +1,312 @@
+//! Pseudonymization of FHIR resources: what of a resource may reach the lake.
+//!
+//! - **Patient**: kept by allow-list. `id` becomes the hub person key (as a string);
+//!   `identifier`, `name`, `telecom`, `photo`, `contact`, `link`, narrative and every element
+//!   not listed in [`PATIENT_KEEP`] are dropped. `address` keeps only `use`, `city`, `state`,
+//!   `postalCode` and `country` (potential identifiers that permits minimise later; street
+//!   lines, free text and geolocation extensions are dropped). Only the US Core race,
+//!   ethnicity, birth-sex and gender-identity extensions are kept (others, such as the
+//!   mother's maiden name or birth place, identify).
+//! - **Every resource**: narratives (`text.div`), attachment contents (`Attachment.data`:
+//!   base64 documents and notes) and annotations (`note`) are removed, since free text
+//!   names people. Every reference to a patient (`Patient/<id>`, an absolute URL ending so,
+//!   or the `fullUrl` of a Patient entry) becomes `{"reference": "Patient/<hub key>"}`
+//!   (its `display` and `identifier` are dropped); a reference to a patient the extract does
+//!   not hold makes the resource unstorable (quarantine). References between entries of a
+//!   Bundle (`urn:uuid:`) become `Type/id`.
+//!
+//! - **RelatedPerson and Person** (relatives, other people): `identifier`, `name`,
+//!   `telecom`, `address` and `photo` are dropped. Patients *contained* in another resource
+//!   are dropped from `contained` (they cannot be keyed).
+//!
+//! Not here: deciding identities and keys (the ingest, through `KeyResolver`), or typing.
+//! Practitioner and Organization resources keep their names and identifiers: they are not
+//! patients.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::read::FullUrls;
+
+/// Top-level Patient elements that may be stored (after the filters below).
+const PATIENT_KEEP: &[&str] = &[
+    "resourceType",
+    "id",
+    "meta",
+    "extension",
+    "active",
+    "gender",
+    "birthDate",
+    "deceasedBoolean",
+    "deceasedDateTime",
+    "address",
+    "maritalStatus",
+    "multipleBirthBoolean",
+    "multipleBirthInteger",
+    "communication",
+    "generalPractitioner",
+    "managingOrganization",
+];
+
+const ADDRESS_KEEP: &[&str] = &["use", "city", "state", "postalCode", "country"];
+
+/// Patient extensions that describe, not identify.
+const EXTENSIONS_KEEP: &[&str] = &[
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-genderIdentity",
+];
+
+/// Elements of RelatedPerson and Person that identify the (other) person.
+const OTHER_PERSON_DROP: &[&str] = &["identifier", "name", "telecom", "address", "photo"];
+
+/// Top-level elements whose references say whose record a resource is, in order of
+/// preference; other patient references (e.g. in `contained`) are used only without these.
+const OWNER_ELEMENTS: &[&str] = &["subject", "patient", "beneficiary"];
+
+/// The patients of the extract: source id and Patient entry `fullUrl`s -> hub person key.
+#[derive(Debug, Default)]
+pub(crate) struct Patients {
+    pub(crate) by_id: HashMap<String, i64>,
+    pub(crate) by_url: HashMap<String, i64>,
+}
+
+/// What pseudonymizing a non-Patient resource found.
+pub(crate) enum Outcome {
+    /// The resource may be stored; its person, if it refers to one.
+    Stored { person: Option<i64> },
+    /// It refers to a patient the extract does not hold; `element` is the top-level element.
+    UnknownPatient { element: String },
+}
+
+impl Patients {
+    fn resolve(&self, reference: &str, urls: &FullUrls) -> Resolution {
+        if let Some(&key) = self.by_url.get(reference) {
+            return Resolution::Patient(key);
+        }
+        if let Some((ty, id)) = urls.get(reference) {
+            return if ty == "Patient" {
+                self.by_id
+                    .get(id)
+                    .map_or(Resolution::UnknownPatient, |&k| Resolution::Patient(k))
+            } else {
+                Resolution::Entry(format!("{ty}/{id}"))
+            };
+        }
+        if reference.starts_with("Patient?") {
+            // A conditional reference (search by identifier): it carries an identifier and
+            // cannot be resolved here.
+            return Resolution::UnknownPatient;
+        }
+        let path = reference.split("/_history/").next().unwrap_or(reference);
+        let mut segments = path.rsplit('/');
+        let (id, ty) = (segments.next(), segments.next());
+        if ty == Some("Patient") {
+            return id
+                .and_then(|id| self.by_id.get(id))
+                .map_or(Resolution::UnknownPatient, |&k| Resolution::Patient(k));
+        }
+        if let Some(uuid) = reference.strip_prefix("urn:uuid:")
+            && let Some(&key) = self.by_id.get(uuid)
+        {
+            // Another Bundle's Patient entry (Synthea uses the Patient.id as its uuid).
+            return Resolution::Patient(key);
+        }
+        Resolution::Other
+    }
+}
+
+enum Resolution {
+    Patient(i64),
+    UnknownPatient,
+    Entry(String),
+    Other,
+}
+
+/// Reduces a Patient to what may be stored, with `key` as its id.
+pub(crate) fn scrub_patient(patient: &mut Value, key: i64) {
+    let Some(obj) = patient.as_object_mut() else {
+        return;
+    };
+    obj.retain(|k, _| PATIENT_KEEP.contains(&k.as_str()));
+    obj.insert("id".into(), Value::String(key.to_string()));
+    if let Some(Value::Array(exts)) = obj.get_mut("extension") {
+        exts.retain(|e| {
+            e.get("url")
+                .and_then(Value::as_str)
+                .is_some_and(|u| EXTENSIONS_KEEP.contains(&u))
+        });
+    }
+    if let Some(Value::Array(addresses)) = obj.get_mut("address") {
+        for a in addresses.iter_mut() {
+            if let Some(a) = a.as_object_mut() {
+                a.retain(|k, _| ADDRESS_KEEP.contains(&k.as_str()));
+            }
+        }
+    }
+}
+
+/// Removes free text and rewrites references of any resource (Patients included, after
+/// [`scrub_patient`]).
+pub(crate) fn scrub(resource: &mut Value, patients: &Patients, urls: &FullUrls) -> Outcome {
+    let mut found: Vec<(String, i64)> = Vec::new();
+    let mut unknown: Option<String> = None;
+    if let Some(obj) = resource.as_object_mut() {
+        obj.remove("note");
+        if matches!(
+            obj.get("resourceType").and_then(Value::as_str),
+            Some("RelatedPerson" | "Person")
+        ) {
+            for element in OTHER_PERSON_DROP {
+                obj.remove(*element);
+            }
+        }
+        if let Some(Value::Array(contained)) = obj.get_mut("contained") {
+            contained.retain(|c| c.get("resourceType").and_then(Value::as_str) != Some("Patient"));
+        }
+        for (element, value) in obj.iter_mut() {
+            walk(value, patients, urls, &mut |r| match r {
+                Some(key) => found.push((element.clone(), key)),
+                None => {
+                    unknown.get_or_insert_with(|| element.clone());
+                }
+            });
+        }
+        remove_narrative(obj);
+    }
+    if let Some(element) = unknown {
+        return Outcome::UnknownPatient { element };
+    }
+    let person = OWNER_ELEMENTS
+        .iter()
+        .find_map(|owner| found.iter().find(|(e, _)| e == owner).map(|(_, k)| *k))
+        .or_else(|| found.first().map(|(_, k)| *k));
+    Outcome::Stored { person }
+}
+
+fn remove_narrative(obj: &mut Map<String, Value>) {
+    if obj.get("text").is_some_and(|t| t.get("div").is_some()) {
+        obj.remove("text");
+    }
+}
+
+/// Visits every object under `value`: drops narratives and attachment data, rewrites
+/// references; `on_patient` gets each patient key (or `None` for an unknown patient).
+fn walk(
+    value: &mut Value,
+    patients: &Patients,
+    urls: &FullUrls,
+    on_patient: &mut dyn FnMut(Option<i64>),
+) {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                walk(item, patients, urls, on_patient);
+            }
+        }
+        Value::Object(obj) => {
+            remove_narrative(obj);
+            if obj.contains_key("contentType") {
+                obj.remove("data");
+            }
+            if let Some(Value::String(reference)) = obj.get("reference") {
+                match patients.resolve(reference, urls) {
+                    Resolution::Patient(key) => {
+                        obj.clear();
+                        obj.insert("reference".into(), Value::String(format!("Patient/{key}")));
+                        on_patient(Some(key));
+                        return;
+                    }
+                    Resolution::UnknownPatient => {
+                        on_patient(None);
+                        return;
+                    }
+                    Resolution::Entry(relative) => {
+                        obj.insert("reference".into(), Value::String(relative));
+                    }
+                    Resolution::Other => {}
+                }
+            }
+            for (_, child) in obj.iter_mut() {
+                walk(child, patients, urls, on_patient);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn patients() -> Patients {
+        let mut p = Patients::default();
+        p.by_id.insert("p1".into(), 7);
+        p.by_url.insert("urn:uuid:u1".into(), 7);
+        p
+    }
+
+    #[test]
+    fn rewrites_patient_references_and_drops_their_display() {
+        let mut r = json!({"resourceType": "Condition", "text": {"div": "<div>Jo</div>"},
+            "subject": {"reference": "urn:uuid:u1", "display": "Jo Doe"},
+            "encounter": {"reference": "urn:uuid:e1"},
+            "evidence": [{"detail": [{"reference": "http://x/fhir/Patient/p1/_history/2"}]}]});
+        let mut urls = FullUrls::new();
+        urls.insert("urn:uuid:e1".into(), ("Encounter".into(), "e1".into()));
+        let Outcome::Stored { person } = scrub(&mut r, &patients(), &urls) else {
+            panic!("stored");
+        };
+        assert_eq!(person, Some(7));
+        assert_eq!(r["subject"], json!({"reference": "Patient/7"}));
+        assert_eq!(r["encounter"], json!({"reference": "Encounter/e1"}));
+        assert_eq!(
+            r["evidence"][0]["detail"][0],
+            json!({"reference": "Patient/7"})
+        );
+        assert!(r.get("text").is_none());
+    }
+
+    #[test]
+    fn other_people_and_contained_patients_lose_their_identifiers() {
+        let mut r = json!({"resourceType": "RelatedPerson", "name": [{"family": "Doe"}],
+            "telecom": [{"value": "555"}], "patient": {"reference": "Patient/p1"},
+            "contained": [{"resourceType": "Patient", "name": [{"family": "Roe"}]}]});
+        assert!(matches!(
+            scrub(&mut r, &patients(), &FullUrls::new()),
+            Outcome::Stored { person: Some(7) }
+        ));
+        assert_eq!(
+            r,
+            json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/7"},
+                   "contained": []})
+        );
+    }
+
+    #[test]
+    fn unknown_patient_is_reported_with_its_element() {
+        let mut r = json!({"resourceType": "Encounter", "subject": {"reference": "Patient/zz"}});
+        match scrub(&mut r, &patients(), &FullUrls::new()) {
+            Outcome::UnknownPatient { element } => assert_eq!(element, "subject"),
+            Outcome::Stored { .. } => panic!("must not be stored"),
+        }
+    }
+
+    #[test]
+    fn patient_keeps_only_allowed_elements() {
+        let mut p = json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "Doe"}],
+            "identifier": [{"value": "123"}], "telecom": [{"value": "555"}], "gender": "female",
+            "address": [{"line": ["1 Main St"], "city": "Lyon", "postalCode": "69001",
+                         "extension": [{"url": "geo"}]}],
+            "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName", "valueString": "X"}]});
+        scrub_patient(&mut p, 7);
+        assert_eq!(
+            p,
+            json!({"resourceType": "Patient", "id": "7", "gender": "female", "extension": [],
+                   "address": [{"city": "Lyon", "postalCode": "69001"}]})
+        );
+    }
+}

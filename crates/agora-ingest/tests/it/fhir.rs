@@ -1,0 +1,394 @@
+//! FHIR R4 ingest: pseudonymization (no patient identifier in any Parquet file), reference
+//! rewriting, linkage, quarantine of broken lines and unknown patients, file-level errors.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use agora_ingest::fhir::{FhirIdentity, FhirIngest, ingest_fhir};
+use agora_ingest::{Error, IngestReport};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int64Type};
+use serde_json::Value;
+
+use crate::support::{TestHub, extract, files_under, read_parquet, shared};
+
+const BULK: &str = "data/fhir/bulk_ndjson_10patients";
+const BUNDLES: &str = "data/fhir/bundles_5patients";
+
+impl TestHub {
+    async fn ingest_fhir(
+        &self,
+        dataset: &str,
+        source: &Path,
+        identity: FhirIdentity,
+    ) -> agora_ingest::Result<IngestReport> {
+        ingest_fhir(
+            &self.hub,
+            FhirIngest {
+                dataset: dataset.parse().unwrap(),
+                source: source.to_path_buf(),
+                identity,
+                views_dir: None,
+                actor: "test".into(),
+                progress: false,
+            },
+        )
+        .await
+    }
+}
+
+/// Every resource of `ty` in the fixtures, from both forms.
+fn fixture_resources(ty: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let ndjson = std::fs::read_to_string(shared(BULK).join(format!("{ty}.000.ndjson"))).unwrap();
+    out.extend(ndjson.lines().map(|l| serde_json::from_str(l).unwrap()));
+    for f in files_under(&shared(BUNDLES)) {
+        if f.extension().is_some_and(|e| e == "json") {
+            let b: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+            for e in b["entry"].as_array().unwrap() {
+                if e["resource"]["resourceType"] == ty {
+                    out.push(e["resource"].clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The direct identifiers of the fixtures' patients: ids, identifier values, names,
+/// telecom values, address lines. Name parts that are also a practitioner's name part are
+/// left out (also as substrings: patient `Wolf` vs practitioner `Wolf938`): practitioners'
+/// names are stored on purpose (they are not patients), and Synthea draws both from the
+/// same name lists.
+fn direct_identifiers(patients: &[Value], practitioners: &[Value]) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    for p in patients {
+        out.insert(p["id"].as_str().unwrap().to_owned());
+        for i in p["identifier"].as_array().into_iter().flatten() {
+            out.insert(i["value"].as_str().unwrap().to_owned());
+        }
+        for n in p["name"].as_array().into_iter().flatten() {
+            out.extend(strings(&n["family"]));
+            out.extend(strings(&n["given"]));
+        }
+        for t in p["telecom"].as_array().into_iter().flatten() {
+            out.extend(strings(&t["value"]));
+        }
+        for a in p["address"].as_array().into_iter().flatten() {
+            out.extend(strings(&a["line"]));
+        }
+    }
+    let mut staff = HashSet::new();
+    for p in practitioners {
+        for n in p["name"].as_array().into_iter().flatten() {
+            staff.extend(strings(&n["family"]));
+            staff.extend(strings(&n["given"]));
+        }
+    }
+    for p in patients {
+        for n in p["name"].as_array().into_iter().flatten() {
+            for part in strings(&n["family"])
+                .into_iter()
+                .chain(strings(&n["given"]))
+            {
+                if staff.iter().any(|s: &String| s.contains(part.as_str())) {
+                    out.remove(&part);
+                }
+            }
+        }
+    }
+    // Very short given names would match inside unrelated words; all fixtures' are longer.
+    out.retain(|s| s.len() >= 4);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_patient_identifier_reaches_any_parquet_file() {
+    let t = TestHub::new().await;
+    t.ingest_fhir("bulk", &shared(BULK), FhirIdentity::PatientId)
+        .await
+        .unwrap();
+    t.ingest_fhir("bundles", &shared(BUNDLES), FhirIdentity::PatientId)
+        .await
+        .unwrap();
+    let patients = fixture_resources("Patient");
+    assert_eq!(patients.len(), 18);
+    let identifiers = direct_identifiers(&patients, &fixture_resources("Practitioner"));
+    assert!(identifiers.len() > 80, "{}", identifiers.len());
+
+    let mut cells = 0u64;
+    for path in files_under(&t.lake_dir()) {
+        let name = path.to_string_lossy().into_owned();
+        if name.ends_with(".parquet") {
+            for batch in read_parquet(&path) {
+                for column in batch.columns() {
+                    if column.data_type() != &DataType::Utf8 {
+                        continue;
+                    }
+                    for cell in column.as_string::<i32>().iter().flatten() {
+                        cells += 1;
+                        for id in &identifiers {
+                            assert!(!cell.contains(id.as_str()), "identifier in {name}");
+                        }
+                    }
+                }
+            }
+        } else {
+            // Manifests, quarantine and stored views are not Parquet but are in the lake too.
+            let text = std::fs::read_to_string(&path).unwrap();
+            for id in &identifiers {
+                assert!(!text.contains(id.as_str()), "identifier in {name}");
+            }
+        }
+    }
+    assert!(cells > 20_000, "string cells were checked ({cells})");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patient_references_become_hub_keys() {
+    let t = TestHub::new().await;
+    for (ds, src) in [("bulk", BULK), ("bundles", BUNDLES)] {
+        let report = t
+            .ingest_fhir(ds, &shared(src), FhirIdentity::PatientId)
+            .await
+            .unwrap();
+        assert_eq!(report.rows_quarantined, 0, "{ds}");
+        let tables = t.read_release(ds).await;
+        let keys: HashSet<i64> = tables["fhir_patient"]
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("person_id").unwrap();
+                c.as_primitive::<Int64Type>()
+                    .iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(keys.len() as u64, report.new_persons, "{ds}");
+        for table in [
+            "fhir_condition",
+            "fhir_encounter",
+            "fhir_medication_request",
+            "condition",
+        ] {
+            let mut rows = 0;
+            for b in &tables[table] {
+                let persons = b
+                    .column_by_name("person_id")
+                    .unwrap()
+                    .as_primitive::<Int64Type>();
+                assert_eq!(persons.null_count(), 0, "{ds} {table}");
+                assert!(
+                    persons.iter().flatten().all(|k| keys.contains(&k)),
+                    "{ds} {table}"
+                );
+                if let Some(resources) = b.column_by_name("resource") {
+                    for (r, key) in resources.as_string::<i32>().iter().zip(persons.iter()) {
+                        let r: Value = serde_json::from_str(r.unwrap()).unwrap();
+                        assert_eq!(
+                            r["subject"],
+                            serde_json::json!({"reference": format!("Patient/{}", key.unwrap())}),
+                            "{ds} {table}"
+                        );
+                        assert!(r.get("text").is_none());
+                        rows += 1;
+                    }
+                } else {
+                    rows += b.num_rows();
+                }
+            }
+            assert!(rows > 0, "{ds} {table}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_patient_links_across_releases_and_identity_choice_matters() {
+    let t = TestHub::new().await;
+    let first = t
+        .ingest_fhir("a", &shared(BULK), FhirIdentity::PatientId)
+        .await
+        .unwrap();
+    assert_eq!(first.new_persons, 13);
+    let again = t
+        .ingest_fhir("b", &shared(BULK), FhirIdentity::PatientId)
+        .await
+        .unwrap();
+    assert_eq!(again.new_persons, 0, "same Patient.id, same hub key");
+    let ssn = t
+        .ingest_fhir(
+            "c",
+            &shared(BULK),
+            "identifier:http://hl7.org/fhir/sid/us-ssn".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ssn.new_persons, 13, "another identity, other keys");
+}
+
+const PATIENTS: &str = concat!(
+    r#"{"resourceType":"Patient","id":"p-one","name":[{"family":"Zyxwvut"}],"gender":"female","birthDate":"1970-01-01"}"#,
+    "\n",
+    r#"{"resourceType":"Patient","id":"p-two","gender":"male","birthDate":"1980"}"#,
+    "\n"
+);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_lines_and_unknown_patients_are_quarantined_with_file_and_line() {
+    let conditions = [
+        r#"{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p-one"}}"#,
+        r#"{"resourceType":"Condition","id":"c2","subject":{"reference":"Patient/p-nobody"}}"#,
+        r#"{"resourceType":"Condition","id":"c3", broken"#,
+        r#"{"resourceType":"Conditions","id":"c4"}"#,
+        r#"{"id":"c5"}"#,
+        r#"{"resourceType":"Condition","id":"c6","subject":{"reference":"Patient/p-two"}}"#,
+    ]
+    .join("\n");
+    let src = extract(&[
+        ("Patient.000.ndjson", PATIENTS),
+        ("Condition.000.ndjson", &conditions),
+    ]);
+    let t = TestHub::new().await;
+    let report = t
+        .ingest_fhir("messy", src.path(), FhirIdentity::PatientId)
+        .await
+        .unwrap();
+    assert_eq!(report.rows_quarantined, 4);
+    let q = std::fs::read_to_string(t.lake_dir().join(report.quarantine.file.as_ref().unwrap()))
+        .unwrap();
+    let mut lines: Vec<&str> = q.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "fhir,Condition.000.ndjson,3,,not valid JSON",
+            "fhir,Condition.000.ndjson,4,,resourceType is not a FHIR R4 resource",
+            "fhir,Condition.000.ndjson,5,,not a FHIR resource (no resourceType)",
+            "fhir_condition,Condition.000.ndjson,2,subject,refers to a patient that is not in the extract (or was quarantined)",
+            "table,file,line,column,reason",
+        ]
+    );
+    let tables = t.read_release("messy").await;
+    let stored: usize = tables["fhir_condition"].iter().map(|b| b.num_rows()).sum();
+    assert_eq!(stored, 2);
+    // The partial birth date is counted, not silently dropped.
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("view patient: column birth_date: 1 partial date")),
+        "{:?}",
+        report.warnings
+    );
+    for text in [q, format!("{report:?}")] {
+        for secret in ["p-one", "p-two", "p-nobody", "Zyxwvut"] {
+            assert!(!text.contains(secret), "{secret} leaked");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bundle_entries_are_quarantined_by_index_and_a_non_json_bundle_fails() {
+    let bundle = r#"{"resourceType":"Bundle","type":"collection","entry":[
+        {"fullUrl":"urn:uuid:aaa","resource":{"resourceType":"Patient","id":"aaa"}},
+        {"fullUrl":"urn:uuid:bbb","resource":{"resourceType":"Encounter","id":"bbb","subject":{"reference":"urn:uuid:aaa","display":"Mr X"}}},
+        {"resource":{"resourceType":"Encounter","id":"ccc","subject":{"reference":"urn:uuid:zzz-unknown"},"partOf":{"reference":"Patient?identifier=x|1"}}}
+    ]}"#;
+    let src = extract(&[("b.json", bundle)]);
+    let t = TestHub::new().await;
+    let report = t
+        .ingest_fhir("b", src.path(), FhirIdentity::PatientId)
+        .await
+        .unwrap();
+    assert_eq!(report.rows_quarantined, 1);
+    assert_eq!(report.quarantine.counts[0].table, "fhir_encounter");
+    let tables = t.read_release("b").await;
+    let enc = &tables["fhir_encounter"][0];
+    let r: Value = serde_json::from_str(
+        enc.column_by_name("resource")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+    )
+    .unwrap();
+    let key = enc
+        .column_by_name("person_id")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .value(0);
+    assert_eq!(
+        r["subject"],
+        serde_json::json!({"reference": format!("Patient/{key}")})
+    );
+
+    let bad = extract(&[("good.json", bundle), ("broken.json", "{ not json")]);
+    let err = t
+        .ingest_fhir("b", bad.path(), FhirIdentity::PatientId)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::FhirFile { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("broken.json: not a JSON FHIR Bundle"),
+        "{err}"
+    );
+    let releases = t.hub.meta.releases(&"b".parse().unwrap()).await.unwrap();
+    assert_eq!(releases.len(), 1, "the failed ingest committed nothing");
+}
+
+/// A FHIR patient and an OMOP person with the same source identity get the same hub key:
+/// here the OMOP `person_source_value` holds the SSN that FHIR carries as an identifier.
+#[tokio::test(flavor = "multi_thread")]
+async fn fhir_and_omop_sources_link_on_the_same_identity() {
+    let ssn_system = "http://hl7.org/fhir/sid/us-ssn";
+    let patients = fixture_resources("Patient");
+    let ssn = patients[0]["identifier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["system"] == ssn_system)
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let person = format!(
+        "person_id,gender_concept_id,year_of_birth,race_concept_id,ethnicity_concept_id,person_source_value\n1,8532,1970,0,0,{ssn}\n"
+    );
+    let omop = extract(&[("person.csv", &person)]);
+    let t = TestHub::new().await;
+    t.ingest("omop", omop.path()).await.unwrap();
+    let report = t
+        .ingest_fhir(
+            "fhir",
+            &shared(BULK),
+            format!("identifier:{ssn_system}").parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.new_persons, 12, "the OMOP person is already known");
+    let omop_key = t.read_release("omop").await["person"][0]
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .value(0);
+    let fhir_keys: HashSet<i64> = t.read_release("fhir").await["patient"]
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name("person_id").unwrap();
+            c.as_primitive::<Int64Type>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(fhir_keys.contains(&omop_key));
+}
