@@ -23,6 +23,7 @@
 //!
 //! Not here: Table Schema readers (later), querying (`agora-query`).
 
+mod commit;
 mod conform;
 mod error;
 pub mod fhir;

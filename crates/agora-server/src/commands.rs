@@ -47,19 +47,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     progress: std::io::stderr().is_terminal(),
                 },
             )
-            .await
-            .with_context(|| {
-                format!(
-                    "ingest of {} failed; nothing was committed",
-                    args.path.display()
-                )
-            })?;
-            if args.json {
-                out!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print_report(&report, &dir);
-            }
-            Ok(())
+            .await;
+            finish_ingest(report, &args.path, args.json, &dir)
         }
         Command::Ingest(IngestCommand::Fhir(args)) => {
             let home = Home::open(&dir).await?;
@@ -74,19 +63,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     progress: std::io::stderr().is_terminal(),
                 },
             )
-            .await
-            .with_context(|| {
-                format!(
-                    "ingest of {} failed; nothing was committed",
-                    args.path.display()
-                )
-            })?;
-            if args.json {
-                out!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print_report(&report, &dir);
-            }
-            Ok(())
+            .await;
+            finish_ingest(report, &args.path, args.json, &dir)
         }
         Command::Views(ViewsCommand::Add(args)) => {
             Home::open(&dir).await?;
@@ -309,6 +287,23 @@ async fn datasets(dir: &DataDir, args: DatasetsArgs) -> Result<()> {
                 r.created_by
             );
         }
+    }
+    Ok(())
+}
+
+/// Reports an ingest's outcome (as JSON or a table), or says that nothing was committed.
+fn finish_ingest(
+    result: agora_ingest::Result<IngestReport>,
+    path: &std::path::Path,
+    json: bool,
+    dir: &DataDir,
+) -> Result<()> {
+    let report = result
+        .with_context(|| format!("ingest of {} failed; nothing was committed", path.display()))?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, dir);
     }
     Ok(())
 }

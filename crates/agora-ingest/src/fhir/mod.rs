@@ -28,15 +28,14 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use agora_core::DatasetName;
-use agora_govern::NewRelease;
 use agora_lake::{
-    DatasetLock, MANIFEST_FORMAT, PseudonymizationInfo, ReleaseManifest, ReleaseWriter, SourceInfo,
-    TableEntry, WriterOptions,
+    DatasetLock, PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions,
 };
 use agora_privacy::PersonKeyer;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
+use crate::commit::{Staged, commit};
 use crate::keys::KeyResolver;
 use crate::quarantine::Quarantine;
 use crate::{Error, Hub, IngestReport, Reason, Result, TableReport};
@@ -181,15 +180,6 @@ async fn write_release(
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
 
-    let quarantine_file = if out.quarantine.rows() > 0 {
-        Some(
-            writer
-                .put_file("quarantine.csv", out.quarantine.csv())
-                .await?,
-        )
-    } else {
-        None
-    };
     // The views used are kept with the release: the flattening can be re-done exactly.
     for view in &views {
         writer
@@ -201,11 +191,7 @@ async fn write_release(
     }
     let mut all_warnings = warnings;
     all_warnings.extend(out.warnings);
-    let manifest = ReleaseManifest {
-        format: MANIFEST_FORMAT,
-        dataset: req.dataset.clone(),
-        release_id: writer.release_id().to_owned(),
-        created_at: agora_govern::now_utc(),
+    let staged = Staged {
         source: SourceInfo {
             model: "fhir-r4".into(),
             form: out.forms.join("+"),
@@ -217,37 +203,13 @@ async fn write_release(
             dropped_columns: DROPPED.iter().map(|s| (*s).to_owned()).collect(),
         },
         tables: out.entries,
-        quarantine: out.quarantine.summary(quarantine_file),
+        reports: out.reports,
+        rows_read: out.resources_read,
+        quarantine: out.quarantine,
+        new_persons: out.new_persons,
         warnings: all_warnings,
     };
-    let manifest_path = writer.commit_manifest(&manifest).await?;
-    let rows = manifest.rows();
-    let release = hub
-        .meta
-        .commit_release(NewRelease {
-            dataset: req.dataset.clone(),
-            model: manifest.source.model.clone(),
-            release_id: manifest.release_id.clone(),
-            manifest_path,
-            created_by: req.actor.clone(),
-            rows: rows as i64,
-            quarantined: out.quarantine.rows() as i64,
-            new_persons: out.new_persons.clone(),
-        })
-        .await?;
-    Ok(IngestReport {
-        dataset: req.dataset.to_string(),
-        release: release.number,
-        release_id: release.release_id,
-        rows_read: out.resources_read,
-        rows_stored: rows,
-        rows_quarantined: out.quarantine.rows(),
-        new_persons: out.new_persons.len() as u64,
-        tables: out.reports,
-        quarantine: manifest.quarantine,
-        warnings: manifest.warnings,
-        elapsed_ms: 0,
-    })
+    commit(hub, writer, &req.dataset, &req.actor, staged).await
 }
 
 /// The blocking part of an ingest, run on a worker thread.

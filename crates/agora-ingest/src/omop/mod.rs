@@ -17,16 +17,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use agora_core::{ColumnDef, DatasetName, TableSchema};
-use agora_govern::NewRelease;
 use agora_lake::{
-    DatasetLock, MANIFEST_FORMAT, PseudonymizationInfo, ReleaseManifest, ReleaseWriter, SourceInfo,
-    TableEntry, WriterOptions,
+    DatasetLock, PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions,
 };
 use agora_privacy::PersonKeyer;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use arrow::datatypes::Int64Type;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::commit::{Staged, commit};
 use crate::conform::{Reason, Reject, conform, keep_rows};
 use crate::keys::KeyResolver;
 use crate::quarantine::Quarantine;
@@ -217,68 +216,36 @@ async fn write_release(
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
 
-    let quarantine_file = if quarantine.rows() > 0 {
-        Some(writer.put_file("quarantine.csv", quarantine.csv()).await?)
-    } else {
-        None
-    };
     let mut forms: Vec<_> = forms.into_iter().collect();
     forms.sort();
-    let manifest = ReleaseManifest {
-        format: MANIFEST_FORMAT,
-        dataset: req.dataset.clone(),
-        release_id: writer.release_id().to_owned(),
-        created_at: agora_govern::now_utc(),
+    let pseudonymization = PseudonymizationInfo {
+        key_id: hub.secret.key_id(),
+        identity: req.identity.describe().into(),
+        dropped_columns: entries
+            .iter()
+            .flat_map(|e| {
+                policy::DROPPED_COLUMNS
+                    .iter()
+                    .filter(move |(t, _)| *t == e.name)
+                    .map(|(t, c)| format!("{t}.{c}"))
+            })
+            .collect(),
+    };
+    let staged = Staged {
         source: SourceInfo {
             model: "omop-cdm-5.4".into(),
             form: forms.join("+"),
             files: source_files,
         },
-        pseudonymization: PseudonymizationInfo {
-            key_id: hub.secret.key_id(),
-            identity: req.identity.describe().into(),
-            dropped_columns: entries
-                .iter()
-                .flat_map(|e| {
-                    policy::DROPPED_COLUMNS
-                        .iter()
-                        .filter(move |(t, _)| *t == e.name)
-                        .map(|(t, c)| format!("{t}.{c}"))
-                })
-                .collect(),
-        },
+        pseudonymization,
         tables: entries,
-        quarantine: quarantine.summary(quarantine_file),
+        rows_read: reports.iter().map(|r| r.rows_read).sum(),
+        reports,
+        quarantine,
+        new_persons,
         warnings,
     };
-    let manifest_path = writer.commit_manifest(&manifest).await?;
-    let rows = manifest.rows();
-    let release = hub
-        .meta
-        .commit_release(NewRelease {
-            dataset: req.dataset.clone(),
-            model: manifest.source.model.clone(),
-            release_id: manifest.release_id.clone(),
-            manifest_path,
-            created_by: req.actor.clone(),
-            rows: rows as i64,
-            quarantined: quarantine.rows() as i64,
-            new_persons: new_persons.clone(),
-        })
-        .await?;
-    Ok(IngestReport {
-        dataset: req.dataset.to_string(),
-        release: release.number,
-        release_id: release.release_id,
-        rows_read: reports.iter().map(|r| r.rows_read).sum(),
-        rows_stored: rows,
-        rows_quarantined: quarantine.rows(),
-        new_persons: new_persons.len() as u64,
-        tables: reports,
-        quarantine: manifest.quarantine,
-        warnings: manifest.warnings,
-        elapsed_ms: 0,
-    })
+    commit(hub, writer, &req.dataset, &req.actor, staged).await
 }
 
 /// The blocking part of an ingest, run on worker threads.
