@@ -26,13 +26,32 @@ pub(crate) struct Staged {
 
 /// Stores the quarantine report and the manifest, then commits the release with its new
 /// person keys in one metadata-store transaction. Until that transaction, nothing is visible.
+/// A dry run reports what the commit would hold, then removes everything written instead.
 pub(crate) async fn commit(
     hub: &Hub,
     writer: &ReleaseWriter,
     dataset: &DatasetName,
     actor: &str,
+    dry_run: bool,
     staged: Staged,
 ) -> Result<IngestReport> {
+    if dry_run {
+        writer.abort().await;
+        return Ok(IngestReport {
+            dataset: dataset.to_string(),
+            release: 0,
+            release_id: String::new(),
+            dry_run: true,
+            rows_read: staged.rows_read,
+            rows_stored: staged.tables.iter().map(|t| t.rows).sum(),
+            rows_quarantined: staged.quarantine.rows(),
+            new_persons: staged.new_persons.len() as u64,
+            tables: staged.reports,
+            quarantine: staged.quarantine.summary(None),
+            warnings: staged.warnings,
+            elapsed_ms: 0,
+        });
+    }
     let quarantine_file = if staged.quarantine.rows() > 0 {
         Some(
             writer
@@ -74,6 +93,7 @@ pub(crate) async fn commit(
         dataset: dataset.to_string(),
         release: release.number,
         release_id: release.release_id,
+        dry_run: false,
         rows_read: staged.rows_read,
         rows_stored: rows,
         rows_quarantined: quarantined,

@@ -13,6 +13,7 @@
 //!     identity: IdentitySource::SourceValue,
 //!     actor: "operator".into(),
 //!     progress: true,
+//!     dry_run: false,
 //! }).await?;
 //! println!("release {} stored {} rows", report.release, report.rows_stored);
 //! # Ok(()) }
@@ -55,8 +56,11 @@ pub struct Hub {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IngestReport {
     pub dataset: String,
+    /// The committed release's number; 0 for a dry run.
     pub release: i64,
     pub release_id: String,
+    /// Nothing was committed: the ingest only validated and reported.
+    pub dry_run: bool,
     pub tables: Vec<TableReport>,
     pub rows_read: u64,
     pub rows_stored: u64,

@@ -84,6 +84,9 @@ pub(crate) struct IngestFhirArgs {
     /// Dataset to add a release to (created on first ingest).
     #[arg(long)]
     pub dataset: DatasetName,
+    /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Where patient identities come from: `patient-id` (Patient.id) or
     /// `identifier:<system-uri>` (the Patient.identifier value with that system, e.g. a
     /// national id). Either links with OMOP persons whose person_source_value is the same.
@@ -116,6 +119,9 @@ pub(crate) struct IngestOmopArgs {
     /// Dataset to add a release to (created on first ingest).
     #[arg(long)]
     pub dataset: DatasetName,
+    /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Where person identities come from.
     #[arg(long, value_enum, default_value_t = Identity::SourceValue)]
     pub identity: Identity,

@@ -45,6 +45,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     },
                     actor: local_actor(),
                     progress: std::io::stderr().is_terminal(),
+                    dry_run: args.dry_run,
                 },
             )
             .await;
@@ -61,6 +62,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     views_dir: Some(dir.views()),
                     actor: local_actor(),
                     progress: std::io::stderr().is_terminal(),
+                    dry_run: args.dry_run,
                 },
             )
             .await;
@@ -309,12 +311,20 @@ fn finish_ingest(
 }
 
 fn print_report(report: &IngestReport, dir: &DataDir) {
-    out!(
-        "Committed release {} of dataset {} in {:.1} s",
-        report.release,
-        report.dataset,
-        report.elapsed_ms as f64 / 1000.0
-    );
+    if report.dry_run {
+        out!(
+            "Dry run of dataset {}: validated in {:.1} s; nothing was committed",
+            report.dataset,
+            report.elapsed_ms as f64 / 1000.0
+        );
+    } else {
+        out!(
+            "Committed release {} of dataset {} in {:.1} s",
+            report.release,
+            report.dataset,
+            report.elapsed_ms as f64 / 1000.0
+        );
+    }
     out!(
         "{:<24} {:>12} {:>12} {:>12}",
         "table",
@@ -403,6 +413,7 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
                 identity: IdentitySource::SourceValue,
                 actor: local_actor(),
                 progress: std::io::stderr().is_terminal(),
+                dry_run: false,
             },
         )
         .await?;

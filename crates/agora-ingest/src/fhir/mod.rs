@@ -104,6 +104,8 @@ pub struct FhirIngest {
     pub views_dir: Option<PathBuf>,
     pub actor: String,
     pub progress: bool,
+    /// Validate, pseudonymize and report, but commit nothing.
+    pub dry_run: bool,
 }
 
 /// Elements never stored, for the manifest.
@@ -209,7 +211,7 @@ async fn write_release(
         new_persons: out.new_persons,
         warnings: all_warnings,
     };
-    commit(hub, writer, &req.dataset, &req.actor, staged).await
+    commit(hub, writer, &req.dataset, &req.actor, req.dry_run, staged).await
 }
 
 /// The blocking part of an ingest, run on a worker thread.

@@ -45,6 +45,8 @@ pub struct OmopIngest {
     pub actor: String,
     /// Show progress bars on stderr.
     pub progress: bool,
+    /// Validate, pseudonymize and report, but commit nothing.
+    pub dry_run: bool,
 }
 
 /// One table's plan: which source file, which columns are read, stored and re-keyed.
@@ -245,7 +247,7 @@ async fn write_release(
         new_persons,
         warnings,
     };
-    commit(hub, writer, &req.dataset, &req.actor, staged).await
+    commit(hub, writer, &req.dataset, &req.actor, req.dry_run, staged).await
 }
 
 /// The blocking part of an ingest, run on worker threads.

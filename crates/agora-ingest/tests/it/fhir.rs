@@ -31,6 +31,7 @@ impl TestHub {
                 views_dir: None,
                 actor: "test".into(),
                 progress: false,
+                dry_run: false,
             },
         )
         .await

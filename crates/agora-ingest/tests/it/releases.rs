@@ -126,3 +126,43 @@ async fn concurrent_ingests_of_one_dataset_are_refused_not_interleaved() {
     drop(lock);
     t.ingest("d", src.path()).await.unwrap();
 }
+
+/// A dry run reports exactly what a real ingest would, and leaves no trace.
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_reports_like_an_ingest_and_commits_nothing() {
+    let t = TestHub::new().await;
+    let src = shared("data/omop/synthea27nj_csv");
+    let identity = agora_ingest::omop::IdentitySource::SourceValue;
+    let dry = t.ingest_opts("d", &src, identity, true).await.unwrap();
+    assert!(dry.dry_run && dry.release == 0);
+    assert!(
+        files_under(&t.lake_dir()).is_empty(),
+        "{:?}",
+        files_under(&t.lake_dir())
+    );
+    assert!(t.hub.meta.list_datasets().await.unwrap().is_empty());
+    assert!(
+        t.hub
+            .meta
+            .lookup_person_keys(&[1])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let real = t.ingest("d", &src).await.unwrap();
+    assert!(!real.dry_run && real.release == 1);
+    assert_eq!(
+        (
+            dry.rows_read,
+            dry.rows_stored,
+            dry.rows_quarantined,
+            dry.new_persons
+        ),
+        (
+            real.rows_read,
+            real.rows_stored,
+            real.rows_quarantined,
+            real.new_persons
+        )
+    );
+}

@@ -57,6 +57,16 @@ impl TestHub {
         source: &Path,
         identity: IdentitySource,
     ) -> agora_ingest::Result<IngestReport> {
+        self.ingest_opts(dataset, source, identity, false).await
+    }
+
+    pub(crate) async fn ingest_opts(
+        &self,
+        dataset: &str,
+        source: &Path,
+        identity: IdentitySource,
+        dry_run: bool,
+    ) -> agora_ingest::Result<IngestReport> {
         ingest_omop(
             &self.hub,
             OmopIngest {
@@ -65,6 +75,7 @@ impl TestHub {
                 identity,
                 actor: "test".into(),
                 progress: false,
+                dry_run,
             },
         )
         .await
