@@ -6,7 +6,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use agora_core::{DataDir, DatasetName};
-use agora_govern::{MetaStore, Role};
+use agora_govern::{MetaStore, ReleaseInfo, Role};
 use agora_ingest::Hub;
 use agora_lake::Lake;
 use agora_privacy::HubSecret;
@@ -114,7 +114,7 @@ impl Home {
         principal: &str,
         dataset: &DatasetName,
         release: Option<i64>,
-        mut limits: QueryLimits,
+        limits: QueryLimits,
     ) -> Result<Workspace> {
         let Some(info) = self.meta.release(dataset, release).await? else {
             match release {
@@ -122,12 +122,22 @@ impl Home {
                 None => bail!("dataset {dataset} has no release; ingest one first"),
             }
         };
-        let manifest = self.lake.read_manifest(&info.manifest_path).await?;
+        self.release_workspace(principal, &info, limits).await
+    }
+
+    /// An operator's workspace on a release the caller has already looked up.
+    pub(crate) async fn release_workspace(
+        &self,
+        principal: &str,
+        release: &ReleaseInfo,
+        mut limits: QueryLimits,
+    ) -> Result<Workspace> {
+        let manifest = self.lake.read_manifest(&release.manifest_path).await?;
         limits.spill_dir = Some(self.dir.spill());
         let grant = Grant {
             principal: principal.to_owned(),
-            dataset: dataset.clone(),
-            release: info.number,
+            dataset: release.dataset.parse()?,
+            release: release.number,
             manifest,
         };
         Ok(self.engine.workspace(grant, limits).await?)

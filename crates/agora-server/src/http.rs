@@ -284,27 +284,21 @@ async fn show_quality(
     if let Some(profile) = state.quality.lock().await.get(&key) {
         return Ok(Json(profile.clone()));
     }
-    if state
+    let Some(info) = state
         .home
         .meta
         .release(&dataset, Some(number))
         .await
         .map_err(ApiError::from_error)?
-        .is_none()
-    {
+    else {
         return Err(ApiError::new(
             ErrorKind::NotFound,
             format!("dataset {dataset} has no release {number}"),
         ));
-    }
+    };
     let ws = state
         .home
-        .operator_workspace(
-            &principal.name,
-            &dataset,
-            Some(number),
-            state.limits.clone(),
-        )
+        .release_workspace(&principal.name, &info, state.limits.clone())
         .await
         .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
     let profile = agora_quality::profile(&ws)
@@ -377,12 +371,7 @@ async fn run_sql(
         })?;
     let ws = state
         .home
-        .operator_workspace(
-            &principal.name,
-            &dataset,
-            Some(info.number),
-            state.limits.clone(),
-        )
+        .release_workspace(&principal.name, &info, state.limits.clone())
         .await
         .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
     let out = ws.sql(&request.sql).await.map_err(ApiError::from_error)?;

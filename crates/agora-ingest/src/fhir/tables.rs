@@ -305,17 +305,22 @@ fn is_partial(s: &str) -> bool {
     matches!(s.len(), 4 | 7) && s.bytes().all(|b| b.is_ascii_digit() || b == b'-')
 }
 
-fn parse_date(v: &Value) -> Typed<i32> {
-    let Some(s) = v.as_str() else {
-        return if v.is_null() {
-            Typed::Null
-        } else {
-            Typed::Mismatch
-        };
-    };
-    if is_partial(s) {
-        return Typed::Partial;
+/// The text of a date-like cell, or what the cell is when it cannot be parsed as a full date:
+/// null, a partial date, or not a string at all.
+fn date_text<T>(v: &Value) -> Result<&str, Typed<T>> {
+    match v.as_str() {
+        None if v.is_null() => Err(Typed::Null),
+        None => Err(Typed::Mismatch),
+        Some(s) if is_partial(s) => Err(Typed::Partial),
+        Some(s) => Ok(s),
     }
+}
+
+fn parse_date(v: &Value) -> Typed<i32> {
+    let s = match date_text(v) {
+        Ok(s) => s,
+        Err(t) => return t,
+    };
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         Ok(d) => Typed::Value((d - epoch).num_days() as i32),
@@ -324,16 +329,10 @@ fn parse_date(v: &Value) -> Typed<i32> {
 }
 
 fn parse_date_time(v: &Value) -> Typed<i64> {
-    let Some(s) = v.as_str() else {
-        return if v.is_null() {
-            Typed::Null
-        } else {
-            Typed::Mismatch
-        };
+    let s = match date_text(v) {
+        Ok(s) => s,
+        Err(t) => return t,
     };
-    if is_partial(s) {
-        return Typed::Partial;
-    }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Typed::Value(t.timestamp_micros());
     }
