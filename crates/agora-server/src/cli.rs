@@ -47,6 +47,9 @@ pub(crate) enum Command {
     /// Data-quality profile of a release: counts, null rates, code distributions,
     /// implausible dates, and pass/fail checks.
     Quality(QualityArgs),
+    /// The public catalogue (datasets, releases, tables, counts, time coverage, quality), as
+    /// text, JSON or HealthDCAT-AP JSON-LD; and operators' dataset descriptions.
+    Catalogue(CatalogueArgs),
     /// Start the HTTP server.
     Serve(ServeArgs),
     /// Generate synthetic data with the project's own generator.
@@ -196,10 +199,52 @@ pub(crate) struct DatasetsArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct CatalogueArgs {
+    #[command(subcommand)]
+    pub command: Option<CatalogueCommand>,
+    /// Only this dataset.
+    #[arg(long)]
+    pub dataset: Option<DatasetName>,
+    #[arg(long, value_enum, default_value_t = CatalogueFormat::Text)]
+    pub format: CatalogueFormat,
+    /// The hub's public URL, used to mint the IRIs of the JSON-LD export.
+    #[arg(
+        long,
+        env = "AGORA_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CatalogueCommand {
+    /// Describe a dataset (operators): title, description, publisher, contact point, legal
+    /// basis, purpose, coding systems, access rights, keywords, from a JSON file.
+    Describe {
+        #[arg(long)]
+        dataset: DatasetName,
+        /// JSON object with the fields above (`title` required).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CatalogueFormat {
+    Text,
+    Json,
+    /// HealthDCAT-AP JSON-LD.
+    Jsonld,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on. Keep it on loopback unless a TLS proxy fronts the hub.
     #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// The hub's public URL (as clients reach it, e.g. behind a TLS proxy), used in links
+    /// and catalogue IRIs. Default: `http://` + the listen address.
+    #[arg(long, env = "AGORA_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }

@@ -110,11 +110,18 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Sql(args) => sql(&dir, args).await,
         Command::Datasets(args) => datasets(&dir, args).await,
         Command::Quality(args) => quality(&dir, args).await,
+        Command::Catalogue(args) => crate::catalogue_cmd::run(&dir, args).await,
         Command::Serve(args) => {
             let home = Home::open(&dir).await?;
-            crate::http::serve(home, args.listen, limits(&args.limits), |addr| {
-                eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-            })
+            crate::http::serve(
+                home,
+                args.listen,
+                args.public_url,
+                limits(&args.limits),
+                |addr| {
+                    eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+                },
+            )
             .await
         }
         Command::Generate(GenerateCommand::Omop(args)) => {
@@ -155,7 +162,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
 
 /// Who runs a local command: the local operator (whoever can read the data directory can
 /// read everything in it anyway).
-fn local_actor() -> String {
+pub(crate) fn local_actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!("local:{user}")
 }
@@ -441,8 +448,14 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    crate::http::serve(home, listen, limits(&args.serve.limits), |addr| {
-        eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-    })
+    crate::http::serve(
+        home,
+        listen,
+        args.serve.public_url.clone(),
+        limits(&args.serve.limits),
+        |addr| {
+            eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+        },
+    )
     .await
 }

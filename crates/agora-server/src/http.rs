@@ -1,7 +1,6 @@
 //! The HTTP API. The only module that knows HTTP status codes: library errors carry an
 //! [`ErrorKind`] and [`status_for`] turns it into a status, in one place.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use anyhow::Result;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,8 +24,8 @@ use crate::home::Home;
 struct AppState {
     home: Arc<Home>,
     limits: QueryLimits,
-    /// Quality profiles already computed, by (dataset, release).
-    quality: Arc<tokio::sync::Mutex<HashMap<(String, i64), Value>>>,
+    /// How clients reach the hub: the base of catalogue IRIs.
+    public_url: Arc<str>,
 }
 
 /// Binds `addr`, calls `on_ready` with the bound address, and serves until Ctrl-C / SIGTERM,
@@ -34,17 +33,24 @@ struct AppState {
 pub(crate) async fn serve(
     home: Home,
     addr: SocketAddr,
+    public_url: Option<String>,
     limits: QueryLimits,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    on_ready(listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    on_ready(bound);
+    let home = Arc::new(home);
+    tokio::spawn(warm_profiles(home.clone(), limits.clone()));
     let app = router(AppState {
-        home: Arc::new(home),
+        home,
         limits,
-        quality: Default::default(),
+        public_url: public_url
+            .unwrap_or_else(|| format!("http://{bound}"))
+            .trim_end_matches('/')
+            .into(),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -52,6 +58,20 @@ pub(crate) async fn serve(
     // Whoever started us may have closed stderr by now; that is no reason to fail.
     let _ = writeln!(std::io::stderr(), "Agora stopped");
     Ok(())
+}
+
+/// Keeps the quality profile of every dataset's latest release computed, so the public
+/// catalogue can show counts and coverage without ever scanning data on a request.
+async fn warm_profiles(home: Arc<Home>, limits: QueryLimits) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match home.profiles.warm(&home, &limits).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(profiles = n, "quality profiles computed"),
+            Err(e) => tracing::warn!(error = %e, "quality profiles could not be computed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -86,6 +106,10 @@ fn router(state: AppState) -> Router {
             get(show_quality),
         )
         .route("/api/v1/sql", post(run_sql))
+        .route("/api/v1/catalogue", get(catalogue_json))
+        .route("/api/v1/catalogue.jsonld", get(catalogue_jsonld))
+        .route("/api/v1/catalogue/{name}", get(catalogue_dataset))
+        .route("/api/v1/catalogue/{name}/metadata", put(describe_dataset))
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint") })
         .with_state(state)
 }
@@ -278,12 +302,8 @@ async fn show_quality(
     headers: HeaderMap,
     Path((name, number)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
-    let principal = require_operator(&state, &headers).await?;
+    require_operator(&state, &headers).await?;
     let dataset = parse_dataset(&name)?;
-    let key = (dataset.to_string(), number);
-    if let Some(profile) = state.quality.lock().await.get(&key) {
-        return Ok(Json(profile.clone()));
-    }
     let Some(info) = state
         .home
         .meta
@@ -296,18 +316,76 @@ async fn show_quality(
             format!("dataset {dataset} has no release {number}"),
         ));
     };
-    let ws = state
+    let profile = state
         .home
-        .release_workspace(&principal.name, &info, state.limits.clone())
+        .profiles
+        .get(&state.home, &info, state.limits.clone())
         .await
-        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-    let profile = agora_quality::profile(&ws)
+        .map_err(internal)?;
+    Ok(Json(Value::clone(&profile)))
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    ApiError::new(ErrorKind::Internal, format!("{e:#}"))
+}
+
+/// The public catalogue as JSON (no login: it holds only dataset-level aggregates).
+async fn catalogue_json(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let entries = crate::catalogue::entries(&state.home)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({ "datasets": entries })))
+}
+
+/// The public catalogue as HealthDCAT-AP JSON-LD.
+async fn catalogue_jsonld(State(state): State<AppState>) -> ApiResult<Response> {
+    let entries = crate::catalogue::entries(&state.home)
+        .await
+        .map_err(internal)?;
+    let doc = crate::catalogue::healthdcat_ap(&entries, &state.public_url);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/ld+json"),
+        )],
+        doc.to_string(),
+    )
+        .into_response())
+}
+
+async fn catalogue_dataset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let dataset = parse_dataset(&name)?;
+    match crate::catalogue::entry_for(&state.home, &dataset)
+        .await
+        .map_err(internal)?
+    {
+        Some(entry) => Ok(Json(json!(entry))),
+        None => Err(ApiError::new(
+            ErrorKind::NotFound,
+            "the catalogue has no such dataset",
+        )),
+    }
+}
+
+/// Describes a dataset in the catalogue (operators).
+async fn describe_dataset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(metadata): Json<agora_govern::DatasetMetadata>,
+) -> ApiResult<Json<Value>> {
+    let principal = require_operator(&state, &headers).await?;
+    let dataset = parse_dataset(&name)?;
+    let described = state
+        .home
+        .meta
+        .set_dataset_metadata(&principal, &dataset, metadata)
         .await
         .map_err(ApiError::from_error)?;
-    let value = serde_json::to_value(&profile)
-        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-    state.quality.lock().await.insert(key, value.clone());
-    Ok(Json(value))
+    Ok(Json(json!(described)))
 }
 
 async fn require_operator(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {

@@ -16,12 +16,15 @@ macro_rules! out {
     }};
 }
 
+mod catalogue;
+mod catalogue_cmd;
 mod cli;
 mod commands;
 mod format;
 mod generate;
 mod home;
 mod http;
+mod profiles;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

@@ -213,6 +213,41 @@ fn http_api_lists_datasets_and_serves_operator_sql() {
             .all(|c| c["passed"] == true)
     );
 
+    // The public catalogue: no login; counts from the profile computed above.
+    let (status, body) = get(&server.url("/api/v1/catalogue"));
+    assert_eq!(status, 200, "{body}");
+    let entry = &body["datasets"][0];
+    assert_eq!(entry["dataset"], "synthea");
+    assert_eq!(entry["latest_release"]["persons"], 28);
+    assert_eq!(entry["latest_release"]["records"], 294203);
+    assert_eq!(entry["latest_release"]["quality"]["status"], "profiled");
+    assert_eq!(
+        get(&server.url("/api/v1/catalogue/synthea")).1["dataset"],
+        "synthea"
+    );
+    assert_eq!(get(&server.url("/api/v1/catalogue/unknown")).0, 404);
+
+    let describe = server.url("/api/v1/catalogue/synthea/metadata");
+    let metadata = json!({"title": "Synthea New Jersey", "legal_basis": "Open data",
+                          "coding_systems": ["SNOMED CT", "LOINC"]});
+    let refused = ureq::put(&describe)
+        .send_json(metadata.clone())
+        .unwrap_err();
+    assert_eq!(refused.into_response().unwrap().status(), 401);
+    ureq::put(&describe)
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(metadata)
+        .unwrap();
+    let jsonld = ureq::get(&server.url("/api/v1/catalogue.jsonld"))
+        .call()
+        .unwrap();
+    assert_eq!(jsonld.content_type(), "application/ld+json");
+    let doc: Value = jsonld.into_json().unwrap();
+    let d = &doc["dcat:dataset"][0];
+    assert_eq!(d["dct:title"], "Synthea New Jersey");
+    assert_eq!(d["healthdcatap:numberOfUniqueIndividuals"]["@value"], "28");
+    assert!(d["@id"].as_str().unwrap().starts_with(&server.base));
+
     let (clean, log) = server.stop();
     assert!(clean, "graceful shutdown on SIGTERM exits 0:\n{log}");
     assert!(log.contains("Agora stopped"), "{log}");
