@@ -202,6 +202,36 @@ pub(crate) struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// Sign-in with an OpenID Connect provider (authorization-code flow with PKCE). Off unless
+/// `--oidc-issuer` is given.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OidcArgs {
+    /// OpenID Connect: the provider's issuer URL (its discovery document is
+    /// `<issuer>/.well-known/openid-configuration`). Enables sign-in at /auth/oidc/login.
+    #[arg(long, env = "AGORA_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// OpenID Connect: the client id the provider registered for this hub.
+    #[arg(long, env = "AGORA_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// OpenID Connect: a file holding the client secret (owner-only). Or set the
+    /// AGORA_OIDC_CLIENT_SECRET environment variable; the secret is never a flag value.
+    #[arg(long, env = "AGORA_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// OpenID Connect: this hub's callback URL as registered at the provider, ending in
+    /// /auth/oidc/callback (https, except on loopback).
+    #[arg(long, env = "AGORA_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// OpenID Connect: the scopes to request, space-separated; must include `openid`.
+    #[arg(
+        long,
+        env = "AGORA_OIDC_SCOPES",
+        default_value = "openid email profile"
+    )]
+    pub oidc_scopes: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ use crate::cli::{
     LimitArgs, QualityArgs, SqlArgs, ViewsCommand,
 };
 use crate::home::{self, Home, Initialized};
+use crate::oidc::OidcConfig;
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let dir = DataDir::new(&cli.data_dir);
@@ -111,8 +112,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Datasets(args) => datasets(&dir, args).await,
         Command::Quality(args) => quality(&dir, args).await,
         Command::Serve(args) => {
+            let oidc = OidcConfig::from_args(&args.oidc)?;
             let home = Home::open(&dir).await?;
-            crate::http::serve(home, args.listen, limits(&args.limits), |addr| {
+            crate::http::serve(home, args.listen, limits(&args.limits), oidc, |addr| {
                 eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
             })
             .await
@@ -380,6 +382,7 @@ fn print_report(report: &IngestReport, dir: &DataDir) {
 const DEMO_DATASET: &str = "demo";
 
 async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
+    let oidc = OidcConfig::from_args(&args.serve.oidc)?;
     if let Initialized::Created = home::init(dir).await? {
         eprintln!("Initialized a new hub in {}", dir.root().display());
     }
@@ -441,7 +444,7 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    crate::http::serve(home, listen, limits(&args.serve.limits), |addr| {
+    crate::http::serve(home, listen, limits(&args.serve.limits), oidc, |addr| {
         eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
     })
     .await

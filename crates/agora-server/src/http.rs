@@ -35,17 +35,20 @@ pub(crate) async fn serve(
     home: Home,
     addr: SocketAddr,
     limits: QueryLimits,
+    oidc: Option<crate::oidc::OidcConfig>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     on_ready(listener.local_addr()?);
+    let oidc = oidc.map(|config| crate::oidc::router(config, home.meta.clone()));
     let app = router(AppState {
         home: Arc::new(home),
         limits,
         quality: Default::default(),
-    });
+    })
+    .merge(oidc.unwrap_or_default());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

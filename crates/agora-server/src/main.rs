@@ -22,6 +22,7 @@ mod format;
 mod generate;
 mod home;
 mod http;
+mod oidc;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
