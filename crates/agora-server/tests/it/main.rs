@@ -7,4 +7,5 @@ mod cli;
 mod crash;
 mod fhir;
 mod http;
+mod oidc;
 mod query_suite;
