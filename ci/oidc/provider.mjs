@@ -6,11 +6,15 @@
 //   prints `listening <origin>`  once its port is bound (the issuer is <origin>);
 //   reads  one line              the registered client's redirect URI (Agora under test);
 //   prints `ready`               once it serves OpenID Connect.
-// Environment: OIDC_CLIENT_ID, OIDC_CLIENT_SECRET.
+// Environment: OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, and OIDC_PROFILE:
+//   id-token      (default) name and email in the ID token, as Keycloak does;
+//   userinfo-jwt  the ID token names only the subject; the profile (email, given_name,
+//                 usual_name) comes from a signed userinfo answer, as ProConnect does.
 //
 // One confidential client (client_secret_basic), code flow only, PKCE (S256) required.
 // Logging in uses oidc-provider's own development interactions: any login name and password;
-// the login name becomes the subject, with email `<login>@lab.example` and name `User <login>`.
+// the login name becomes the subject, with email `<login>@lab.example` and name `User <login>`
+// (or given name `User`, usual name `<login>`).
 //
 // Fault injection for negative tests (the one thing not stock about this provider):
 // `POST /_test/tamper` with body `<mode>` rewrites the ID token of every later token response:
@@ -22,6 +26,8 @@
 //                     change that claim and re-sign with the provider's real key
 //   unknown-key       sign with a key the JWKS never publishes
 //   rotated-key       sign with a new key, published in the JWKS from now on (key rotation)
+//   userinfo-other-sub  (OIDC_PROFILE=userinfo-jwt) the signed userinfo answer names another
+//                     subject, re-signed with the real key
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import * as readline from 'node:readline';
@@ -30,6 +36,7 @@ import Provider from 'oidc-provider';
 
 const clientId = process.env.OIDC_CLIENT_ID;
 const clientSecret = process.env.OIDC_CLIENT_SECRET;
+const userinfoProfile = process.env.OIDC_PROFILE === 'userinfo-jwt';
 if (!clientId || !clientSecret) {
   console.error('OIDC_CLIENT_ID and OIDC_CLIENT_SECRET must be set');
   process.exit(2);
@@ -112,18 +119,25 @@ function start(issuer, redirectUri) {
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
+      ...(userinfoProfile ? { userinfo_signed_response_alg: 'RS256' } : {}),
     }],
     pkce: { required: () => true },
     jwks: { keys: [signing.jwk] },
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-    // Put scope claims in the ID token, as Keycloak does by default.
-    conformIdTokenClaims: false,
+    features: { jwtUserinfo: { enabled: userinfoProfile } },
+    claims: userinfoProfile
+      ? { openid: ['sub'], email: ['email'], profile: ['given_name', 'usual_name'] }
+      : { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    // With the profile in the ID token (Keycloak's default), scope claims go there too;
+    // otherwise only userinfo has them.
+    conformIdTokenClaims: userinfoProfile,
     async findAccount(ctx, id) {
       return {
         accountId: id,
         async claims() {
-          return { sub: id, email: `${id}@lab.example`, email_verified: true, name: `User ${id}` };
+          return userinfoProfile
+            ? { sub: id, email: `${id}@lab.example`, given_name: 'User', usual_name: id }
+            : { sub: id, email: `${id}@lab.example`, email_verified: true, name: `User ${id}` };
         },
       };
     },
@@ -141,6 +155,10 @@ function start(issuer, redirectUri) {
     await nextMiddleware();
     if (ctx.path === '/token' && ctx.body && ctx.body.id_token) {
       ctx.body = { ...ctx.body, id_token: rewrite(ctx.body.id_token) };
+    }
+    if (ctx.path === '/me' && tamper === 'userinfo-other-sub' && typeof ctx.body === 'string') {
+      const [h, p] = ctx.body.split('.');
+      ctx.body = rs256(unb64(h), { ...unb64(p), sub: 'someone-else' }, signing.privateKey);
     }
     if (ctx.path === '/jwks' && rotated && ctx.body && ctx.body.keys) {
       ctx.body = { keys: [...ctx.body.keys, publicJwk(next.jwk)] };

@@ -37,6 +37,8 @@ pub(crate) enum TokenError {
     IssuedInFuture,
     #[error("the ID token's nonce is not this sign-in's")]
     Nonce,
+    #[error("the userinfo answer names another subject, issuer or audience")]
+    UserinfoMismatch,
 }
 
 /// The signing algorithms accepted.
@@ -263,9 +265,48 @@ pub(crate) struct Expected<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity {
     pub subject: String,
+    pub profile: Profile,
+}
+
+/// What the provider tells about the person, to show operators who is who.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Profile {
     /// Only when the provider did not say it is unverified.
     pub email: Option<String>,
     pub name: Option<String>,
+}
+
+impl Profile {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.email.is_none() && self.name.is_none()
+    }
+
+    /// `name`, or the given name with the family (or, at ProConnect, usual) name.
+    fn from_claims(claims: &Map<String, Value>) -> Self {
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let email_unverified = claims.get("email_verified") == Some(&Value::Bool(false));
+        let parts: Vec<&str> = [
+            text("given_name"),
+            text("family_name").or_else(|| text("usual_name")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Self {
+            email: text("email")
+                .filter(|_| !email_unverified)
+                .map(str::to_owned),
+            name: text("name")
+                .map(str::to_owned)
+                .or_else(|| (!parts.is_empty()).then(|| parts.join(" "))),
+        }
+    }
 }
 
 /// Checks the claims of a verified ID token.
@@ -320,20 +361,36 @@ pub(crate) fn check_claims(
         Some(n) if n == expected.nonce => {}
         _ => return Err(TokenError::Nonce),
     }
-    let optional = |name: &str| {
-        claims
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let email_unverified = claims.get("email_verified") == Some(&Value::Bool(false));
     Ok(Identity {
         subject,
-        email: optional("email").filter(|_| !email_unverified),
-        name: optional("name"),
+        profile: Profile::from_claims(&claims),
     })
+}
+
+/// The profile in a userinfo answer (OpenID Connect Core §5.3.2): it must be about the ID
+/// token's subject and, when it says so (signed answers do), from this issuer for this client.
+pub(crate) fn check_userinfo(
+    claims: &[u8],
+    subject: &str,
+    issuer: &str,
+    client_id: &str,
+) -> Result<Profile, TokenError> {
+    let claims: Map<String, Value> =
+        serde_json::from_slice(claims).map_err(|_| TokenError::Malformed)?;
+    let same_subject = claims.get("sub").and_then(Value::as_str) == Some(subject);
+    let same_issuer = claims
+        .get("iss")
+        .is_none_or(|iss| iss.as_str() == Some(issuer));
+    let for_us = match claims.get("aud") {
+        None => true,
+        Some(Value::String(a)) => a == client_id,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(client_id)),
+        Some(_) => false,
+    };
+    if !(same_subject && same_issuer && for_us) {
+        return Err(TokenError::UserinfoMismatch);
+    }
+    Ok(Profile::from_claims(&claims))
 }
 
 #[cfg(test)]
@@ -430,8 +487,10 @@ mod tests {
             id,
             Identity {
                 subject: "s-1".into(),
-                email: Some("jo@lab.example".into()),
-                name: Some("Jo".into())
+                profile: Profile {
+                    email: Some("jo@lab.example".into()),
+                    name: Some("Jo".into())
+                }
             }
         );
         // Without a kid, any key that fits is tried.
@@ -554,7 +613,41 @@ mod tests {
             );
         }
         let id = with(&|c| c["email_verified"] = json!(false)).unwrap();
-        assert_eq!(id.email, None, "an unverified email is not used");
+        assert_eq!(id.profile.email, None, "an unverified email is not used");
+    }
+
+    #[test]
+    fn userinfo_must_be_about_the_same_person() {
+        let check = |claims: Value| {
+            check_userinfo(
+                claims.to_string().as_bytes(),
+                "s-1",
+                "https://idp.example",
+                "agora",
+            )
+        };
+        let profile = check(json!({
+            "sub": "s-1", "iss": "https://idp.example", "aud": "agora",
+            "email": "jo@lab.example", "given_name": "Jo", "usual_name": "Martin",
+        }))
+        .unwrap();
+        assert_eq!(profile.email.as_deref(), Some("jo@lab.example"));
+        assert_eq!(profile.name.as_deref(), Some("Jo Martin"));
+        assert_eq!(
+            check(json!({"sub": "s-1", "name": "Jo M."}))
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("Jo M.")
+        );
+        for bad in [
+            json!({"sub": "s-2", "name": "Eve"}),
+            json!({"name": "Eve"}),
+            json!({"sub": "s-1", "iss": "https://other.example"}),
+            json!({"sub": "s-1", "aud": ["api"]}),
+        ] {
+            assert_eq!(check(bad), Err(TokenError::UserinfoMismatch));
+        }
     }
 
     #[test]

@@ -44,9 +44,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use self::jwt::{Expected, Jws, TokenError};
+use self::jwt::{Expected, Jws, Profile, TokenError};
 use self::pending::{Pending, PendingLogins};
-use self::provider::{Client, Provider, ProviderError};
+use self::provider::{Client, Provider, ProviderError, Userinfo};
 use crate::cli::OidcArgs;
 
 const LOGIN_PATH: &str = "/auth/oidc/login";
@@ -417,20 +417,7 @@ impl Oidc {
             ))
         })?;
         let jws = Jws::parse(&id_token).map_err(Failure::Token)?;
-        let (generation, keys) = self.provider.keys(None).await.map_err(Failure::Provider)?;
-        match jws.verify(&keys) {
-            // The provider may have rotated its keys since we fetched them.
-            Err(TokenError::UnknownKey(_)) => {
-                let (_, keys) = self
-                    .provider
-                    .keys(Some(generation))
-                    .await
-                    .map_err(Failure::Provider)?;
-                jws.verify(&keys)
-            }
-            other => other,
-        }
-        .map_err(Failure::Token)?;
+        self.verify(&jws).await?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -445,6 +432,15 @@ impl Oidc {
             },
         )
         .map_err(Failure::Token)?;
+        let mut profile = identity.profile;
+        // Some providers (ProConnect) tell who the person is only at the userinfo endpoint.
+        if let (true, Some(access_token)) = (profile.is_empty(), &tokens.access_token) {
+            match self.userinfo(access_token, &identity.subject).await {
+                Ok(Some(found)) => profile = found,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "OpenID Connect userinfo not used"),
+            }
+        }
         let issuer = &config.issuer;
         let subject = &identity.subject;
         let user = match self
@@ -452,8 +448,8 @@ impl Oidc {
             .upsert_oidc_user(
                 issuer,
                 subject,
-                identity.email.as_deref(),
-                identity.name.as_deref(),
+                profile.email.as_deref(),
+                profile.name.as_deref(),
             )
             .await
         {
@@ -474,6 +470,64 @@ impl Oidc {
             .create_session(&user.id)
             .await
             .map_err(Failure::Store)
+    }
+}
+
+impl Oidc {
+    /// Checks a JWS from the provider against its keys, fetching them again once if the
+    /// token names a key we do not have (the provider may have rotated its keys).
+    async fn verify(&self, jws: &Jws<'_>) -> Result<(), Failure> {
+        let (generation, keys) = self.provider.keys(None).await.map_err(Failure::Provider)?;
+        match jws.verify(&keys) {
+            Err(TokenError::UnknownKey(_)) => {
+                let (_, keys) = self
+                    .provider
+                    .keys(Some(generation))
+                    .await
+                    .map_err(Failure::Provider)?;
+                jws.verify(&keys)
+            }
+            other => other,
+        }
+        .map_err(Failure::Token)
+    }
+
+    /// The person's profile from the userinfo endpoint, plain JSON or a signed JWT.
+    async fn userinfo(
+        &self,
+        access_token: &str,
+        subject: &str,
+    ) -> Result<Option<Profile>, Failure> {
+        let answer = self
+            .provider
+            .userinfo(access_token)
+            .await
+            .map_err(Failure::Provider)?;
+        let config = &self.config;
+        let check = |claims: &[u8]| {
+            jwt::check_userinfo(claims, subject, &config.issuer, &config.client_id)
+                .map_err(Failure::Token)
+        };
+        match answer {
+            None => Ok(None),
+            Some(Userinfo::Claims(body)) => check(&body).map(Some),
+            Some(Userinfo::Jwt(token)) => {
+                let jws = Jws::parse(&token).map_err(Failure::Token)?;
+                self.verify(&jws).await?;
+                check(jws.payload()).map(Some)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Provider(e) => e.fmt(f),
+            Self::Token(e) => e.fmt(f),
+            Self::Deactivated => f.write_str("the user is deactivated"),
+            Self::Store(e) => e.fmt(f),
+        }
     }
 }
 

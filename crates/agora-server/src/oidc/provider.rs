@@ -40,6 +40,7 @@ pub(crate) struct Metadata {
     pub authorization_endpoint: Url,
     pub token_endpoint: Url,
     pub jwks_uri: Url,
+    pub userinfo_endpoint: Option<Url>,
     /// `client_secret_basic` unless the provider supports only `client_secret_post`.
     pub secret_in_body: bool,
 }
@@ -50,6 +51,8 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
     #[serde(default)]
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
@@ -88,6 +91,14 @@ struct KeyCache {
 #[derive(Deserialize)]
 pub(crate) struct TokenResponse {
     pub id_token: Option<String>,
+    pub access_token: Option<String>,
+}
+
+/// A userinfo answer: JSON claims, or a JWT to verify like an ID token.
+#[derive(Debug)]
+pub(crate) enum Userinfo {
+    Claims(Vec<u8>),
+    Jwt(String),
 }
 
 /// The client's credentials at the token endpoint.
@@ -166,6 +177,10 @@ impl Provider {
             )?,
             token_endpoint: endpoint("token_endpoint", &doc.token_endpoint)?,
             jwks_uri: endpoint("jwks_uri", &doc.jwks_uri)?,
+            userinfo_endpoint: doc
+                .userinfo_endpoint
+                .map(|u| endpoint("userinfo_endpoint", &u))
+                .transpose()?,
             secret_in_body: !methods.is_empty()
                 && !has("client_secret_basic")
                 && has("client_secret_post"),
@@ -234,6 +249,37 @@ impl Provider {
         .map_err(|e| unusable(format!("token request task failed: {e}")))?
     }
 
+    /// The userinfo answer for an access token; `None` if the provider has no endpoint.
+    pub(crate) async fn userinfo(
+        &self,
+        access_token: &str,
+    ) -> Result<Option<Userinfo>, ProviderError> {
+        let metadata = self.metadata().await?;
+        let Some(url) = metadata.userinfo_endpoint.as_ref().map(Url::to_string) else {
+            return Ok(None);
+        };
+        let request = self
+            .agent
+            .get(&url)
+            .set("Authorization", &format!("Bearer {access_token}"));
+        tokio::task::spawn_blocking(move || {
+            let response = request
+                .call()
+                .map_err(|e| unusable(format!("GET {url} failed: {e}")))?;
+            let jwt = response.content_type() == "application/jwt";
+            let body = read_body(response, &url)?;
+            Ok(Some(if jwt {
+                let text = String::from_utf8(body)
+                    .map_err(|_| unusable(format!("the answer of {url} is not a JWT")))?;
+                Userinfo::Jwt(text.trim().to_owned())
+            } else {
+                Userinfo::Claims(body)
+            }))
+        })
+        .await
+        .map_err(|e| unusable(format!("userinfo request task failed: {e}")))?
+    }
+
     async fn get_json(&self, url: String) -> Result<Value, ProviderError> {
         let agent = self.agent.clone();
         tokio::task::spawn_blocking(move || match agent.get(&url).call() {
@@ -273,7 +319,7 @@ fn token_answer(
     }
 }
 
-fn read_json(response: ureq::Response, url: &str) -> Result<Value, ProviderError> {
+fn read_body(response: ureq::Response, url: &str) -> Result<Vec<u8>, ProviderError> {
     let mut body = Vec::new();
     response
         .into_reader()
@@ -285,7 +331,11 @@ fn read_json(response: ureq::Response, url: &str) -> Result<Value, ProviderError
             "the answer of {url} is larger than 1 MiB"
         )));
     }
-    serde_json::from_slice(&body)
+    Ok(body)
+}
+
+fn read_json(response: ureq::Response, url: &str) -> Result<Value, ProviderError> {
+    serde_json::from_slice(&read_body(response, url)?)
         .map_err(|e| unusable(format!("the answer of {url} is not JSON: {e}")))
 }
 

@@ -69,8 +69,8 @@ struct OidcProvider {
 
 impl OidcProvider {
     /// Starts the provider; it serves once [`OidcProvider::register`] names the client's
-    /// redirect URI.
-    fn start() -> Self {
+    /// redirect URI. `profile`: `id-token` or `userinfo-jwt` (see provider.mjs).
+    fn start(profile: &str) -> Self {
         install_provider();
         let dir = provider_dir();
         let mut child = Command::new("node")
@@ -78,6 +78,7 @@ impl OidcProvider {
             .current_dir(&dir)
             .env("OIDC_CLIENT_ID", CLIENT_ID)
             .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+            .env("OIDC_PROFILE", profile)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -231,18 +232,19 @@ struct Setup {
 }
 
 impl Setup {
-    /// The client secret comes from an owner-only file.
+    /// The client secret comes from an owner-only file; the profile is in the ID token.
     fn start() -> Self {
-        Self::with_secret_env(None)
+        Self::with(None, "id-token")
     }
 
     /// With `Some(secret)`, the hub gets its client secret from the environment instead.
-    fn with_secret_env(env_secret: Option<&str>) -> Self {
+    /// `profile`: where the provider puts name and email (see provider.mjs).
+    fn with(env_secret: Option<&str>, profile: &str) -> Self {
         let hub = Hub::init();
         let secret_file = hub.data_dir().join("oidc-client-secret");
         std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
         std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let mut provider = OidcProvider::start();
+        let mut provider = OidcProvider::start(profile);
         let issuer = provider.issuer.clone();
         let agora = Agora::start(&hub, |cmd, base| {
             cmd.args(["--oidc-issuer", &issuer, "--oidc-client-id", CLIENT_ID])
@@ -703,6 +705,37 @@ fn refuses_forged_cancelled_and_cross_browser_callbacks() {
 }
 
 #[test]
+fn takes_the_profile_from_a_signed_userinfo_answer_when_the_id_token_has_none() {
+    // As at ProConnect: the ID token names the subject only.
+    let setup = Setup::with(None, "userinfo-jwt");
+    let store = setup.store();
+    let profile = |reply: &Reply| {
+        let principal = store.session(&reply.session_token()).unwrap();
+        let user = store
+            .rt
+            .block_on(store.meta.user(&Store::operator(), &principal.name))
+            .unwrap();
+        (user.display_name, user.email)
+    };
+    let r = setup.sign_in(&mut Browser::new(), "carol");
+    assert_eq!(r.status, 303, "{r:?}\n{}", setup.agora.log());
+    assert_eq!(
+        profile(&r),
+        ("User carol".into(), Some("carol@lab.example".into()))
+    );
+
+    // An answer about someone else is not used; signing in still works, without a profile.
+    setup.provider.tamper("userinfo-other-sub");
+    let since = setup.agora.log().len();
+    let r = setup.sign_in(&mut Browser::new(), "dave");
+    assert_eq!(r.status, 303, "{r:?}");
+    setup
+        .agora
+        .wait_log(since, "userinfo answer names another subject");
+    assert_eq!(profile(&r), ("OpenID Connect user".into(), None));
+}
+
+#[test]
 fn refuses_tampered_id_tokens_and_follows_key_rotation() {
     let setup = Setup::start();
     // A first sign-in caches the provider's keys.
@@ -741,7 +774,7 @@ fn refuses_tampered_id_tokens_and_follows_key_rotation() {
 #[test]
 fn a_wrong_secret_or_an_unknown_or_unreachable_issuer_is_refused_cleanly() {
     // A client secret the provider does not know (given through the environment).
-    let setup = Setup::with_secret_env(Some("not-the-secret"));
+    let setup = Setup::with(Some("not-the-secret"), "id-token");
     let since = setup.agora.log().len();
     let r = setup.sign_in(&mut Browser::new(), "alice");
     assert_eq!(r.status, 502, "{r:?}");
