@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{
     Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
-    LimitArgs, QualityArgs, SqlArgs, ViewsCommand,
+    LimitArgs, QualityArgs, ServeArgs, SqlArgs, ViewsCommand,
 };
 use crate::home::{self, Home, Initialized};
 
@@ -112,11 +112,21 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Quality(args) => quality(&dir, args).await,
         Command::Serve(args) => {
             let home = Home::open(&dir).await?;
-            crate::http::serve(home, args.listen, limits(&args.limits), |addr| {
-                eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-            })
+            crate::http::serve(
+                home,
+                args.listen,
+                limits(&args.limits),
+                api_options(&args),
+                |addr| {
+                    eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+                },
+            )
             .await
         }
+        Command::User(args) => crate::gov::users::run(&dir, args).await,
+        Command::Project(args) => crate::gov::projects::run(&dir, args).await,
+        Command::Permit(args) => crate::gov::permits::run(&dir, args).await,
+        Command::Optout(args) => crate::gov::optout::run(&dir, args).await,
         Command::Generate(GenerateCommand::Omop(args)) => {
             if !(0.0..=1.0).contains(&args.defects) {
                 bail!("--defects must be between 0 and 1");
@@ -158,6 +168,13 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
 fn local_actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!("local:{user}")
+}
+
+fn api_options(args: &ServeArgs) -> crate::http::ApiOptions {
+    crate::http::ApiOptions {
+        public_rate_limit: args.public_rate_limit,
+        maintenance_every: Duration::from_secs(args.maintenance_interval_s),
+    }
 }
 
 pub(crate) fn limits(args: &LimitArgs) -> QueryLimits {
@@ -441,8 +458,14 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    crate::http::serve(home, listen, limits(&args.serve.limits), |addr| {
-        eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-    })
+    crate::http::serve(
+        home,
+        listen,
+        limits(&args.serve.limits),
+        api_options(&args.serve),
+        |addr| {
+            eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+        },
+    )
     .await
 }

@@ -6,5 +6,7 @@ mod support;
 mod cli;
 mod crash;
 mod fhir;
+mod governance;
+mod governance_cli;
 mod http;
 mod query_suite;
