@@ -532,6 +532,7 @@ async fn api_tokens_are_listed_and_revoked_by_id_never_shown_again() {
     for h in hubs().await {
         let b = h.env.backend;
         let t1 = h.issue_token(&h.alice, "alice", None).await.unwrap();
+        h.env.advance(TimeDelta::seconds(1)); // listed oldest first
         let t2 = h.issue_token(&h.op, "alice", None).await.unwrap();
         let listed = h.list_tokens(&h.alice, "alice").await.unwrap();
         assert_eq!(

@@ -452,6 +452,7 @@ async fn permit_lists_show_researchers_their_own_projects_only() {
     for h in hubs().await {
         let b = h.env.backend;
         let alices = h.permit_id(&h.app_in(S::Approved, None).await).await;
+        h.env.advance(TimeDelta::minutes(1)); // listed oldest first
         let mut form = crate::support::form();
         form.team = vec![];
         let carols = h.create_application(&h.carol, form).await.unwrap().id;
