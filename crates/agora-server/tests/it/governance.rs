@@ -850,6 +850,7 @@ fn every_endpoint_as_every_role() {
         assert_eq!(r.status, 401, "{cred:?}: {}", r.text);
     }
     isolation_between_projects(&w);
+    deadlines_and_history(&w);
 
     // Opted-out identifiers are nowhere in the metadata store (file and write-ahead log).
     for file in ["meta.db", "meta.db-wal"] {
@@ -1333,4 +1334,77 @@ fn the_server_records_expired_projects() {
         None,
     );
     assert_eq!(permit["status"], "expired");
+}
+
+/// Applicants and reviewers see each review step with its due date, and who did what when.
+fn deadlines_and_history(w: &World) {
+    let id = w.project_in("submitted", &w.bob);
+    let app = w.ok("GET", &format!("/api/v1/projects/{id}"), &w.bob, None);
+    assert_eq!(app["deadlines"][0]["step"], "completeness_check");
+    assert_eq!(app["next_deadline"]["step"], "completeness_check");
+    assert_eq!(app["next_deadline"]["overdue"], false);
+    assert!(
+        app["next_deadline"]["due_at"].as_str().unwrap() > app["submitted_at"].as_str().unwrap()
+    );
+    assert_eq!(app["allowed_transitions"], json!(["draft", "closed"]));
+    let for_reviewer = w.ok("GET", &format!("/api/v1/projects/{id}"), &w.rex, None);
+    assert_eq!(
+        for_reviewer["allowed_transitions"],
+        json!(["under_review", "changes_requested"])
+    );
+    let queue = w.ok("GET", "/api/v1/review-queue", &w.rex, None);
+    assert!(
+        queue["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == json!(id))
+    );
+    w.move_to(
+        &format!("/api/v1/projects/{id}"),
+        &w.rex,
+        "changes_requested",
+    );
+
+    let history = w.ok(
+        "GET",
+        &format!("/api/v1/projects/{}/history", w.b),
+        &w.bob,
+        None,
+    );
+    let steps: Vec<(String, String)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().into(),
+                e["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("bob", "draft"),
+        ("bob", "submitted"),
+        ("rev", "under_review"),
+        ("rev", "approved"),
+        ("local-operator", "active"),
+    ];
+    assert_eq!(
+        steps,
+        expected.map(|(a, t)| (a.to_owned(), t.to_owned())).to_vec()
+    );
+    let bad = call(
+        &w.server,
+        "GET",
+        "/api/v1/projects?state=finished",
+        &w.bob,
+        None,
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text.contains("the only parameter is `state`"),
+        "{}",
+        bad.text
+    );
 }
