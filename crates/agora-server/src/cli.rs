@@ -57,6 +57,14 @@ pub(crate) enum Command {
     /// Manage the SQL-on-FHIR ViewDefinitions applied at every FHIR ingest.
     #[command(subcommand)]
     Views(ViewsCommand),
+    /// Manage accounts: users, roles, passwords, API tokens.
+    User(crate::gov::users::UserArgs),
+    /// Project applications: create, edit, submit, review, approve.
+    Project(crate::gov::projects::ProjectArgs),
+    /// Data permits: list, show, amend, revoke.
+    Permit(crate::gov::permits::PermitArgs),
+    /// The citizen opt-out registry (on a citizen's behalf).
+    Optout(crate::gov::optout::OptoutArgs),
     /// Run the SQL-on-FHIR v2 conformance suite (a directory of its test JSON files) against
     /// Agora's ViewDefinition engine. The last line reads `N passed, M failed`.
     SofConformance(SofConformanceArgs),
@@ -202,6 +210,14 @@ pub(crate) struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Requests per minute per client address on the endpoints open without login
+    /// (password login, citizen opt-out); 0 disables. Behind a reverse proxy every client
+    /// shares the proxy's address: raise it and limit at the proxy.
+    #[arg(long, env = "AGORA_PUBLIC_RATE_LIMIT", default_value_t = 30)]
+    pub public_rate_limit: u32,
+    /// Seconds between maintenance rounds (record expired projects, purge ended sessions).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub maintenance_interval_s: u64,
     #[command(flatten)]
     pub oidc: OidcArgs,
 }

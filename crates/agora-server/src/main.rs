@@ -16,12 +16,15 @@ macro_rules! out {
     }};
 }
 
+mod api;
 mod cli;
 mod commands;
 mod format;
 mod generate;
+mod gov;
 mod home;
 mod http;
+mod maintenance;
 mod oidc;
 
 fn main() -> ExitCode {

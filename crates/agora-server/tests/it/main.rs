@@ -6,6 +6,8 @@ mod support;
 mod cli;
 mod crash;
 mod fhir;
+mod governance;
+mod governance_cli;
 mod http;
 mod oidc;
 mod query_suite;
