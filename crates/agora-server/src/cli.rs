@@ -60,6 +60,14 @@ pub(crate) enum Command {
     /// Manage the SQL-on-FHIR ViewDefinitions applied at every FHIR ingest.
     #[command(subcommand)]
     Views(ViewsCommand),
+    /// Manage accounts: users, roles, passwords, API tokens.
+    User(crate::gov::users::UserArgs),
+    /// Project applications: create, edit, submit, review, approve.
+    Project(crate::gov::projects::ProjectArgs),
+    /// Data permits: list, show, amend, revoke.
+    Permit(crate::gov::permits::PermitArgs),
+    /// The citizen opt-out registry (on a citizen's behalf).
+    Optout(crate::gov::optout::OptoutArgs),
     /// Run the SQL-on-FHIR v2 conformance suite (a directory of its test JSON files) against
     /// Agora's ViewDefinition engine. The last line reads `N passed, M failed`.
     SofConformance(SofConformanceArgs),
@@ -247,6 +255,44 @@ pub(crate) struct ServeArgs {
     pub public_url: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Requests per minute per client address on the endpoints open without login
+    /// (password login, citizen opt-out); 0 disables. Behind a reverse proxy every client
+    /// shares the proxy's address: raise it and limit at the proxy.
+    #[arg(long, env = "AGORA_PUBLIC_RATE_LIMIT", default_value_t = 30)]
+    pub public_rate_limit: u32,
+    /// Seconds between maintenance rounds (record expired projects, purge ended sessions).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub maintenance_interval_s: u64,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// Sign-in with an OpenID Connect provider (authorization-code flow with PKCE). Off unless
+/// `--oidc-issuer` is given.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OidcArgs {
+    /// OpenID Connect: the provider's issuer URL (its discovery document is
+    /// `<issuer>/.well-known/openid-configuration`). Enables sign-in at /auth/oidc/login.
+    #[arg(long, env = "AGORA_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// OpenID Connect: the client id the provider registered for this hub.
+    #[arg(long, env = "AGORA_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// OpenID Connect: a file holding the client secret (owner-only). Or set the
+    /// AGORA_OIDC_CLIENT_SECRET environment variable; the secret is never a flag value.
+    #[arg(long, env = "AGORA_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// OpenID Connect: this hub's callback URL as registered at the provider, ending in
+    /// /auth/oidc/callback (https, except on loopback).
+    #[arg(long, env = "AGORA_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// OpenID Connect: the scopes to request, space-separated; must include `openid`.
+    #[arg(
+        long,
+        env = "AGORA_OIDC_SCOPES",
+        default_value = "openid email profile"
+    )]
+    pub oidc_scopes: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,9 +10,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{
     Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
-    LimitArgs, QualityArgs, SqlArgs, ViewsCommand,
+    LimitArgs, QualityArgs, ServeArgs, SqlArgs, ViewsCommand,
 };
 use crate::home::{self, Home, Initialized};
+use crate::oidc::OidcConfig;
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let dir = DataDir::new(&cli.data_dir);
@@ -112,18 +113,18 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Quality(args) => quality(&dir, args).await,
         Command::Catalogue(args) => crate::catalogue_cmd::run(&dir, args).await,
         Command::Serve(args) => {
+            // Configuration errors first, before touching the data directory.
+            let options = api_options(&args)?;
             let home = Home::open(&dir).await?;
-            crate::http::serve(
-                home,
-                args.listen,
-                args.public_url,
-                limits(&args.limits),
-                |addr| {
-                    eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-                },
-            )
+            crate::http::serve(home, args.listen, limits(&args.limits), options, |addr| {
+                eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+            })
             .await
         }
+        Command::User(args) => crate::gov::users::run(&dir, args).await,
+        Command::Project(args) => crate::gov::projects::run(&dir, args).await,
+        Command::Permit(args) => crate::gov::permits::run(&dir, args).await,
+        Command::Optout(args) => crate::gov::optout::run(&dir, args).await,
         Command::Generate(GenerateCommand::Omop(args)) => {
             if !(0.0..=1.0).contains(&args.defects) {
                 bail!("--defects must be between 0 and 1");
@@ -165,6 +166,15 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
 pub(crate) fn local_actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!("local:{user}")
+}
+
+fn api_options(args: &ServeArgs) -> Result<crate::http::ApiOptions> {
+    Ok(crate::http::ApiOptions {
+        public_rate_limit: args.public_rate_limit,
+        maintenance_every: Duration::from_secs(args.maintenance_interval_s),
+        oidc: OidcConfig::from_args(&args.oidc)?,
+        public_url: args.public_url.clone(),
+    })
 }
 
 pub(crate) fn limits(args: &LimitArgs) -> QueryLimits {
@@ -387,6 +397,7 @@ fn print_report(report: &IngestReport, dir: &DataDir) {
 const DEMO_DATASET: &str = "demo";
 
 async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
+    let options = api_options(&args.serve)?;
     if let Initialized::Created = home::init(dir).await? {
         eprintln!("Initialized a new hub in {}", dir.root().display());
     }
@@ -448,14 +459,8 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    crate::http::serve(
-        home,
-        listen,
-        args.serve.public_url.clone(),
-        limits(&args.serve.limits),
-        |addr| {
-            eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-        },
-    )
+    crate::http::serve(home, listen, limits(&args.serve.limits), options, |addr| {
+        eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+    })
     .await
 }

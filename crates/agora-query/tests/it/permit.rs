@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use agora_govern::{
-    ApplicationForm, ApplicationState as S, DatasetScope, DateRange, ManualClock, MetaStore, NewUser,
-    OptOutChannel, PermitGrant, Principal, ReleaseSelector, RequestedDataset, RequestedTable, Role,
-    RowFilter, TableScope,
+    ApplicationForm, ApplicationState as S, DatasetScope, DateRange, ManualClock, MetaStore,
+    NewUser, OptOutChannel, PermitGrant, Principal, ReleaseSelector, RequestedDataset,
+    RequestedTable, Role, RowFilter, TableScope,
 };
 use agora_ingest::Hub;
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};

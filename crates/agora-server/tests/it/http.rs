@@ -1,68 +1,6 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-
 use serde_json::{Value, json};
 
-use crate::support::{Hub, shared};
-
-/// A running `agora serve` on a free loopback port, stopped with SIGTERM on drop.
-struct Server {
-    child: Child,
-    base: String,
-    /// Everything the server printed on stderr, collected until it exits.
-    log: std::thread::JoinHandle<String>,
-}
-
-impl Server {
-    fn start(hub: &Hub) -> Self {
-        let mut child = hub
-            .command(&["serve", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "server exited before listening"
-            );
-            if let Some(rest) = line.trim().strip_prefix("Agora listening on ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        let log = std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
-            rest
-        });
-        Self { child, base, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Sends SIGTERM; returns whether the server exited cleanly, and its log.
-    fn stop(mut self) -> (bool, String) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let clean = self.child.wait().unwrap().success();
-        let log = std::mem::replace(&mut self.log, std::thread::spawn(String::new));
-        (clean, log.join().unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Hub, Server, shared};
 
 fn get(url: &str) -> (u16, Value) {
     match ureq::get(url).call() {
@@ -246,7 +184,7 @@ fn http_api_lists_datasets_and_serves_operator_sql() {
     let d = &doc["dcat:dataset"][0];
     assert_eq!(d["dct:title"], "Synthea New Jersey");
     assert_eq!(d["healthdcatap:numberOfUniqueIndividuals"]["@value"], "28");
-    assert!(d["@id"].as_str().unwrap().starts_with(&server.base));
+    assert!(d["@id"].as_str().unwrap().starts_with(&server.url("/")));
 
     let (clean, log) = server.stop();
     assert!(clean, "graceful shutdown on SIGTERM exits 0:\n{log}");

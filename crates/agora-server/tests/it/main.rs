@@ -7,5 +7,8 @@ mod catalogue;
 mod cli;
 mod crash;
 mod fhir;
+mod governance;
+mod governance_cli;
 mod http;
+mod oidc;
 mod query_suite;
