@@ -25,11 +25,12 @@ import suite  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_pass(binary, data_dir, dataset, engine, queries_file, threads, memory_mb, results):
+def run_pass(binary, data_dir, dataset, engine, queries_file, threads, memory_mb, results, settings):
     out = subprocess.run(
         [binary, "--data-dir", data_dir, "--dataset", dataset, "--engine", engine,
          "--queries", queries_file, "--reps", "1", "--threads", str(threads),
-         "--memory-mb", str(memory_mb), "--results", results],
+         "--memory-mb", str(memory_mb), "--results", results]
+        + [a for s in settings for a in ("--set", s)],
         check=True, capture_output=True, text=True)
     return {r["id"]: r["times_s"][0] for r in map(json.loads, out.stdout.splitlines())}
 
@@ -44,6 +45,8 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("AGORA_BENCH_BIN", str(REPO / "target/release/agora-bench")))
     ap.add_argument("--suite", default=str(REPO.parent / "shared/queries/omop_query_suite.sql"))
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a DataFusion setting for the plain engine only (repeatable)")
     args = ap.parse_args()
 
     queries = suite.load_suite(Path(args.suite), suite.DEFAULT_PARAMS)
@@ -55,7 +58,7 @@ def main():
         order = ["agora", "datafusion"] if p % 2 == 0 else ["datafusion", "agora"]
         for engine in order:
             res = run_pass(args.bin, args.data_dir, args.dataset, engine, str(qfile), args.threads,
-                           args.memory_mb, str(work / engine))
+                           args.memory_mb, str(work / engine), args.set)
             for qid, t in res.items():
                 times[engine][qid].append(t)
 

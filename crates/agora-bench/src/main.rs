@@ -51,6 +51,10 @@ struct Args {
     /// Directory where each query's first result is written as TSV, for answer checks.
     #[arg(long)]
     results: Option<PathBuf>,
+    /// A DataFusion setting for the plain engine, e.g. `datafusion.execution.batch_size=16384`
+    /// (repeatable): to try a session setting before adopting it in Agora's workspace.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
 }
 
 fn main() -> Result<()> {
@@ -84,7 +88,7 @@ async fn run(args: Args) -> Result<()> {
         release: release.number,
         manifest: manifest.clone(),
     };
-    let plain = plain_datafusion(&dir, &manifest, args.threads)?;
+    let plain = plain_datafusion(&dir, &manifest, args.threads, &args.settings)?;
     let engine = QueryEngine::new(lake.clone());
 
     for q in &queries {
@@ -138,10 +142,17 @@ fn plain_datafusion(
     dir: &DataDir,
     manifest: &agora_lake::ReleaseManifest,
     threads: usize,
+    settings: &[String],
 ) -> Result<SessionContext> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_target_partitions(threads)
         .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+    for setting in settings {
+        let Some((key, value)) = setting.split_once('=') else {
+            bail!("--set expects KEY=VALUE, got {setting}");
+        };
+        config.options_mut().set(key, value)?;
+    }
     let ctx = SessionContext::new_with_config(config);
     let lake = dir.lake().canonicalize()?;
     for table in &manifest.tables {
