@@ -6,5 +6,6 @@ mod support;
 mod cli;
 mod crash;
 mod fhir;
+mod fhir_omop;
 mod http;
 mod query_suite;
