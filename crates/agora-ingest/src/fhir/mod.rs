@@ -260,6 +260,15 @@ struct JobOutput {
     omop_summary: Option<Vec<u8>>,
 }
 
+/// The start of a resource, for reading an id without building a JSON tree.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "resourceType", borrow)]
+    resource_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Pass 1's verdict on each Patient, by position.
 type PatientStatus = HashMap<Position, std::result::Result<i64, Reason>>;
 
@@ -451,17 +460,31 @@ impl Job {
         let mut candidates = Vec::new();
         let mut identifiers = Vec::new();
         for (i, file) in self.files.iter().enumerate() {
-            let encounters = visits.is_some();
+            let visits_cell = std::cell::RefCell::new(visits.as_deref_mut());
             read::for_each_resource(
                 i,
                 file,
                 |line| {
-                    line.contains("\"Patient\"") || (encounters && line.contains("\"Encounter\""))
+                    if line.contains("\"Patient\"") {
+                        return true;
+                    }
+                    // An NDJSON Encounter line: only its id is needed, read without a tree.
+                    if let Some(visits) = visits_cell.borrow_mut().as_mut()
+                        && line.contains("\"Encounter\"")
+                        && let Ok(head) = serde_json::from_str::<Head>(line)
+                        && head.resource_type.as_deref() == Some("Encounter")
+                        && let Some(id) = head.id.as_deref()
+                    {
+                        visits.register(id);
+                    }
+                    false
                 },
                 |position, parsed, urls| {
                     let Ok(patient) = parsed else { return Ok(()) };
+                    // Bundles are parsed whole: their Encounters arrive here.
                     if patient["resourceType"] == "Encounter"
-                        && let (Some(visits), Some(id)) = (visits.as_mut(), patient["id"].as_str())
+                        && let (Some(visits), Some(id)) =
+                            (visits_cell.borrow_mut().as_mut(), patient["id"].as_str())
                     {
                         visits.register(id);
                     }

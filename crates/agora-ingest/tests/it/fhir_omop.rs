@@ -476,3 +476,59 @@ async fn a_missing_or_unusable_vocabulary_fails_the_ingest_and_omop_can_be_turne
     assert!(tables.contains_key("fhir_patient") && tables.contains_key("observation_fhir"));
     assert!(!tables.contains_key("person") && !tables.contains_key("observation"));
 }
+
+/// Every resource the mapping cannot express is quarantined with its OMOP table and column,
+/// or counted in a warning: none disappears silently.
+#[tokio::test(flavor = "multi_thread")]
+async fn unmappable_resources_are_quarantined_or_counted() {
+    let lines = [
+        r#"{"resourceType":"Patient","id":"p1","gender":"male","birthDate":"1980","deceasedBoolean":true}"#,
+        r#"{"resourceType":"Encounter","id":"e1","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"},"period":{"start":"2020-01-02T10:00:00+01:00"}}"#,
+        r#"{"resourceType":"Encounter","id":"e1","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"},"period":{"start":"2020-01-03"}}"#,
+        r#"{"resourceType":"Encounter","id":"e2","class":{"code":"XYZ"},"subject":{"reference":"Patient/p1"}}"#,
+        r#"{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"},"encounter":{"reference":"Encounter/e2"},"onsetDateTime":"2020-01-05"}"#,
+        r#"{"resourceType":"Condition","id":"c2","subject":{"reference":"Patient/p1"},"onsetDateTime":"2020-01"}"#,
+        r#"{"resourceType":"Condition","id":"c3","subject":{"reference":"Patient/p1"},"onsetDateTime":"2020-01-05","verificationStatus":{"coding":[{"code":"entered-in-error"}]}}"#,
+        r#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"encounter":{"reference":"Encounter/e1"},"status":"final","code":{"text":"free text only"},"valueQuantity":{"value":3}}"#,
+    ];
+    let src = extract(&[("all.ndjson", &lines.join("\n"))]);
+    let t = TestHub::new().await;
+    let report = ingest(&t, "m", src.path(), FhirIdentity::PatientId, true, None)
+        .await
+        .unwrap();
+    let q = std::fs::read_to_string(t.lake_dir().join(report.quarantine.file.as_ref().unwrap()))
+        .unwrap();
+    let mut q: Vec<&str> = q.lines().skip(1).collect();
+    q.sort();
+    assert_eq!(
+        q,
+        [
+            "condition_occurrence,all.ndjson,6,condition_start_date,not a valid date with at least a day",
+            "death,all.ndjson,1,death_date,required field is empty",
+            "measurement,all.ndjson,8,measurement_date,required field is empty",
+            "visit_occurrence,all.ndjson,3,visit_occurrence_id,resource id already used by an earlier resource of its type",
+            "visit_occurrence,all.ndjson,4,visit_start_date,required field is empty",
+        ]
+    );
+    let warned = |text: &str| report.warnings.iter().any(|w| w.contains(text));
+    assert!(
+        warned("1 Condition resource(s) not mapped: status"),
+        "{:?}",
+        report.warnings
+    );
+    assert!(warned(
+        "1 row(s) refer to an Encounter that has no visit_occurrence row"
+    ));
+    let tables = t.read_release("m").await;
+    assert_eq!(ints(&tables, "person", "person_id").len(), 1);
+    assert_eq!(
+        ints(&tables, "person", "month_of_birth"),
+        [None],
+        "a year is enough"
+    );
+    assert_eq!(rows(&tables, "visit_occurrence"), 1);
+    assert_eq!(rows(&tables, "condition_occurrence"), 1);
+    // The raw resources are all kept.
+    assert_eq!(rows(&tables, "fhir_encounter"), 3);
+    assert_eq!(rows(&tables, "fhir_condition"), 3);
+}
