@@ -94,7 +94,7 @@ pub(crate) struct IngestFhirArgs {
     pub identity: agora_ingest::fhir::FhirIdentity,
     /// Map codes to standard OMOP concepts with the vocabulary of this dataset's latest
     /// release (its concept, concept_relationship and concept_ancestor tables, e.g. an OMOP
-    /// extract with its vocabulary or an Athena download ingested as a dataset). Without it
+    /// extract ingested with its vocabulary tables). Without it
     /// the OMOP tables keep source codes and concept ids are 0 (but gender, race, visit...).
     #[arg(long, value_name = "DATASET", conflicts_with = "no_omop")]
     pub vocabulary: Option<DatasetName>,

@@ -1,7 +1,7 @@
 //! The OMOP vocabulary that FHIR codes are mapped with: the `concept` (and, when present,
 //! `concept_relationship` and `concept_ancestor`) tables of the latest release of a dataset
 //! already in the hub — typically an OMOP release that ships its vocabulary, or an Athena
-//! download ingested as a dataset of its own.
+//! download ingested as an OMOP dataset of its own.
 //!
 //! Only what mapping needs is kept in memory: for the vocabularies FHIR systems name
 //! ([`SYSTEMS`]), `(vocabulary, code) → concept_id`, whether each concept is standard, its
