@@ -21,10 +21,17 @@ use crate::{Error, Result};
 /// Why a row was quarantined. Displayed to producers; never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
-    InvalidValue { expected: String },
+    InvalidValue {
+        expected: String,
+    },
     MissingRequired,
-    TooLong { max: usize },
-    FieldCount { expected: usize, found: usize },
+    TooLong {
+        max: usize,
+    },
+    FieldCount {
+        expected: usize,
+        found: usize,
+    },
     InvalidUtf8,
     UnknownPerson,
     DuplicatePersonId,
@@ -37,6 +44,8 @@ pub enum Reason {
     UnknownPatient,
     DuplicatePatient,
     ViewFailed,
+    /// FHIR → OMOP: a second resource with the id of an earlier one of its type.
+    DuplicateResource,
 }
 
 impl fmt::Display for Reason {
@@ -65,6 +74,9 @@ impl fmt::Display for Reason {
                 f.write_str("Patient id already used by an earlier resource")
             }
             Reason::ViewFailed => f.write_str("the ViewDefinition cannot flatten this resource"),
+            Reason::DuplicateResource => {
+                f.write_str("resource id already used by an earlier resource of its type")
+            }
         }
     }
 }

@@ -57,6 +57,10 @@ pub enum Error {
     },
     #[error("ViewDefinition {file}: {reason}")]
     ViewRules { file: String, reason: String },
+    #[error("vocabulary dataset {dataset} has no release")]
+    NoVocabulary { dataset: String },
+    #[error("vocabulary dataset {dataset}: {reason}")]
+    Vocabulary { dataset: String, reason: String },
     #[error(transparent)]
     Lake(#[from] agora_lake::Error),
     #[error(transparent)]
@@ -71,6 +75,7 @@ impl HasKind for Error {
             Error::Lake(e) => e.kind(),
             Error::Meta(e) => e.kind(),
             Error::Internal(_) => ErrorKind::Internal,
+            Error::NoVocabulary { .. } => ErrorKind::NotFound,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }

@@ -103,6 +103,16 @@ pub(crate) struct IngestFhirArgs {
     /// national id). Either links with OMOP persons whose person_source_value is the same.
     #[arg(long, default_value = "patient-id")]
     pub identity: agora_ingest::fhir::FhirIdentity,
+    /// Map codes to standard OMOP concepts with the vocabulary of this dataset's latest
+    /// release (its concept, concept_relationship and concept_ancestor tables, e.g. an OMOP
+    /// extract ingested with its vocabulary tables). Without it
+    /// the OMOP tables keep source codes and concept ids are 0 (but gender, race, visit...).
+    #[arg(long, value_name = "DATASET", conflicts_with = "no_omop")]
+    pub vocabulary: Option<DatasetName>,
+    /// Do not write the OMOP CDM tables (person, visit_occurrence, condition_occurrence...)
+    /// that every FHIR release otherwise gets.
+    #[arg(long)]
+    pub no_omop: bool,
     /// Print the ingest report as JSON.
     #[arg(long)]
     pub json: bool,

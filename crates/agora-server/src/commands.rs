@@ -64,6 +64,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     actor: local_actor(),
                     progress: std::io::stderr().is_terminal(),
                     dry_run: args.dry_run,
+                    omop: !args.no_omop,
+                    vocabulary: args.vocabulary,
                 },
             )
             .await;

@@ -3,6 +3,7 @@
 mod support;
 
 mod fhir;
+mod fhir_omop;
 mod pseudonymization;
 mod quarantine;
 mod releases;

@@ -7,6 +7,7 @@ mod catalogue;
 mod cli;
 mod crash;
 mod fhir;
+mod fhir_omop;
 mod governance;
 mod governance_cli;
 mod http;
