@@ -25,6 +25,13 @@ pub(crate) struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// The metadata store: by default `meta.db` (SQLite) in the data directory; a
+    /// `postgres://user@host/db` URL shares one store between several Agora nodes (which
+    /// must then also share the lake and the hub secret). Holds credentials: prefer the
+    /// environment variable to the flag.
+    #[arg(long, global = true, env = "AGORA_META_URL", hide_env_values = true)]
+    pub meta_url: Option<String>,
+
     /// More log output on stderr (-v info, -vv debug). Logs never contain data values.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -16,7 +16,7 @@ use crate::home::{self, Home, Initialized};
 use crate::oidc::OidcConfig;
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
-    let dir = DataDir::new(&cli.data_dir);
+    let dir = DataDir::new(&cli.data_dir).with_meta_url(cli.meta_url.clone());
     match cli.command {
         Command::Init => {
             match home::init(&dir).await? {

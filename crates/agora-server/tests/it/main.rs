@@ -12,4 +12,5 @@ mod governance;
 mod governance_cli;
 mod http;
 mod oidc;
+mod postgres;
 mod query_suite;
