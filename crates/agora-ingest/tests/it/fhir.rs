@@ -155,6 +155,35 @@ async fn no_patient_identifier_reaches_any_parquet_file() {
         }
     }
     assert!(cells > 20_000, "string cells were checked ({cells})");
+
+    // Business identifiers of resources about patients (visit or device numbers) are gone
+    // too; practitioners and organizations keep theirs.
+    let mut checked = 0;
+    for path in files_under(&t.lake_dir()) {
+        if !path.to_string_lossy().ends_with(".parquet") {
+            continue;
+        }
+        for batch in read_parquet(&path) {
+            let Some(column) = batch.column_by_name("resource") else {
+                continue;
+            };
+            for cell in column.as_string::<i32>().iter().flatten() {
+                let resource: Value = serde_json::from_str(cell).unwrap();
+                let ty = resource["resourceType"].as_str().unwrap_or_default();
+                if !matches!(
+                    ty,
+                    "Practitioner" | "PractitionerRole" | "Organization" | "Location"
+                ) {
+                    checked += 1;
+                    assert!(
+                        resource.get("identifier").is_none(),
+                        "{ty} keeps its identifier"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "resources were checked ({checked})");
 }
 
 #[tokio::test(flavor = "multi_thread")]
