@@ -77,7 +77,7 @@ pub use projects::{
 pub use registry::{
     NewProjectResult, ProjectResult, RegistryDataset, RegistryEntry, RegistryStatus,
 };
-pub use store::{DatasetInfo, MetaStore, NewRelease, ReleaseInfo};
+pub use store::{DatasetInfo, MetaStore, NewRelease, ReleaseInfo, SourceFingerprint};
 pub use tokens::{Principal, Role};
 
 /// Current UTC time in the one textual form the store uses (sorts like time).

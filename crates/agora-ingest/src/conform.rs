@@ -37,6 +37,10 @@ pub enum Reason {
     UnknownPatient,
     DuplicatePatient,
     ViewFailed,
+    // Table Schema: a constraint, a primary/unique key, a foreign key.
+    Constraint { constraint: String },
+    Duplicate { key: String },
+    ForeignKey { resource: String },
 }
 
 impl fmt::Display for Reason {
@@ -65,6 +69,11 @@ impl fmt::Display for Reason {
                 f.write_str("Patient id already used by an earlier resource")
             }
             Reason::ViewFailed => f.write_str("the ViewDefinition cannot flatten this resource"),
+            Reason::Constraint { constraint } => write!(f, "breaks the constraint {constraint}"),
+            Reason::Duplicate { key } => write!(f, "same {key} as an earlier row"),
+            Reason::ForeignKey { resource } => {
+                write!(f, "refers to no row of {resource} (foreign key)")
+            }
         }
     }
 }
