@@ -322,9 +322,11 @@ fn plan(found: Vec<Found>, person_ids: &[String], warnings: &mut Vec<String>) ->
             .collect::<Vec<_>>();
         let more = names.len().saturating_sub(shown.len());
         warnings.push(format!(
-            "{} foreign keys refer to {} resources that are not in this ingest and were not checked: {}{}",
+            "foreign keys to resources not in this ingest were not checked ({} key{}, {} resource{}): {}{}",
             absent.values().sum::<usize>(),
+            if absent.values().sum::<usize>() == 1 { "" } else { "s" },
             names.len(),
+            if names.len() == 1 { "" } else { "s" },
             shown.join(", "),
             if more > 0 {
                 format!(" and {more} more")
@@ -854,6 +856,8 @@ fn check_batch(
             .collect();
         keyed.push(std::sync::Arc::new(column));
     }
+    // The quarantine lists a batch's rows in file order (read errors were found first).
+    rejects.sort_by_key(|r| r.0);
     let mut keyed = keyed.into_iter();
     let columns = builders
         .into_iter()

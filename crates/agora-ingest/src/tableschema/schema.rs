@@ -803,6 +803,173 @@ mod tests {
         }
     }
 
+    use proptest::prelude::*;
+
+    const TYPES: &[&str] = &[
+        "string",
+        "integer",
+        "number",
+        "boolean",
+        "date",
+        "datetime",
+        "time",
+        "year",
+        "yearmonth",
+        "object",
+        "array",
+        "geojson",
+        "geopoint",
+        "duration",
+        "any",
+        "bogus",
+    ];
+    const FORMATS: &[&str] = &[
+        "default",
+        "any",
+        "%Y-%m-%d",
+        "%m",
+        "%d%b%Y:%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%z",
+        "%H:%M",
+        "%",
+        "%Q",
+        "fmt:%d/%m/%Y",
+        "email",
+        "uri",
+        "uuid",
+        "binary",
+        "array",
+        "object",
+        "",
+    ];
+
+    fn scalar() -> impl Strategy<Value = Json> {
+        prop_oneof![
+            any::<i64>().prop_map(Json::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)),
+            any::<bool>().prop_map(Json::Bool),
+            prop::sample::select(vec![
+                "1",
+                "2020-01-01",
+                "(",
+                "[a-z]+",
+                "",
+                "12:00:00",
+                "P1D"
+            ])
+            .prop_map(Json::from),
+            "\\PC{0,6}".prop_map(Json::from),
+        ]
+    }
+
+    fn constraint() -> impl Strategy<Value = (String, Json)> {
+        let key = prop::sample::select(vec![
+            "required",
+            "unique",
+            "minLength",
+            "maxLength",
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "pattern",
+            "enum",
+            "decimals",
+        ]);
+        (
+            key,
+            prop_oneof![
+                scalar(),
+                prop::collection::vec(scalar(), 0..4).prop_map(Json::from)
+            ],
+        )
+            .prop_map(|(k, v)| (k.to_owned(), v))
+    }
+
+    fn field() -> impl Strategy<Value = Json> {
+        (
+            "[a-c]{1,2}",
+            prop::sample::select(TYPES.to_vec()),
+            prop::sample::select(FORMATS.to_vec()),
+            prop::collection::vec(constraint(), 0..4),
+            any::<bool>(),
+        )
+            .prop_map(|(name, ty, format, constraints, person)| {
+                let mut f = serde_json::json!({"name": name, "type": ty, "format": format});
+                f["constraints"] = Json::Object(constraints.into_iter().collect());
+                if person {
+                    f[IDENTIFIER_PROPERTY] = Json::from("person");
+                }
+                f
+            })
+    }
+
+    fn schema_like() -> impl Strategy<Value = Json> {
+        (
+            prop::collection::vec(field(), 0..5),
+            prop::option::of(prop_oneof![scalar(), prop::collection::vec("[a-c]{1,2}", 0..3).prop_map(Json::from)]),
+            prop::option::of(prop::collection::vec(scalar(), 0..3)),
+            prop::collection::vec(("[a-c]{1,2}", "[a-c]{0,2}", "[a-c]{1,2}"), 0..3),
+        )
+            .prop_map(|(fields, pk, missing, fks)| {
+                let mut s = serde_json::json!({"fields": fields});
+                if let Some(pk) = pk {
+                    s["primaryKey"] = pk;
+                }
+                if let Some(missing) = missing {
+                    s["missingValues"] = Json::from(missing);
+                }
+                s["foreignKeys"] = Json::from(
+                    fks.into_iter()
+                        .map(|(f, r, rf)| serde_json::json!({"fields": f, "reference": {"resource": r, "fields": rf}}))
+                        .collect::<Vec<_>>(),
+                );
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any bytes: a schema or an error, never a panic.
+        #[test]
+        fn parsing_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse("s.json", &bytes, &[], &mut BTreeMap::new());
+        }
+
+        /// Schema-shaped documents with random types, formats and constraints: parsing never
+        /// panics, and neither does reading or checking any cell with what was parsed.
+        #[test]
+        fn schema_like_documents_and_their_cells_never_panic(
+            doc in schema_like(),
+            cells in prop::collection::vec(
+                prop_oneof![
+                    "\\PC{0,12}",
+                    prop::sample::select(vec![
+                        "2020-02-29", "29/02/2020", "05", "13", "01JAN2020:00:00:00",
+                        "2020-01-01T00:00:00+25:00", "NaN", "-INF", "1e400", "[1,2]",
+                        "{\"type\":\"Point\"}", "P1Y2M", "24:00:00", "202013", "-0",
+                    ]).prop_map(str::to_owned),
+                ],
+                0..8,
+            ),
+        ) {
+            let text = doc.to_string();
+            if let Ok(schema) = parse("s.json", text.as_bytes(), &["b".to_owned()], &mut BTreeMap::new()) {
+                for field in &schema.fields {
+                    for cell in &cells {
+                        if let Some(value) = field.ty.parse(cell) {
+                            let _ = field.violation(&value, cell);
+                            let mut key = Vec::new();
+                            value.encode(&mut key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_snds_schema_parses() {
         let root =

@@ -3,6 +3,9 @@
 mod support;
 
 mod fhir;
+mod idempotency;
 mod pseudonymization;
 mod quarantine;
 mod releases;
+mod robustness;
+mod tableschema;
