@@ -3,7 +3,8 @@
 #
 # Needs: the pinned Rust toolchain (rust-toolchain.toml), crates.io, the shared fixtures
 # checked out beside this repository (../shared), which the tests read, and root (or
-# passwordless sudo) so ci/postgres.sh can install and start PostgreSQL from Debian.
+# passwordless sudo) so ci/postgres.sh can install and start PostgreSQL from Debian, and
+# node (>= 20) with npm for the OpenID provider the sign-in tests run (ci/oidc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "PostgreSQL on loopback (the metadata store runs its tests on SQLite and PostgreSQL)"
 AGORA_TEST_POSTGRES_URL="$(bash ci/postgres.sh)"
 export AGORA_TEST_POSTGRES_URL
+
+step "OpenID provider for the sign-in tests (ci/oidc: oidc-provider from npm, pinned)"
+npm ci --no-audit --no-fund --prefix ci/oidc
 
 step "format"
 cargo fmt --all --check

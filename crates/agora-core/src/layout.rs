@@ -59,6 +59,11 @@ impl DataDir {
         self.root.join("views")
     }
 
+    /// Derived facts about immutable releases (quality profiles), recomputable at any time.
+    pub fn profiles(&self) -> PathBuf {
+        self.root.join("profiles")
+    }
+
     /// Scratch space for query spilling; never holds committed data.
     pub fn spill(&self) -> PathBuf {
         self.root.join("tmp")

@@ -63,7 +63,8 @@ pub use deadlines::{
 };
 pub use error::{Error, Result};
 pub use optout::{
-    OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, source_identity,
+    OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut,
+    source_identity,
 };
 pub use permits::{
     DatasetScope, DisclosureProfile, OutputPolicy, PERMIT_SCHEMA, Permit, PermitAmendment,
@@ -78,7 +79,7 @@ pub use registry::{
     NewProjectResult, ProjectResult, RegistryDataset, RegistryEntry, RegistryStatus,
 };
 pub use store::{DatasetInfo, MetaStore, NewRelease, ReleaseInfo, SourceFingerprint};
-pub use tokens::{Principal, Role};
+pub use tokens::{ApiTokenInfo, Principal, Role, token_id};
 
 /// Current UTC time in the one textual form the store uses (sorts like time).
 pub fn now_utc() -> String {

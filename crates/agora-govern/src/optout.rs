@@ -87,6 +87,15 @@ pub struct OptOutReceipt {
     pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
+/// The outcome of [`MetaStore::record_opt_out`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedOptOut {
+    /// The opt-out in force for the person.
+    pub receipt: OptOutReceipt,
+    /// `true` if this call recorded it; `false` if it was already in force.
+    pub created: bool,
+}
+
 /// The identity bytes ingest keys for a person identified by a source value (e.g. a national
 /// identifier): `"src\0"` followed by the trimmed value.
 pub fn source_identity(identifier: &str) -> Vec<u8> {
@@ -124,15 +133,26 @@ impl MetaStore {
         channel: OptOutChannel,
         actor: &str,
     ) -> Result<OptOutReceipt> {
+        Ok(self.opt_out_key(person_key, channel, actor).await?.receipt)
+    }
+
+    async fn opt_out_key(
+        &self,
+        person_key: i64,
+        channel: OptOutChannel,
+        actor: &str,
+    ) -> Result<RecordedOptOut> {
         if person_key <= 0 {
             return Err(invalid("a hub person key is a positive integer"));
         }
         let mut tx = self.pool().begin().await?;
-        insert_opt_out(&mut tx, person_key, channel, actor, self.now()).await?;
+        let created = insert_opt_out(&mut tx, person_key, channel, actor, self.now()).await?;
         let receipt = in_force(&mut tx, person_key).await?;
         tx.commit().await?;
-        tracing::info!(channel = channel.as_str(), by = %actor, "opt-out recorded");
-        Ok(receipt)
+        if created {
+            tracing::info!(channel = channel.as_str(), by = %actor, "opt-out recorded");
+        }
+        Ok(RecordedOptOut { receipt, created })
     }
 
     /// Opts out the person whose source identifier (e.g. national identifier) is
@@ -145,10 +165,26 @@ impl MetaStore {
         channel: OptOutChannel,
         actor: &str,
     ) -> Result<OptOutReceipt> {
+        Ok(self
+            .record_opt_out(keyer, identifier, channel, actor)
+            .await?
+            .receipt)
+    }
+
+    /// Like [`MetaStore::opt_out_identity`], also telling whether this call recorded the
+    /// opt-out or found one in force. An anonymous portal uses that to hand out the receipt
+    /// (the withdrawal capability) only to whoever recorded it.
+    pub async fn record_opt_out(
+        &self,
+        keyer: &PersonKeyer,
+        identifier: &str,
+        channel: OptOutChannel,
+        actor: &str,
+    ) -> Result<RecordedOptOut> {
         if identifier.trim().is_empty() {
             return Err(invalid("the identifier is empty"));
         }
-        self.opt_out_identity_bytes(keyer, &source_identity(identifier), channel, actor)
+        self.record_opt_out_bytes(keyer, &source_identity(identifier), channel, actor)
             .await
     }
 
@@ -161,12 +197,25 @@ impl MetaStore {
         channel: OptOutChannel,
         actor: &str,
     ) -> Result<OptOutReceipt> {
+        Ok(self
+            .record_opt_out_bytes(keyer, identity, channel, actor)
+            .await?
+            .receipt)
+    }
+
+    async fn record_opt_out_bytes(
+        &self,
+        keyer: &PersonKeyer,
+        identity: &[u8],
+        channel: OptOutChannel,
+        actor: &str,
+    ) -> Result<RecordedOptOut> {
         for attempt in 0..MAX_ATTEMPTS {
             let digest = keyer.derive(identity, attempt);
             let registered = self.lookup_person_keys(&[digest.key]).await?;
             match registered.get(&digest.key) {
                 Some(&check) if check == digest.check => {
-                    return self.opt_out(digest.key, channel, actor).await;
+                    return self.opt_out_key(digest.key, channel, actor).await;
                 }
                 Some(_) => continue, // another person holds this key: next attempt
                 None => {
@@ -193,11 +242,13 @@ impl MetaStore {
                         drop(tx);
                         continue;
                     }
-                    insert_opt_out(&mut tx, digest.key, channel, actor, now).await?;
+                    let created = insert_opt_out(&mut tx, digest.key, channel, actor, now).await?;
                     let receipt = in_force(&mut tx, digest.key).await?;
                     tx.commit().await?;
-                    tracing::info!(channel = channel.as_str(), by = %actor, "opt-out recorded");
-                    return Ok(receipt);
+                    if created {
+                        tracing::info!(channel = channel.as_str(), by = %actor, "opt-out recorded");
+                    }
+                    return Ok(RecordedOptOut { receipt, created });
                 }
             }
         }
@@ -284,8 +335,8 @@ async fn insert_opt_out(
     channel: OptOutChannel,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         "INSERT INTO optouts (receipt_id, person_key, channel, recorded_by, opted_out_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
@@ -296,7 +347,7 @@ async fn insert_opt_out(
     .bind(format_ts(now))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
 async fn in_force(

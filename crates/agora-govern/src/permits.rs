@@ -377,6 +377,36 @@ impl MetaStore {
         Ok(self.visible_permit(actor, permit_id).await?.0)
     }
 
+    /// The permits `actor` may see, oldest first: every permit for reviewers and operators;
+    /// for anyone else, the permits of projects where they are an applicant or a member.
+    pub async fn list_permits(&self, actor: &Principal) -> Result<Vec<Permit>> {
+        let staff = i64::from(actor.has(Role::Reviewer) || actor.has(Role::Operator));
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT p.id FROM permits p JOIN applications a ON a.id = p.application_id \
+             WHERE $1 = 1 OR a.owner_id = $2 \
+             OR EXISTS (SELECT 1 FROM application_members m \
+                        WHERE m.application_id = a.id AND m.user_id = $3) \
+             OR EXISTS (SELECT 1 FROM permit_members pm \
+                        WHERE pm.permit_id = p.id AND pm.user_id = $4) \
+             ORDER BY p.issued_at, p.id",
+        )
+        .bind(staff)
+        .bind(&actor.name)
+        .bind(&actor.name)
+        .bind(&actor.name)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.visible_permit(actor, &id).await {
+                Ok((permit, _)) => out.push(permit),
+                Err(Error::NotFound(_)) => {} // changed meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Every version of a permit, oldest first, if `actor` may see it.
     pub async fn permit_versions(
         &self,

@@ -4,9 +4,10 @@
 //! with the roles the token carries *and* the user still holds, and only while the user is
 //! active. Tokens carry 256 random bits: only their SHA-256 is stored.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::format_ts;
+use crate::clock::{format_ts, parse_ts, parse_ts_opt};
 use crate::error::denied;
 use crate::{Error, MetaStore, Result, random_token, sha256_hex};
 
@@ -76,6 +77,45 @@ impl Principal {
 }
 
 const TOKEN_PREFIX: &str = "agora_";
+/// Prefix of token ids (see [`token_id`]).
+const TOKEN_ID_PREFIX: &str = "tok_";
+/// Hex digits of the token's SHA-256 that make its id.
+const TOKEN_ID_HEX: usize = 16;
+
+/// The public id of an API token: `tok_` and the first 64 bits of the token's SHA-256 (what
+/// the store keeps). It names the token in listings and revocations without revealing it.
+pub fn token_id(token: &str) -> String {
+    format!(
+        "{TOKEN_ID_PREFIX}{}",
+        &sha256_hex(token.as_bytes())[..TOKEN_ID_HEX]
+    )
+}
+
+/// An API token as listed to its user or an operator (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiTokenInfo {
+    pub id: String,
+    pub user_id: String,
+    pub roles: Vec<Role>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+fn parse_roles(roles: &str) -> Vec<Role> {
+    let mut roles: Vec<Role> = roles.split(',').filter_map(|r| r.parse().ok()).collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+/// The hex part of a token id, if `id` is well formed.
+fn token_id_hex(id: &str) -> Option<&str> {
+    id.strip_prefix(TOKEN_ID_PREFIX).filter(|h| {
+        h.len() == TOKEN_ID_HEX
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
 
 fn encode_roles(roles: &[Role]) -> String {
     roles
@@ -165,13 +205,8 @@ impl MetaStore {
             return Ok(None);
         };
         let held = self.user_roles(&name).await?;
-        let mut roles: Vec<Role> = roles
-            .split(',')
-            .filter_map(|r| r.parse().ok())
-            .filter(|r| held.contains(r))
-            .collect();
-        roles.sort();
-        roles.dedup();
+        let mut roles = parse_roles(&roles);
+        roles.retain(|r| held.contains(r));
         Ok(Some(Principal { name, roles }))
     }
 
@@ -185,6 +220,72 @@ impl MetaStore {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The API tokens of `user_id`, oldest first (the user itself or an operator; anyone
+    /// else gets `NotFound`).
+    pub async fn list_tokens(
+        &self,
+        actor: &crate::Principal,
+        user_id: &str,
+    ) -> Result<Vec<ApiTokenInfo>> {
+        if !actor.has(Role::Operator) && actor.name != user_id {
+            return Err(Error::NotFound("user"));
+        }
+        if self.load_user(user_id).await?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT token_hash, roles, created_at, revoked_at FROM api_tokens \
+             WHERE principal = $1 ORDER BY created_at, token_hash",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(hash, roles, created_at, revoked_at)| {
+                Ok(ApiTokenInfo {
+                    id: format!("{TOKEN_ID_PREFIX}{}", &hash[..TOKEN_ID_HEX.min(hash.len())]),
+                    user_id: user_id.to_owned(),
+                    roles: parse_roles(&roles),
+                    created_at: parse_ts(&created_at)?,
+                    revoked_at: parse_ts_opt(revoked_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes the API token `token_id` of `user_id` (the user itself or an operator);
+    /// takes effect for the next request. Idempotent: revoking a revoked token returns it
+    /// unchanged. `NotFound` for an unknown token, or a caller who may not see it.
+    pub async fn revoke_token_by_id(
+        &self,
+        actor: &crate::Principal,
+        user_id: &str,
+        token_id: &str,
+    ) -> Result<ApiTokenInfo> {
+        if !actor.has(Role::Operator) && actor.name != user_id {
+            return Err(Error::NotFound("API token"));
+        }
+        let hex = token_id_hex(token_id).ok_or(Error::NotFound("API token"))?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE principal = $2 \
+             AND substr(token_hash, 1, 16) = $3 AND revoked_at IS NULL",
+        )
+        .bind(format_ts(self.now()))
+        .bind(user_id)
+        .bind(hex)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() > 0 {
+            tracing::info!(user = %user_id, by = %actor.name, "API token revoked");
+        }
+        self.list_tokens(actor, user_id)
+            .await
+            .map_err(|_| Error::NotFound("API token"))?
+            .into_iter()
+            .find(|t| t.id == token_id)
+            .ok_or(Error::NotFound("API token"))
     }
 
     /// Revokes one token (e.g. its holder logging out a script). `false` if it was unknown

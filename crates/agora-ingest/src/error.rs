@@ -83,6 +83,10 @@ pub enum Error {
     },
     #[error("--person-id {field}: no resource has a field of that name")]
     UnknownPersonField { field: String },
+    #[error("vocabulary dataset {dataset} has no release")]
+    NoVocabulary { dataset: String },
+    #[error("vocabulary dataset {dataset}: {reason}")]
+    Vocabulary { dataset: String, reason: String },
     #[error(transparent)]
     Lake(#[from] agora_lake::Error),
     #[error(transparent)]
@@ -98,6 +102,7 @@ impl HasKind for Error {
             Error::Meta(e) => e.kind(),
             Error::Internal(_) => ErrorKind::Internal,
             Error::AlreadyIngested { .. } => ErrorKind::Conflict,
+            Error::NoVocabulary { .. } => ErrorKind::NotFound,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }

@@ -15,6 +15,16 @@ pub enum Error {
     TooManyRows { max_rows: usize },
     #[error(transparent)]
     Lake(#[from] agora_lake::Error),
+    #[error(transparent)]
+    Store(#[from] agora_govern::Error),
+    /// One message for every reason (unknown id, not a member, expired, revoked...): the
+    /// answer must not reveal which permits exist.
+    #[error("no data permit with this id is usable by you now")]
+    NoPermit,
+    /// The permit and the release it names disagree (a governance error to fix by amending
+    /// the permit). Names tables and columns, never data.
+    #[error("the data permit cannot be applied: {0}")]
+    Permit(String),
     #[error("query engine error: {0}")]
     Engine(String),
 }
@@ -27,6 +37,9 @@ impl HasKind for Error {
                 ErrorKind::ResourceExhausted
             }
             Error::Lake(e) => e.kind(),
+            Error::Store(e) => e.kind(),
+            Error::NoPermit => ErrorKind::PermissionDenied,
+            Error::Permit(_) => ErrorKind::Conflict,
             Error::Engine(_) => ErrorKind::Internal,
         }
     }

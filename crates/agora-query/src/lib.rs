@@ -1,8 +1,9 @@
 //! The query layer: **the only crate that builds a DataFusion session.**
 //!
-//! A session is built from a [`Grant`] — today an operator's grant on one release of one
-//! dataset; with the governance work, a researcher's data permit. Whatever the grant, the
-//! session:
+//! A session is built from an operator's [`Grant`] on one release of one dataset
+//! ([`Workspace`]), or from a researcher's data permit ([`PermitScope`] →
+//! [`PermitWorkspace`]: only the permit's tables, columns and rows, opted-out persons
+//! removed — see the `permit` module). Whatever the grant, the session:
 //!
 //! * sees only the tables of the granted release, read from the lake's manifest;
 //! * can reach no storage but the lake (`agora://lake`): no local files, no URLs;
@@ -26,8 +27,10 @@
 //! ```
 
 mod error;
+mod permit;
 mod registry;
 mod workspace;
 
 pub use error::{Error, Result};
+pub use permit::{PERSON_KEY, PermitScope, PermitWorkspace};
 pub use workspace::{Grant, QueryEngine, QueryLimits, QueryOutput, Workspace};

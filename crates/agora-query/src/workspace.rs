@@ -3,13 +3,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_core::DatasetName;
-use agora_lake::{LAKE_URL, Lake, ReleaseManifest};
+use agora_lake::{LAKE_URL, Lake, ReleaseManifest, TableEntry};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::TableScopedPath;
 use datafusion::execution::cache::cache_manager::{
@@ -105,10 +106,9 @@ impl QueryEngine {
     }
 }
 
-/// A policy-bounded query session over one release.
+/// An operator's query session over one release: every table of the release.
 pub struct Workspace {
-    ctx: SessionContext,
-    limits: QueryLimits,
+    session: Session,
     grant: Grant,
 }
 
@@ -127,7 +127,53 @@ impl QueryOutput {
 
 impl Workspace {
     async fn open(engine: &QueryEngine, grant: Grant, limits: QueryLimits) -> Result<Self> {
-        let lake = &engine.lake;
+        let session = Session::new(engine, grant.dataset.as_str(), limits)?;
+        for table in &grant.manifest.tables {
+            let provider = session.listing_table(table)?;
+            session
+                .ctx
+                .register_table(table.name.as_str(), provider)
+                .map_err(|e| session.error(e))?;
+        }
+        Ok(Self { session, grant })
+    }
+
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// Runs one read-only SQL statement under the workspace's limits.
+    pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        self.session.sql(sql).await
+    }
+
+    /// Names of the tables this workspace can see, sorted.
+    pub fn tables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .grant
+            .manifest
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// A DataFusion session confined to the lake, with the limits of one workspace and no
+/// tables yet: what every kind of workspace is built on.
+pub(crate) struct Session {
+    ctx: SessionContext,
+    limits: QueryLimits,
+}
+
+impl Session {
+    pub(crate) fn new(
+        engine: &QueryEngine,
+        default_schema: &str,
+        limits: QueryLimits,
+    ) -> Result<Self> {
         let df_err = |e| Error::from_datafusion(e, limits.memory_bytes >> 20);
         let lake_url = url::Url::parse(LAKE_URL).expect("valid lake URL");
         let mut disk = DiskManagerBuilder::default();
@@ -139,7 +185,10 @@ impl Workspace {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .with_disk_manager_builder(disk)
-            .with_object_store_registry(Arc::new(LakeOnly::new(lake_url, lake.store().clone())))
+            .with_object_store_registry(Arc::new(LakeOnly::new(
+                lake_url,
+                engine.lake.store().clone(),
+            )))
             .with_cache_manager(
                 CacheManagerConfig::default()
                     .with_file_metadata_cache(Some(engine.metadata.clone()))
@@ -149,7 +198,7 @@ impl Workspace {
             .map_err(df_err)?;
 
         let mut config = SessionConfig::new()
-            .with_default_catalog_and_schema("agora", grant.dataset.as_str())
+            .with_default_catalog_and_schema("agora", default_schema)
             .with_create_default_catalog_and_schema(true)
             .with_information_schema(true)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
@@ -163,33 +212,40 @@ impl Workspace {
             // No CREATE EXTERNAL TABLE factories, even though DDL is refused anyway.
             .with_table_factories(Default::default())
             .build();
-        let ctx = SessionContext::new_with_state(state);
-
-        let format = Arc::new(ParquetFormat::default());
-        for table in &grant.manifest.tables {
-            let urls = table
-                .files
-                .iter()
-                .map(|f| ListingTableUrl::parse(format!("{LAKE_URL}/{}", f.path)))
-                .collect::<datafusion::error::Result<Vec<_>>>()
-                .map_err(df_err)?;
-            let options = ListingOptions::new(format.clone()).with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(options)
-                .with_schema(table.schema.arrow_schema());
-            let provider = ListingTable::try_new(config).map_err(df_err)?;
-            ctx.register_table(table.name.as_str(), Arc::new(provider))
-                .map_err(df_err)?;
-        }
-        Ok(Self { ctx, limits, grant })
+        Ok(Self {
+            ctx: SessionContext::new_with_state(state),
+            limits,
+        })
     }
 
-    pub fn grant(&self) -> &Grant {
-        &self.grant
+    pub(crate) fn ctx(&self) -> &SessionContext {
+        &self.ctx
     }
 
-    /// Runs one read-only SQL statement under the workspace's limits.
-    pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+    pub(crate) fn error(&self, e: DataFusionError) -> Error {
+        Error::from_datafusion(e, self.limits.memory_bytes >> 20)
+    }
+
+    /// A table provider over one table's files in the lake, typed by the manifest.
+    pub(crate) fn listing_table(&self, table: &TableEntry) -> Result<Arc<ListingTable>> {
+        let urls = table
+            .files
+            .iter()
+            .map(|f| ListingTableUrl::parse(format!("{LAKE_URL}/{}", f.path)))
+            .collect::<datafusion::error::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(table.schema.arrow_schema());
+        Ok(Arc::new(
+            ListingTable::try_new(config).map_err(|e| self.error(e))?,
+        ))
+    }
+
+    /// Runs one read-only SQL statement under the session's limits.
+    pub(crate) async fn sql(&self, sql: &str) -> Result<QueryOutput> {
         let limit_mb = self.limits.memory_bytes >> 20;
         let run = async {
             let options = SQLOptions::new()
@@ -225,18 +281,5 @@ impl Workspace {
             .map_err(|_| Error::Timeout {
                 seconds: self.limits.timeout.as_secs(),
             })?
-    }
-
-    /// Names of the tables this workspace can see, sorted.
-    pub fn tables(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .grant
-            .manifest
-            .tables
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
-        names.sort();
-        names
     }
 }

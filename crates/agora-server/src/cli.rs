@@ -47,6 +47,9 @@ pub(crate) enum Command {
     /// Data-quality profile of a release: counts, null rates, code distributions,
     /// implausible dates, and pass/fail checks.
     Quality(QualityArgs),
+    /// The public catalogue (datasets, releases, tables, counts, time coverage, quality), as
+    /// text, JSON or HealthDCAT-AP JSON-LD; and operators' dataset descriptions.
+    Catalogue(CatalogueArgs),
     /// Start the HTTP server.
     Serve(ServeArgs),
     /// Generate synthetic data with the project's own generator.
@@ -57,6 +60,14 @@ pub(crate) enum Command {
     /// Manage the SQL-on-FHIR ViewDefinitions applied at every FHIR ingest.
     #[command(subcommand)]
     Views(ViewsCommand),
+    /// Manage accounts: users, roles, passwords, API tokens.
+    User(crate::gov::users::UserArgs),
+    /// Project applications: create, edit, submit, review, approve.
+    Project(crate::gov::projects::ProjectArgs),
+    /// Data permits: list, show, amend, revoke.
+    Permit(crate::gov::permits::PermitArgs),
+    /// The citizen opt-out registry (on a citizen's behalf).
+    Optout(crate::gov::optout::OptoutArgs),
     /// Run the SQL-on-FHIR v2 conformance suite (a directory of its test JSON files) against
     /// Agora's ViewDefinition engine. The last line reads `N passed, M failed`.
     SofConformance(SofConformanceArgs),
@@ -126,6 +137,16 @@ pub(crate) struct IngestFhirArgs {
     /// national id). Either links with OMOP persons whose person_source_value is the same.
     #[arg(long, default_value = "patient-id")]
     pub identity: agora_ingest::fhir::FhirIdentity,
+    /// Map codes to standard OMOP concepts with the vocabulary of this dataset's latest
+    /// release (its concept, concept_relationship and concept_ancestor tables, e.g. an OMOP
+    /// extract ingested with its vocabulary tables). Without it
+    /// the OMOP tables keep source codes and concept ids are 0 (but gender, race, visit...).
+    #[arg(long, value_name = "DATASET", conflicts_with = "no_omop")]
+    pub vocabulary: Option<DatasetName>,
+    /// Do not write the OMOP CDM tables (person, visit_occurrence, condition_occurrence...)
+    /// that every FHIR release otherwise gets.
+    #[arg(long)]
+    pub no_omop: bool,
     /// Print the ingest report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -234,12 +255,92 @@ pub(crate) struct DatasetsArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct CatalogueArgs {
+    #[command(subcommand)]
+    pub command: Option<CatalogueCommand>,
+    /// Only this dataset.
+    #[arg(long)]
+    pub dataset: Option<DatasetName>,
+    #[arg(long, value_enum, default_value_t = CatalogueFormat::Text)]
+    pub format: CatalogueFormat,
+    /// The hub's public URL, used to mint the IRIs of the JSON-LD export.
+    #[arg(
+        long,
+        env = "AGORA_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CatalogueCommand {
+    /// Describe a dataset (operators): title, description, publisher, contact point, legal
+    /// basis, purpose, coding systems, access rights, keywords, from a JSON file.
+    Describe {
+        #[arg(long)]
+        dataset: DatasetName,
+        /// JSON object with the fields above (`title` required).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CatalogueFormat {
+    Text,
+    Json,
+    /// HealthDCAT-AP JSON-LD.
+    Jsonld,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on. Keep it on loopback unless a TLS proxy fronts the hub.
     #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// The hub's public URL (as clients reach it, e.g. behind a TLS proxy), used in links
+    /// and catalogue IRIs. Default: `http://` + the listen address.
+    #[arg(long, env = "AGORA_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Requests per minute per client address on the endpoints open without login
+    /// (password login, citizen opt-out); 0 disables. Behind a reverse proxy every client
+    /// shares the proxy's address: raise it and limit at the proxy.
+    #[arg(long, env = "AGORA_PUBLIC_RATE_LIMIT", default_value_t = 30)]
+    pub public_rate_limit: u32,
+    /// Seconds between maintenance rounds (record expired projects, purge ended sessions).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub maintenance_interval_s: u64,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// Sign-in with an OpenID Connect provider (authorization-code flow with PKCE). Off unless
+/// `--oidc-issuer` is given.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OidcArgs {
+    /// OpenID Connect: the provider's issuer URL (its discovery document is
+    /// `<issuer>/.well-known/openid-configuration`). Enables sign-in at /auth/oidc/login.
+    #[arg(long, env = "AGORA_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// OpenID Connect: the client id the provider registered for this hub.
+    #[arg(long, env = "AGORA_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// OpenID Connect: a file holding the client secret (owner-only). Or set the
+    /// AGORA_OIDC_CLIENT_SECRET environment variable; the secret is never a flag value.
+    #[arg(long, env = "AGORA_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// OpenID Connect: this hub's callback URL as registered at the provider, ending in
+    /// /auth/oidc/callback (https, except on loopback).
+    #[arg(long, env = "AGORA_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// OpenID Connect: the scopes to request, space-separated; must include `openid`.
+    #[arg(
+        long,
+        env = "AGORA_OIDC_SCOPES",
+        default_value = "openid email profile"
+    )]
+    pub oidc_scopes: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,9 +11,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{
     Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
-    LimitArgs, QualityArgs, SqlArgs, ViewsCommand,
+    LimitArgs, QualityArgs, ServeArgs, SqlArgs, ViewsCommand,
 };
 use crate::home::{self, Home, Initialized};
+use crate::oidc::OidcConfig;
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let dir = DataDir::new(&cli.data_dir);
@@ -66,6 +67,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     progress: std::io::stderr().is_terminal(),
                     dry_run: args.dry_run,
                     allow_duplicate: args.allow_duplicate,
+                    omop: !args.no_omop,
+                    vocabulary: args.vocabulary,
                 },
             )
             .await;
@@ -131,13 +134,20 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Sql(args) => sql(&dir, args).await,
         Command::Datasets(args) => datasets(&dir, args).await,
         Command::Quality(args) => quality(&dir, args).await,
+        Command::Catalogue(args) => crate::catalogue_cmd::run(&dir, args).await,
         Command::Serve(args) => {
+            // Configuration errors first, before touching the data directory.
+            let options = api_options(&args)?;
             let home = Home::open(&dir).await?;
-            crate::http::serve(home, args.listen, limits(&args.limits), |addr| {
+            crate::http::serve(home, args.listen, limits(&args.limits), options, |addr| {
                 eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
             })
             .await
         }
+        Command::User(args) => crate::gov::users::run(&dir, args).await,
+        Command::Project(args) => crate::gov::projects::run(&dir, args).await,
+        Command::Permit(args) => crate::gov::permits::run(&dir, args).await,
+        Command::Optout(args) => crate::gov::optout::run(&dir, args).await,
         Command::Generate(GenerateCommand::Omop(args)) => {
             if !(0.0..=1.0).contains(&args.defects) {
                 bail!("--defects must be between 0 and 1");
@@ -176,9 +186,18 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
 
 /// Who runs a local command: the local operator (whoever can read the data directory can
 /// read everything in it anyway).
-fn local_actor() -> String {
+pub(crate) fn local_actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!("local:{user}")
+}
+
+fn api_options(args: &ServeArgs) -> Result<crate::http::ApiOptions> {
+    Ok(crate::http::ApiOptions {
+        public_rate_limit: args.public_rate_limit,
+        maintenance_every: Duration::from_secs(args.maintenance_interval_s),
+        oidc: OidcConfig::from_args(&args.oidc)?,
+        public_url: args.public_url.clone(),
+    })
 }
 
 pub(crate) fn limits(args: &LimitArgs) -> QueryLimits {
@@ -401,6 +420,7 @@ fn print_report(report: &IngestReport, dir: &DataDir) {
 const DEMO_DATASET: &str = "demo";
 
 async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
+    let options = api_options(&args.serve)?;
     if let Initialized::Created = home::init(dir).await? {
         eprintln!("Initialized a new hub in {}", dir.root().display());
     }
@@ -463,7 +483,7 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    crate::http::serve(home, listen, limits(&args.serve.limits), |addr| {
+    crate::http::serve(home, listen, limits(&args.serve.limits), options, |addr| {
         eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
     })
     .await

@@ -13,6 +13,8 @@ use agora_privacy::HubSecret;
 use agora_query::{Grant, QueryEngine, QueryLimits, Workspace};
 use anyhow::{Context, Result, bail};
 
+use crate::profiles::Profiles;
+
 /// An opened hub: everything commands need.
 #[derive(Debug, Clone)]
 pub(crate) struct Home {
@@ -21,6 +23,9 @@ pub(crate) struct Home {
     pub engine: QueryEngine,
     pub meta: MetaStore,
     pub secret: HubSecret,
+    /// Quality profiles of releases, computed once (shared by the CLI, the API and the
+    /// catalogue).
+    pub profiles: Profiles,
 }
 
 /// What `init` did.
@@ -95,6 +100,7 @@ impl Home {
             lake,
             meta,
             secret,
+            profiles: Profiles::new(dir.profiles()),
         })
     }
 

@@ -1,57 +1,124 @@
 //! The HTTP API. The only module that knows HTTP status codes: library errors carry an
 //! [`ErrorKind`] and [`status_for`] turns it into a status, in one place.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agora_core::{DatasetName, ErrorKind, HasKind};
-use agora_govern::{Principal, Role};
+use agora_govern::Role;
 use agora_query::QueryLimits;
 use anyhow::Result;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::api::auth::Caller;
+use crate::api::limit::RateLimiter;
+use crate::api::openapi::{Doc, Who};
+use crate::api::{Api, Body};
 use crate::cli::OutputFormat;
 use crate::home::Home;
 
 #[derive(Clone)]
-struct AppState {
-    home: Arc<Home>,
+pub(crate) struct AppState {
+    pub(crate) home: Arc<Home>,
     limits: QueryLimits,
-    /// Quality profiles already computed, by (dataset, release).
-    quality: Arc<tokio::sync::Mutex<HashMap<(String, i64), Value>>>,
+    /// How clients reach the hub: the base of catalogue IRIs.
+    public_url: Arc<str>,
+    /// Per-client-address limit of the endpoints anyone may call (login, opt-out).
+    pub(crate) public_limiter: Arc<RateLimiter>,
+}
+
+/// How `agora serve` runs the API besides its query limits.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiOptions {
+    /// Requests per minute per client address on the public endpoints (0: unlimited).
+    pub(crate) public_rate_limit: u32,
+    /// How often expired permits are recorded and ended sessions purged.
+    pub(crate) maintenance_every: Duration,
+    /// OpenID Connect sign-in, when configured.
+    pub(crate) oidc: Option<crate::oidc::OidcConfig>,
+    /// The hub's public URL; `None`: `http://` + the bound address.
+    pub(crate) public_url: Option<String>,
+}
+
+impl AppState {
+    pub(crate) fn new(home: Home, limits: QueryLimits, options: &ApiOptions) -> Self {
+        Self {
+            home: Arc::new(home),
+            limits,
+            public_url: options
+                .public_url
+                .as_deref()
+                .unwrap_or("http://127.0.0.1")
+                .trim_end_matches('/')
+                .into(),
+            public_limiter: Arc::new(RateLimiter::per_minute(options.public_rate_limit)),
+        }
+    }
 }
 
 /// Binds `addr`, calls `on_ready` with the bound address, and serves until Ctrl-C / SIGTERM,
-/// letting requests in flight finish.
+/// letting requests in flight finish. A maintenance task runs beside the server.
 pub(crate) async fn serve(
     home: Home,
     addr: SocketAddr,
     limits: QueryLimits,
+    options: ApiOptions,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    on_ready(listener.local_addr()?);
-    let app = router(AppState {
-        home: Arc::new(home),
-        limits,
-        quality: Default::default(),
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let bound = listener.local_addr()?;
+    on_ready(bound);
+    let mut options = options;
+    options
+        .public_url
+        .get_or_insert_with(|| format!("http://{bound}"));
+    let oidc = options
+        .oidc
+        .clone()
+        .map(|config| crate::oidc::router(config, home.meta.clone()));
+    let state = AppState::new(home, limits, &options);
+    let maintenance = crate::maintenance::spawn(
+        state.home.meta.clone(),
+        state.public_limiter.clone(),
+        options.maintenance_every,
+    );
+    let profiles = tokio::spawn(warm_profiles(state.home.clone(), state.limits.clone()));
+    let app = router(state).merge(oidc.unwrap_or_default());
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
+    maintenance.abort();
+    profiles.abort();
+    served?;
     // Whoever started us may have closed stderr by now; that is no reason to fail.
     let _ = writeln!(std::io::stderr(), "Agora stopped");
     Ok(())
+}
+
+/// Keeps the quality profile of every dataset's latest release computed, so the public
+/// catalogue can show counts and coverage without ever scanning data on a request.
+async fn warm_profiles(home: Arc<Home>, limits: QueryLimits) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match home.profiles.warm(&home, &limits).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(profiles = n, "quality profiles computed"),
+            Err(e) => tracing::warn!(error = %e, "quality profiles could not be computed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -72,50 +139,167 @@ async fn shutdown_signal() {
     }
 }
 
-fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/api/v1/datasets", get(list_datasets))
-        .route("/api/v1/datasets/{name}/releases", get(list_releases))
+/// Every endpoint, each registered with its OpenAPI description (see [`Api`]).
+pub(crate) fn router(state: AppState) -> Router {
+    let api = Api::new()
         .route(
+            Method::GET,
+            "/health",
+            Doc::new("health", "Liveness of the server")
+                .tag("meta")
+                .who(Who::Public)
+                .ok(200, "Health"),
+            health,
+        )
+        .route(
+            Method::GET,
+            "/api/v1/datasets",
+            Doc::new("listDatasets", "Datasets and their latest release")
+                .tag("datasets")
+                .who(Who::Public)
+                .ok(200, "DatasetList"),
+            list_datasets,
+        )
+        .route(
+            Method::GET,
+            "/api/v1/datasets/{name}/releases",
+            Doc::new("listReleases", "Releases of a dataset")
+                .tag("datasets")
+                .who(Who::Public)
+                .ok(200, "ReleaseList"),
+            list_releases,
+        )
+        .route(
+            Method::GET,
             "/api/v1/datasets/{name}/releases/{number}",
-            get(show_release),
+            Doc::new(
+                "showRelease",
+                "A release: tables, columns, pseudonymization, quarantine",
+            )
+            .tag("datasets")
+            .who(Who::Public)
+            .ok(200, "Release"),
+            show_release,
         )
         .route(
+            Method::GET,
             "/api/v1/datasets/{name}/releases/{number}/quality",
-            get(show_quality),
+            Doc::new("showQuality", "Data-quality profile of a release")
+                .tag("datasets")
+                .who(Who::Role(Role::Operator))
+                .ok(200, "QualityProfile"),
+            show_quality,
         )
-        .route("/api/v1/sql", post(run_sql))
+        .route(
+            Method::POST,
+            "/api/v1/sql",
+            Doc::new("operatorSql", "Read-only SQL on a release (operators)")
+                .tag("datasets")
+                .who(Who::Role(Role::Operator))
+                .body("SqlRequest")
+                .ok(200, "SqlResult")
+                .errors(&[422]),
+            run_sql,
+        )
+        .route(
+            Method::GET,
+            "/api/v1/catalogue",
+            Doc::new(
+                "catalogue",
+                "The public catalogue: every dataset with counts, time coverage and quality",
+            )
+            .tag("catalogue")
+            .who(Who::Public)
+            .ok(200, "Catalogue"),
+            catalogue_json,
+        )
+        .route(
+            Method::GET,
+            "/api/v1/catalogue.jsonld",
+            Doc::new(
+                "catalogueHealthDcatAp",
+                "The catalogue as HealthDCAT-AP JSON-LD (application/ld+json)",
+            )
+            .tag("catalogue")
+            .who(Who::Public)
+            .ok(200, "JsonLd"),
+            catalogue_jsonld,
+        )
+        .route(
+            Method::GET,
+            "/api/v1/catalogue/{name}",
+            Doc::new("catalogueDataset", "One dataset of the catalogue")
+                .tag("catalogue")
+                .who(Who::Public)
+                .ok(200, "CatalogueEntry")
+                .errors(&[400, 404]),
+            catalogue_dataset,
+        )
+        .route(
+            Method::PUT,
+            "/api/v1/catalogue/{name}/metadata",
+            Doc::new(
+                "describeDataset",
+                "Describe a dataset in the catalogue (operators)",
+            )
+            .tag("catalogue")
+            .who(Who::Role(Role::Operator))
+            .body("DatasetMetadata")
+            .ok(200, "DatasetDescription")
+            .errors(&[400]),
+            describe_dataset,
+        );
+    crate::api::governance(api)
+        .finish()
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint") })
         .with_state(state)
 }
 
 /// An error as the API shows it: `{"error": {"kind": ..., "message": ...}}`.
 #[derive(Debug)]
-struct ApiError {
+pub(crate) struct ApiError {
     kind: ErrorKind,
     message: String,
     unauthenticated: bool,
+    /// Set when the caller is throttled: seconds until it may try again.
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
             unauthenticated: false,
+            retry_after_secs: None,
         }
     }
 
-    fn unauthenticated() -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::PermissionDenied, message)
+    }
+
+    /// No valid credential (or a failed login): 401, the same for every cause.
+    pub(crate) fn unauthenticated(message: impl Into<String>) -> Self {
         Self {
-            kind: ErrorKind::PermissionDenied,
-            message: "a valid API token is required (Authorization: Bearer <token>)".into(),
             unauthenticated: true,
+            ..Self::new(ErrorKind::PermissionDenied, message)
         }
     }
 
-    fn from_error<E: HasKind + std::fmt::Display>(e: E) -> Self {
+    /// Too many requests: 429 with a `Retry-After` header.
+    pub(crate) fn throttled(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::new(ErrorKind::ResourceExhausted, message)
+        }
+    }
+
+    pub(crate) fn from_error<E: HasKind + std::fmt::Display>(e: E) -> Self {
         let kind = e.kind();
         let message = match kind {
             // Internal details are for the operator's logs, not for the caller.
@@ -129,8 +313,19 @@ impl ApiError {
     }
 }
 
+impl From<agora_govern::Error> for ApiError {
+    fn from(e: agora_govern::Error) -> Self {
+        match e {
+            agora_govern::Error::RateLimited { retry_after_secs } => {
+                Self::throttled(e.to_string(), retry_after_secs)
+            }
+            e => Self::from_error(e),
+        }
+    }
+}
+
 /// The one mapping from error kinds to HTTP statuses.
-fn status_for(kind: ErrorKind) -> StatusCode {
+pub(crate) fn status_for(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -156,8 +351,12 @@ fn kind_name(kind: ErrorKind) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Two refinements of `status_for`: a missing credential is 401 (not 403), and a
+        // throttled caller is 429 (a query over its limits stays 422).
         let (status, kind) = if self.unauthenticated {
             (StatusCode::UNAUTHORIZED, "unauthenticated")
+        } else if self.retry_after_secs.is_some() {
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
         } else {
             (status_for(self.kind), kind_name(self.kind))
         };
@@ -168,11 +367,16 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
 
-type ApiResult<T> = std::result::Result<T, ApiError>;
+pub(crate) type ApiResult<T> = std::result::Result<T, ApiError>;
 
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
@@ -256,34 +460,15 @@ async fn show_release(
     })))
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(ApiError::unauthenticated)?;
-    state
-        .home
-        .meta
-        .authenticate(token.trim())
-        .await
-        .map_err(ApiError::from_error)?
-        .ok_or_else(ApiError::unauthenticated)
-}
-
 /// The quality profile of a release (operators). Computed once per release and kept:
 /// releases are immutable.
 async fn show_quality(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path((name, number)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
-    let principal = require_operator(&state, &headers).await?;
+    caller.require(Role::Operator, OPERATORS_ONLY)?;
     let dataset = parse_dataset(&name)?;
-    let key = (dataset.to_string(), number);
-    if let Some(profile) = state.quality.lock().await.get(&key) {
-        return Ok(Json(profile.clone()));
-    }
     let Some(info) = state
         .home
         .meta
@@ -296,30 +481,80 @@ async fn show_quality(
             format!("dataset {dataset} has no release {number}"),
         ));
     };
-    let ws = state
+    let profile = state
         .home
-        .release_workspace(&principal.name, &info, state.limits.clone())
+        .profiles
+        .get(&state.home, &info, state.limits.clone())
         .await
-        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-    let profile = agora_quality::profile(&ws)
-        .await
-        .map_err(ApiError::from_error)?;
-    let value = serde_json::to_value(&profile)
-        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-    state.quality.lock().await.insert(key, value.clone());
-    Ok(Json(value))
+        .map_err(internal)?;
+    Ok(Json(Value::clone(&profile)))
 }
 
-async fn require_operator(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
-    let principal = authenticate(state, headers).await?;
-    if !principal.has(Role::Operator) {
-        return Err(ApiError::new(
-            ErrorKind::PermissionDenied,
-            "this endpoint is for operators; researchers query through a data permit",
-        ));
-    }
-    Ok(principal)
+fn internal(e: anyhow::Error) -> ApiError {
+    ApiError::new(ErrorKind::Internal, format!("{e:#}"))
 }
+
+/// The public catalogue as JSON (no login: it holds only dataset-level aggregates).
+async fn catalogue_json(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let entries = crate::catalogue::entries(&state.home)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({ "datasets": entries })))
+}
+
+/// The public catalogue as HealthDCAT-AP JSON-LD.
+async fn catalogue_jsonld(State(state): State<AppState>) -> ApiResult<Response> {
+    let entries = crate::catalogue::entries(&state.home)
+        .await
+        .map_err(internal)?;
+    let doc = crate::catalogue::healthdcat_ap(&entries, &state.public_url);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/ld+json"),
+        )],
+        doc.to_string(),
+    )
+        .into_response())
+}
+
+async fn catalogue_dataset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let dataset = parse_dataset(&name)?;
+    match crate::catalogue::entry_for(&state.home, &dataset)
+        .await
+        .map_err(internal)?
+    {
+        Some(entry) => Ok(Json(json!(entry))),
+        None => Err(ApiError::new(
+            ErrorKind::NotFound,
+            "the catalogue has no such dataset",
+        )),
+    }
+}
+
+/// Describes a dataset in the catalogue (operators).
+async fn describe_dataset(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    crate::api::Body(metadata): crate::api::Body<agora_govern::DatasetMetadata>,
+) -> ApiResult<Json<Value>> {
+    let principal = caller.require(Role::Operator, OPERATORS_ONLY)?;
+    let dataset = parse_dataset(&name)?;
+    let described = state
+        .home
+        .meta
+        .set_dataset_metadata(principal, &dataset, metadata)
+        .await
+        .map_err(ApiError::from_error)?;
+    Ok(Json(json!(described)))
+}
+
+const OPERATORS_ONLY: &str =
+    "this endpoint is for operators; researchers query through a data permit";
 
 #[derive(Debug, Deserialize)]
 struct SqlRequest {
@@ -333,18 +568,10 @@ struct SqlRequest {
 /// Operators' SQL. Researchers will query through permits instead.
 async fn run_sql(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    caller: Caller,
+    Body(request): Body<SqlRequest>,
 ) -> ApiResult<Response> {
-    let principal = require_operator(&state, &headers).await?;
-    let request: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "request body must be JSON {{\"dataset\", \"sql\", \"release\"?, \"format\"?}}: {e}"
-            ),
-        )
-    })?;
+    let principal = caller.require(Role::Operator, OPERATORS_ONLY)?;
     let format = match request.format.as_deref() {
         None | Some("json") => OutputFormat::Json,
         Some("csv") => OutputFormat::Csv,

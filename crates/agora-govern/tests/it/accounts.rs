@@ -526,3 +526,58 @@ async fn oidc_identities_map_to_one_local_user_without_roles() {
         assert!(h.upsert_oidc_user("", "x", None, None).await.is_err());
     }
 }
+
+#[tokio::test]
+async fn api_tokens_are_listed_and_revoked_by_id_never_shown_again() {
+    for h in hubs().await {
+        let b = h.env.backend;
+        let t1 = h.issue_token(&h.alice, "alice", None).await.unwrap();
+        h.env.advance(TimeDelta::seconds(1)); // listed oldest first
+        let t2 = h.issue_token(&h.op, "alice", None).await.unwrap();
+        let listed = h.list_tokens(&h.alice, "alice").await.unwrap();
+        assert_eq!(
+            listed.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+            vec![agora_govern::token_id(&t1), agora_govern::token_id(&t2)],
+            "{b}"
+        );
+        assert!(listed.iter().all(|t| t.roles == vec![Role::Researcher]));
+        let json = serde_json::to_string(&listed).unwrap();
+        assert!(!json.contains(&t1) && !json.contains(&t2[6..20]), "{json}");
+        assert_eq!(h.list_tokens(&h.op, "alice").await.unwrap(), listed);
+        // Someone else's tokens do not exist for a non-operator.
+        assert!(matches!(
+            h.list_tokens(&h.bob, "alice").await.unwrap_err(),
+            Error::NotFound(_)
+        ));
+        let id1 = agora_govern::token_id(&t1);
+        assert!(matches!(
+            h.revoke_token_by_id(&h.bob, "alice", &id1)
+                .await
+                .unwrap_err(),
+            Error::NotFound(_)
+        ));
+        assert!(h.authenticate(&t1).await.unwrap().is_some());
+
+        let revoked = h.revoke_token_by_id(&h.alice, "alice", &id1).await.unwrap();
+        assert!(revoked.revoked_at.is_some(), "{b}");
+        assert!(h.authenticate(&t1).await.unwrap().is_none());
+        assert!(h.authenticate(&t2).await.unwrap().is_some());
+        // Idempotent; unknown and malformed ids are not found; another user's id neither.
+        assert_eq!(
+            h.revoke_token_by_id(&h.op, "alice", &id1).await.unwrap(),
+            revoked
+        );
+        for bad in ["tok_0000000000000000", "tok_'; --", "", "tok_"] {
+            assert!(matches!(
+                h.revoke_token_by_id(&h.op, "alice", bad).await.unwrap_err(),
+                Error::NotFound(_)
+            ));
+        }
+        let id2 = agora_govern::token_id(&t2);
+        assert!(matches!(
+            h.revoke_token_by_id(&h.op, "bob", &id2).await.unwrap_err(),
+            Error::NotFound(_)
+        ));
+        assert!(h.authenticate(&t2).await.unwrap().is_some());
+    }
+}

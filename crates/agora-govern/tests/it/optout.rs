@@ -241,3 +241,30 @@ async fn opted_out_keys_can_be_paged() {
         assert_eq!(all, vec![10, 20, 40, 50], "{}", env.backend);
     }
 }
+
+#[tokio::test]
+async fn recording_tells_whether_the_opt_out_is_new() {
+    for env in stores().await {
+        let s = &env.store;
+        let first = s
+            .record_opt_out(&keyer(), NIR, OptOutChannel::Portal, "citizen")
+            .await
+            .unwrap();
+        assert!(first.created, "{}", env.backend);
+        let again = s
+            .record_opt_out(&keyer(), NIR, OptOutChannel::Portal, "citizen")
+            .await
+            .unwrap();
+        assert!(!again.created);
+        assert_eq!(again.receipt, first.receipt);
+        s.withdraw_opt_out(&first.receipt.receipt_id, "citizen")
+            .await
+            .unwrap();
+        let renewed = s
+            .record_opt_out(&keyer(), NIR, OptOutChannel::Operator, "op")
+            .await
+            .unwrap();
+        assert!(renewed.created);
+        assert_ne!(renewed.receipt.receipt_id, first.receipt.receipt_id);
+    }
+}

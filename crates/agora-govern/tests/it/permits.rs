@@ -446,3 +446,49 @@ async fn activation_needs_a_release_for_latest_scopes() {
         );
     }
 }
+
+#[tokio::test]
+async fn permit_lists_show_researchers_their_own_projects_only() {
+    for h in hubs().await {
+        let b = h.env.backend;
+        let alices = h.permit_id(&h.app_in(S::Approved, None).await).await;
+        h.env.advance(TimeDelta::minutes(1)); // listed oldest first
+        let mut form = crate::support::form();
+        form.team = vec![];
+        let carols = h.create_application(&h.carol, form).await.unwrap().id;
+        h.transition_application(&h.carol, &carols, S::Submitted, None)
+            .await
+            .unwrap();
+        h.transition_application(&h.rev2, &carols, S::UnderReview, None)
+            .await
+            .unwrap();
+        let carols = h
+            .approve_application(&h.rev2, &carols, grant(), None)
+            .await
+            .unwrap()
+            .id;
+        assert_eq!(permit_ids(&h, &h.alice).await, vec![alices.clone()], "{b}");
+        assert_eq!(
+            permit_ids(&h, &h.bob).await,
+            vec![alices.clone()],
+            "{b}: team member"
+        );
+        assert_eq!(permit_ids(&h, &h.carol).await, vec![carols.clone()], "{b}");
+        assert_eq!(
+            permit_ids(&h, &h.rev1).await,
+            vec![alices.clone(), carols.clone()]
+        );
+        assert_eq!(permit_ids(&h, &h.op).await, vec![alices, carols]);
+        let nobody = crate::support::p("nobody", &[]);
+        assert!(permit_ids(&h, &nobody).await.is_empty());
+    }
+}
+
+async fn permit_ids(h: &crate::support::Hub, who: &agora_govern::Principal) -> Vec<String> {
+    h.list_permits(who)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect()
+}

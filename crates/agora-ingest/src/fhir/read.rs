@@ -126,11 +126,12 @@ fn holds_resources(path: &Path, name: &str) -> Result<bool> {
 
 /// Reads every resource of `file`, calling `f` with its position and the resource or the
 /// reason it is not one. For a Bundle, `f` also gets the Bundle's `fullUrl` map.
-/// `want` filters lines cheaply before parsing (used to find Patients first).
+/// `want` filters lines cheaply before parsing (used to find Patients first); it may look at
+/// a line on its own account (pass 1 reads Encounter ids without building a JSON tree).
 pub(crate) fn for_each_resource(
     file_index: usize,
     file: &FhirFile,
-    want: impl Fn(&str) -> bool,
+    mut want: impl FnMut(&str) -> bool,
     mut f: impl FnMut(Position, std::result::Result<Value, Reason>, &FullUrls) -> Result<()>,
 ) -> Result<()> {
     let empty = FullUrls::new();

@@ -33,6 +33,8 @@ impl TestHub {
                 progress: false,
                 dry_run: false,
                 allow_duplicate: false,
+                omop: true,
+                vocabulary: None,
             },
         )
         .await
@@ -265,7 +267,8 @@ async fn broken_lines_and_unknown_patients_are_quarantined_with_file_and_line() 
         .ingest_fhir("messy", src.path(), FhirIdentity::PatientId)
         .await
         .unwrap();
-    assert_eq!(report.rows_quarantined, 4);
+    // 4 resources, and the 2 stored Conditions' OMOP rows (no onset: no start date).
+    assert_eq!(report.rows_quarantined, 6);
     let q = std::fs::read_to_string(t.lake_dir().join(report.quarantine.file.as_ref().unwrap()))
         .unwrap();
     let mut lines: Vec<&str> = q.lines().collect();
@@ -273,6 +276,8 @@ async fn broken_lines_and_unknown_patients_are_quarantined_with_file_and_line() 
     assert_eq!(
         lines,
         [
+            "condition_occurrence,Condition.000.ndjson,1,condition_start_date,required field is empty",
+            "condition_occurrence,Condition.000.ndjson,6,condition_start_date,required field is empty",
             "fhir,Condition.000.ndjson,3,,not valid JSON",
             "fhir,Condition.000.ndjson,4,,resourceType is not a FHIR R4 resource",
             "fhir,Condition.000.ndjson,5,,not a FHIR resource (no resourceType)",
@@ -312,7 +317,9 @@ async fn bundle_entries_are_quarantined_by_index_and_a_non_json_bundle_fails() {
         .ingest_fhir("b", src.path(), FhirIdentity::PatientId)
         .await
         .unwrap();
-    assert_eq!(report.rows_quarantined, 1);
+    // The Encounter of an unknown patient; and, for OMOP, the Patient without a birth date
+    // and the Encounter without a period.
+    assert_eq!(report.rows_quarantined, 3);
     assert_eq!(report.quarantine.counts[0].table, "fhir_encounter");
     let tables = t.read_release("b").await;
     let enc = &tables["fhir_encounter"][0];

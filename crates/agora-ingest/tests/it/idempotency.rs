@@ -55,6 +55,8 @@ impl TestHub {
                         progress: false,
                         dry_run,
                         allow_duplicate,
+                        omop: true,
+                        vocabulary: None,
                     },
                 )
                 .await

@@ -3,6 +3,7 @@
 mod support;
 
 mod fhir;
+mod fhir_omop;
 mod idempotency;
 mod pseudonymization;
 mod quarantine;

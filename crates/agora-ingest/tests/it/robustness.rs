@@ -27,6 +27,8 @@ impl TestHub {
                 progress: false,
                 dry_run: false,
                 allow_duplicate: true,
+                omop: true,
+                vocabulary: None,
             },
         )
         .await

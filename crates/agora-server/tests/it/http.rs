@@ -1,68 +1,6 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-
 use serde_json::{Value, json};
 
-use crate::support::{Hub, shared};
-
-/// A running `agora serve` on a free loopback port, stopped with SIGTERM on drop.
-struct Server {
-    child: Child,
-    base: String,
-    /// Everything the server printed on stderr, collected until it exits.
-    log: std::thread::JoinHandle<String>,
-}
-
-impl Server {
-    fn start(hub: &Hub) -> Self {
-        let mut child = hub
-            .command(&["serve", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "server exited before listening"
-            );
-            if let Some(rest) = line.trim().strip_prefix("Agora listening on ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        let log = std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
-            rest
-        });
-        Self { child, base, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Sends SIGTERM; returns whether the server exited cleanly, and its log.
-    fn stop(mut self) -> (bool, String) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let clean = self.child.wait().unwrap().success();
-        let log = std::mem::replace(&mut self.log, std::thread::spawn(String::new));
-        (clean, log.join().unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Hub, Server, shared};
 
 fn get(url: &str) -> (u16, Value) {
     match ureq::get(url).call() {
@@ -212,6 +150,41 @@ fn http_api_lists_datasets_and_serves_operator_sql() {
             .iter()
             .all(|c| c["passed"] == true)
     );
+
+    // The public catalogue: no login; counts from the profile computed above.
+    let (status, body) = get(&server.url("/api/v1/catalogue"));
+    assert_eq!(status, 200, "{body}");
+    let entry = &body["datasets"][0];
+    assert_eq!(entry["dataset"], "synthea");
+    assert_eq!(entry["latest_release"]["persons"], 28);
+    assert_eq!(entry["latest_release"]["records"], 294203);
+    assert_eq!(entry["latest_release"]["quality"]["status"], "profiled");
+    assert_eq!(
+        get(&server.url("/api/v1/catalogue/synthea")).1["dataset"],
+        "synthea"
+    );
+    assert_eq!(get(&server.url("/api/v1/catalogue/unknown")).0, 404);
+
+    let describe = server.url("/api/v1/catalogue/synthea/metadata");
+    let metadata = json!({"title": "Synthea New Jersey", "legal_basis": "Open data",
+                          "coding_systems": ["SNOMED CT", "LOINC"]});
+    let refused = ureq::put(&describe)
+        .send_json(metadata.clone())
+        .unwrap_err();
+    assert_eq!(refused.into_response().unwrap().status(), 401);
+    ureq::put(&describe)
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(metadata)
+        .unwrap();
+    let jsonld = ureq::get(&server.url("/api/v1/catalogue.jsonld"))
+        .call()
+        .unwrap();
+    assert_eq!(jsonld.content_type(), "application/ld+json");
+    let doc: Value = jsonld.into_json().unwrap();
+    let d = &doc["dcat:dataset"][0];
+    assert_eq!(d["dct:title"], "Synthea New Jersey");
+    assert_eq!(d["healthdcatap:numberOfUniqueIndividuals"]["@value"], "28");
+    assert!(d["@id"].as_str().unwrap().starts_with(&server.url("/")));
 
     let (clean, log) = server.stop();
     assert!(clean, "graceful shutdown on SIGTERM exits 0:\n{log}");

@@ -3,8 +3,13 @@
 
 mod support;
 
+mod catalogue;
 mod cli;
 mod crash;
 mod fhir;
+mod fhir_omop;
+mod governance;
+mod governance_cli;
 mod http;
+mod oidc;
 mod query_suite;

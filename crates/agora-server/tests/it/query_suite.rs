@@ -14,7 +14,7 @@ const PARAMS: &[(&str, &str)] = &[
     (":threshold", "140"),
 ];
 
-fn queries() -> Vec<(String, String)> {
+pub(crate) fn queries() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(shared("queries/omop_query_suite.sql")).unwrap();
     let mut out: Vec<(String, String)> = Vec::new();
     for line in text.lines() {

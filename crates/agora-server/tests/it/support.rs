@@ -1,5 +1,6 @@
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub(crate) fn shared(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -76,5 +77,67 @@ impl Hub {
 
     pub(crate) fn token(&self) -> String {
         std::fs::read_to_string(self.data_dir().join("keys/operator.token")).unwrap()
+    }
+}
+
+/// A running `agora serve` on a free loopback port, stopped with SIGTERM on drop.
+pub(crate) struct Server {
+    child: Child,
+    base: String,
+    /// Everything the server printed on stderr, collected until it exits.
+    log: std::thread::JoinHandle<String>,
+}
+
+impl Server {
+    pub(crate) fn start(hub: &Hub) -> Self {
+        Self::start_with(hub, &[])
+    }
+
+    /// Starts `agora serve` with `extra` arguments (e.g. `--public-rate-limit 0`).
+    pub(crate) fn start_with(hub: &Hub, extra: &[&str]) -> Self {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = hub.command(&args).stderr(Stdio::piped()).spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "server exited before listening"
+            );
+            if let Some(rest) = line.trim().strip_prefix("Agora listening on ") {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        let log = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+            rest
+        });
+        Self { child, base, log }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM; returns whether the server exited cleanly, and its log.
+    pub(crate) fn stop(mut self) -> (bool, String) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let clean = self.child.wait().unwrap().success();
+        let log = std::mem::replace(&mut self.log, std::thread::spawn(String::new));
+        (clean, log.join().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,383 @@
+//! Researcher workspaces: a DataFusion session built **only** from a data permit.
+//!
+//! [`PermitScope::resolve`] is the one way to obtain a scope: it asks the metadata store for
+//! a permit that is usable by this user *now* (project active, permit activated, not revoked,
+//! not expired, user an active member) and reads the permitted releases and the opt-out set.
+//! [`PermitWorkspace`] then registers, per permitted table, a view over the release's Parquet
+//! files — never the files themselves — whose plan is
+//!
+//! ```text
+//!   scan(table) ─► row filters ─► anti-join opted-out persons on person_id ─► permitted columns
+//! ```
+//!
+//! DataFusion inlines views before optimizing, so the filters, the anti-join and the outer
+//! query's own predicates and projections are all pushed down to the Parquet scan: the
+//! policy costs what writing it by hand would. Tables and columns the permit does not name do
+//! not exist in the session; `information_schema` lists only the permitted ones. Each dataset
+//! of the permit is a schema (`"dataset".table`); the first is the default schema.
+//!
+//! Later policies slot into the same plan: per-project pseudonyms rewrite `person_id` in the
+//! projection, disclosure control wraps the query's output.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use agora_core::{ColumnType, DatasetName};
+use agora_govern::{MetaStore, ReleaseSelector, RowFilter, TableScope};
+use agora_lake::{Lake, ReleaseManifest, TableEntry};
+use chrono::{NaiveDate, NaiveTime};
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::{Column, JoinType, ScalarValue, TableReference};
+use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
+
+use crate::workspace::{QueryLimits, QueryOutput, Session};
+use crate::{Error, QueryEngine, Result};
+
+/// The column every person-level table keys its rows by: the hub person key.
+pub const PERSON_KEY: &str = "person_id";
+
+/// Name of the (unregistered) opted-out key relation inside view plans.
+const OPTED_OUT: &str = "agora_opted_out";
+
+/// What one user may query under one permit, resolved at one moment. Built only by
+/// [`PermitScope::resolve`].
+#[derive(Debug, Clone)]
+pub struct PermitScope {
+    principal: String,
+    permit_id: String,
+    permit_version: i64,
+    releases: Vec<PermittedRelease>,
+    /// Hub person keys with an opt-out in force, ascending.
+    opted_out: Arc<[i64]>,
+}
+
+#[derive(Debug, Clone)]
+struct PermittedRelease {
+    dataset: DatasetName,
+    release: i64,
+    manifest: Arc<ReleaseManifest>,
+    tables: Vec<TableScope>,
+}
+
+impl PermitScope {
+    /// The scope of `permit_id` for `user_id` at the store's current time.
+    ///
+    /// Fails with [`Error::NoPermit`] — one message whatever the reason (no such permit, not
+    /// a member, not yet active, expired, revoked) — so the answer reveals nothing about
+    /// permits the user does not hold.
+    pub async fn resolve(
+        meta: &MetaStore,
+        lake: &Lake,
+        user_id: &str,
+        permit_id: &str,
+    ) -> Result<Self> {
+        let permit = meta
+            .permit_for_query(user_id, permit_id, meta.now())
+            .await?
+            .ok_or(Error::NoPermit)?;
+        let mut releases = Vec::with_capacity(permit.terms.datasets.len());
+        for scope in &permit.terms.datasets {
+            let dataset: DatasetName = scope.dataset.parse().map_err(|_| {
+                Error::Permit("the permit names a dataset that is not a valid dataset name".into())
+            })?;
+            let ReleaseSelector::Number(number) = scope.release else {
+                // Activation pins every release; an active permit never gets here.
+                return Err(Error::Permit(format!(
+                    "the permit's release of dataset {dataset} is not pinned"
+                )));
+            };
+            let info = meta.release(&dataset, Some(number)).await?.ok_or_else(|| {
+                Error::Permit(format!(
+                    "the permit names release {number} of dataset {dataset}, which the hub does not hold"
+                ))
+            })?;
+            let manifest = lake.read_manifest(&info.manifest_path).await?;
+            releases.push(PermittedRelease {
+                dataset,
+                release: number,
+                manifest,
+                tables: scope.tables.clone(),
+            });
+        }
+        if releases.is_empty() {
+            return Err(Error::Permit("the permit grants no dataset".into()));
+        }
+        let opted_out: Arc<[i64]> = meta.opted_out_keys().await?.into();
+        Ok(Self {
+            principal: user_id.to_owned(),
+            permit_id: permit.id,
+            permit_version: permit.version,
+            releases,
+            opted_out,
+        })
+    }
+
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    pub fn permit_id(&self) -> &str {
+        &self.permit_id
+    }
+
+    /// The permit version the scope was built from (audit entries name it).
+    pub fn permit_version(&self) -> i64 {
+        self.permit_version
+    }
+
+    /// `(dataset, release)` pairs the scope covers, in permit order.
+    pub fn releases(&self) -> impl Iterator<Item = (&DatasetName, i64)> {
+        self.releases.iter().map(|r| (&r.dataset, r.release))
+    }
+
+    /// How many persons are excluded by opt-out (a count, never the keys).
+    pub fn opted_out_count(&self) -> usize {
+        self.opted_out.len()
+    }
+}
+
+/// A researcher's policy-bounded query session: only the permit's tables, columns and rows,
+/// opted-out persons removed.
+pub struct PermitWorkspace {
+    session: Session,
+    scope: PermitScope,
+    tables: Vec<String>,
+}
+
+impl QueryEngine {
+    /// A workspace bounded by `scope` (see the module documentation).
+    pub async fn permit_workspace(
+        &self,
+        scope: PermitScope,
+        limits: QueryLimits,
+    ) -> Result<PermitWorkspace> {
+        let default_schema = scope.releases[0].dataset.as_str();
+        let session = Session::new(self, default_schema, limits)?;
+        let catalog = session
+            .ctx()
+            .catalog("agora")
+            .ok_or_else(|| Error::Engine("the session has no default catalog".into()))?;
+        let opted_out = opted_out_plan(&scope.opted_out)?;
+        let mut tables = Vec::new();
+        for release in &scope.releases {
+            let schema = release.dataset.as_str();
+            if catalog.schema(schema).is_none() {
+                catalog
+                    .register_schema(schema, Arc::new(MemorySchemaProvider::new()))
+                    .map_err(|e| session.error(e))?;
+            }
+            for table in &release.tables {
+                let entry = release.manifest.table(&table.table).ok_or_else(|| {
+                    Error::Permit(format!(
+                        "the permit names table {} of dataset {schema}, which release {} does not have",
+                        table.table, release.release
+                    ))
+                })?;
+                let plan = scoped_plan(&session, entry, table, opted_out.as_ref())?;
+                session
+                    .ctx()
+                    .register_table(
+                        TableReference::partial(schema, table.table.as_str()),
+                        Arc::new(ViewTable::new(plan, None)),
+                    )
+                    .map_err(|e| session.error(e))?;
+                tables.push(format!("{schema}.{}", table.table));
+            }
+        }
+        tables.sort();
+        Ok(PermitWorkspace {
+            session,
+            scope,
+            tables,
+        })
+    }
+}
+
+impl PermitWorkspace {
+    pub fn scope(&self) -> &PermitScope {
+        &self.scope
+    }
+
+    /// Runs one read-only SQL statement under the workspace's limits.
+    pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        self.session.sql(sql).await
+    }
+
+    /// `dataset.table` names this workspace can see, sorted.
+    pub fn tables(&self) -> &[String] {
+        &self.tables
+    }
+}
+
+/// The view plan of one permitted table.
+fn scoped_plan(
+    session: &Session,
+    entry: &TableEntry,
+    scope: &TableScope,
+    opted_out: Option<&LogicalPlan>,
+) -> Result<LogicalPlan> {
+    let err = |e| session.error(e);
+    let provider = session.listing_table(entry)?;
+    let mut plan =
+        LogicalPlanBuilder::scan(entry.name.as_str(), provider_as_source(provider), None)
+            .map_err(err)?;
+    for filter in &scope.row_filters {
+        plan = plan.filter(filter_expr(entry, filter)?).map_err(err)?;
+    }
+    let person_key = entry.schema.columns.iter().find(|c| c.name == PERSON_KEY);
+    if let (Some(key), Some(opted_out)) = (person_key, opted_out) {
+        if key.ty != ColumnType::Int64 {
+            return Err(Error::Permit(format!(
+                "table {} has a {PERSON_KEY} column that is not a hub person key",
+                entry.name
+            )));
+        }
+        plan = plan
+            .join(
+                opted_out.clone(),
+                JoinType::LeftAnti,
+                (
+                    vec![Column::new(Some(entry.name.as_str()), PERSON_KEY)],
+                    vec![Column::new(Some(OPTED_OUT), PERSON_KEY)],
+                ),
+                None,
+            )
+            .map_err(err)?;
+    }
+    let mut seen = HashSet::new();
+    let mut projection = Vec::with_capacity(scope.columns.len());
+    for name in &scope.columns {
+        if entry.schema.index_of(name).is_none() {
+            return Err(Error::Permit(format!(
+                "the permit allows column {name} of table {}, which the release does not have",
+                entry.name
+            )));
+        }
+        if seen.insert(name.as_str()) {
+            projection.push(Expr::Column(Column::new(Some(entry.name.as_str()), name)));
+        }
+    }
+    if projection.is_empty() {
+        return Err(Error::Permit(format!(
+            "the permit allows no column of table {}",
+            entry.name
+        )));
+    }
+    plan.project(projection).map_err(err)?.build().map_err(err)
+}
+
+/// The opted-out keys as a one-column relation, or `None` when nobody opted out.
+fn opted_out_plan(keys: &[i64]) -> Result<Option<LogicalPlan>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let err = |e| Error::Engine(format!("opt-out relation: {e}"));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        PERSON_KEY,
+        DataType::Int64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Int64Array::from(keys.to_vec()))],
+    )
+    .map_err(|e| err(e.into()))?;
+    let table = MemTable::try_new(schema, vec![vec![batch]]).map_err(err)?;
+    LogicalPlanBuilder::scan(OPTED_OUT, provider_as_source(Arc::new(table)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map(Some)
+        .map_err(err)
+}
+
+/// A row filter as a plan expression over `entry`'s columns, type-checked against the
+/// release so a permit can never silently filter nothing.
+fn filter_expr(entry: &TableEntry, filter: &RowFilter) -> Result<Expr> {
+    let name = filter.column();
+    let ty = entry
+        .schema
+        .columns
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.ty)
+        .ok_or_else(|| {
+            Error::Permit(format!(
+                "a row filter of the permit uses column {name} of table {}, which the release does not have",
+                entry.name
+            ))
+        })?;
+    let column = || Expr::Column(Column::new(Some(entry.name.as_str()), name));
+    let wrong_type = |wanted: &str| {
+        Error::Permit(format!(
+            "a row filter of the permit needs {wanted} column {name} of table {}",
+            entry.name
+        ))
+    };
+    let conjunction = |parts: Vec<Expr>| parts.into_iter().reduce(Expr::and);
+    let expr = match filter {
+        RowFilter::Period { from, to, .. } => {
+            let bound = |day: NaiveDate, op: fn(Expr, Expr) -> Expr| -> Result<Expr> {
+                Ok(op(
+                    column(),
+                    day_literal(ty, day).ok_or_else(|| wrong_type("a date"))?,
+                ))
+            };
+            let mut parts = Vec::new();
+            if let Some(day) = from {
+                parts.push(bound(*day, Expr::gt_eq)?);
+            }
+            if let Some(day) = to {
+                // Inclusive of the whole last day, whether the column is a date or a time.
+                let next = day.succ_opt().ok_or_else(|| wrong_type("a date"))?;
+                parts.push(bound(next, Expr::lt)?);
+            }
+            conjunction(parts)
+        }
+        RowFilter::AgeRange {
+            min_age,
+            max_age,
+            at_year,
+            ..
+        } => {
+            if ty != ColumnType::Int64 {
+                return Err(wrong_type("an integer year-of-birth"));
+            }
+            let mut parts = Vec::new();
+            if let Some(max) = max_age {
+                parts.push(column().gt_eq(lit(i64::from(*at_year) - i64::from(*max))));
+            }
+            if let Some(min) = min_age {
+                parts.push(column().lt_eq(lit(i64::from(*at_year) - i64::from(*min))));
+            }
+            conjunction(parts)
+        }
+        RowFilter::ValueIn { values, .. } => {
+            if ty != ColumnType::Int64 {
+                return Err(wrong_type("an integer"));
+            }
+            Some(column().in_list(values.iter().map(|v| lit(*v)).collect(), false))
+        }
+    };
+    // A filter with both bounds open restricts nothing: keep every row, but say so in the
+    // plan rather than silently skipping it.
+    Ok(expr.unwrap_or_else(|| lit(true)))
+}
+
+/// Midnight of `day` as a literal comparable with a column of type `ty`.
+fn day_literal(ty: ColumnType, day: NaiveDate) -> Option<Expr> {
+    let micros = || day.and_time(NaiveTime::MIN).and_utc().timestamp_micros();
+    let value = match ty {
+        ColumnType::Date => {
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+            ScalarValue::Date32(Some(i32::try_from((day - epoch).num_days()).ok()?))
+        }
+        ColumnType::Timestamp => ScalarValue::TimestampMicrosecond(Some(micros()), None),
+        ColumnType::TimestampUtc => {
+            ScalarValue::TimestampMicrosecond(Some(micros()), Some("UTC".into()))
+        }
+        _ => return None,
+    };
+    Some(lit(value))
+}

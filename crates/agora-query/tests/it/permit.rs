@@ -1,0 +1,446 @@
+//! Researcher workspaces built from data permits: only the permit's tables, columns and
+//! rows, opted-out persons removed, nothing once the permit stops being usable.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use agora_govern::{
+    ApplicationForm, ApplicationState as S, DatasetScope, DateRange, ManualClock, MetaStore,
+    NewUser, OptOutChannel, PermitGrant, Principal, ReleaseSelector, RequestedDataset,
+    RequestedTable, Role, RowFilter, TableScope,
+};
+use agora_ingest::Hub;
+use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
+use agora_lake::Lake;
+use agora_privacy::HubSecret;
+use agora_query::{Error, Grant, PermitScope, QueryEngine, QueryLimits, QueryOutput};
+use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    meta: MetaStore,
+    lake: Lake,
+    engine: QueryEngine,
+    clock: Arc<ManualClock>,
+    op: Principal,
+    rev: Principal,
+    alice: Principal,
+}
+
+fn p(name: &str, role: Role) -> Principal {
+    Principal {
+        name: name.into(),
+        roles: vec![role],
+    }
+}
+
+/// A hub holding the Synthea27Nj extract as dataset `omop`, release 1, and four users.
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    ));
+    let meta = MetaStore::open_sqlite(&dir.path().join("meta.db"))
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let lake = Lake::open_local(dir.path().join("lake")).unwrap();
+    let hub = Hub {
+        lake: lake.clone(),
+        meta: meta.clone(),
+        secret: HubSecret::from_bytes([7; 32]),
+        locks_dir: dir.path().join("locks"),
+    };
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/omop/synthea27nj_csv");
+    ingest_omop(
+        &hub,
+        OmopIngest {
+            dataset: "omop".parse().unwrap(),
+            source: fixture,
+            identity: IdentitySource::SourceValue,
+            actor: "test".into(),
+            progress: false,
+            dry_run: false,
+            allow_duplicate: false,
+        },
+    )
+    .await
+    .unwrap();
+    let token = meta.create_token("root", &[Role::Operator]).await.unwrap();
+    let root = meta.authenticate(&token).await.unwrap().unwrap();
+    for (id, role) in [
+        ("op", Role::Operator),
+        ("rev", Role::Reviewer),
+        ("alice", Role::Researcher),
+        ("carol", Role::Researcher),
+    ] {
+        meta.create_user(
+            &root,
+            NewUser {
+                id: id.into(),
+                display_name: format!("User {id}"),
+                email: None,
+                roles: vec![role],
+            },
+        )
+        .await
+        .unwrap();
+    }
+    Env {
+        _dir: dir,
+        engine: QueryEngine::new(lake.clone()),
+        meta,
+        lake,
+        clock,
+        op: p("op", Role::Operator),
+        rev: p("rev", Role::Reviewer),
+        alice: p("alice", Role::Researcher),
+    }
+}
+
+/// Adults (18+ in 2026) in `person`; conditions starting in 2015–2020.
+fn scope() -> Vec<TableScope> {
+    vec![
+        TableScope {
+            table: "person".into(),
+            columns: vec![
+                "person_id".into(),
+                "year_of_birth".into(),
+                "gender_concept_id".into(),
+            ],
+            row_filters: vec![RowFilter::AgeRange {
+                year_of_birth_column: "year_of_birth".into(),
+                min_age: Some(18),
+                max_age: None,
+                at_year: 2026,
+            }],
+        },
+        TableScope {
+            table: "condition_occurrence".into(),
+            columns: vec![
+                "person_id".into(),
+                "condition_concept_id".into(),
+                "condition_start_date".into(),
+            ],
+            row_filters: vec![RowFilter::Period {
+                column: "condition_start_date".into(),
+                from: NaiveDate::from_ymd_opt(2015, 1, 1),
+                to: NaiveDate::from_ymd_opt(2020, 12, 31),
+            }],
+        },
+    ]
+}
+
+impl Env {
+    /// An active project of alice's with a permit on `tables` of `omop` release 1; returns
+    /// the permit id.
+    async fn active_permit(&self, tables: Vec<TableScope>) -> String {
+        let form = ApplicationForm {
+            title: "Care pathways".into(),
+            purpose: "Describe care pathways".into(),
+            public_interest: "Better follow-up".into(),
+            legal_basis: "GDPR 6(1)(e) and 9(2)(j)".into(),
+            organisation: "University Hospital".into(),
+            requested: vec![RequestedDataset {
+                dataset: "omop".into(),
+                tables: tables
+                    .iter()
+                    .map(|t| RequestedTable {
+                        table: t.table.clone(),
+                        columns: t.columns.clone(),
+                    })
+                    .collect(),
+            }],
+            period: Some(DateRange {
+                from: NaiveDate::from_ymd_opt(2015, 1, 1).unwrap(),
+                to: NaiveDate::from_ymd_opt(2020, 12, 31).unwrap(),
+            }),
+            identifiers: vec![],
+            duration_months: 12,
+            team: vec![],
+        };
+        let m = &self.meta;
+        let id = m.create_application(&self.alice, form).await.unwrap().id;
+        m.transition_application(&self.alice, &id, S::Submitted, None)
+            .await
+            .unwrap();
+        m.transition_application(&self.rev, &id, S::UnderReview, None)
+            .await
+            .unwrap();
+        let grant = PermitGrant {
+            members: None,
+            datasets: vec![DatasetScope {
+                dataset: "omop".into(),
+                release: ReleaseSelector::Number(1),
+                tables,
+            }],
+            expires_at: None,
+            output: Default::default(),
+        };
+        let permit = m
+            .approve_application(&self.rev, &id, grant, None)
+            .await
+            .unwrap();
+        m.transition_application(&self.op, &id, S::Active, None)
+            .await
+            .unwrap();
+        permit.id
+    }
+
+    async fn researcher_sql(&self, permit: &str, sql: &str) -> agora_query::Result<QueryOutput> {
+        let scope = PermitScope::resolve(&self.meta, &self.lake, "alice", permit).await?;
+        let ws = self
+            .engine
+            .permit_workspace(scope, QueryLimits::default())
+            .await?;
+        ws.sql(sql).await
+    }
+
+    /// The same SQL with an operator's full view of release 1.
+    async fn operator_sql(&self, sql: &str) -> QueryOutput {
+        let info = self
+            .meta
+            .release(&"omop".parse().unwrap(), Some(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let grant = Grant {
+            principal: "op".into(),
+            dataset: "omop".parse().unwrap(),
+            release: 1,
+            manifest: self.lake.read_manifest(&info.manifest_path).await.unwrap(),
+        };
+        let ws = self
+            .engine
+            .workspace(grant, QueryLimits::default())
+            .await
+            .unwrap();
+        ws.sql(sql).await.unwrap()
+    }
+}
+
+fn int(out: &QueryOutput) -> i64 {
+    let col = out.batches[0].column(0);
+    col.as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+}
+
+fn ints(out: &QueryOutput) -> Vec<i64> {
+    out.batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            (0..a.len()).map(|i| a.value(i)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_permit_session_sees_only_its_tables_columns_and_rows() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+
+    let scope = PermitScope::resolve(&env.meta, &env.lake, "alice", &permit)
+        .await
+        .unwrap();
+    assert_eq!(scope.releases().count(), 1);
+    let ws = env
+        .engine
+        .permit_workspace(scope, QueryLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(ws.tables(), ["omop.condition_occurrence", "omop.person"]);
+
+    // Only the permitted columns, in permit order.
+    let out = ws.sql("SELECT * FROM person LIMIT 1").await.unwrap();
+    let names: Vec<_> = out
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["person_id", "year_of_birth", "gender_concept_id"]);
+
+    // Only the permitted rows: the same counts as the operator's filtered queries.
+    let adults = env
+        .operator_sql("SELECT count(*) FROM person WHERE year_of_birth <= 2008")
+        .await;
+    let all = env.operator_sql("SELECT count(*) FROM person").await;
+    assert!(
+        int(&adults) > 0 && int(&adults) < int(&all),
+        "fixture has minors and adults"
+    );
+    assert_eq!(
+        int(&ws.sql("SELECT count(*) FROM person").await.unwrap()),
+        int(&adults)
+    );
+    let in_period = env
+        .operator_sql(
+            "SELECT count(*) FROM condition_occurrence \
+             WHERE condition_start_date BETWEEN DATE '2015-01-01' AND DATE '2020-12-31'",
+        )
+        .await;
+    assert!(int(&in_period) > 0);
+    assert_eq!(
+        int(&ws
+            .sql("SELECT count(*) FROM omop.condition_occurrence")
+            .await
+            .unwrap()),
+        int(&in_period)
+    );
+
+    // Whatever is not permitted does not exist.
+    for sql in [
+        "SELECT race_concept_id FROM person",
+        "SELECT * FROM drug_exposure",
+        "SELECT * FROM omop.death",
+        "SELECT * FROM agora.omop.visit_occurrence",
+    ] {
+        let err = ws.sql(sql).await.unwrap_err();
+        assert!(matches!(err, Error::Sql(_)), "{sql}: {err}");
+    }
+    let listed = ws
+        .sql(
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema <> 'information_schema' ORDER BY table_name",
+        )
+        .await
+        .unwrap();
+    let listed = pretty_format_batches(&listed.batches).unwrap().to_string();
+    assert!(listed.contains("person") && listed.contains("condition_occurrence"));
+    assert!(
+        !listed.contains("drug_exposure") && !listed.contains("agora_opted_out"),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn row_filters_reach_the_parquet_scan() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+    let plan = env
+        .researcher_sql(&permit, "EXPLAIN SELECT count(*) FROM condition_occurrence")
+        .await
+        .unwrap();
+    let plan = pretty_format_batches(&plan.batches).unwrap().to_string();
+    let scan = plan
+        .lines()
+        .find(|l| l.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        scan.contains("predicate=") && scan.contains("condition_start_date"),
+        "the permit's period filter is not pushed into the Parquet scan:\n{plan}"
+    );
+}
+
+#[tokio::test]
+async fn opted_out_persons_vanish_from_every_table_until_withdrawn() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+    // An adult with conditions in the period.
+    let who = int(&env
+        .operator_sql(
+            "SELECT min(c.person_id) FROM condition_occurrence c JOIN person p USING (person_id) \
+             WHERE p.year_of_birth <= 2008 \
+             AND c.condition_start_date BETWEEN DATE '2015-01-01' AND DATE '2020-12-31'",
+        )
+        .await);
+    let count = |table: &'static str| {
+        let env = &env;
+        let permit = permit.clone();
+        async move {
+            let sql = format!("SELECT count(*) FROM {table} WHERE person_id = {who}");
+            int(&env.researcher_sql(&permit, &sql).await.unwrap())
+        }
+    };
+    let persons = env
+        .researcher_sql(&permit, "SELECT count(*) FROM person")
+        .await
+        .unwrap();
+    assert_eq!(count("person").await, 1);
+    assert!(count("condition_occurrence").await > 0);
+
+    let receipt = env
+        .meta
+        .opt_out(who, OptOutChannel::Operator, "op")
+        .await
+        .unwrap();
+    assert_eq!(count("person").await, 0);
+    assert_eq!(count("condition_occurrence").await, 0);
+    let after = env
+        .researcher_sql(&permit, "SELECT count(*) FROM person")
+        .await
+        .unwrap();
+    assert_eq!(
+        int(&after),
+        int(&persons) - 1,
+        "only that person is excluded"
+    );
+    // Not through a join or a subquery either.
+    let ids = env
+        .researcher_sql(
+            &permit,
+            "SELECT DISTINCT c.person_id FROM condition_occurrence c \
+             JOIN person p ON p.person_id = c.person_id ORDER BY 1",
+        )
+        .await
+        .unwrap();
+    assert!(!ints(&ids).contains(&who));
+
+    env.meta
+        .withdraw_opt_out(&receipt.receipt_id, "op")
+        .await
+        .unwrap();
+    assert_eq!(count("person").await, 1);
+}
+
+#[tokio::test]
+async fn no_usable_permit_means_no_session_and_one_answer() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+    let refuse = |user: &'static str, id: String| {
+        let env = &env;
+        async move {
+            PermitScope::resolve(&env.meta, &env.lake, user, &id)
+                .await
+                .unwrap_err()
+        }
+    };
+    let not_member = refuse("carol", permit.clone()).await;
+    let unknown = refuse("alice", "permit-0000".into()).await;
+    assert!(matches!(not_member, Error::NoPermit));
+    assert_eq!(not_member.to_string(), unknown.to_string());
+
+    // Expiry takes effect at once, with no sweep.
+    env.clock.advance(TimeDelta::days(400));
+    assert!(matches!(
+        refuse("alice", permit.clone()).await,
+        Error::NoPermit
+    ));
+}
+
+#[tokio::test]
+async fn revocation_takes_effect_for_the_next_session() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+    env.researcher_sql(&permit, "SELECT 1").await.unwrap();
+    env.meta
+        .revoke_permit(&env.op, &permit, "misuse reported")
+        .await
+        .unwrap();
+    let err = env.researcher_sql(&permit, "SELECT 1").await.unwrap_err();
+    assert!(matches!(err, Error::NoPermit), "{err}");
+}
+
+#[tokio::test]
+async fn a_permit_that_names_what_the_release_lacks_is_refused_clearly() {
+    let env = env().await;
+    let mut tables = scope();
+    tables[0].columns.push("shoe_size".into());
+    let permit = env.active_permit(tables).await;
+    let err = env.researcher_sql(&permit, "SELECT 1").await.unwrap_err();
+    assert!(matches!(err, Error::Permit(_)), "{err}");
+    assert!(err.to_string().contains("shoe_size"), "{err}");
+}

@@ -1,0 +1,150 @@
+//! Data permits: read (members, applicants, reviewers, operators; anyone else gets 404),
+//! amended into a new version (a reviewer who is not an applicant), revoked (such a
+//! reviewer, or an operator). Expiry and revocation take effect for the next query.
+
+use agora_govern::PermitAmendment;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::openapi::{Doc, Who};
+use super::{Api, Body};
+use crate::http::{ApiResult, AppState};
+
+pub(super) fn routes(api: Api) -> Api {
+    api.route(
+        Method::GET,
+        "/api/v1/permits",
+        Doc::new("listPermits", "The data permits the caller may see")
+            .tag("permits")
+            .who(Who::Authenticated)
+            .describe(
+                "Reviewers and operators see every permit; anyone else, the permits of the \
+                 projects they apply for or are a member of.",
+            )
+            .ok(200, "PermitList"),
+        list,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/permits/{id}",
+        Doc::new(
+            "getPermit",
+            "A permit's current version (the machine-readable permit)",
+        )
+        .tag("permits")
+        .who(Who::Visible)
+        .ok(200, "Permit"),
+        get,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/permits/{id}/versions",
+        Doc::new("permitVersions", "Every version of a permit, oldest first")
+            .tag("permits")
+            .who(Who::Visible)
+            .ok(200, "PermitVersionList"),
+        versions,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/permits/{id}/amendments",
+        Doc::new("amendPermit", "Amend a permit: writes a new version")
+            .tag("permits")
+            .who(Who::Reviewer)
+            .describe(
+                "Fields left out keep their value. Refused (409) once the project is expired \
+                 or closed, or if the permit changed meanwhile.",
+            )
+            .body("AmendRequest")
+            .ok(200, "Permit")
+            .errors(&[409]),
+        amend,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/permits/{id}/revoke",
+        Doc::new(
+            "revokePermit",
+            "Revoke a permit at once and close its project",
+        )
+        .tag("permits")
+        .who(Who::ReviewerOrOperator)
+        .body("RevokeRequest")
+        .ok(200, "Permit")
+        .errors(&[409]),
+        revoke,
+    )
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let permits = state.home.meta.list_permits(&caller.principal).await?;
+    Ok(Json(json!({ "permits": permits })))
+}
+
+async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(
+        state.home.meta.permit(&caller.principal, &id).await?
+    )))
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let versions = state
+        .home
+        .meta
+        .permit_versions(&caller.principal, &id)
+        .await?;
+    Ok(Json(json!({ "permit_id": id, "versions": versions })))
+}
+
+#[derive(Deserialize)]
+struct AmendRequest {
+    reason: String,
+    #[serde(flatten)]
+    amendment: PermitAmendment,
+}
+
+async fn amend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<AmendRequest>,
+) -> ApiResult<Json<Value>> {
+    let permit = state
+        .home
+        .meta
+        .amend_permit(&caller.principal, &id, request.amendment, &request.reason)
+        .await?;
+    Ok(Json(json!(permit)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    reason: String,
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<RevokeRequest>,
+) -> ApiResult<Json<Value>> {
+    let permit = state
+        .home
+        .meta
+        .revoke_permit(&caller.principal, &id, &request.reason)
+        .await?;
+    Ok(Json(json!(permit)))
+}

@@ -1,0 +1,391 @@
+//! Users, roles, passwords and API tokens. Administration is for operators; a user may read
+//! and edit its own profile, change its own password (giving the current one) and manage
+//! its own API tokens. Anyone else's account does not exist for a non-operator (404).
+
+use agora_govern::{NewUser, Role};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::openapi::{Doc, Who};
+use super::{Api, Body};
+use crate::http::{ApiError, ApiResult, AppState};
+
+pub(super) fn routes(api: Api) -> Api {
+    let op = Who::Role(Role::Operator);
+    let self_or_op = Who::SelfOrOperator;
+    api.route(
+        Method::GET,
+        "/api/v1/users",
+        Doc::new("listUsers", "Every user, ordered by id")
+            .tag("users")
+            .who(op)
+            .ok(200, "UserList"),
+        list,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/users",
+        Doc::new(
+            "createUser",
+            "Create a local user with roles and, optionally, a password",
+        )
+        .tag("users")
+        .who(op)
+        .body("NewUser")
+        .ok(201, "User")
+        .errors(&[409]),
+        create,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/users/{id}",
+        Doc::new("getUser", "A user")
+            .tag("users")
+            .who(self_or_op)
+            .ok(200, "User"),
+        get,
+    )
+    .route(
+        Method::PUT,
+        "/api/v1/users/{id}",
+        Doc::new("updateUser", "Replace a user's display name and email")
+            .tag("users")
+            .who(self_or_op)
+            .body("UserProfile")
+            .ok(200, "User"),
+        update,
+    )
+    .route(
+        Method::PUT,
+        "/api/v1/users/{id}/roles",
+        Doc::new("setUserRoles", "Replace a user's roles")
+            .tag("users")
+            .who(op)
+            .describe("Refused (409) if the hub would be left without an active operator.")
+            .body("RolesRequest")
+            .ok(200, "User")
+            .errors(&[409]),
+        set_roles,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/users/{id}/deactivate",
+        Doc::new("deactivateUser", "Deactivate a user")
+            .tag("users")
+            .who(op)
+            .describe(
+                "Ends the user's sessions at once; its API tokens stop authenticating until \
+                 reactivation. Refused (409) for the last active operator.",
+            )
+            .ok(200, "User")
+            .errors(&[409]),
+        deactivate,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/users/{id}/reactivate",
+        Doc::new("reactivateUser", "Reactivate a user")
+            .tag("users")
+            .who(op)
+            .ok(200, "User"),
+        reactivate,
+    )
+    .route(
+        Method::PUT,
+        "/api/v1/users/{id}/password",
+        Doc::new("setPassword", "Set a user's local password")
+            .tag("users")
+            .who(self_or_op)
+            .describe(
+                "Users changing their own password give the current one \
+                 (`current_password`). An operator resetting someone else's password ends \
+                 that user's sessions. Only an argon2id hash is stored.",
+            )
+            .body("PasswordRequest")
+            .ok(200, "PasswordSet")
+            .errors(&[429]),
+        set_password,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/users/{id}/tokens",
+        Doc::new(
+            "listTokens",
+            "A user's API tokens (ids and roles, never the tokens)",
+        )
+        .tag("users")
+        .who(self_or_op)
+        .ok(200, "ApiTokenList"),
+        list_tokens,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/users/{id}/tokens",
+        Doc::new("issueToken", "Issue an API token")
+            .tag("users")
+            .who(self_or_op)
+            .describe(
+                "The token is in this response only; the hub keeps its SHA-256. It carries \
+                 the given roles (all the user's roles by default), never one the user does \
+                 not hold.",
+            )
+            .body("NewTokenRequest")
+            .ok(201, "IssuedToken"),
+        issue_token,
+    )
+    .route(
+        Method::DELETE,
+        "/api/v1/users/{id}/tokens/{token_id}",
+        Doc::new("revokeToken", "Revoke an API token")
+            .tag("users")
+            .who(self_or_op)
+            .describe("Takes effect for the next request. Idempotent.")
+            .ok(200, "ApiToken"),
+        revoke_token,
+    )
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let users = state.home.meta.list_users(&caller.principal).await?;
+    Ok(Json(json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserRequest {
+    id: String,
+    display_name: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    roles: Vec<Role>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// Checks a new password against the hub's policy before anything is written, so a refused
+/// password leaves no half-made account behind.
+fn check_password(state: &AppState, password: &str) -> ApiResult<()> {
+    let min = state.home.meta.config().passwords.min_length;
+    if password.chars().count() < min {
+        return Err(ApiError::invalid(format!(
+            "password must have at least {min} characters"
+        )));
+    }
+    if password.len() > 1024 {
+        return Err(ApiError::invalid("password must have at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<NewUserRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let p = caller.require(Role::Operator, "creating users needs the operator role")?;
+    if let Some(password) = &request.password {
+        check_password(&state, password)?;
+    }
+    let meta = &state.home.meta;
+    let user = meta
+        .create_user(
+            p,
+            NewUser {
+                id: request.id,
+                display_name: request.display_name,
+                email: request.email,
+                roles: request.roles,
+            },
+        )
+        .await?;
+    if let Some(password) = &request.password {
+        meta.set_password(p, &user.id, password).await?;
+    }
+    let user = meta.user(p, &user.id).await?;
+    Ok((StatusCode::CREATED, Json(json!(user))))
+}
+
+async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(
+        state.home.meta.user(&caller.principal, &id).await?
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileRequest {
+    display_name: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<ProfileRequest>,
+) -> ApiResult<Json<Value>> {
+    let user = state
+        .home
+        .meta
+        .update_user(
+            &caller.principal,
+            &id,
+            &request.display_name,
+            request.email.as_deref(),
+        )
+        .await?;
+    Ok(Json(json!(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesRequest {
+    roles: Vec<Role>,
+}
+
+async fn set_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<RolesRequest>,
+) -> ApiResult<Json<Value>> {
+    let user = state
+        .home
+        .meta
+        .set_user_roles(&caller.principal, &id, &request.roles)
+        .await?;
+    Ok(Json(json!(user)))
+}
+
+async fn deactivate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = state
+        .home
+        .meta
+        .set_user_active(&caller.principal, &id, false)
+        .await?;
+    Ok(Json(json!(user)))
+}
+
+async fn reactivate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = state
+        .home
+        .meta
+        .set_user_active(&caller.principal, &id, true)
+        .await?;
+    Ok(Json(json!(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    password: String,
+    #[serde(default)]
+    current_password: Option<String>,
+}
+
+async fn set_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<PasswordRequest>,
+) -> ApiResult<Json<Value>> {
+    let p = &caller.principal;
+    let meta = &state.home.meta;
+    let own = p.name == id;
+    if !own && !p.has(Role::Operator) {
+        return Err(agora_govern::Error::NotFound("user").into());
+    }
+    check_password(&state, &request.password)?;
+    if own {
+        // A stolen session must not be enough to take the account over.
+        let current = request.current_password.as_deref().ok_or_else(|| {
+            ApiError::invalid("changing your own password needs `current_password`")
+        })?;
+        if meta.authenticate_password(&id, current).await?.is_none() {
+            return Err(ApiError::forbidden("the current password is wrong"));
+        }
+    }
+    meta.set_password(p, &id, &request.password).await?;
+    let sessions_ended = if own {
+        0
+    } else {
+        meta.revoke_user_sessions(&id).await?
+    };
+    Ok(Json(
+        json!({"user_id": id, "password_set": true, "sessions_ended": sessions_ended}),
+    ))
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let tokens = state.home.meta.list_tokens(&caller.principal, &id).await?;
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewTokenRequest {
+    #[serde(default)]
+    roles: Option<Vec<Role>>,
+}
+
+async fn issue_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<NewTokenRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let meta = &state.home.meta;
+    let token = meta
+        .issue_token(&caller.principal, &id, request.roles.as_deref())
+        .await?;
+    let roles = meta
+        .authenticate(&token)
+        .await?
+        .map(|p| p.roles)
+        .unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "id": agora_govern::token_id(&token),
+            "user_id": id,
+            "roles": roles,
+            "note": "the token is shown once: only its hash is stored",
+        })),
+    ))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, token_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let token = state
+        .home
+        .meta
+        .revoke_token_by_id(&caller.principal, &id, &token_id)
+        .await?;
+    Ok(Json(json!(token)))
+}
