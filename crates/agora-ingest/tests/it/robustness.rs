@@ -27,7 +27,8 @@ impl TestHub {
                 progress: false,
                 dry_run: false,
                 allow_duplicate: true,
-                omop: true,
+                // The readers are under test here, not the FHIR → OMOP mapping.
+                omop: false,
                 vocabulary: None,
             },
         )
