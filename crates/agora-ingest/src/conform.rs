@@ -44,6 +44,16 @@ pub enum Reason {
     UnknownPatient,
     DuplicatePatient,
     ViewFailed,
+    // Table Schema: a constraint, a primary/unique key, a foreign key.
+    Constraint {
+        constraint: String,
+    },
+    Duplicate {
+        key: String,
+    },
+    ForeignKey {
+        resource: String,
+    },
     /// FHIR → OMOP: a second resource with the id of an earlier one of its type.
     DuplicateResource,
 }
@@ -74,6 +84,11 @@ impl fmt::Display for Reason {
                 f.write_str("Patient id already used by an earlier resource")
             }
             Reason::ViewFailed => f.write_str("the ViewDefinition cannot flatten this resource"),
+            Reason::Constraint { constraint } => write!(f, "breaks the constraint {constraint}"),
+            Reason::Duplicate { key } => write!(f, "same {key} as an earlier row"),
+            Reason::ForeignKey { resource } => {
+                write!(f, "refers to no row of {resource} (foreign key)")
+            }
             Reason::DuplicateResource => {
                 f.write_str("resource id already used by an earlier resource of its type")
             }

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Agora: an open, sovereign health data hub.
 ///
-/// Ingests pseudonymized health data (OMOP CDM) into immutable, versioned releases on open
+/// Ingests pseudonymized health data (OMOP CDM, FHIR R4, Table Schema) into immutable, versioned releases on open
 /// formats, and serves them through SQL.
 #[derive(Debug, Parser)]
 #[command(
@@ -95,6 +95,36 @@ pub(crate) enum IngestCommand {
     Omop(IngestOmopArgs),
     /// A FHIR R4 extract: a directory of Bulk Data NDJSON files and/or Bundle JSON files.
     Fhir(IngestFhirArgs),
+    /// Any dataset described by Frictionless Table Schema: `NAME.json` schemas with their
+    /// `NAME.csv` (or `.tsv`) data files, anywhere below the directory (e.g. SNDS tables).
+    Tableschema(IngestTableSchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestTableSchemaArgs {
+    /// Dataset to add a release to (created on first ingest).
+    #[arg(long)]
+    pub dataset: DatasetName,
+    /// Directory holding the schemas, when they are not beside the data files.
+    #[arg(long)]
+    pub schemas: Option<PathBuf>,
+    /// A field holding a person identifier (e.g. BEN_NIR_PSA), in every table that has it;
+    /// repeatable. Stored as the hub person key, never as written. Schemas may also declare
+    /// such fields with `"agora:identifier": "person"`.
+    #[arg(long = "person-id", value_name = "FIELD")]
+    pub person_ids: Vec<String>,
+    /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Add the files as a new release even if they are byte for byte those of an earlier
+    /// release of the dataset.
+    #[arg(long)]
+    pub allow_duplicate: bool,
+    /// Print the ingest report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Directory holding the data files.
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +135,10 @@ pub(crate) struct IngestFhirArgs {
     /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Add the files as a new release even if they are byte for byte those of an earlier
+    /// release of the dataset.
+    #[arg(long)]
+    pub allow_duplicate: bool,
     /// Where patient identities come from: `patient-id` (Patient.id) or
     /// `identifier:<system-uri>` (the Patient.identifier value with that system, e.g. a
     /// national id). Either links with OMOP persons whose person_source_value is the same.
@@ -150,6 +184,10 @@ pub(crate) struct IngestOmopArgs {
     /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Add the files as a new release even if they are byte for byte those of an earlier
+    /// release of the dataset.
+    #[arg(long)]
+    pub allow_duplicate: bool,
     /// Where person identities come from.
     #[arg(long, value_enum, default_value_t = Identity::SourceValue)]
     pub identity: Identity,

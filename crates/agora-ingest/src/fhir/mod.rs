@@ -39,7 +39,7 @@ use agora_privacy::PersonKeyer;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
-use crate::commit::{Staged, commit};
+use crate::commit::{Staged, admit, commit};
 use crate::keys::KeyResolver;
 use crate::quarantine::Quarantine;
 use crate::{Error, Hub, IngestReport, Reason, Result, TableReport};
@@ -110,6 +110,8 @@ pub struct FhirIngest {
     pub progress: bool,
     /// Validate, pseudonymize and report, but commit nothing.
     pub dry_run: bool,
+    /// Commit even if a release of the dataset was ingested from the very same files.
+    pub allow_duplicate: bool,
     /// Also write the OMOP CDM 5.4 tables ([`omop`]).
     pub omop: bool,
     /// The dataset whose latest release's `concept` (and `concept_relationship`,
@@ -182,6 +184,8 @@ async fn write_release(
     vocabulary: Option<omop::Vocabulary>,
     warnings: Vec<String>,
 ) -> Result<IngestReport> {
+    let sources = files.iter().map(FhirFile::source_path).collect();
+    let admission = admit(hub, &req.dataset, sources, req.allow_duplicate, req.dry_run).await?;
     let runtime = tokio::runtime::Handle::current();
     let resolver = KeyResolver::new(
         PersonKeyer::new(&hub.secret),
@@ -232,6 +236,7 @@ async fn write_release(
         quarantine: out.quarantine,
         new_persons: out.new_persons,
         warnings: all_warnings,
+        admission,
     };
     commit(hub, writer, &req.dataset, &req.actor, req.dry_run, staged).await
 }

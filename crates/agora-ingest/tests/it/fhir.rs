@@ -32,6 +32,7 @@ impl TestHub {
                 actor: "test".into(),
                 progress: false,
                 dry_run: false,
+                allow_duplicate: false,
                 omop: true,
                 vocabulary: None,
             },

@@ -61,6 +61,7 @@ async fn ingest(
             actor: "test".into(),
             progress: false,
             dry_run: false,
+            allow_duplicate: false,
             omop,
             vocabulary: vocabulary.map(|v| v.parse().unwrap()),
         },

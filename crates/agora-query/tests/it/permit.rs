@@ -64,6 +64,7 @@ async fn env() -> Env {
             actor: "test".into(),
             progress: false,
             dry_run: false,
+            allow_duplicate: false,
         },
     )
     .await
