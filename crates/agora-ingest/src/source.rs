@@ -7,10 +7,29 @@ use std::path::{Path, PathBuf};
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
+use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::error::io_err;
 use crate::{Error, Result};
+
+/// Progress of reading a source, in bytes (text files).
+pub(crate) const BYTES_PROGRESS: &str =
+    "{prefix:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
+/// Progress of reading a source, in rows (Parquet files).
+pub(crate) const ROWS_PROGRESS: &str =
+    "{prefix:>28} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}";
+
+/// A progress bar in the one style every ingest uses; `template` is one of the above.
+pub(crate) fn progress_bar(prefix: String, total: u64, template: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(total).with_prefix(prefix);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
 
 /// Rows per batch: large enough to amortize per-batch work, small enough to bound memory.
 pub(crate) const BATCH_ROWS: usize = 65_536;

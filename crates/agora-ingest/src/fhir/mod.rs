@@ -36,7 +36,7 @@ use agora_lake::{
     DatasetLock, PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions,
 };
 use agora_privacy::PersonKeyer;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::Value;
 
 use crate::commit::{Staged, admit, commit};
@@ -600,14 +600,12 @@ impl Job {
         } else {
             ProgressDrawTarget::hidden()
         };
-        let bar = ProgressBar::with_draw_target(Some(total), target).with_prefix("FHIR resources");
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+        let bar = crate::source::progress_bar(
+            "FHIR resources".into(),
+            total,
+            crate::source::BYTES_PROGRESS,
         );
+        bar.set_draw_target(target);
         bar
     }
 }

@@ -23,14 +23,14 @@ use agora_lake::{
 use agora_privacy::PersonKeyer;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use arrow::datatypes::Int64Type;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
 use crate::commit::{Admission, Staged, admit, commit};
 use crate::conform::{Reason, Reject, conform, keep_rows};
 use crate::fingerprint::SourcePath;
 use crate::keys::KeyResolver;
 use crate::quarantine::Quarantine;
-use crate::source::{Form, SourceFile, SourceReader, discover, read_ahead};
+use crate::source::{self, Form, SourceFile, SourceReader, discover, read_ahead};
 use crate::{Error, Hub, IngestReport, Result, TableReport};
 pub use policy::IdentitySource;
 use spec::{CdmSpec, CdmTable};
@@ -499,16 +499,8 @@ fn rekey_persons(
 
 fn progress_bar(file: &SourceFile, total: u64) -> ProgressBar {
     let template = match file.form {
-        Form::Parquet => "{prefix:>28} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
-        Form::Csv { .. } => {
-            "{prefix:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-        }
+        Form::Parquet => source::ROWS_PROGRESS,
+        Form::Csv { .. } => source::BYTES_PROGRESS,
     };
-    let bar = ProgressBar::new(total).with_prefix(file.name.clone());
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
+    source::progress_bar(file.name.clone(), total, template)
 }

@@ -46,7 +46,7 @@ use agora_lake::{
 };
 use agora_privacy::PersonKeyer;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
 use crate::commit::{Admission, Staged, admit, commit};
 use crate::conform::{Reason, Reject, keep_rows};
@@ -905,15 +905,7 @@ fn hash128(bytes: &[u8]) -> u128 {
 }
 
 fn progress_bar(name: &str, total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total).with_prefix(name.to_owned());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
+    crate::source::progress_bar(name.to_owned(), total, crate::source::BYTES_PROGRESS)
 }
 
 #[cfg(test)]
