@@ -4,33 +4,14 @@
 //! statistics (`../shared/queries/expected_fhir_*.txt`) must agree with them.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::Stdio;
 
 use crate::query_suite::queries;
 use crate::support::{Hub, shared};
 
 /// Runs one suite query on `dataset`; the answer rows, or the error.
 fn run(hub: &Hub, dataset: &str, sql: &str) -> Result<Vec<Vec<String>>, String> {
-    let mut child = hub
-        .command(&["sql", "--dataset", dataset, "--format", "tsv", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(String::from_utf8(out.stdout)
-        .unwrap()
+    Ok(hub
+        .sql_stdin(dataset, sql)?
         .lines()
         .skip(1)
         .map(|l| l.split('\t').map(str::to_owned).collect())
