@@ -15,11 +15,36 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    /// A metadata store elsewhere (PostgreSQL for several nodes); `None`: `meta.db` here.
+    meta_url: Option<String>,
 }
 
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            meta_url: None,
+        }
+    }
+
+    /// Uses the metadata store at `url` (`postgres://...` or `sqlite://...`) instead of the
+    /// directory's own `meta.db`.
+    pub fn with_meta_url(mut self, url: Option<String>) -> Self {
+        self.meta_url = url.filter(|u| !u.trim().is_empty());
+        self
+    }
+
+    /// The metadata store's connection URL. Holds credentials for PostgreSQL: never print it.
+    pub fn meta_url(&self) -> String {
+        match &self.meta_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.meta_db().display()),
+        }
+    }
+
+    /// Whether the metadata store lives outside the directory.
+    pub fn has_external_meta(&self) -> bool {
+        self.meta_url.is_some()
     }
 
     pub fn root(&self) -> &Path {

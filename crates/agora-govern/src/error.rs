@@ -22,6 +22,9 @@ pub enum Error {
     UnsupportedUrl(String),
     #[error("{0}")]
     Conflict(String),
+    /// The same source files were already committed as a release of this dataset.
+    #[error("these files are already release {release} of dataset {dataset}")]
+    DuplicateSource { dataset: String, release: i64 },
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
     /// The object does not exist, or the caller may not see it (indistinguishable on purpose).
@@ -51,7 +54,9 @@ impl HasKind for Error {
             Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 ErrorKind::Unavailable
             }
-            Error::Conflict(_) | Error::InvalidTransition { .. } => ErrorKind::Conflict,
+            Error::Conflict(_)
+            | Error::InvalidTransition { .. }
+            | Error::DuplicateSource { .. } => ErrorKind::Conflict,
             Error::UnsupportedUrl(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,

@@ -78,7 +78,7 @@ pub use projects::{
 pub use registry::{
     NewProjectResult, ProjectResult, RegistryDataset, RegistryEntry, RegistryStatus,
 };
-pub use store::{DatasetInfo, MetaStore, NewRelease, ReleaseInfo};
+pub use store::{DatasetInfo, MetaStore, NewRelease, ReleaseInfo, SourceFingerprint};
 pub use tokens::{ApiTokenInfo, Principal, Role, token_id};
 
 /// Current UTC time in the one textual form the store uses (sorts like time).

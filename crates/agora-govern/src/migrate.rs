@@ -8,6 +8,7 @@ use crate::{Error, Result};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_governance.sql")),
+    (3, include_str!("migrations/0003_release_source.sql")),
 ];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {

@@ -58,6 +58,15 @@ pub struct NewRelease {
     pub new_persons: Vec<(i64, i64)>,
 }
 
+/// The content fingerprint of the files a release is ingested from (see
+/// [`MetaStore::commit_release_from`]).
+#[derive(Debug, Clone)]
+pub struct SourceFingerprint {
+    pub fingerprint: String,
+    /// Commit even if a release of the dataset was ingested from the same files.
+    pub allow_duplicate: bool,
+}
+
 impl MetaStore {
     /// Opens (creating if needed) the SQLite store at `path`.
     pub async fn open_sqlite(path: &Path) -> Result<Self> {
@@ -221,10 +230,37 @@ impl MetaStore {
         Ok(found)
     }
 
+    /// The first release of `dataset` ingested from files with this content fingerprint.
+    pub async fn release_from_source(
+        &self,
+        dataset: &DatasetName,
+        fingerprint: &str,
+    ) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(number) FROM releases WHERE dataset = $1 AND source_fingerprint = $2",
+        )
+        .bind(dataset.as_str())
+        .bind(fingerprint)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Commits a release: registers the dataset on first use, registers the release's new
     /// person keys and inserts the release row with the next number, all in one transaction.
     /// Until this returns, readers cannot see the release; after it returns, it is durable.
     pub async fn commit_release(&self, new: NewRelease) -> Result<ReleaseInfo> {
+        self.commit_release_from(new, None).await
+    }
+
+    /// [`MetaStore::commit_release`], recording the fingerprint of the source files. Unless
+    /// duplicates are allowed, a release of the dataset with the same fingerprint makes the
+    /// commit fail with [`Error::DuplicateSource`] (checked in the transaction, so two
+    /// ingests of the same files racing on two nodes cannot both commit).
+    pub async fn commit_release_from(
+        &self,
+        new: NewRelease,
+        source: Option<SourceFingerprint>,
+    ) -> Result<ReleaseInfo> {
         let now = now_utc();
         let mut tx = self.pool.begin().await?;
         // Taking the write lock first (SQLite) / inserting first (PostgreSQL) serializes
@@ -277,6 +313,22 @@ impl MetaStore {
             }
         }
 
+        if let Some(source) = source.as_ref().filter(|s| !s.allow_duplicate) {
+            let first: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(number) FROM releases WHERE dataset = $1 AND source_fingerprint = $2",
+            )
+            .bind(new.dataset.as_str())
+            .bind(&source.fingerprint)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(release) = first {
+                return Err(Error::DuplicateSource {
+                    dataset: new.dataset.to_string(),
+                    release,
+                });
+            }
+        }
+
         let number: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE dataset = $1",
         )
@@ -285,7 +337,8 @@ impl MetaStore {
         .await?;
         let inserted = sqlx::query(
             "INSERT INTO releases (dataset, number, release_id, manifest_path, created_at, \
-             created_by, row_count, quarantined) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             created_by, row_count, quarantined, source_fingerprint) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(new.dataset.as_str())
         .bind(number)
@@ -295,6 +348,7 @@ impl MetaStore {
         .bind(&new.created_by)
         .bind(new.rows)
         .bind(new.quarantined)
+        .bind(source.map(|s| s.fingerprint))
         .execute(&mut *tx)
         .await;
         if let Err(e) = inserted {

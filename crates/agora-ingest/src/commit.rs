@@ -2,13 +2,53 @@
 //! metadata-store transaction that makes the release visible.
 
 use agora_core::DatasetName;
-use agora_govern::NewRelease;
+use agora_govern::{NewRelease, SourceFingerprint};
 use agora_lake::{
     MANIFEST_FORMAT, PseudonymizationInfo, ReleaseManifest, ReleaseWriter, SourceInfo, TableEntry,
 };
 
+use crate::fingerprint::{SourcePath, fingerprint};
 use crate::quarantine::Quarantine;
-use crate::{Hub, IngestReport, Result, TableReport};
+use crate::{Error, Hub, IngestReport, Result, TableReport};
+
+/// The source files of an ingest, fingerprinted, and whether the dataset already has a
+/// release made of exactly these files.
+#[derive(Debug, Clone)]
+pub(crate) struct Admission {
+    fingerprint: String,
+    allow_duplicate: bool,
+    duplicate_of: Option<i64>,
+}
+
+/// Fingerprints `files` and refuses them if a release of `dataset` was already ingested from
+/// the same files, unless `allow_duplicate`. Run before the data is read, so that a mistaken
+/// re-ingest is refused at once. A dry run is not refused: its report says it would be.
+pub(crate) async fn admit(
+    hub: &Hub,
+    dataset: &DatasetName,
+    files: Vec<SourcePath>,
+    allow_duplicate: bool,
+    dry_run: bool,
+) -> Result<Admission> {
+    let fingerprint = tokio::task::spawn_blocking(move || fingerprint(&files))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    let duplicate_of = hub.meta.release_from_source(dataset, &fingerprint).await?;
+    if let Some(release) = duplicate_of
+        && !allow_duplicate
+        && !dry_run
+    {
+        return Err(Error::AlreadyIngested {
+            dataset: dataset.to_string(),
+            release,
+        });
+    }
+    Ok(Admission {
+        fingerprint,
+        allow_duplicate,
+        duplicate_of,
+    })
+}
 
 /// What a model-specific pipeline wrote, ready to become one release.
 pub(crate) struct Staged {
@@ -22,6 +62,7 @@ pub(crate) struct Staged {
     /// `(person_key, check)` pairs first seen in this release.
     pub new_persons: Vec<(i64, i64)>,
     pub warnings: Vec<String>,
+    pub admission: Admission,
 }
 
 /// Stores the quarantine report and the manifest, then commits the release with its new
@@ -33,9 +74,17 @@ pub(crate) async fn commit(
     dataset: &DatasetName,
     actor: &str,
     dry_run: bool,
-    staged: Staged,
+    mut staged: Staged,
 ) -> Result<IngestReport> {
+    let admission = staged.admission.clone();
     if dry_run {
+        if let Some(release) = admission.duplicate_of
+            && !admission.allow_duplicate
+        {
+            staged.warnings.push(format!(
+                "these files are already release {release} of dataset {dataset}: an ingest would be refused without --allow-duplicate"
+            ));
+        }
         writer.abort().await;
         return Ok(IngestReport {
             dataset: dataset.to_string(),
@@ -49,6 +98,7 @@ pub(crate) async fn commit(
             tables: staged.reports,
             quarantine: staged.quarantine.summary(None),
             warnings: staged.warnings,
+            source_fingerprint: admission.fingerprint,
             elapsed_ms: 0,
         });
     }
@@ -76,19 +126,33 @@ pub(crate) async fn commit(
     let rows = manifest.rows();
     let quarantined = staged.quarantine.rows();
     let new_persons = staged.new_persons.len() as u64;
+    let source = SourceFingerprint {
+        fingerprint: admission.fingerprint.clone(),
+        allow_duplicate: admission.allow_duplicate,
+    };
     let release = hub
         .meta
-        .commit_release(NewRelease {
-            dataset: dataset.clone(),
-            model: manifest.source.model.clone(),
-            release_id: manifest.release_id.clone(),
-            manifest_path,
-            created_by: actor.to_owned(),
-            rows: rows as i64,
-            quarantined: quarantined as i64,
-            new_persons: staged.new_persons,
-        })
-        .await?;
+        .commit_release_from(
+            NewRelease {
+                dataset: dataset.clone(),
+                model: manifest.source.model.clone(),
+                release_id: manifest.release_id.clone(),
+                manifest_path,
+                created_by: actor.to_owned(),
+                rows: rows as i64,
+                quarantined: quarantined as i64,
+                new_persons: staged.new_persons,
+            },
+            Some(source),
+        )
+        .await
+        .map_err(|e| match e {
+            // Another ingest of the same files committed while this one ran.
+            agora_govern::Error::DuplicateSource { dataset, release } => {
+                Error::AlreadyIngested { dataset, release }
+            }
+            other => other.into(),
+        })?;
     Ok(IngestReport {
         dataset: dataset.to_string(),
         release: release.number,
@@ -101,6 +165,7 @@ pub(crate) async fn commit(
         tables: staged.reports,
         quarantine: manifest.quarantine,
         warnings: manifest.warnings,
+        source_fingerprint: admission.fingerprint,
         elapsed_ms: 0,
     })
 }

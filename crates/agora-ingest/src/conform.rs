@@ -21,10 +21,17 @@ use crate::{Error, Result};
 /// Why a row was quarantined. Displayed to producers; never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
-    InvalidValue { expected: String },
+    InvalidValue {
+        expected: String,
+    },
     MissingRequired,
-    TooLong { max: usize },
-    FieldCount { expected: usize, found: usize },
+    TooLong {
+        max: usize,
+    },
+    FieldCount {
+        expected: usize,
+        found: usize,
+    },
     InvalidUtf8,
     UnknownPerson,
     DuplicatePersonId,
@@ -37,6 +44,18 @@ pub enum Reason {
     UnknownPatient,
     DuplicatePatient,
     ViewFailed,
+    // Table Schema: a constraint, a primary/unique key, a foreign key.
+    Constraint {
+        constraint: String,
+    },
+    Duplicate {
+        key: String,
+    },
+    ForeignKey {
+        resource: String,
+    },
+    /// FHIR → OMOP: a second resource with the id of an earlier one of its type.
+    DuplicateResource,
 }
 
 impl fmt::Display for Reason {
@@ -65,6 +84,14 @@ impl fmt::Display for Reason {
                 f.write_str("Patient id already used by an earlier resource")
             }
             Reason::ViewFailed => f.write_str("the ViewDefinition cannot flatten this resource"),
+            Reason::Constraint { constraint } => write!(f, "breaks the constraint {constraint}"),
+            Reason::Duplicate { key } => write!(f, "same {key} as an earlier row"),
+            Reason::ForeignKey { resource } => {
+                write!(f, "refers to no row of {resource} (foreign key)")
+            }
+            Reason::DuplicateResource => {
+                f.write_str("resource id already used by an earlier resource of its type")
+            }
         }
     }
 }

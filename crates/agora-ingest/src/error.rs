@@ -24,6 +24,16 @@ pub enum Error {
         table: String,
         column: String,
     },
+    #[error(
+        "{file}: line {line}: record longer than {} MiB, refused without reading it whole (a missing quote or newline?)",
+        max >> 20
+    )]
+    RecordTooLong { file: String, line: u64, max: u64 },
+    #[error(
+        "{file}: larger than {} MiB, the limit for one JSON document; split it or use Bulk Data NDJSON",
+        max >> 20
+    )]
+    DocumentTooLarge { file: String, max: u64 },
     #[error("{file}: column {column} appears more than once")]
     DuplicateColumn { file: String, column: String },
     #[error("{file}: cannot read Parquet: {reason}")]
@@ -57,6 +67,26 @@ pub enum Error {
     },
     #[error("ViewDefinition {file}: {reason}")]
     ViewRules { file: String, reason: String },
+    #[error(
+        "these files are already release {release} of dataset {dataset}; nothing was ingested (use --allow-duplicate to add them again as a new release)"
+    )]
+    AlreadyIngested { dataset: String, release: i64 },
+    #[error("{file}: {reason}")]
+    Schema { file: String, reason: String },
+    #[error("{path}: no Table Schema (.json) with a data file (.csv, .tsv) of the same name found")]
+    NoTableSchemaInput { path: String },
+    #[error("resource {resource} is given twice ({first} and {second}); keep one")]
+    DuplicateResource {
+        resource: String,
+        first: String,
+        second: String,
+    },
+    #[error("--person-id {field}: no resource has a field of that name")]
+    UnknownPersonField { field: String },
+    #[error("vocabulary dataset {dataset} has no release")]
+    NoVocabulary { dataset: String },
+    #[error("vocabulary dataset {dataset}: {reason}")]
+    Vocabulary { dataset: String, reason: String },
     #[error(transparent)]
     Lake(#[from] agora_lake::Error),
     #[error(transparent)]
@@ -71,6 +101,8 @@ impl HasKind for Error {
             Error::Lake(e) => e.kind(),
             Error::Meta(e) => e.kind(),
             Error::Internal(_) => ErrorKind::Internal,
+            Error::AlreadyIngested { .. } => ErrorKind::Conflict,
+            Error::NoVocabulary { .. } => ErrorKind::NotFound,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }

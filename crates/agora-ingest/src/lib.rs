@@ -14,6 +14,7 @@
 //!     actor: "operator".into(),
 //!     progress: true,
 //!     dry_run: false,
+//!     allow_duplicate: false,
 //! }).await?;
 //! println!("release {} stored {} rows", report.release, report.rows_stored);
 //! # Ok(()) }
@@ -22,16 +23,21 @@
 //! FHIR R4 (Bulk NDJSON and Bundles) goes through [`fhir::ingest_fhir`] with the same
 //! release, quarantine and person-key machinery.
 //!
-//! Not here: Table Schema readers (later), querying (`agora-query`).
+//! Any dataset described by Frictionless Table Schema (the SNDS tables, for instance) goes
+//! through [`tableschema::ingest_tableschema`], with the same machinery again.
+//!
+//! Not here: querying (`agora-query`).
 
 mod commit;
 mod conform;
 mod error;
 pub mod fhir;
+mod fingerprint;
 mod keys;
 pub mod omop;
 mod quarantine;
 mod source;
+pub mod tableschema;
 
 use std::path::PathBuf;
 
@@ -41,6 +47,7 @@ use agora_privacy::HubSecret;
 
 pub use conform::Reason;
 pub use error::{Error, Result};
+pub use source::{MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES};
 
 /// What an ingest writes to: the hub's lake, metadata store and secret.
 #[derive(Debug, Clone)]
@@ -69,6 +76,8 @@ pub struct IngestReport {
     pub new_persons: u64,
     pub quarantine: QuarantineSummary,
     pub warnings: Vec<String>,
+    /// SHA-256 content fingerprint of the source files (see `agora ingest --allow-duplicate`).
+    pub source_fingerprint: String,
     pub elapsed_ms: u64,
 }
 

@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+mod barrier;
 mod error;
 mod permit;
 mod registry;

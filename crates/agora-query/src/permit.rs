@@ -3,18 +3,19 @@
 //! [`PermitScope::resolve`] is the one way to obtain a scope: it asks the metadata store for
 //! a permit that is usable by this user *now* (project active, permit activated, not revoked,
 //! not expired, user an active member) and reads the permitted releases and the opt-out set.
-//! [`PermitWorkspace`] then registers, per permitted table, a view over the release's Parquet
-//! files — never the files themselves — whose plan is
+//! [`PermitWorkspace`] then registers, per permitted table, a policy table over the release's
+//! Parquet files — never the files themselves — whose plan is
 //!
 //! ```text
 //!   scan(table) ─► row filters ─► anti-join opted-out persons on person_id ─► permitted columns
 //! ```
 //!
-//! DataFusion inlines views before optimizing, so the filters, the anti-join and the outer
-//! query's own predicates and projections are all pushed down to the Parquet scan: the
-//! policy costs what writing it by hand would. Tables and columns the permit does not name do
-//! not exist in the session; `information_schema` lists only the permitted ones. Each dataset
-//! of the permit is a schema (`"dataset".table`); the first is the default schema.
+//! behind a barrier ([`crate::barrier`]): the researcher's expressions only ever see rows
+//! that passed the policy, so not even an error can tell anything about the others; filters
+//! that cannot fail still reach the Parquet scan. `EXPLAIN ANALYZE` and `EXPLAIN VERBOSE` are
+//! refused (their row counts would). Tables and columns the permit does not name do not
+//! exist in the session; `information_schema` lists only the permitted ones. Each dataset of
+//! the permit is a schema (`"dataset".table`); the first is the default schema.
 //!
 //! Later policies slot into the same plan: per-project pseudonyms rewrite `person_id` in the
 //! projection, disclosure control wraps the query's output.
@@ -30,14 +31,20 @@ use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::{Column, JoinType, ScalarValue, TableReference};
-use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
+use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
+use crate::barrier::PolicyTable;
 use crate::workspace::{QueryLimits, QueryOutput, Session};
 use crate::{Error, QueryEngine, Result};
 
 /// The column every person-level table keys its rows by: the hub person key.
 pub const PERSON_KEY: &str = "person_id";
+
+/// OMOP CDM 5.4 tables whose rows concern a person but carry no `person_id` (they link
+/// through another table's key): the opt-out anti-join cannot reach them yet.
+const PERSON_ROWS_WITHOUT_KEY: &[&str] =
+    &["note_nlp", "cost", "fact_relationship", "episode_event"];
 
 /// Name of the (unregistered) opted-out key relation inside view plans.
 const OPTED_OUT: &str = "agora_opted_out";
@@ -155,7 +162,8 @@ impl QueryEngine {
         limits: QueryLimits,
     ) -> Result<PermitWorkspace> {
         let default_schema = scope.releases[0].dataset.as_str();
-        let session = Session::new(self, default_schema, limits)?;
+        // Plan metrics (EXPLAIN ANALYZE) would count the rows the policy removes.
+        let session = Session::new(self, default_schema, limits)?.without_plan_metrics();
         let catalog = session
             .ctx()
             .catalog("agora")
@@ -177,13 +185,20 @@ impl QueryEngine {
                     ))
                 })?;
                 let plan = scoped_plan(&session, entry, table, opted_out.as_ref())?;
-                session
+                let replaced = session
                     .ctx()
                     .register_table(
                         TableReference::partial(schema, table.table.as_str()),
-                        Arc::new(ViewTable::new(plan, None)),
+                        Arc::new(PolicyTable::new(plan)),
                     )
                     .map_err(|e| session.error(e))?;
+                if replaced.is_some() {
+                    // Two scopes for one table: which one applies would be an accident.
+                    return Err(Error::Permit(format!(
+                        "the permit names table {} of dataset {schema} twice",
+                        table.table
+                    )));
+                }
                 tables.push(format!("{schema}.{}", table.table));
             }
         }
@@ -228,6 +243,13 @@ fn scoped_plan(
         plan = plan.filter(filter_expr(entry, filter)?).map_err(err)?;
     }
     let person_key = entry.schema.columns.iter().find(|c| c.name == PERSON_KEY);
+    if person_key.is_none() && PERSON_ROWS_WITHOUT_KEY.contains(&entry.name.as_str()) {
+        return Err(Error::Permit(format!(
+            "table {} holds person-level rows without a {PERSON_KEY} column, so opt-outs \
+             cannot be applied to it; it cannot be granted yet",
+            entry.name
+        )));
+    }
     if let (Some(key), Some(opted_out)) = (person_key, opted_out) {
         if key.ty != ColumnType::Int64 {
             return Err(Error::Permit(format!(

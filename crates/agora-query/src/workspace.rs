@@ -21,6 +21,7 @@ use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::path::Path;
@@ -166,6 +167,8 @@ impl Workspace {
 pub(crate) struct Session {
     ctx: SessionContext,
     limits: QueryLimits,
+    /// Whether `EXPLAIN ANALYZE` / `EXPLAIN VERBOSE` may show row counts of every operator.
+    plan_metrics: bool,
 }
 
 impl Session {
@@ -215,7 +218,15 @@ impl Session {
         Ok(Self {
             ctx: SessionContext::new_with_state(state),
             limits,
+            plan_metrics: true,
         })
+    }
+
+    /// Refuses `EXPLAIN ANALYZE` and `EXPLAIN VERBOSE`: their per-operator row counts
+    /// include rows a policy removes further up the plan.
+    pub(crate) fn without_plan_metrics(mut self) -> Self {
+        self.plan_metrics = false;
+        self
     }
 
     pub(crate) fn ctx(&self) -> &SessionContext {
@@ -257,6 +268,21 @@ impl Session {
                 .sql_with_options(sql, options)
                 .await
                 .map_err(|e| Error::from_datafusion(e, limit_mb))?;
+            if !self.plan_metrics {
+                let profiled = match df.logical_plan() {
+                    LogicalPlan::Analyze(_) => true,
+                    LogicalPlan::Explain(e) => e.verbose,
+                    _ => false,
+                };
+                if profiled {
+                    return Err(Error::Sql(
+                        "EXPLAIN ANALYZE and EXPLAIN VERBOSE are not available in a permit \
+                         workspace (their row counts would show rows the permit hides); \
+                         plain EXPLAIN is"
+                            .into(),
+                    ));
+                }
+            }
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let mut stream = df
                 .execute_stream()

@@ -13,10 +13,14 @@
 use agora_core::DatasetName;
 use agora_govern::{AccessRights, DatasetMetadata};
 use anyhow::Result;
+use chrono::Datelike;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::home::Home;
+
+/// Counts of persons below this are not published (the SNDS output rule, k = 10).
+const PUBLIC_MIN_PERSONS: u64 = 10;
 
 /// One dataset as the catalogue shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +148,10 @@ async fn entry(home: &Home, name: &DatasetName, model: String) -> Result<Catalog
                     TableSummary {
                         name: t.name.clone(),
                         rows: t.rows,
-                        persons: p.as_ref().and_then(|p| p["persons"].as_u64()),
+                        persons: p
+                            .as_ref()
+                            .and_then(|p| p["persons"].as_u64())
+                            .filter(|&n| n == 0 || n >= PUBLIC_MIN_PERSONS),
                         columns: t
                             .schema
                             .columns
@@ -159,6 +166,9 @@ async fn entry(home: &Home, name: &DatasetName, model: String) -> Result<Catalog
                                         .iter()
                                         .find(|pc| pc["column"] == c.name.as_str())?["null_rate"]
                                         .as_f64()
+                                        // Percent precision: exact rates times row counts
+                                        // would give exact counts of small groups.
+                                        .map(|r| (r * 100.0).round() / 100.0)
                                 }),
                             })
                             .collect(),
@@ -239,9 +249,16 @@ fn temporal(profile: &Value) -> Option<Temporal> {
             }
         }
     }
+    // Whole months: the first and last care event of a small dataset could be one person's.
+    let start = chrono::NaiveDate::parse_from_str(&start?, "%Y-%m-%d").ok()?;
+    let end = chrono::NaiveDate::parse_from_str(&end?, "%Y-%m-%d").ok()?;
+    let month_end = end
+        .with_day(1)?
+        .checked_add_months(chrono::Months::new(1))?
+        .pred_opt()?;
     Some(Temporal {
-        start: start?,
-        end: end?,
+        start: start.with_day(1)?.to_string(),
+        end: month_end.to_string(),
     })
 }
 
@@ -604,14 +621,14 @@ mod tests {
                     {"column": "birth_datetime", "min": "1920-01-01T00:00:00", "max": "2020-01-01T00:00:00", "implausible": null}]},
                 {"table": "visit_occurrence", "columns": [
                     {"column": "visit_start_date", "min": "2001-05-02", "max": "2099-01-01", "implausible": {}},
-                    {"column": "visit_end_date", "min": "2001-05-03", "max": "2024-06-30", "implausible": {}},
+                    {"column": "visit_end_date", "min": "2001-05-03", "max": "2024-06-12", "implausible": {}},
                     {"column": "visit_concept_id", "min": null, "max": null, "implausible": null}]}
             ]
         });
         assert_eq!(
             temporal(&profile),
             Some(Temporal {
-                start: "2001-05-02".into(),
+                start: "2001-05-01".into(),
                 end: "2024-06-30".into()
             })
         );

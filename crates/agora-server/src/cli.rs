@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Agora: an open, sovereign health data hub.
 ///
-/// Ingests pseudonymized health data (OMOP CDM) into immutable, versioned releases on open
+/// Ingests pseudonymized health data (OMOP CDM, FHIR R4, Table Schema) into immutable, versioned releases on open
 /// formats, and serves them through SQL.
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +24,13 @@ pub(crate) struct Cli {
         default_value = "./agora-data"
     )]
     pub data_dir: PathBuf,
+
+    /// The metadata store: by default `meta.db` (SQLite) in the data directory; a
+    /// `postgres://user@host/db` URL shares one store between several Agora nodes (which
+    /// must then also share the lake and the hub secret). Holds credentials: prefer the
+    /// environment variable to the flag.
+    #[arg(long, global = true, env = "AGORA_META_URL", hide_env_values = true)]
+    pub meta_url: Option<String>,
 
     /// More log output on stderr (-v info, -vv debug). Logs never contain data values.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -88,6 +95,36 @@ pub(crate) enum IngestCommand {
     Omop(IngestOmopArgs),
     /// A FHIR R4 extract: a directory of Bulk Data NDJSON files and/or Bundle JSON files.
     Fhir(IngestFhirArgs),
+    /// Any dataset described by Frictionless Table Schema: `NAME.json` schemas with their
+    /// `NAME.csv` (or `.tsv`) data files, anywhere below the directory (e.g. SNDS tables).
+    Tableschema(IngestTableSchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestTableSchemaArgs {
+    /// Dataset to add a release to (created on first ingest).
+    #[arg(long)]
+    pub dataset: DatasetName,
+    /// Directory holding the schemas, when they are not beside the data files.
+    #[arg(long)]
+    pub schemas: Option<PathBuf>,
+    /// A field holding a person identifier (e.g. BEN_NIR_PSA), in every table that has it;
+    /// repeatable. Stored as the hub person key, never as written. Schemas may also declare
+    /// such fields with `"agora:identifier": "person"`.
+    #[arg(long = "person-id", value_name = "FIELD")]
+    pub person_ids: Vec<String>,
+    /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Add the files as a new release even if they are byte for byte those of an earlier
+    /// release of the dataset.
+    #[arg(long)]
+    pub allow_duplicate: bool,
+    /// Print the ingest report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Directory holding the data files.
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -98,11 +135,25 @@ pub(crate) struct IngestFhirArgs {
     /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Add the files as a new release even if they are byte for byte those of an earlier
+    /// release of the dataset.
+    #[arg(long)]
+    pub allow_duplicate: bool,
     /// Where patient identities come from: `patient-id` (Patient.id) or
     /// `identifier:<system-uri>` (the Patient.identifier value with that system, e.g. a
     /// national id). Either links with OMOP persons whose person_source_value is the same.
     #[arg(long, default_value = "patient-id")]
     pub identity: agora_ingest::fhir::FhirIdentity,
+    /// Map codes to standard OMOP concepts with the vocabulary of this dataset's latest
+    /// release (its concept, concept_relationship and concept_ancestor tables, e.g. an OMOP
+    /// extract ingested with its vocabulary tables). Without it
+    /// the OMOP tables keep source codes and concept ids are 0 (but gender, race, visit...).
+    #[arg(long, value_name = "DATASET", conflicts_with = "no_omop")]
+    pub vocabulary: Option<DatasetName>,
+    /// Do not write the OMOP CDM tables (person, visit_occurrence, condition_occurrence...)
+    /// that every FHIR release otherwise gets.
+    #[arg(long)]
+    pub no_omop: bool,
     /// Print the ingest report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -133,6 +184,10 @@ pub(crate) struct IngestOmopArgs {
     /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Add the files as a new release even if they are byte for byte those of an earlier
+    /// release of the dataset.
+    #[arg(long)]
+    pub allow_duplicate: bool,
     /// Where person identities come from.
     #[arg(long, value_enum, default_value_t = Identity::SourceValue)]
     pub identity: Identity,

@@ -5,6 +5,7 @@ use agora_core::{DataDir, DatasetName};
 use agora_ingest::IngestReport;
 use agora_ingest::fhir::{FhirIngest, ingest_fhir, views};
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
+use agora_ingest::tableschema::{TableSchemaIngest, ingest_tableschema};
 use agora_query::QueryLimits;
 use anyhow::{Context, Result, bail};
 
@@ -16,7 +17,7 @@ use crate::home::{self, Home, Initialized};
 use crate::oidc::OidcConfig;
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
-    let dir = DataDir::new(&cli.data_dir);
+    let dir = DataDir::new(&cli.data_dir).with_meta_url(cli.meta_url.clone());
     match cli.command {
         Command::Init => {
             match home::init(&dir).await? {
@@ -47,6 +48,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     actor: local_actor(),
                     progress: std::io::stderr().is_terminal(),
                     dry_run: args.dry_run,
+                    allow_duplicate: args.allow_duplicate,
                 },
             )
             .await;
@@ -64,6 +66,27 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     actor: local_actor(),
                     progress: std::io::stderr().is_terminal(),
                     dry_run: args.dry_run,
+                    allow_duplicate: args.allow_duplicate,
+                    omop: !args.no_omop,
+                    vocabulary: args.vocabulary,
+                },
+            )
+            .await;
+            finish_ingest(report, &args.path, args.json, &dir)
+        }
+        Command::Ingest(IngestCommand::Tableschema(args)) => {
+            let home = Home::open(&dir).await?;
+            let report = ingest_tableschema(
+                &home.ingest_hub(),
+                TableSchemaIngest {
+                    dataset: args.dataset,
+                    source: args.path.clone(),
+                    schemas: args.schemas,
+                    person_ids: args.person_ids,
+                    actor: local_actor(),
+                    progress: std::io::stderr().is_terminal(),
+                    dry_run: args.dry_run,
+                    allow_duplicate: args.allow_duplicate,
                 },
             )
             .await;
@@ -432,6 +455,7 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
                 actor: local_actor(),
                 progress: std::io::stderr().is_terminal(),
                 dry_run: false,
+                allow_duplicate: false,
             },
         )
         .await?;

@@ -54,7 +54,7 @@ pub(crate) async fn init(dir: &DataDir) -> Result<Initialized> {
     std::fs::create_dir_all(dir.keys())
         .and_then(|()| std::fs::set_permissions(dir.keys(), std::fs::Permissions::from_mode(0o700)))
         .with_context(|| format!("cannot create {}", dir.keys().display()))?;
-    let meta = MetaStore::open_sqlite(&dir.meta_db())
+    let meta = MetaStore::open(&dir.meta_url())
         .await
         .context("cannot create the metadata store")?;
     let token = meta
@@ -90,7 +90,7 @@ impl Home {
             );
         }
         let secret = read_secret(&dir.hub_key())?;
-        let meta = MetaStore::open_sqlite(&dir.meta_db())
+        let meta = MetaStore::open(&dir.meta_url())
             .await
             .context("cannot open the metadata store")?;
         let lake = Lake::open_local(dir.lake())?;

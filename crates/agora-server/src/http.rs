@@ -490,8 +490,14 @@ async fn show_quality(
     Ok(Json(Value::clone(&profile)))
 }
 
+/// An unexpected failure: details (paths, store errors) go to the server log, not to the
+/// caller, who may be anonymous.
 fn internal(e: anyhow::Error) -> ApiError {
-    ApiError::new(ErrorKind::Internal, format!("{e:#}"))
+    tracing::error!(error = %format!("{e:#}"), "internal error");
+    ApiError::new(
+        ErrorKind::Internal,
+        "internal error; the operator can find details in the server log",
+    )
 }
 
 /// The public catalogue as JSON (no login: it holds only dataset-level aggregates).

@@ -109,8 +109,16 @@ impl Profiles {
                 continue;
             };
             if self.cached(&info).is_none() {
-                self.get(home, &info, limits.clone()).await?;
-                computed += 1;
+                // One release that cannot be profiled must not starve the others.
+                match self.get(home, &info, limits.clone()).await {
+                    Ok(_) => computed += 1,
+                    Err(e) => tracing::warn!(
+                        dataset = %info.dataset,
+                        release = info.number,
+                        error = %format!("{e:#}"),
+                        "quality profile failed"
+                    ),
+                }
             }
         }
         Ok(computed)

@@ -9,4 +9,5 @@ mod optout;
 mod permits;
 mod projects;
 mod registry;
+mod releases;
 mod support;

@@ -3,10 +3,13 @@
 //! ```text
 //! discover files (skip export logs, warn) ─► pass 1, all files: Patients ─► identity
 //!   ─► hub person key (KeyResolver, as for OMOP)
+//!   (and Encounter ids ─► OMOP visit ids)
 //!   ─► pass 2, all files: parse ─► quarantine structural errors
 //!        ─► pseudonymize (pseudo) ─► fhir_<type> raw table
 //!        ─► each ViewDefinition of that type ─► typed view table (+ person_id)
-//!   ─► quarantine report, views used ─► manifest ─► commit (metadata store)
+//!        ─► OMOP CDM 5.4 rows (omop) ─► person, visit_occurrence, condition_occurrence...
+//!   ─► observation periods, vocabulary subset
+//!   ─► quarantine report, views used, OMOP coverage ─► manifest ─► commit (metadata store)
 //! ```
 //!
 //! Patients are read first from every file so that a resource may refer to a patient of any
@@ -14,8 +17,9 @@
 //! its resources, not its files, and every table writer is shared by all files).
 //!
 //! What is stored of each resource, and the identity rules, are in [`pseudo`] and
-//! [`FhirIdentity`]. Not here: FHIR → OMOP mapping (a later step over these tables).
+//! [`FhirIdentity`]; the FHIR → OMOP mapping is in [`omop`].
 
+pub mod omop;
 mod pseudo;
 mod read;
 mod resource_types;
@@ -32,10 +36,10 @@ use agora_lake::{
     DatasetLock, PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions,
 };
 use agora_privacy::PersonKeyer;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::Value;
 
-use crate::commit::{Staged, commit};
+use crate::commit::{Staged, admit, commit};
 use crate::keys::KeyResolver;
 use crate::quarantine::Quarantine;
 use crate::{Error, Hub, IngestReport, Reason, Result, TableReport};
@@ -106,6 +110,14 @@ pub struct FhirIngest {
     pub progress: bool,
     /// Validate, pseudonymize and report, but commit nothing.
     pub dry_run: bool,
+    /// Commit even if a release of the dataset was ingested from the very same files.
+    pub allow_duplicate: bool,
+    /// Also write the OMOP CDM 5.4 tables ([`omop`]).
+    pub omop: bool,
+    /// The dataset whose latest release's `concept` (and `concept_relationship`,
+    /// `concept_ancestor`) tables map codes to standard concepts. Without it, concept ids
+    /// are 0 but for the fixed ones (gender, race, ethnicity, visit, type).
+    pub vocabulary: Option<DatasetName>,
 }
 
 /// Elements never stored, for the manifest.
@@ -139,6 +151,11 @@ pub async fn ingest_fhir(hub: &Hub, req: FhirIngest) -> Result<IngestReport> {
             path: req.source.display().to_string(),
         });
     }
+    let vocabulary = match (&req.vocabulary, req.omop) {
+        (Some(dataset), true) => Some(omop::Vocabulary::load(hub, dataset).await?),
+        (None, true) => Some(omop::Vocabulary::default()),
+        (_, false) => None,
+    };
     let _lock = DatasetLock::try_acquire(&hub.locks_dir, &req.dataset)?;
     let committed = hub.meta.committed_release_ids(&req.dataset).await?;
     let swept = hub.lake.collect_garbage(&req.dataset, &committed).await?;
@@ -146,7 +163,7 @@ pub async fn ingest_fhir(hub: &Hub, req: FhirIngest) -> Result<IngestReport> {
         tracing::info!(files = swept, "removed files of earlier failed ingests");
     }
     let writer = hub.lake.begin_release(&req.dataset);
-    match write_release(hub, &req, &writer, files, views, warnings).await {
+    match write_release(hub, &req, &writer, files, views, vocabulary, warnings).await {
         Ok(mut report) => {
             report.elapsed_ms = started.elapsed().as_millis() as u64;
             Ok(report)
@@ -164,12 +181,16 @@ async fn write_release(
     writer: &ReleaseWriter,
     files: Vec<FhirFile>,
     views: Vec<NamedView>,
+    vocabulary: Option<omop::Vocabulary>,
     warnings: Vec<String>,
 ) -> Result<IngestReport> {
+    let sources = files.iter().map(FhirFile::source_path).collect();
+    let admission = admit(hub, &req.dataset, sources, req.allow_duplicate, req.dry_run).await?;
+    let runtime = tokio::runtime::Handle::current();
     let resolver = KeyResolver::new(
         PersonKeyer::new(&hub.secret),
         hub.meta.clone(),
-        tokio::runtime::Handle::current(),
+        runtime.clone(),
     );
     let job = Job {
         writer: writer.clone(),
@@ -177,6 +198,8 @@ async fn write_release(
         progress: req.progress,
         files,
         views: views.clone(),
+        omop: vocabulary.map(|v| (v, omop::Visits::new(PersonKeyer::new(&hub.secret)))),
+        runtime,
     };
     let out = tokio::task::spawn_blocking(move || job.run(resolver))
         .await
@@ -190,6 +213,9 @@ async fn write_release(
                 view.json.clone().into_bytes(),
             )
             .await?;
+    }
+    if let Some(summary) = out.omop_summary {
+        writer.put_file("omop_mapping.json", summary).await?;
     }
     let mut all_warnings = warnings;
     all_warnings.extend(out.warnings);
@@ -210,6 +236,7 @@ async fn write_release(
         quarantine: out.quarantine,
         new_persons: out.new_persons,
         warnings: all_warnings,
+        admission,
     };
     commit(hub, writer, &req.dataset, &req.actor, req.dry_run, staged).await
 }
@@ -221,6 +248,9 @@ struct Job {
     progress: bool,
     files: Vec<FhirFile>,
     views: Vec<NamedView>,
+    /// The vocabulary and visit registry of the OMOP mapping, when it is on.
+    omop: Option<(omop::Vocabulary, omop::Visits)>,
+    runtime: tokio::runtime::Handle,
 }
 
 struct JobOutput {
@@ -232,6 +262,16 @@ struct JobOutput {
     forms: Vec<&'static str>,
     source_files: Vec<(String, u64)>,
     resources_read: u64,
+    omop_summary: Option<Vec<u8>>,
+}
+
+/// The start of a resource, for reading an id without building a JSON tree.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "resourceType", borrow)]
+    resource_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Pass 1's verdict on each Patient, by position.
@@ -239,7 +279,11 @@ type PatientStatus = HashMap<Position, std::result::Result<i64, Reason>>;
 
 impl Job {
     fn run(mut self, mut resolver: KeyResolver) -> Result<JobOutput> {
-        let (patients, status, identifiers) = self.key_patients(&mut resolver)?;
+        let mut omop = self.omop.take();
+        let (patients, status, identifiers) =
+            self.key_patients(&mut resolver, omop.as_mut().map(|(_, visits)| visits))?;
+        let mut omop = omop
+            .map(|(vocabulary, visits)| omop::OmopWriter::new(&self.writer, vocabulary, visits));
         let mut warnings = self.relabel_files(&identifiers);
         let bar = self.progress_bar();
         let options = WriterOptions::default();
@@ -305,6 +349,9 @@ impl Job {
                         }
                     };
                     table.push(&resource, person)?;
+                    if let Some(omop) = omop.as_mut() {
+                        omop.map(&resource, person, &file.name, pos.index, &mut quarantine)?;
+                    }
                     for vt in view_tables
                         .iter_mut()
                         .filter(|v| v.view.view.resource() == ty)
@@ -363,6 +410,14 @@ impl Job {
             });
             entries.push(entry);
         }
+        let mut omop_summary = None;
+        if let Some(omop) = omop {
+            let out = omop.finish(&self.runtime)?;
+            entries.extend(out.entries);
+            reports.extend(out.reports);
+            warnings.extend(out.warnings);
+            omop_summary = Some(out.summary);
+        }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         reports.sort_by(|a, b| a.table.cmp(&b.table));
         let mut forms: Vec<&'static str> = self
@@ -388,15 +443,18 @@ impl Job {
                 .map(|f| (f.name.clone(), f.bytes))
                 .collect(),
             resources_read,
+            omop_summary,
         })
     }
 
-    /// Pass 1: every Patient of every file gets its hub person key. Returns the patients,
-    /// each Patient position's verdict, and the identifying strings seen (ids and identifier
-    /// values), used only to keep them out of file names shown in reports.
+    /// Pass 1: every Patient of every file gets its hub person key, and every Encounter id
+    /// is registered in `visits` (when mapping to OMOP). Returns the patients, each Patient
+    /// position's verdict, and the identifying strings seen (ids and identifier values),
+    /// used only to keep them out of file names shown in reports.
     fn key_patients(
         &self,
         resolver: &mut KeyResolver,
+        mut visits: Option<&mut omop::Visits>,
     ) -> Result<(Patients, PatientStatus, Vec<String>)> {
         struct Candidate {
             position: Position,
@@ -407,12 +465,34 @@ impl Job {
         let mut candidates = Vec::new();
         let mut identifiers = Vec::new();
         for (i, file) in self.files.iter().enumerate() {
+            let visits_cell = std::cell::RefCell::new(visits.as_deref_mut());
             read::for_each_resource(
                 i,
                 file,
-                |line| line.contains("\"Patient\""),
+                |line| {
+                    if line.contains("\"Patient\"") {
+                        return true;
+                    }
+                    // An NDJSON Encounter line: only its id is needed, read without a tree.
+                    if let Some(visits) = visits_cell.borrow_mut().as_mut()
+                        && line.contains("\"Encounter\"")
+                        && let Ok(head) = serde_json::from_str::<Head>(line)
+                        && head.resource_type.as_deref() == Some("Encounter")
+                        && let Some(id) = head.id.as_deref()
+                    {
+                        visits.register(id);
+                    }
+                    false
+                },
                 |position, parsed, urls| {
                     let Ok(patient) = parsed else { return Ok(()) };
+                    // Bundles are parsed whole: their Encounters arrive here.
+                    if patient["resourceType"] == "Encounter"
+                        && let (Some(visits), Some(id)) =
+                            (visits_cell.borrow_mut().as_mut(), patient["id"].as_str())
+                    {
+                        visits.register(id);
+                    }
                     if patient["resourceType"] != "Patient" {
                         return Ok(());
                     }
@@ -520,14 +600,12 @@ impl Job {
         } else {
             ProgressDrawTarget::hidden()
         };
-        let bar = ProgressBar::with_draw_target(Some(total), target).with_prefix("FHIR resources");
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+        let bar = crate::source::progress_bar(
+            "FHIR resources".into(),
+            total,
+            crate::source::BYTES_PROGRESS,
         );
+        bar.set_draw_target(target);
         bar
     }
 }

@@ -7,6 +7,9 @@
 //!   lines, free text and geolocation extensions are dropped). Only the US Core race,
 //!   ethnicity, birth-sex and gender-identity extensions are kept (others, such as the
 //!   mother's maiden name or birth place, identify).
+//! - **Every resource about a patient** (all but [`NOT_ABOUT_A_PERSON`]): business
+//!   `identifier`s (visit, order, specimen, device numbers) are dropped: they are the
+//!   producer's keys back to the person. Resource ids are kept (references need them).
 //! - **Every resource**: narratives (`text.div`), attachment contents (`Attachment.data`:
 //!   base64 documents and notes) and annotations (`note`) are removed, since free text
 //!   names people. Every reference to a patient (`Patient/<id>`, an absolute URL ending so,
@@ -28,6 +31,18 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::read::FullUrls;
+
+/// Resource types that describe no patient: they keep their business identifiers.
+const NOT_ABOUT_A_PERSON: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+    "Substance",
+    "HealthcareService",
+    "Endpoint",
+];
 
 /// Top-level Patient elements that may be stored (after the filters below).
 const PATIENT_KEEP: &[&str] = &[
@@ -155,6 +170,14 @@ pub(crate) fn scrub(resource: &mut Value, patients: &Patients, urls: &FullUrls) 
     let mut unknown: Option<String> = None;
     if let Some(obj) = resource.as_object_mut() {
         obj.remove("note");
+        let keeps_identifiers = obj
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .is_some_and(|t| NOT_ABOUT_A_PERSON.contains(&t));
+        if !keeps_identifiers {
+            // Visit, order, specimen or device numbers are the producer's keys to a person.
+            obj.remove("identifier");
+        }
         if matches!(
             obj.get("resourceType").and_then(Value::as_str),
             Some("RelatedPerson" | "Person")

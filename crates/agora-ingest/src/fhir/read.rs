@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::error::io_err;
+use crate::source::{MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES, read_line};
 use crate::{Error, Reason, Result};
 
 /// How a file holds resources.
@@ -31,6 +32,16 @@ pub(crate) struct FhirFile {
     pub(crate) name: String,
     pub(crate) bytes: u64,
     pub(crate) kind: FileKind,
+}
+
+impl FhirFile {
+    /// What the re-ingest fingerprint covers of this file: its name and bytes.
+    pub(crate) fn source_path(&self) -> crate::fingerprint::SourcePath {
+        crate::fingerprint::SourcePath {
+            relative: self.name.clone(),
+            path: self.path.clone(),
+        }
+    }
 }
 
 /// Where a resource sits in its file: a 1-based line (NDJSON) or a 0-based entry index
@@ -74,7 +85,7 @@ pub(crate) fn discover(dir: &Path) -> Result<(Vec<FhirFile>, Vec<String>)> {
             continue;
         };
         let bytes = std::fs::metadata(&path).map_err(io_err(&path))?.len();
-        if kind == FileKind::Ndjson && !holds_resources(&path)? {
+        if kind == FileKind::Ndjson && !holds_resources(&path, &name)? {
             warnings.push(format!(
                 "{name}: its first line is not a FHIR resource (an export log?), not ingested"
             ));
@@ -93,10 +104,15 @@ pub(crate) fn discover(dir: &Path) -> Result<(Vec<FhirFile>, Vec<String>)> {
 /// Bulk Data exports put non-resource files (e.g. `log.ndjson`) beside the resources: a file
 /// whose first non-empty line is a JSON object without `resourceType` is one of those. A file
 /// whose first line is broken JSON is kept: its lines go to the quarantine.
-fn holds_resources(path: &Path) -> Result<bool> {
-    let reader = BufReader::new(File::open(path).map_err(io_err(path))?);
-    for line in reader.lines() {
-        let line = line.map_err(io_err(path))?;
+fn holds_resources(path: &Path, name: &str) -> Result<bool> {
+    let mut reader = BufReader::new(File::open(path).map_err(io_err(path))?);
+    let mut buf = Vec::new();
+    for line_no in 1.. {
+        buf.clear();
+        if read_line(&mut reader, &mut buf, MAX_RECORD_BYTES, name, line_no, path)? == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&buf);
         if line.trim().is_empty() {
             continue;
         }
@@ -110,11 +126,12 @@ fn holds_resources(path: &Path) -> Result<bool> {
 
 /// Reads every resource of `file`, calling `f` with its position and the resource or the
 /// reason it is not one. For a Bundle, `f` also gets the Bundle's `fullUrl` map.
-/// `want` filters lines cheaply before parsing (used to find Patients first).
+/// `want` filters lines cheaply before parsing (used to find Patients first); it may look at
+/// a line on its own account (pass 1 reads Encounter ids without building a JSON tree).
 pub(crate) fn for_each_resource(
     file_index: usize,
     file: &FhirFile,
-    want: impl Fn(&str) -> bool,
+    mut want: impl FnMut(&str) -> bool,
     mut f: impl FnMut(Position, std::result::Result<Value, Reason>, &FullUrls) -> Result<()>,
 ) -> Result<()> {
     let empty = FullUrls::new();
@@ -125,9 +142,14 @@ pub(crate) fn for_each_resource(
             let mut line_no = 0u64;
             loop {
                 buf.clear();
-                let n = reader
-                    .read_until(b'\n', &mut buf)
-                    .map_err(io_err(&file.path))?;
+                let n = read_line(
+                    &mut reader,
+                    &mut buf,
+                    MAX_RECORD_BYTES,
+                    &file.name,
+                    line_no + 1,
+                    &file.path,
+                )?;
                 if n == 0 {
                     break;
                 }
@@ -152,6 +174,12 @@ pub(crate) fn for_each_resource(
             }
         }
         FileKind::Bundle => {
+            if file.bytes > MAX_DOCUMENT_BYTES {
+                return Err(Error::DocumentTooLarge {
+                    file: file.name.clone(),
+                    max: MAX_DOCUMENT_BYTES,
+                });
+            }
             let text = std::fs::read(&file.path).map_err(io_err(&file.path))?;
             let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
             let doc: Value = serde_json::from_slice(text).map_err(|e| Error::FhirFile {

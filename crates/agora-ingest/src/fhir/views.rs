@@ -22,7 +22,11 @@ const DEFAULT_VIEWS: &[(&str, &str)] = &[
     ("patient", include_str!("views/patient.json")),
     ("encounter", include_str!("views/encounter.json")),
     ("condition", include_str!("views/condition.json")),
-    ("observation", include_str!("views/observation.json")),
+    // Not `observation`: that is the OMOP table of every FHIR release.
+    (
+        "observation_fhir",
+        include_str!("views/observation_fhir.json"),
+    ),
     (
         "observation_component",
         include_str!("views/observation_component.json"),
@@ -177,6 +181,11 @@ fn parse_view(label: &str, text: &str, operator: bool) -> Result<NamedView> {
                 "name {name} is reserved: fhir_* tables hold the resources themselves"
             )));
         }
+        if super::omop::TABLES.contains(&name.as_str()) {
+            return Err(rules(format!(
+                "name {name} is reserved: it is an OMOP table of every FHIR release"
+            )));
+        }
         if DEFAULT_VIEWS.iter().any(|(n, _)| *n == name) {
             return Err(rules(format!(
                 "name {name} is a default view's; choose another name"
@@ -227,6 +236,13 @@ mod tests {
         };
         assert!(parse_view("x", &view("patient"), true).is_err());
         assert!(parse_view("x", &view("fhir_x"), true).is_err());
+        assert!(parse_view("x", &view("condition_occurrence"), true).is_err());
+        assert!(
+            default_views()
+                .iter()
+                .all(|v| !super::super::omop::TABLES.contains(&v.name.as_str())),
+            "no default view takes an OMOP table's name"
+        );
         assert!(parse_view("x", &view("Bad-Name"), true).is_err());
         assert!(parse_view("x", &view("my_patients"), true).is_ok());
     }

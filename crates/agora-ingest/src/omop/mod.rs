@@ -23,13 +23,14 @@ use agora_lake::{
 use agora_privacy::PersonKeyer;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use arrow::datatypes::Int64Type;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
-use crate::commit::{Staged, commit};
+use crate::commit::{Admission, Staged, admit, commit};
 use crate::conform::{Reason, Reject, conform, keep_rows};
+use crate::fingerprint::SourcePath;
 use crate::keys::KeyResolver;
 use crate::quarantine::Quarantine;
-use crate::source::{Form, RawBatch, SourceFile, SourceReader, discover};
+use crate::source::{self, Form, SourceFile, SourceReader, discover, read_ahead};
 use crate::{Error, Hub, IngestReport, Result, TableReport};
 pub use policy::IdentitySource;
 use spec::{CdmSpec, CdmTable};
@@ -47,6 +48,8 @@ pub struct OmopIngest {
     pub progress: bool,
     /// Validate, pseudonymize and report, but commit nothing.
     pub dry_run: bool,
+    /// Commit even if a release of the dataset was ingested from the very same files.
+    pub allow_duplicate: bool,
 }
 
 /// One table's plan: which source file, which columns are read, stored and re-keyed.
@@ -157,9 +160,17 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
     if swept > 0 {
         tracing::info!(files = swept, "removed files of earlier failed ingests");
     }
+    let sources = plans
+        .iter()
+        .map(|p| SourcePath {
+            relative: p.file.name.clone(),
+            path: p.file.path.clone(),
+        })
+        .collect();
+    let admission = admit(hub, &req.dataset, sources, req.allow_duplicate, req.dry_run).await?;
 
     let writer = hub.lake.begin_release(&req.dataset);
-    match write_release(hub, &req, &writer, plans, warnings).await {
+    match write_release(hub, &req, &writer, plans, warnings, admission).await {
         Ok(mut report) => {
             report.elapsed_ms = started.elapsed().as_millis() as u64;
             Ok(report)
@@ -191,6 +202,7 @@ async fn write_release(
     writer: &ReleaseWriter,
     plans: Vec<TablePlan>,
     warnings: Vec<String>,
+    admission: Admission,
 ) -> Result<IngestReport> {
     let runtime = tokio::runtime::Handle::current();
     let keyer = PersonKeyer::new(&hub.secret);
@@ -246,6 +258,7 @@ async fn write_release(
         quarantine,
         new_persons,
         warnings,
+        admission,
     };
     commit(hub, writer, &req.dataset, &req.actor, req.dry_run, staged).await
 }
@@ -484,42 +497,10 @@ fn rekey_persons(
     Ok(())
 }
 
-/// Reads `reader` on a thread of `scope`, a couple of batches ahead of the consumer, each with
-/// the reader's position after it. Dropping the receiver (the consumer failed) stops the
-/// reader at its next batch.
-fn read_ahead<'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    mut reader: SourceReader,
-) -> std::sync::mpsc::Receiver<Result<(RawBatch, u64)>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-    scope.spawn(move || {
-        loop {
-            let next = match reader.next_batch() {
-                Ok(Some(batch)) => Ok((batch, reader.position())),
-                Ok(None) => break,
-                Err(e) => Err(e),
-            };
-            let failed = next.is_err();
-            if tx.send(next).is_err() || failed {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 fn progress_bar(file: &SourceFile, total: u64) -> ProgressBar {
     let template = match file.form {
-        Form::Parquet => "{prefix:>28} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
-        Form::Csv { .. } => {
-            "{prefix:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-        }
+        Form::Parquet => source::ROWS_PROGRESS,
+        Form::Csv { .. } => source::BYTES_PROGRESS,
     };
-    let bar = ProgressBar::new(total).with_prefix(file.name.clone());
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
+    source::progress_bar(file.name.clone(), total, template)
 }

@@ -32,6 +32,9 @@ impl TestHub {
                 actor: "test".into(),
                 progress: false,
                 dry_run: false,
+                allow_duplicate: false,
+                omop: true,
+                vocabulary: None,
             },
         )
         .await
@@ -153,6 +156,35 @@ async fn no_patient_identifier_reaches_any_parquet_file() {
         }
     }
     assert!(cells > 20_000, "string cells were checked ({cells})");
+
+    // Business identifiers of resources about patients (visit or device numbers) are gone
+    // too; practitioners and organizations keep theirs.
+    let mut checked = 0;
+    for path in files_under(&t.lake_dir()) {
+        if !path.to_string_lossy().ends_with(".parquet") {
+            continue;
+        }
+        for batch in read_parquet(&path) {
+            let Some(column) = batch.column_by_name("resource") else {
+                continue;
+            };
+            for cell in column.as_string::<i32>().iter().flatten() {
+                let resource: Value = serde_json::from_str(cell).unwrap();
+                let ty = resource["resourceType"].as_str().unwrap_or_default();
+                if !matches!(
+                    ty,
+                    "Practitioner" | "PractitionerRole" | "Organization" | "Location"
+                ) {
+                    checked += 1;
+                    assert!(
+                        resource.get("identifier").is_none(),
+                        "{ty} keeps its identifier"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "resources were checked ({checked})");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -264,7 +296,8 @@ async fn broken_lines_and_unknown_patients_are_quarantined_with_file_and_line() 
         .ingest_fhir("messy", src.path(), FhirIdentity::PatientId)
         .await
         .unwrap();
-    assert_eq!(report.rows_quarantined, 4);
+    // 4 resources, and the 2 stored Conditions' OMOP rows (no onset: no start date).
+    assert_eq!(report.rows_quarantined, 6);
     let q = std::fs::read_to_string(t.lake_dir().join(report.quarantine.file.as_ref().unwrap()))
         .unwrap();
     let mut lines: Vec<&str> = q.lines().collect();
@@ -272,6 +305,8 @@ async fn broken_lines_and_unknown_patients_are_quarantined_with_file_and_line() 
     assert_eq!(
         lines,
         [
+            "condition_occurrence,Condition.000.ndjson,1,condition_start_date,required field is empty",
+            "condition_occurrence,Condition.000.ndjson,6,condition_start_date,required field is empty",
             "fhir,Condition.000.ndjson,3,,not valid JSON",
             "fhir,Condition.000.ndjson,4,,resourceType is not a FHIR R4 resource",
             "fhir,Condition.000.ndjson,5,,not a FHIR resource (no resourceType)",
@@ -311,7 +346,9 @@ async fn bundle_entries_are_quarantined_by_index_and_a_non_json_bundle_fails() {
         .ingest_fhir("b", src.path(), FhirIdentity::PatientId)
         .await
         .unwrap();
-    assert_eq!(report.rows_quarantined, 1);
+    // The Encounter of an unknown patient; and, for OMOP, the Patient without a birth date
+    // and the Encounter without a period.
+    assert_eq!(report.rows_quarantined, 3);
     assert_eq!(report.quarantine.counts[0].table, "fhir_encounter");
     let tables = t.read_release("b").await;
     let enc = &tables["fhir_encounter"][0];

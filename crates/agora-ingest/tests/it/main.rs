@@ -3,6 +3,10 @@
 mod support;
 
 mod fhir;
+mod fhir_omop;
+mod idempotency;
 mod pseudonymization;
 mod quarantine;
 mod releases;
+mod robustness;
+mod tableschema;

@@ -97,7 +97,8 @@ async fn next_ingest_collects_garbage_of_uncommitted_releases() {
     std::fs::write(&hidden, b"partial").unwrap();
     let hidden_manifest = t.lake_dir().join("datasets/d/manifests/other-dead.json#3");
     std::fs::write(&hidden_manifest, b"{").unwrap();
-    t.ingest("d", src.path()).await.unwrap();
+    let next = extract(&[("person.csv", &format!("{PERSON}3,8532,2000,0,0,C\n"))]);
+    t.ingest("d", next.path()).await.unwrap();
     assert!(!orphan.exists() && !orphan_manifest.exists());
     assert!(!hidden.exists() && !hidden_manifest.exists());
     assert!(!t.lake_dir().join("datasets/d/data/dead-release").exists());

@@ -76,6 +76,7 @@ impl TestHub {
                 actor: "test".into(),
                 progress: false,
                 dry_run,
+                allow_duplicate: false,
             },
         )
         .await

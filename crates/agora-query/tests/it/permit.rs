@@ -64,6 +64,7 @@ async fn env() -> Env {
             actor: "test".into(),
             progress: false,
             dry_run: false,
+            allow_duplicate: false,
         },
     )
     .await
@@ -442,4 +443,89 @@ async fn a_permit_that_names_what_the_release_lacks_is_refused_clearly() {
     let err = env.researcher_sql(&permit, "SELECT 1").await.unwrap_err();
     assert!(matches!(err, Error::Permit(_)), "{err}");
     assert!(err.to_string().contains("shoe_size"), "{err}");
+}
+
+#[tokio::test]
+async fn rows_the_permit_hides_never_reach_the_researchers_expressions() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+    let adult = int(&env
+        .operator_sql(
+            "SELECT min(c.person_id) FROM condition_occurrence c JOIN person p USING (person_id) \
+             WHERE p.year_of_birth <= 2008",
+        )
+        .await);
+    let minor = int(&env
+        .operator_sql("SELECT min(person_id) FROM person WHERE year_of_birth > 2008")
+        .await);
+    env.meta
+        .opt_out(adult, OptOutChannel::Operator, "op")
+        .await
+        .unwrap();
+    // Division by zero exactly on the hidden person: an error would tell they exist.
+    for (table, who) in [
+        ("person", adult),
+        ("person", minor),
+        ("condition_occurrence", adult),
+    ] {
+        let probe = format!("SELECT count(*) FROM {table} WHERE 1 / (person_id - {who}) > -2");
+        let visible = int(&env
+            .researcher_sql(&permit, &format!("SELECT count(*) FROM {table}"))
+            .await
+            .unwrap());
+        let out = env.researcher_sql(&permit, &probe).await;
+        assert_eq!(int(&out.unwrap()), visible, "{probe}");
+        // The same probe fails where the row is visible: the test can see a leak.
+        let grant = env
+            .meta
+            .release(&"omop".parse().unwrap(), Some(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let ws = env
+            .engine
+            .workspace(
+                Grant {
+                    principal: "op".into(),
+                    dataset: "omop".parse().unwrap(),
+                    release: 1,
+                    manifest: env.lake.read_manifest(&grant.manifest_path).await.unwrap(),
+                },
+                QueryLimits::default(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            ws.sql(&probe).await.is_err(),
+            "{probe} should fail on the full table"
+        );
+    }
+    // Filters that cannot fail still prune at the Parquet scan.
+    let plan = env
+        .researcher_sql(
+            &permit,
+            "EXPLAIN SELECT count(*) FROM condition_occurrence WHERE condition_concept_id = 4112343",
+        )
+        .await
+        .unwrap();
+    let plan = pretty_format_batches(&plan.batches).unwrap().to_string();
+    let scan = plan.lines().find(|l| l.contains("DataSourceExec")).unwrap();
+    assert!(scan.contains("condition_concept_id"), "{plan}");
+}
+
+#[tokio::test]
+async fn plan_metrics_are_refused_in_a_permit_workspace() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+    for sql in [
+        "EXPLAIN ANALYZE SELECT count(*) FROM person",
+        "EXPLAIN VERBOSE SELECT count(*) FROM person",
+    ] {
+        let err = env.researcher_sql(&permit, sql).await.unwrap_err();
+        assert!(matches!(err, Error::Sql(_)), "{sql}: {err}");
+        assert!(err.to_string().contains("EXPLAIN ANALYZE"), "{err}");
+    }
+    env.researcher_sql(&permit, "EXPLAIN SELECT count(*) FROM person")
+        .await
+        .unwrap();
 }

@@ -126,7 +126,21 @@ fn sql_output_formats_and_release_selection() {
         );
     }
 
-    hub.ingest("s", &src);
+    // The same files again: refused, unless asked for.
+    let err = hub.fails(&["ingest", "omop", "--dataset", "s", src.to_str().unwrap()]);
+    assert!(
+        err.contains("these files are already release 1 of dataset s")
+            && err.contains("--allow-duplicate"),
+        "{err}"
+    );
+    hub.ok(&[
+        "ingest",
+        "omop",
+        "--dataset",
+        "s",
+        "--allow-duplicate",
+        src.to_str().unwrap(),
+    ]);
     let n = "SELECT COUNT(*) FROM person";
     assert_eq!(
         hub.ok(&[
@@ -299,4 +313,74 @@ fn quality_profile_passes_clean_data_and_catches_implausible_data() {
     );
     let text = hub.ok(&["quality", "--dataset", "messy"]);
     assert!(text.contains("FAIL start_before_end"), "{text}");
+}
+
+#[test]
+fn ingest_tableschema_snds_pseudonymizes_declared_identifiers_and_refuses_a_repeat() {
+    let hub = Hub::init();
+    let src = shared("data/snds/schemas");
+    let args = [
+        "ingest",
+        "tableschema",
+        "--dataset",
+        "snds",
+        "--person-id",
+        "BEN_NIR_PSA",
+        "--person-id",
+        "NIR_ANO_17",
+        "--json",
+        src.to_str().unwrap(),
+    ];
+    let report: serde_json::Value = serde_json::from_str(&hub.ok(&args)).unwrap();
+    assert_eq!(report["release"], 1);
+    assert_eq!(report["tables"].as_array().unwrap().len(), 191);
+    assert_eq!(report["rows_read"], 1910);
+    assert_eq!(
+        report["new_persons"], 29,
+        "10 beneficiaries, 19 more in the stays"
+    );
+    assert_eq!(
+        hub.sql_tsv(
+            "snds",
+            "SELECT arrow_typeof(ben_nir_psa) AS t, COUNT(*) AS n FROM ir_ben_r GROUP BY 1"
+        ),
+        "t\tn\nInt64\t10\n"
+    );
+    // Long-term illnesses join their beneficiaries on the hub keys.
+    assert_eq!(
+        hub.sql_tsv(
+            "snds",
+            "SELECT COUNT(*) AS linked FROM ir_imb_r i JOIN ir_ben_r b ON b.ben_nir_psa = i.ben_nir_psa"
+        ),
+        "linked\n10\n"
+    );
+
+    let err = hub.fails(&args);
+    assert!(
+        err.contains("these files are already release 1 of dataset snds")
+            && err.contains("nothing was committed"),
+        "{err}"
+    );
+    let dry = hub.ok(&[
+        "ingest",
+        "tableschema",
+        "--dataset",
+        "snds",
+        "--dry-run",
+        src.to_str().unwrap(),
+    ]);
+    assert!(dry.contains("Dry run of dataset snds"), "{dry}");
+    let err = hub.fails(&[
+        "ingest",
+        "tableschema",
+        "--dataset",
+        "x",
+        "--person-id",
+        "NO_SUCH_FIELD",
+        src.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--person-id NO_SUCH_FIELD: no resource has a field of that name"),
+        "{err}"
+    );
 }

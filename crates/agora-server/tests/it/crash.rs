@@ -44,7 +44,14 @@ fn kill_9_mid_ingest_loses_nothing_and_shows_nothing_half_written() {
     assert_eq!(committed.len(), 1);
 
     let mut child = hub
-        .command(&["ingest", "omop", "--dataset", "crash", src_path])
+        .command(&[
+            "ingest",
+            "omop",
+            "--dataset",
+            "crash",
+            "--allow-duplicate",
+            src_path,
+        ])
         .spawn()
         .unwrap();
     let started = Instant::now();
@@ -79,7 +86,14 @@ fn kill_9_mid_ingest_loses_nothing_and_shows_nothing_half_written() {
     );
 
     // The next ingest sweeps the debris and commits release 2.
-    hub.ingest("crash", src.path());
+    hub.ok(&[
+        "ingest",
+        "omop",
+        "--dataset",
+        "crash",
+        "--allow-duplicate",
+        src_path,
+    ]);
     assert_eq!(release_dirs(hub.data_dir(), "crash").len(), 2);
     assert_eq!(hub.sql_tsv("crash", count), before);
     assert_eq!(

@@ -33,7 +33,7 @@ fn statistics(hub: &Hub, dataset: &str) -> Vec<String> {
     // observation of its own elsewhere: both count.
     let f4 = sql("SELECT COUNT(*) FROM (
            SELECT person_id FROM (
-             SELECT person_id, value_quantity FROM observation
+             SELECT person_id, value_quantity FROM observation_fhir
               WHERE code_system = 'http://loinc.org' AND code = '8480-6'
              UNION ALL
              SELECT person_id, value_quantity FROM observation_component

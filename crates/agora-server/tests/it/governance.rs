@@ -469,6 +469,33 @@ fn every_endpoint_as_every_role() {
             expect: operator_only,
         },
         Case {
+            name: "catalogue",
+            method: "GET",
+            requests: same("/api/v1/catalogue", None),
+            expect: all_ok,
+        },
+        Case {
+            name: "catalogue json-ld",
+            method: "GET",
+            requests: same("/api/v1/catalogue.jsonld", None),
+            expect: all_ok,
+        },
+        Case {
+            name: "catalogue dataset",
+            method: "GET",
+            requests: same("/api/v1/catalogue/demo", None),
+            expect: all_ok,
+        },
+        Case {
+            name: "describe dataset",
+            method: "PUT",
+            requests: same(
+                "/api/v1/catalogue/demo/metadata",
+                Some(json!({"title": "Demo", "legal_basis": "Synthetic data"})),
+            ),
+            expect: operator_only,
+        },
+        Case {
             name: "operator sql",
             method: "POST",
             requests: same(
@@ -871,7 +898,7 @@ fn route_of(path: &str) -> String {
         let templated = match prev {
             "users" | "projects" | "permits" | "registry" => Some("{id}"),
             "tokens" => Some("{token_id}"),
-            "datasets" => Some("{name}"),
+            "datasets" | "catalogue" => Some("{name}"),
             "releases" => Some("{number}"),
             "optout" if *seg != "on-behalf" => Some("{receipt_id}"),
             _ => None,

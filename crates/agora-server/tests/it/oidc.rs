@@ -572,6 +572,13 @@ fn signs_in_end_to_end_and_maps_to_one_local_user() {
         )
         .unwrap();
     assert_eq!(store.session(&token).unwrap().roles, vec![Role::Researcher]);
+    // The browser's session cookie is what the governance API authenticates.
+    let me = browser.get(&setup.agora.url("/api/v1/me"));
+    assert_eq!(me.status, 200, "{me:?}");
+    let me: serde_json::Value = serde_json::from_str(&me.body).unwrap();
+    assert_eq!(me["user"]["id"], alice.name.as_str(), "{me}");
+    assert_eq!(me["roles"], serde_json::json!(["researcher"]), "{me}");
+    assert_eq!(me["authenticated_by"], "session", "{me}");
 
     // The provider's callback works once: the state is spent.
     let replay = browser.get(back.as_str());

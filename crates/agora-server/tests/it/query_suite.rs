@@ -1,9 +1,6 @@
 //! The 21 research questions of `../shared/queries/omop_query_suite.sql` must give the
 //! expected answers on Synthea27Nj through `agora sql`, for both forms of the extract.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use crate::support::{Hub, shared};
 
 /// `:name` parameters of the suite for this dataset (`../shared/queries/params.md`).
@@ -14,7 +11,7 @@ const PARAMS: &[(&str, &str)] = &[
     (":threshold", "140"),
 ];
 
-fn queries() -> Vec<(String, String)> {
+pub(crate) fn queries() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(shared("queries/omop_query_suite.sql")).unwrap();
     let mut out: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
@@ -71,30 +68,17 @@ fn run_suite(dataset_source: &str) {
     assert_eq!(suite.len(), 21);
     let mut failures = Vec::new();
     for (id, sql) in &suite {
-        // Through stdin: the statements start with comments, which a shell argument would
-        // take for an option.
-        let mut child = hub
-            .command(&["sql", "--dataset", "synthea", "--format", "tsv", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(sql.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if !out.status.success() {
-            failures.push(format!("{id}: {}", String::from_utf8_lossy(&out.stderr)));
-            continue;
-        }
+        let stdout = match hub.sql_stdin("synthea", sql) {
+            Ok(tsv) => tsv,
+            Err(stderr) => {
+                failures.push(format!("{id}: {stderr}"));
+                continue;
+            }
+        };
         let expected =
             std::fs::read_to_string(shared(&format!("queries/expected_synthea27nj/{id}.tsv")))
                 .unwrap();
-        let (got_header, mut got) = parse_tsv(&String::from_utf8(out.stdout).unwrap());
+        let (got_header, mut got) = parse_tsv(&stdout);
         let (want_header, mut want) = parse_tsv(&expected);
         // Row order matters only where the query orders.
         if !sql.to_uppercase().contains("ORDER BY") {

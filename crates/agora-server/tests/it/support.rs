@@ -71,6 +71,31 @@ impl Hub {
         ])
     }
 
+    /// Runs `sql` through stdin (suite statements start with comments, which a shell
+    /// argument would take for an option): TSV on success, stderr on failure.
+    pub(crate) fn sql_stdin(&self, dataset: &str, sql: &str) -> Result<String, String> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command(&["sql", "--dataset", dataset, "--format", "tsv", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8(out.stdout).unwrap())
+    }
+
     pub(crate) fn sql_tsv(&self, dataset: &str, sql: &str) -> String {
         self.ok(&["sql", "--dataset", dataset, "--format", "tsv", sql])
     }
