@@ -34,4 +34,6 @@ mod workspace;
 
 pub use error::{Error, Result};
 pub use permit::{PERSON_KEY, PermitScope, PermitWorkspace};
-pub use workspace::{Grant, QueryEngine, QueryLimits, QueryOutput, Workspace};
+pub use workspace::{
+    Grant, QueryEngine, QueryLimits, QueryOutput, Workspace, default_target_partitions,
+};
