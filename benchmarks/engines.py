@@ -1,10 +1,12 @@
-"""The two engines under test, behind small wrappers that time exactly one thing each.
+"""The three engines under test, behind small wrappers that time exactly one thing each.
 
 Agora is driven as a user drives it: the `agora` binary for init/generate/ingest, and
 `agora serve` over loopback HTTP for queries (so query times include request parsing, session
 set-up, audit and TSV rendering: what a client actually waits for). DuckDB runs in-process through
 its Python API, on the very same Parquet files as the Agora release, so the comparison is between
-query engines and not between storage layouts.
+query engines and not between storage layouts. Plain DataFusion (the engine Agora is built on,
+with its default settings and none of Agora's layers) runs in `agora-bench --stdin`, a
+long-lived process reading the same files, timed inside that process.
 """
 
 from __future__ import annotations
@@ -193,6 +195,36 @@ class AgoraServer:
         if getattr(self, "_log", None) is not None:
             self._log.close()
             self._log = None
+
+
+class PlainDataFusion:
+    """`agora-bench --engine datafusion --stdin` over one Agora release: plain DataFusion 55 with
+    its default settings, one listing table per release table, one session for all queries."""
+
+    def __init__(self, binary: Path, agora: Agora, threads: int, log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [str(binary), "--data-dir", str(agora.data_dir), "--dataset", DATASET,
+             "--engine", "datafusion", "--threads", str(threads), "--stdin"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
+
+    def query(self, sql: str) -> tuple[float, str]:
+        """Seconds from planning to the last batch (measured in the process), and the TSV."""
+        self.proc.stdin.write(json.dumps({"id": "q", "sql": sql}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise BenchError(f"agora-bench exited with {self.proc.wait()}:\n{_tail(self.log_path)}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise BenchError(f"plain DataFusion: {answer['error']}")
+        return answer["seconds"], answer["tsv"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        self._log.close()
 
 
 class DuckDBEngine:

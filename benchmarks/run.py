@@ -8,10 +8,11 @@ One run does everything, so figures always come from the same data, binary and m
   2. ingest   `agora ingest omop` of those CSVs into a fresh data dir, against DuckDB converting
               the same CSVs to zstd Parquet; engines alternate first/second across repetitions;
   3. queries  the OMOP query suite (../shared/queries/omop_query_suite.sql) through `agora serve`
-              over HTTP, against DuckDB reading the very same Parquet files of the Agora release;
-              one warm-up, then --reps repetitions alternating engines; medians; the answers of
-              both engines are compared for every query;
-  4. report   benchmarks/results/<timestamp>-<persons>.json and a table on stdout.
+              over HTTP, against plain DataFusion (agora-bench) and DuckDB reading the very same
+              Parquet files of the Agora release; one warm-up, then --reps repetitions rotating
+              the engines' order; medians; every engine's answers are compared with DuckDB's;
+  4. report   benchmarks/results/<timestamp>-<persons>.json, a table on stdout, and a PNG plot
+              of the per-query ratios next to the JSON.
 
 Exits with 1 if any answer differs or any query fails, 2 if the benchmark could not run.
 """
@@ -31,11 +32,14 @@ from pathlib import Path
 
 import duckdb
 
+import plot
 import suite
-from engines import Agora, AgoraServer, BenchError, DuckDBEngine, self_peak_rss_mib, timed_duckdb_ingest
+from engines import (Agora, AgoraServer, BenchError, DuckDBEngine, PlainDataFusion, self_peak_rss_mib,
+                     timed_duckdb_ingest)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
+ENGINES = ["agora", "datafusion", "duckdb"]
 DEFAULT_SUITE = REPO_ROOT / ".." / "shared" / "queries" / "omop_query_suite.sql"
 
 
@@ -208,31 +212,43 @@ def bench_ingest(binary: Path, csv_dir: Path, work: Path, reps: int, threads: in
 
 # --- 3. queries ------------------------------------------------------------------------------------
 
-def bench_queries(agora: Agora, queries: list[suite.Query], reps: int, threads: int, work: Path) -> dict:
-    """Warm-up (whose answers are compared), then `reps` timed runs per engine, alternating order."""
+def bench_queries(agora: Agora, bench_bin: Path, queries: list[suite.Query], reps: int, threads: int,
+                  work: Path) -> dict:
+    """Per query: a warm-up on each engine (whose answers are compared with DuckDB's), then `reps`
+    timed runs per engine, rotating which engine goes first."""
     files = agora.release_files()
     duck = DuckDBEngine(files, threads)
+    plain = PlainDataFusion(bench_bin, agora, threads, work / "agora-bench.log")
     results = []
+    # The server profiles each new release once, in the background, for the public catalogue: a
+    # full scan. Computing it first (as `agora catalogue` does) keeps it out of the timed queries.
+    agora.run("catalogue", "--format", "json")
     with AgoraServer(agora, work / "agora-serve.log") as server:
-        engines = {"agora": server.query, "duckdb": duck.query}
+        engines = {"agora": server.query, "datafusion": plain.query, "duckdb": duck.query}
         for q in queries:
             entry = {"id": q.qid, "title": q.title, "ordered": q.ordered,
-                     "seconds": {"agora": [], "duckdb": []}, "error": None}
+                     "seconds": {e: [] for e in ENGINES}, "error": None}
             try:
                 _, tsv = server.query(q.sql)
+                _, df_tsv = plain.query(q.sql)
                 _, rows = duck.query(q.sql)
-                header, agora_rows = suite.rows_from_tsv(tsv)
                 duck_rows = suite.rows_from_python(rows)
-                entry["rows"] = {"agora": len(agora_rows), "duckdb": len(duck_rows)}
+                agora_rows = suite.rows_from_tsv(tsv)[1]
+                df_rows = suite.rows_from_tsv(df_tsv)[1]
+                entry["rows"] = {"agora": len(agora_rows), "datafusion": len(df_rows), "duckdb": len(duck_rows)}
                 entry["answer"], entry["answer_detail"] = suite.compare(q, agora_rows, duck_rows)
+                df_answer, df_detail = suite.compare(q, df_rows, duck_rows)
+                if df_answer == "MISMATCH" and entry["answer"] != "MISMATCH":
+                    entry["answer"], entry["answer_detail"] = "MISMATCH", f"plain DataFusion vs DuckDB: {df_detail}"
                 for rep in range(reps):
-                    order = ["agora", "duckdb"] if rep % 2 == 0 else ["duckdb", "agora"]
-                    for engine in order:
+                    shift = rep % len(ENGINES)
+                    for engine in ENGINES[shift:] + ENGINES[:shift]:
                         seconds, _ = engines[engine](q.sql)
                         entry["seconds"][engine].append(seconds)
-                for engine in ("agora", "duckdb"):
+                for engine in ENGINES:
                     entry[f"{engine}_median_s"] = statistics.median(entry["seconds"][engine])
                 entry["ratio"] = entry["agora_median_s"] / entry["duckdb_median_s"]
+                entry["ratio_datafusion"] = entry["agora_median_s"] / entry["datafusion_median_s"]
             except (BenchError, duckdb.Error) as e:
                 entry["error"] = str(e)
                 entry["answer"] = "ERROR"
@@ -241,23 +257,27 @@ def bench_queries(agora: Agora, queries: list[suite.Query], reps: int, threads: 
                 log(f"query {q.qid}: ERROR {entry['error']}")
             else:
                 log(f"query {q.qid}: agora {entry['agora_median_s'] * 1000:9.1f} ms  "
+                    f"datafusion {entry['datafusion_median_s'] * 1000:9.1f} ms  "
                     f"duckdb {entry['duckdb_median_s'] * 1000:9.1f} ms  x{entry['ratio']:.2f}  {entry['answer']}")
                 if entry["answer_detail"]:
                     log("    " + entry["answer_detail"].replace("\n", "\n    "))
         server_peak = server.peak_rss_mib()
+    plain.close()
     duck.close()
 
     timed = [r for r in results if not r["error"]]
-    total_agora = sum(r["agora_median_s"] for r in timed)
-    total_duck = sum(r["duckdb_median_s"] for r in timed)
+    totals = {e: sum(r[f"{e}_median_s"] for r in timed) for e in ENGINES}
     return {
         "repetitions": reps,
         "warmup": 1,
         "queries": results,
-        "total_agora_s": total_agora,
-        "total_duckdb_s": total_duck,
-        "total_ratio": total_agora / total_duck if total_duck else None,
+        "total_agora_s": totals["agora"],
+        "total_datafusion_s": totals["datafusion"],
+        "total_duckdb_s": totals["duckdb"],
+        "total_ratio": totals["agora"] / totals["duckdb"] if totals["duckdb"] else None,
         "geomean_ratio": statistics.geometric_mean([r["ratio"] for r in timed]) if timed else None,
+        "total_ratio_datafusion": totals["agora"] / totals["datafusion"] if totals["datafusion"] else None,
+        "median_ratio_datafusion": statistics.median([r["ratio_datafusion"] for r in timed]) if timed else None,
         "peak_rss_mib": {"agora_server": server_peak, "duckdb_process": self_peak_rss_mib()},
         "parquet_files": sum(len(v) for v in files.values()),
         "parquet_bytes": sum(p.stat().st_size for v in files.values() for p in v),
@@ -286,19 +306,23 @@ def render(result: dict) -> str:
             out.append(f"  ROW COUNTS DIFFER: {ing['row_count_differences']}")
     qs = result["queries"]
     out.append("")
-    out.append(f"Queries: median of {qs['repetitions']} after 1 warm-up; Agora over HTTP (TSV), "
-               f"DuckDB in-process on the same {qs['parquet_files']} Parquet files")
-    out.append(f"  {'id':<5}{'agora ms':>10}{'duckdb ms':>11}{'ratio':>8}{'rows':>7}  {'answer':<9}title")
+    out.append(f"Queries: median of {qs['repetitions']} after 1 warm-up; Agora over HTTP (TSV), plain "
+               f"DataFusion and DuckDB in-process, on the same {qs['parquet_files']} Parquet files")
+    out.append(f"  {'id':<5}{'agora ms':>10}{'DF ms':>10}{'duckdb ms':>11}{'/DF':>7}{'/duckdb':>9}{'rows':>7}  "
+               f"{'answer':<9}title")
     for r in qs["queries"]:
-        title = r["title"][:56]
+        title = r["title"][:44]
         if r["error"]:
-            out.append(f"  {r['id']:<5}{'-':>10}{'-':>11}{'-':>8}{'-':>7}  {'ERROR':<9}{title}")
+            out.append(f"  {r['id']:<5}{'-':>10}{'-':>10}{'-':>11}{'-':>7}{'-':>9}{'-':>7}  {'ERROR':<9}{title}")
             continue
-        out.append(f"  {r['id']:<5}{r['agora_median_s'] * 1000:>10.1f}{r['duckdb_median_s'] * 1000:>11.1f}"
-                   f"{r['ratio']:>8.2f}{r['rows']['agora']:>7}  {r['answer']:<9}{title}")
+        out.append(f"  {r['id']:<5}{r['agora_median_s'] * 1000:>10.1f}{r['datafusion_median_s'] * 1000:>10.1f}"
+                   f"{r['duckdb_median_s'] * 1000:>11.1f}{r['ratio_datafusion']:>7.2f}{r['ratio']:>9.2f}"
+                   f"{r['rows']['agora']:>7}  {r['answer']:<9}{title}")
     if qs["total_ratio"] is not None:
-        out.append(f"  {'total':<5}{qs['total_agora_s'] * 1000:>10.1f}{qs['total_duckdb_s'] * 1000:>11.1f}"
-                   f"{qs['total_ratio']:>8.2f}   (geometric mean of ratios {qs['geomean_ratio']:.2f})")
+        out.append(f"  {'total':<5}{qs['total_agora_s'] * 1000:>10.1f}{qs['total_datafusion_s'] * 1000:>10.1f}"
+                   f"{qs['total_duckdb_s'] * 1000:>11.1f}{qs['total_ratio_datafusion']:>7.2f}{qs['total_ratio']:>9.2f}")
+        out.append(f"  geometric mean of Agora/DuckDB ratios {qs['geomean_ratio']:.2f}; "
+                   f"median of Agora/DataFusion ratios {qs['median_ratio_datafusion']:.2f}")
         n_err = sum(1 for r in qs["queries"] if r["error"])
         if n_err:
             out.append(f"  (total leaves out the {n_err} queries that failed)")
@@ -320,6 +344,10 @@ def render(result: dict) -> str:
 def main() -> int:
     args = parse_args()
     binary = find_binary()
+    bench_bin = binary.with_name("agora-bench")
+    if not bench_bin.is_file():
+        raise BenchError(f"no agora-bench next to {binary}: build it with\n"
+                         f"    cargo build --release -p agora-server -p agora-bench")
     params = dict(suite.DEFAULT_PARAMS)
     for item in args.param:
         name, sep, value = item.partition("=")
@@ -359,7 +387,7 @@ def main() -> int:
             result["ingest"] = None
         else:
             result["ingest"], agora = bench_ingest(binary, csv_dir, work, args.ingest_reps, args.threads, args.keep)
-        result["queries"] = bench_queries(agora, queries, args.reps, args.threads, work)
+        result["queries"] = bench_queries(agora, bench_bin, queries, args.reps, args.threads, work)
         result["elapsed_s"] = time.perf_counter() - started
     finally:
         if not args.keep:
@@ -373,6 +401,10 @@ def main() -> int:
     out_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(render(result))
     print(f"\nfull results: {out_path} (whole run {result['elapsed_s']:.0f} s)")
+    try:
+        print(f"plot: {plot.plot(result, out_path.with_suffix('.png'))}")
+    except ImportError:
+        print("no plot: matplotlib is missing (pip install -r benchmarks/requirements.txt)")
     failed = any(r["answer"] in ("MISMATCH", "ERROR") for r in result["queries"]["queries"])
     failed |= bool(result["ingest"] and result["ingest"]["row_count_differences"])
     return 1 if failed else 0

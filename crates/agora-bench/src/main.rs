@@ -1,10 +1,12 @@
 //! `agora-bench`: times SQL queries in-process, either through Agora's policy-bounded
 //! workspace or through a plain DataFusion session reading the *same* Parquet files of a
-//! release. Used by `benchmarks/run.py`; prints one JSON object per query on stdout.
+//! release. Prints one JSON object per query on stdout. With `--queries FILE` it runs a
+//! whole suite (`benchmarks/datafusion.py`); with `--stdin` it answers one query per input
+//! line, so `benchmarks/run.py` can alternate it with the other engines query by query.
 //!
 //! Not a product binary: it reads the data directory directly and bypasses authorization.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,11 +40,16 @@ struct Args {
     #[arg(long, value_enum)]
     engine: Engine,
     /// A JSON file: [{"id": "Q01", "sql": "..."}, ...].
+    #[arg(long, required_unless_present = "stdin", conflicts_with = "stdin")]
+    queries: Option<PathBuf>,
+    /// Read one query per line on stdin ({"id": "Q01", "sql": "..."}) and run each once (no
+    /// warm-up: the caller repeats), answering {"id", "seconds", "rows", "tsv"} on stdout.
     #[arg(long)]
-    queries: PathBuf,
+    stdin: bool,
     #[arg(long, default_value_t = 5)]
     reps: usize,
-    /// Worker threads (DataFusion target partitions and Tokio workers).
+    /// Tokio worker threads, and the plain engine's target partitions (DataFusion's default:
+    /// one per core). Agora's workspace keeps its own default, as the server does.
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Memory limit in MiB for Agora's workspace.
@@ -74,11 +81,10 @@ async fn run(args: Args) -> Result<()> {
         bail!("dataset {} has no release", args.dataset);
     };
     let manifest = lake.read_manifest(&release.manifest_path).await?;
-    let queries: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(&args.queries).context("reading queries")?)?;
     let limits = QueryLimits {
         memory_bytes: args.memory_mb << 20,
-        target_partitions: Some(args.threads),
+        // Agora's own default, which is what the server runs with.
+        target_partitions: None,
         spill_dir: Some(dir.spill()),
         ..QueryLimits::default()
     };
@@ -88,52 +94,123 @@ async fn run(args: Args) -> Result<()> {
         release: release.number,
         manifest: manifest.clone(),
     };
-    let plain = plain_datafusion(&dir, &manifest, args.threads, &args.settings)?;
-    let engine = QueryEngine::new(lake.clone());
+    let runner = Runner {
+        engine: args.engine,
+        plain: plain_datafusion(&dir, &manifest, args.threads, &args.settings)?,
+        agora: QueryEngine::new(lake.clone()),
+        grant,
+        limits,
+    };
+    match &args.queries {
+        Some(file) => run_suite(&runner, file, args.reps, args.results.as_deref()).await,
+        None => serve_stdin(&runner).await,
+    }
+}
 
+/// One engine, ready to run queries.
+struct Runner {
+    engine: Engine,
+    plain: SessionContext,
+    agora: QueryEngine,
+    grant: Grant,
+    limits: QueryLimits,
+}
+
+impl Runner {
+    /// Runs `sql` to its last row and returns the rows with the wall time.
+    async fn run(&self, id: &str, sql: &str) -> Result<(Vec<RecordBatch>, f64)> {
+        let start = Instant::now();
+        let batches = match self.engine {
+            Engine::Agora => {
+                let ws = self
+                    .agora
+                    .workspace(self.grant.clone(), self.limits.clone())
+                    .await?;
+                ws.sql(sql).await.with_context(|| id.to_string())?.batches
+            }
+            Engine::Datafusion => self
+                .plain
+                .sql(sql)
+                .await
+                .with_context(|| id.to_string())?
+                .collect()
+                .await
+                .with_context(|| id.to_string())?,
+        };
+        Ok((batches, start.elapsed().as_secs_f64()))
+    }
+}
+
+async fn run_suite(
+    runner: &Runner,
+    file: &Path,
+    reps: usize,
+    results: Option<&Path>,
+) -> Result<()> {
+    let queries: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(file).context("reading queries")?)?;
     for q in &queries {
         let id = q["id"].as_str().context("query id")?;
         let sql = q["sql"].as_str().context("query sql")?;
-        let mut times = Vec::new();
-        let mut first: Option<Vec<RecordBatch>> = None;
         // One warm-up run (page cache, statistics), then the timed repetitions.
-        for rep in 0..=args.reps {
-            let start = Instant::now();
-            let batches = match args.engine {
-                Engine::Agora => {
-                    let ws = engine.workspace(grant.clone(), limits.clone()).await?;
-                    ws.sql(sql).await.with_context(|| id.to_string())?.batches
-                }
-                Engine::Datafusion => plain.sql(sql).await?.collect().await?,
-            };
-            let elapsed = start.elapsed().as_secs_f64();
-            if rep > 0 {
-                times.push(elapsed);
-            }
-            first.get_or_insert(batches);
+        let (batches, _) = runner.run(id, sql).await?;
+        let mut times = Vec::new();
+        for _ in 0..reps {
+            times.push(runner.run(id, sql).await?.1);
         }
-        let batches = first.unwrap_or_default();
-        if let Some(out) = &args.results {
+        if let Some(out) = results {
             std::fs::create_dir_all(out)?;
-            let mut buf = Vec::new();
-            {
-                let mut w = arrow::csv::WriterBuilder::new()
-                    .with_delimiter(b'\t')
-                    .with_null("NULL".into())
-                    .build(&mut buf);
-                for b in &batches {
-                    w.write(b)?;
-                }
-            }
-            std::fs::write(out.join(format!("{id}.tsv")), buf)?;
+            std::fs::write(out.join(format!("{id}.tsv")), tsv(&batches)?)?;
         }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         println!(
             "{}",
-            serde_json::json!({"id": id, "engine": format!("{:?}", args.engine).to_lowercase(), "times_s": times, "rows": rows})
+            serde_json::json!({"id": id, "engine": format!("{:?}", runner.engine).to_lowercase(), "times_s": times, "rows": rows})
         );
     }
     Ok(())
+}
+
+/// Answers queries read from stdin until it closes. A failing query is reported in its
+/// answer (`"error"`) and the next one is read: one engine bug must not end the benchmark.
+async fn serve_stdin(runner: &Runner) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let q: serde_json::Value = serde_json::from_str(&line).context("a query line")?;
+        let id = q["id"].as_str().context("query id")?;
+        let sql = q["sql"].as_str().context("query sql")?;
+        let answer = match runner.run(id, sql).await {
+            Ok((batches, seconds)) => serde_json::json!({
+                "id": id,
+                "seconds": seconds,
+                "rows": batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                "tsv": String::from_utf8(tsv(&batches)?)?,
+            }),
+            Err(e) => serde_json::json!({"id": id, "error": format!("{e:#}")}),
+        };
+        writeln!(out, "{answer}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Rows as TSV with a header and `NULL` for nulls, as the server's TSV answers.
+fn tsv(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut w = arrow::csv::WriterBuilder::new()
+        .with_delimiter(b'\t')
+        .with_null("NULL".into())
+        .build(&mut buf);
+    for b in batches {
+        w.write(b)?;
+    }
+    drop(w);
+    Ok(buf)
 }
 
 /// A default DataFusion session over the release's files, registered the plain way: one
