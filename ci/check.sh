@@ -33,3 +33,15 @@ cargo run --quiet --locked -- sof-conformance ../shared/conformance/sql-on-fhir-
 
 step "test (the README's test command)"
 cargo test --workspace
+
+step "benchmark harness on 300 persons (debug build: checks the harness and the three engines' answers, not speed)"
+python3 -m pip install --quiet -r benchmarks/requirements.txt
+cargo build --quiet --locked -p agora-server -p agora-bench
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+bench_tmp="$(mktemp -d)"
+trap 'rm -rf "$bench_tmp"' EXIT
+AGORA_BIN="$target_dir/debug/agora" bash benchmarks/bench.sh --persons 300 --reps 1 --ingest-reps 1 \
+    --data-root "$bench_tmp" --results-dir "$bench_tmp/results" >"$bench_tmp/bench.log" 2>&1 \
+    || { tail -40 "$bench_tmp/bench.log"; exit 1; }
+grep -q "ALL ANSWERS MATCH" "$bench_tmp/bench.log"
+ls "$bench_tmp"/results/*.png >/dev/null
