@@ -98,21 +98,46 @@ pub struct GenerateReport {
 /// Persons per unit of work; ids of a chunk are only known once all earlier chunks are counted.
 const CHUNK: u64 = 512;
 
-/// Generates the data set into `out_dir` (created if missing; existing files are replaced).
+/// Generates the data set into `out_dir` (created if missing; existing files are replaced):
+/// one CSV file per table.
 pub fn generate_omop(cfg: &OmopConfig, out_dir: &Path) -> Result<GenerateReport> {
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    generate_omop_with(cfg, &|table: &str| {
+        let path = out_dir.join(format!("{table}.csv"));
+        let file = File::create(&path)?;
+        Ok(Box::new(CsvFile {
+            path,
+            out: BufWriter::with_capacity(1 << 18, file),
+        }) as Box<dyn TableSink>)
+    })
+}
+
+/// Where one table's CSV text goes (header first, then rows, in order): a file for
+/// [`generate_omop`], or a converter, so that another format is written without first
+/// staging a CSV copy of the whole data set.
+pub trait TableSink: Write {
+    /// Where the table is stored, for error messages.
+    fn path(&self) -> &Path;
+    /// Called once, after the last row: completes the output and returns its size in bytes.
+    fn finish(self: Box<Self>) -> std::io::Result<u64>;
+}
+
+/// Generates the data set into sinks that `open` makes, one per table name.
+pub fn generate_omop_with(
+    cfg: &OmopConfig,
+    open: &dyn Fn(&str) -> std::io::Result<Box<dyn TableSink>>,
+) -> Result<GenerateReport> {
     if !(0.0..=1.0).contains(&cfg.defects) {
         return Err(Error::InvalidConfig("defects must be within 0.0..=1.0"));
     }
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let open = |table: &str| open(table).map_err(|e| Error::io(format!("{table} output"), e));
 
-    let mut outputs = Vec::with_capacity(N_CLINICAL);
+    let mut outputs: Outputs = Vec::with_capacity(N_CLINICAL);
     for table in &TABLES[..N_CLINICAL] {
-        let path = out_dir.join(table.file_name());
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let mut w = BufWriter::with_capacity(1 << 18, file);
-        w.write_all(table.header().as_bytes())
-            .map_err(|e| Error::io(&path, e))?;
-        outputs.push((path, w));
+        let mut sink = open(table.name)?;
+        sink.write_all(table.header().as_bytes())
+            .map_err(|e| Error::io(sink.path(), e))?;
+        outputs.push(sink);
     }
 
     let ctx = Ctx::new(cfg.seed, cfg.defects);
@@ -123,26 +148,52 @@ pub fn generate_omop(cfg: &OmopConfig, out_dir: &Path) -> Result<GenerateReport>
         .zip(rows)
         .map(|(t, n)| (t.name.to_string(), n))
         .collect();
-    let mut paths: Vec<PathBuf> = Vec::with_capacity(TABLES.len());
-    for (path, mut w) in outputs {
-        w.flush().map_err(|e| Error::io(&path, e))?;
-        paths.push(path);
-    }
-    let concept_path = out_dir.join(TABLES[schema::CONCEPT].file_name());
-    tables.push(("concept".into(), write_concepts(&concept_path)?));
-    paths.push(concept_path);
-    let ancestor_path = out_dir.join(TABLES[schema::CONCEPT_ANCESTOR].file_name());
-    tables.push(("concept_ancestor".into(), write_ancestors(&ancestor_path)?));
-    paths.push(ancestor_path);
-
     let mut bytes = 0;
-    for p in &paths {
-        bytes += std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+    for sink in outputs {
+        bytes += finish(sink)?;
     }
+    let (rows, size) = write_concepts(open(TABLES[schema::CONCEPT].name)?)?;
+    tables.push(("concept".into(), rows));
+    bytes += size;
+    let (rows, size) = write_ancestors(open(TABLES[schema::CONCEPT_ANCESTOR].name)?)?;
+    tables.push(("concept_ancestor".into(), rows));
+    bytes += size;
     Ok(GenerateReport { tables, bytes })
 }
 
-type Outputs = Vec<(PathBuf, BufWriter<File>)>;
+fn finish(sink: Box<dyn TableSink>) -> Result<u64> {
+    let path = sink.path().to_path_buf();
+    sink.finish().map_err(|e| Error::io(path, e))
+}
+
+/// A CSV file.
+struct CsvFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl Write for CsvFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl TableSink for CsvFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn finish(mut self: Box<Self>) -> std::io::Result<u64> {
+        self.out.flush()?;
+        Ok(self.out.get_ref().metadata()?.len())
+    }
+}
+
+type Outputs = Vec<Box<dyn TableSink>>;
 type Bufs = [Vec<u8>; N_CLINICAL];
 
 struct State {
@@ -238,9 +289,9 @@ fn run(cfg: &OmopConfig, ctx: &Ctx, outputs: &mut Outputs) -> Result<[u64; N_CLI
         'recv: for (c, bufs, counts) in rx {
             pending.insert(c, (bufs, counts));
             while let Some((bufs, counts)) = pending.remove(&next) {
-                for ((path, w), buf) in outputs.iter_mut().zip(bufs.iter()) {
+                for (w, buf) in outputs.iter_mut().zip(bufs.iter()) {
                     if let Err(e) = w.write_all(buf) {
-                        failure = Some(Error::io(path.as_path(), e));
+                        failure = Some(Error::io(w.path(), e));
                         shared.stop();
                         break 'recv;
                     }
@@ -353,11 +404,6 @@ fn progress_bar(cfg: &OmopConfig) -> indicatif::ProgressBar {
     bar
 }
 
-fn csv_writer(path: &Path) -> Result<csv::Writer<File>> {
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    Ok(csv::WriterBuilder::new().from_writer(file))
-}
-
 fn csv_err(path: &Path) -> impl Fn(csv::Error) -> Error + '_ {
     move |source| Error::Csv {
         path: path.to_path_buf(),
@@ -365,13 +411,22 @@ fn csv_err(path: &Path) -> impl Fn(csv::Error) -> Error + '_ {
     }
 }
 
-/// `concept.csv`: every concept the generator can emit, sorted by id.
-fn write_concepts(path: &Path) -> Result<u64> {
+/// Flushes the CSV writer and finishes its sink.
+fn finish_csv(w: csv::Writer<Box<dyn TableSink>>, path: &Path) -> Result<u64> {
+    let sink = w
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
+    finish(sink)
+}
+
+/// `concept`: every concept the generator can emit, sorted by id. Returns rows and bytes.
+fn write_concepts(sink: Box<dyn TableSink>) -> Result<(u64, u64)> {
     let mut all: Vec<&vocab::Concept> = vocab::ALL_CONCEPTS.to_vec();
     all.sort_by_key(|c| c.id);
     all.dedup_by_key(|c| c.id);
-    let mut w = csv_writer(path)?;
-    let err = csv_err(path);
+    let path = sink.path().to_path_buf();
+    let mut w = csv::WriterBuilder::new().from_writer(sink);
+    let err = csv_err(&path);
     let cols = TABLES[schema::CONCEPT].columns.iter().map(|c| c.name);
     w.write_record(cols).map_err(&err)?;
     let mut id = String::new();
@@ -393,13 +448,12 @@ fn write_concepts(path: &Path) -> Result<u64> {
         ])
         .map_err(&err)?;
     }
-    w.flush().map_err(|e| Error::io(path, e))?;
-    Ok(all.len() as u64)
+    Ok((all.len() as u64, finish_csv(w, &path)?))
 }
 
-/// `concept_ancestor.csv`: ingredient -> product pairs, plus the zero-level self rows of every
-/// drug concept.
-fn write_ancestors(path: &Path) -> Result<u64> {
+/// `concept_ancestor`: ingredient -> product pairs, plus the zero-level self rows of every
+/// drug concept. Returns rows and bytes.
+fn write_ancestors(sink: Box<dyn TableSink>) -> Result<(u64, u64)> {
     let mut rows: Vec<(u32, u32, u8)> = Vec::new();
     for c in vocab::ALL_CONCEPTS.iter().filter(|c| c.domain == "Drug") {
         rows.push((c.id, c.id, 0));
@@ -412,8 +466,9 @@ fn write_ancestors(path: &Path) -> Result<u64> {
     }
     rows.sort_unstable();
     rows.dedup();
-    let mut w = csv_writer(path)?;
-    let err = csv_err(path);
+    let path = sink.path().to_path_buf();
+    let mut w = csv::WriterBuilder::new().from_writer(sink);
+    let err = csv_err(&path);
     let cols = TABLES[schema::CONCEPT_ANCESTOR]
         .columns
         .iter()
@@ -424,6 +479,5 @@ fn write_ancestors(path: &Path) -> Result<u64> {
         w.write_record([a.as_str(), d.as_str(), l.as_str(), l.as_str()])
             .map_err(&err)?;
     }
-    w.flush().map_err(|e| Error::io(path, e))?;
-    Ok(rows.len() as u64)
+    Ok((rows.len() as u64, finish_csv(w, &path)?))
 }

@@ -59,6 +59,7 @@ impl Table {
         h
     }
 
+    #[cfg(test)]
     pub(crate) fn file_name(&self) -> String {
         format!("{}.csv", self.name)
     }
