@@ -4,6 +4,8 @@ use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
 
 use agora_ingest::omop::spec::CdmSpec;
 use agora_synth::{GenerateReport, OmopConfig, TableSink};
@@ -49,54 +51,60 @@ pub(crate) fn omop(args: &GenerateOmopArgs) -> Result<GenerateReport> {
 }
 
 /// Typed Parquet written from the generator's CSV text as it comes, a batch at a time: no
-/// CSV copy of the data set is stored (at 6M persons that copy would be about 100 GB).
+/// CSV copy of the data set is stored (at 6M persons that copy would be about 100 GB). Each
+/// table converts on its own thread: decoding and compressing cost several times what
+/// generating does, and one writer thread for every table would leave the other cores idle.
 struct ParquetSink {
     path: PathBuf,
-    decoder: Decoder,
-    writer: ArrowWriter<File>,
+    chunks: Option<SyncSender<Vec<u8>>>,
+    converter: Option<JoinHandle<std::io::Result<u64>>>,
 }
 
 impl ParquetSink {
     fn create(path: PathBuf, schema: SchemaRef, batch_rows: usize) -> std::io::Result<Self> {
-        let decoder = arrow::csv::ReaderBuilder::new(schema.clone())
-            .with_header(true)
-            .with_batch_size(batch_rows)
-            .build_decoder();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(io_err)?))
-            .build();
-        let writer =
-            ArrowWriter::try_new(File::create(&path)?, schema, Some(props)).map_err(io_err)?;
+        let mut converter = Converter::create(&path, schema, batch_rows)?;
+        // A few chunks in flight: the generator runs ahead only that far (bounded memory).
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let converter = std::thread::Builder::new()
+            .name("parquet-convert".into())
+            .spawn(move || {
+                for chunk in received {
+                    converter.feed(&chunk)?;
+                }
+                converter.finish()
+            })?;
         Ok(Self {
             path,
-            decoder,
-            writer,
+            chunks: Some(chunks),
+            converter: Some(converter),
         })
     }
 
-    fn write_batch(&mut self) -> std::io::Result<()> {
-        if let Some(batch) = self.decoder.flush().map_err(io_err)? {
-            self.writer.write(&batch).map_err(io_err)?;
+    /// The converter's result, once it has stopped (normally, or on an error).
+    fn join(&mut self) -> std::io::Result<u64> {
+        self.chunks = None;
+        match self.converter.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(std::io::Error::other("the Parquet converter panicked")),
+            None => Err(std::io::Error::other("the Parquet converter has stopped")),
         }
-        Ok(())
     }
 }
 
 impl Write for ParquetSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut rest = buf;
-        while !rest.is_empty() {
-            // The decoder keeps a partial last row for the next call; it stops early when
-            // its batch is full.
-            let read = self.decoder.decode(rest).map_err(io_err)?;
-            rest = &rest[read..];
-            if self.decoder.capacity() == 0 {
-                self.write_batch()?;
-            } else if read == 0 {
-                break;
-            }
+        let sent = match &self.chunks {
+            Some(chunks) => chunks.send(buf.to_vec()).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(buf.len());
         }
-        Ok(buf.len() - rest.len())
+        // The converter stopped early: its error is the one to report.
+        Err(match self.join() {
+            Err(e) => e,
+            Ok(_) => std::io::Error::other("the Parquet converter stopped early"),
+        })
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -110,12 +118,68 @@ impl TableSink for ParquetSink {
     }
 
     fn finish(mut self: Box<Self>) -> std::io::Result<u64> {
+        self.join()
+    }
+}
+
+/// CSV text in, typed Parquet out.
+struct Converter {
+    decoder: Decoder,
+    writer: ArrowWriter<File>,
+}
+
+impl Converter {
+    fn create(path: &Path, schema: SchemaRef, batch_rows: usize) -> std::io::Result<Self> {
+        let decoder = arrow::csv::ReaderBuilder::new(schema.clone())
+            .with_header(true)
+            .with_batch_size(batch_rows)
+            .build_decoder();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(io_err)?))
+            .build();
+        let writer =
+            ArrowWriter::try_new(File::create(path)?, schema, Some(props)).map_err(io_err)?;
+        Ok(Self { decoder, writer })
+    }
+
+    fn feed(&mut self, mut text: &[u8]) -> std::io::Result<()> {
+        while !text.is_empty() {
+            // The decoder keeps a partial last row for the next call; it stops early when
+            // its batch is full.
+            let read = self.decoder.decode(text).map_err(|_| not_cdm())?;
+            text = &text[read..];
+            if self.decoder.capacity() == 0 {
+                self.write_batch()?;
+            } else if read == 0 {
+                return Err(std::io::Error::other("the CSV decoder made no progress"));
+            }
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self) -> std::io::Result<()> {
+        if let Some(batch) = self.decoder.flush().map_err(|_| not_cdm())? {
+            self.writer.write(&batch).map_err(io_err)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<u64> {
         self.decoder.decode(&[]).map_err(io_err)?;
         self.write_batch()?;
         let file = self.writer.into_inner().map_err(io_err)?;
         file.sync_all()?;
         Ok(file.metadata()?.len())
     }
+}
+
+/// A generated row that does not parse as its table's CDM types: a generator bug. The
+/// decoder's own message would quote the value.
+fn not_cdm() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "a generated row does not match its table's CDM types",
+    )
 }
 
 fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
@@ -185,5 +249,22 @@ mod tests {
             }
             assert_eq!(next, 1000, "fragment {fragment}");
         }
+    }
+
+    /// A row the schema cannot hold fails the table, without quoting the value.
+    #[test]
+    fn parquet_sink_reports_an_untyped_row_without_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+        let path = dir.path().join("t.parquet");
+        let mut sink: Box<dyn TableSink> = Box::new(ParquetSink::create(path, schema, 2).unwrap());
+        // The converter may stop on the first write or later; the error surfaces by `finish`.
+        let written = sink.write_all(b"id\n1\nsecret-value\n3\n4\n");
+        let err = match written {
+            Err(e) => e,
+            Ok(()) => sink.finish().unwrap_err(),
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 }
