@@ -31,9 +31,11 @@ pub(crate) fn omop(args: &GenerateOmopArgs) -> Result<GenerateReport> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let spec = CdmSpec::v54();
-    let open = |table: &str| -> std::io::Result<Box<dyn TableSink>> {
+    let open = |table: &str| -> agora_synth::Result<Box<dyn TableSink>> {
+        let path = args.out.join(format!("{table}.parquet"));
         let cdm = spec.table(table).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a CDM table")
+            let not_cdm = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a CDM table");
+            agora_synth::Error::io(&path, not_cdm)
         })?;
         let schema = Arc::new(Schema::new(
             cdm.columns
@@ -41,11 +43,9 @@ pub(crate) fn omop(args: &GenerateOmopArgs) -> Result<GenerateReport> {
                 .map(|c| Field::new(&c.name, c.datatype.column_type().arrow_type(), true))
                 .collect::<Vec<_>>(),
         ));
-        Ok(Box::new(ParquetSink::create(
-            args.out.join(format!("{table}.parquet")),
-            schema,
-            65_536,
-        )?))
+        let sink = ParquetSink::create(path.clone(), schema, 65_536)
+            .map_err(|e| agora_synth::Error::io(&path, e))?;
+        Ok(Box::new(sink))
     };
     Ok(agora_synth::generate_omop_with(&config, &open)?)
 }

@@ -103,8 +103,8 @@ const CHUNK: u64 = 512;
 pub fn generate_omop(cfg: &OmopConfig, out_dir: &Path) -> Result<GenerateReport> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     generate_omop_with(cfg, &|table: &str| {
-        let path = out_dir.join(format!("{table}.csv"));
-        let file = File::create(&path)?;
+        let path = out_dir.join(schema::csv_file_name(table));
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Box::new(CsvFile {
             path,
             out: BufWriter::with_capacity(1 << 18, file),
@@ -122,15 +122,15 @@ pub trait TableSink: Write {
     fn finish(self: Box<Self>) -> std::io::Result<u64>;
 }
 
-/// Generates the data set into sinks that `open` makes, one per table name.
+/// Generates the data set into sinks that `open` makes, one per table name; its errors
+/// should name the output ([`Error::io`]).
 pub fn generate_omop_with(
     cfg: &OmopConfig,
-    open: &dyn Fn(&str) -> std::io::Result<Box<dyn TableSink>>,
+    open: &dyn Fn(&str) -> Result<Box<dyn TableSink>>,
 ) -> Result<GenerateReport> {
     if !(0.0..=1.0).contains(&cfg.defects) {
         return Err(Error::InvalidConfig("defects must be within 0.0..=1.0"));
     }
-    let open = |table: &str| open(table).map_err(|e| Error::io(format!("{table} output"), e));
 
     let mut outputs: Outputs = Vec::with_capacity(N_CLINICAL);
     for table in &TABLES[..N_CLINICAL] {

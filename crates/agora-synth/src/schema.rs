@@ -58,11 +58,11 @@ impl Table {
         h.push('\n');
         h
     }
+}
 
-    #[cfg(test)]
-    pub(crate) fn file_name(&self) -> String {
-        format!("{}.csv", self.name)
-    }
+/// The CSV file of a table.
+pub(crate) fn csv_file_name(table: &str) -> String {
+    format!("{table}.csv")
 }
 
 pub(crate) const TABLES: [Table; 11] = [

@@ -139,7 +139,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     let (c, _) = generate(300, 12, 0.0);
     assert_eq!(ra, rb);
     for table in &TABLES {
-        let name = table.file_name();
+        let name = crate::schema::csv_file_name(table.name);
         let fa = std::fs::read(a.path().join(&name)).expect("read a");
         let fb = std::fs::read(b.path().join(&name)).expect("read b");
         assert!(fa == fb, "{name} differs between identical runs");
@@ -579,7 +579,8 @@ fn output_does_not_depend_on_chunking() {
     let mut bufs: [Vec<u8>; N_CLINICAL] = Default::default();
     write::format_chunk(&chunk, seed, 1_100, &[1; N_CLINICAL], &mut bufs);
     for (t, b) in TABLES.iter().zip(&bufs) {
-        let file = std::fs::read(dir.path().join(t.file_name())).expect("read");
+        let file =
+            std::fs::read(dir.path().join(crate::schema::csv_file_name(t.name))).expect("read");
         let body = &file[t.header().len()..];
         assert!(
             body == b.as_slice(),
