@@ -56,13 +56,16 @@ impl Default for QueryLimits {
 }
 
 /// The number of cores, but at least 8. DataFusion's default is the number of cores; on a
-/// small machine, more and smaller partitions keep each join's and aggregate's hash table
-/// small enough to stay in cache: 8 partitions ran the OMOP suite 10-15% faster than 2 on a
-/// 2-core machine at 1M persons (benchmarks/README.md, "Settings").
+/// small machine, more and smaller partitions (likely: smaller hash tables per join and
+/// aggregate) ran the OMOP suite 10-15% faster: 8 partitions against 2 on a 2-core machine
+/// at 1M persons (benchmarks/README.md, "Settings"). Read once: every session asks.
 pub fn default_target_partitions() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .max(8)
+    static PARTITIONS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PARTITIONS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .max(8)
+    })
 }
 
 /// The right to query one release. Constructing one is the caller's authorization decision:
