@@ -43,17 +43,16 @@ fn kill_9_mid_ingest_loses_nothing_and_shows_nothing_half_written() {
     let committed = release_dirs(hub.data_dir(), "crash");
     assert_eq!(committed.len(), 1);
 
-    let mut child = hub
-        .command(&[
-            "ingest",
-            "omop",
-            "--dataset",
-            "crash",
-            "--allow-duplicate",
-            src_path,
-        ])
-        .spawn()
-        .unwrap();
+    // The same files again: a second release, the one killed mid-write.
+    let reingest = [
+        "ingest",
+        "omop",
+        "--dataset",
+        "crash",
+        "--allow-duplicate",
+        src_path,
+    ];
+    let mut child = hub.command(&reingest).spawn().unwrap();
     let started = Instant::now();
     // Kill as soon as the new release has files on disk, i.e. mid-write.
     loop {
@@ -86,14 +85,7 @@ fn kill_9_mid_ingest_loses_nothing_and_shows_nothing_half_written() {
     );
 
     // The next ingest sweeps the debris and commits release 2.
-    hub.ok(&[
-        "ingest",
-        "omop",
-        "--dataset",
-        "crash",
-        "--allow-duplicate",
-        src_path,
-    ]);
+    hub.ok(&reingest);
     assert_eq!(release_dirs(hub.data_dir(), "crash").len(), 2);
     assert_eq!(hub.sql_tsv("crash", count), before);
     assert_eq!(
