@@ -4,16 +4,16 @@
 //! whole suite (`benchmarks/datafusion.py`); with `--stdin` it answers one query per input
 //! line, so `benchmarks/run.py` can alternate it with the other engines query by query.
 //!
-//! Not a product binary: it reads the data directory directly and bypasses authorization.
+//! Not a product binary. Agora's engine is reached exactly as the server reaches it: through
+//! the query service (a session per query, the access record included); the plain engine
+//! reads the release's files directly, which is the point of the comparison.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use agora_core::{DataDir, DatasetName};
-use agora_govern::MetaStore;
-use agora_lake::Lake;
-use agora_query::{Grant, QueryEngine, QueryLimits};
+use agora_service::{Authenticated, Credential, Front, Hub, QueryLimits, ReleaseManifest, Target};
 use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
 use clap::{Parser, ValueEnum};
@@ -75,12 +75,15 @@ fn main() -> Result<()> {
 
 async fn run(args: Args) -> Result<()> {
     let dir = DataDir::new(&args.data_dir);
-    let meta = MetaStore::open_sqlite(&dir.meta_db()).await?;
-    let lake = Lake::open_local(dir.lake())?;
-    let Some(release) = meta.release(&args.dataset, None).await? else {
+    let hub = Hub::open(&dir).await?;
+    let Some(release) = hub.governance().release(&args.dataset, None).await? else {
         bail!("dataset {} has no release", args.dataset);
     };
-    let manifest = lake.read_manifest(&release.manifest_path).await?;
+    let manifest = hub.manifest(&release).await?;
+    let who = hub
+        .query()
+        .authenticate(Credential::DataDirectory { user: "bench" })
+        .await?;
     let limits = QueryLimits {
         memory_bytes: args.memory_mb << 20,
         // Agora's own default, which is what the server runs with.
@@ -88,17 +91,15 @@ async fn run(args: Args) -> Result<()> {
         spill_dir: Some(dir.spill()),
         ..QueryLimits::default()
     };
-    let grant = Grant {
-        principal: "bench".into(),
-        dataset: args.dataset.clone(),
-        release: release.number,
-        manifest: manifest.clone(),
-    };
     let runner = Runner {
         engine: args.engine,
         plain: plain_datafusion(&dir, &manifest, args.threads, &args.settings)?,
-        agora: QueryEngine::new(lake.clone()),
-        grant,
+        target: Target::Release {
+            dataset: args.dataset.clone(),
+            release: Some(release.number),
+        },
+        hub,
+        who,
         limits,
     };
     match &args.queries {
@@ -111,8 +112,9 @@ async fn run(args: Args) -> Result<()> {
 struct Runner {
     engine: Engine,
     plain: SessionContext,
-    agora: QueryEngine,
-    grant: Grant,
+    hub: Hub,
+    who: Authenticated,
+    target: Target,
     limits: QueryLimits,
 }
 
@@ -122,11 +124,21 @@ impl Runner {
         let start = Instant::now();
         let batches = match self.engine {
             Engine::Agora => {
-                let ws = self
-                    .agora
-                    .workspace(self.grant.clone(), self.limits.clone())
+                let session = self
+                    .hub
+                    .query()
+                    .open(
+                        &self.who,
+                        self.target.clone(),
+                        Front::Bench,
+                        self.limits.clone(),
+                    )
                     .await?;
-                ws.sql(sql).await.with_context(|| id.to_string())?.batches
+                session
+                    .sql(sql)
+                    .await
+                    .with_context(|| id.to_string())?
+                    .batches
             }
             Engine::Datafusion => self
                 .plain
@@ -217,7 +229,7 @@ fn tsv(batches: &[RecordBatch]) -> Result<Vec<u8>> {
 /// listing table per table directory, schema inferred from Parquet.
 fn plain_datafusion(
     dir: &DataDir,
-    manifest: &agora_lake::ReleaseManifest,
+    manifest: &ReleaseManifest,
     threads: usize,
     settings: &[String],
 ) -> Result<SessionContext> {

@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod accounts;
 pub mod catalogue;
 mod clock;
@@ -54,6 +55,7 @@ pub mod registry;
 mod store;
 mod tokens;
 
+pub use access::{AccessEvent, AccessOutcome, AccessTarget};
 pub use accounts::{NewUser, SessionToken, User};
 pub use catalogue::{AccessRights, DatasetDescription, DatasetMetadata};
 pub use clock::{Clock, ManualClock, SystemClock};

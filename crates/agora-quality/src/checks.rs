@@ -2,7 +2,7 @@
 //! its threshold). Table-level checks are computed while profiling each table; the ones here
 //! need the whole release.
 
-use agora_query::Workspace;
+use crate::ReleaseSource;
 
 use crate::Result;
 use crate::profile::{Check, ColumnProfile, DEATH_GRACE_DAYS, DatePlausibility, TableProfile};
@@ -54,7 +54,7 @@ pub(crate) fn date_checks(
 
 /// Checks about persons as a whole.
 pub(crate) async fn release_checks(
-    ws: &Workspace,
+    ws: &impl ReleaseSource,
     tables: &[TableProfile],
     with_birth: bool,
 ) -> Result<Vec<Check>> {
@@ -77,7 +77,7 @@ pub(crate) async fn release_checks(
         persons,
         0.0,
     ));
-    if ws.grant().manifest.table("observation_period").is_some() {
+    if ws.manifest().table("observation_period").is_some() {
         let sql = "SELECT COUNT(*) FROM person p WHERE NOT EXISTS \
                    (SELECT 1 FROM observation_period op WHERE op.person_id = p.person_id)";
         checks.push(Check::new(

@@ -1,6 +1,6 @@
+use crate::ReleaseSource;
 use agora_core::{ColumnType, TableSchema};
-use agora_query::Workspace;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::sql::{count, ident, one_row};
@@ -11,7 +11,7 @@ pub(crate) const DEATH_GRACE_DAYS: i64 = 60;
 /// Most frequent codes shown per coded column.
 const TOP_VALUES: usize = 10;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QualityProfile {
     pub dataset: String,
     pub release: i64,
@@ -25,7 +25,7 @@ impl QualityProfile {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableProfile {
     pub table: String,
     pub rows: u64,
@@ -34,7 +34,7 @@ pub struct TableProfile {
     pub columns: Vec<ColumnProfile>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColumnProfile {
     pub column: String,
     pub nulls: u64,
@@ -48,13 +48,13 @@ pub struct ColumnProfile {
     pub implausible: Option<DatePlausibility>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValueCount {
     pub value: String,
     pub rows: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct DatePlausibility {
     /// In a year before the person's year of birth.
     pub before_birth: u64,
@@ -64,7 +64,7 @@ pub struct DatePlausibility {
 }
 
 /// One pass/fail check: `passed` when `violations / rows <= threshold`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
     pub id: String,
     pub description: String,
@@ -119,8 +119,8 @@ fn has_range(name: &str, ty: ColumnType) -> bool {
 }
 
 /// Profiles every table of the workspace's release and runs the checks.
-pub async fn profile(ws: &Workspace) -> Result<QualityProfile> {
-    let manifest = &ws.grant().manifest;
+pub async fn profile(ws: &impl ReleaseSource) -> Result<QualityProfile> {
+    let manifest = ws.manifest();
     let has = |t: &str, c: &str| {
         manifest
             .table(t)
@@ -139,8 +139,8 @@ pub async fn profile(ws: &Workspace) -> Result<QualityProfile> {
     }
     checks.extend(crate::checks::release_checks(ws, &tables, life.birth).await?);
     Ok(QualityProfile {
-        dataset: ws.grant().dataset.to_string(),
-        release: ws.grant().release,
+        dataset: ws.manifest().dataset.to_string(),
+        release: ws.release(),
         tables,
         checks,
     })
@@ -170,7 +170,7 @@ fn start_end_pairs(schema: &TableSchema) -> Vec<(String, String)> {
 /// start), one for code distributions, one join with the person's life (implausible dates,
 /// unknown persons).
 async fn profile_table(
-    ws: &Workspace,
+    ws: &impl ReleaseSource,
     table: &str,
     schema: &TableSchema,
     life: Life,

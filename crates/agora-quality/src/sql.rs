@@ -1,8 +1,10 @@
 //! Small helpers to run profile queries and read their single-row answers.
 
-use agora_query::Workspace;
+use crate::ReleaseSource;
 use arrow::array::Array;
 use arrow::util::display::array_value_to_string;
+
+use agora_core::HasKind;
 
 use crate::{Error, Result};
 
@@ -13,14 +15,15 @@ pub(crate) fn ident(name: &str) -> String {
 
 /// Runs `sql` and returns its rows as text (`None` for NULL).
 pub(crate) async fn rows(
-    ws: &Workspace,
+    ws: &impl ReleaseSource,
     table: &str,
     sql: &str,
 ) -> Result<Vec<Vec<Option<String>>>> {
     let started = std::time::Instant::now();
-    let out = ws.sql(sql).await.map_err(|source| Error::Query {
+    let batches = ws.query(sql).await.map_err(|source| Error::Query {
         table: table.to_owned(),
-        source,
+        kind: source.kind(),
+        source: Box::new(source),
     })?;
     tracing::debug!(
         table,
@@ -28,7 +31,7 @@ pub(crate) async fn rows(
         "quality query"
     );
     let mut result = Vec::new();
-    for batch in &out.batches {
+    for batch in &batches {
         for row in 0..batch.num_rows() {
             result.push(
                 batch
@@ -45,7 +48,11 @@ pub(crate) async fn rows(
 }
 
 /// The single row of an aggregate query.
-pub(crate) async fn one_row(ws: &Workspace, table: &str, sql: &str) -> Result<Vec<Option<String>>> {
+pub(crate) async fn one_row(
+    ws: &impl ReleaseSource,
+    table: &str,
+    sql: &str,
+) -> Result<Vec<Option<String>>> {
     Ok(rows(ws, table, sql)
         .await?
         .into_iter()

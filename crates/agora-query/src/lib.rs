@@ -35,5 +35,6 @@ mod workspace;
 pub use error::{Error, Result};
 pub use permit::{PERSON_KEY, PermitScope, PermitWorkspace};
 pub use workspace::{
-    Grant, QueryEngine, QueryLimits, QueryOutput, Workspace, default_target_partitions,
+    Grant, Planned, QueryEngine, QueryLimits, QueryOutput, QueryStream, Workspace,
+    default_target_partitions,
 };

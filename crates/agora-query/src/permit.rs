@@ -35,7 +35,7 @@ use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
 use crate::barrier::PolicyTable;
-use crate::workspace::{QueryLimits, QueryOutput, Session};
+use crate::workspace::{Planned, QueryLimits, QueryOutput, Session};
 use crate::{Error, QueryEngine, Result};
 
 /// The column every person-level table keys its rows by: the hub person key.
@@ -216,9 +216,20 @@ impl PermitWorkspace {
         &self.scope
     }
 
-    /// Runs one read-only SQL statement under the workspace's limits.
+    /// Plans one read-only SQL statement inside the permit's scope.
+    pub async fn plan(&self, sql: &str) -> Result<Planned> {
+        self.session.plan(sql).await
+    }
+
+    /// Plans, runs and collects one read-only SQL statement under the workspace's limits.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
-        self.session.sql(sql).await
+        self.session
+            .plan(sql)
+            .await?
+            .execute()
+            .await?
+            .collect()
+            .await
     }
 
     /// `dataset.table` names this workspace can see, sorted.

@@ -11,6 +11,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::TableScopedPath;
 use datafusion::execution::cache::cache_manager::{
@@ -22,6 +23,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::DataFrame;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::path::Path;
@@ -68,15 +70,52 @@ pub fn default_target_partitions() -> usize {
     })
 }
 
-/// The right to query one release. Constructing one is the caller's authorization decision:
-/// today the server creates operator grants after checking the operator role; data permits
-/// will be the other way in.
+/// The right to query one release. Constructing one is an authorization decision: only the
+/// query service (`agora-service`) depends on this crate, and it builds grants for
+/// operators and the hub's own profiler after checking the principal.
 #[derive(Debug, Clone)]
 pub struct Grant {
-    pub principal: String,
-    pub dataset: DatasetName,
-    pub release: i64,
-    pub manifest: Arc<ReleaseManifest>,
+    principal: String,
+    dataset: DatasetName,
+    release: i64,
+    manifest: Arc<ReleaseManifest>,
+}
+
+impl Grant {
+    /// A grant of `release` of `dataset` (described by `manifest`) to `principal`.
+    pub fn new(
+        principal: impl Into<String>,
+        dataset: DatasetName,
+        release: i64,
+        manifest: Arc<ReleaseManifest>,
+    ) -> Self {
+        Self {
+            principal: principal.into(),
+            dataset,
+            release,
+            manifest,
+        }
+    }
+
+    /// Who the grant is for.
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    /// The granted dataset.
+    pub fn dataset(&self) -> &DatasetName {
+        &self.dataset
+    }
+
+    /// The granted release number.
+    pub fn release(&self) -> i64 {
+        self.release
+    }
+
+    /// The granted release's manifest (tables, schemas, files).
+    pub fn manifest(&self) -> &Arc<ReleaseManifest> {
+        &self.manifest
+    }
 }
 
 /// Process-wide query state: the lake, and caches of Parquet footers and file statistics
@@ -156,9 +195,20 @@ impl Workspace {
         &self.grant
     }
 
-    /// Runs one read-only SQL statement under the workspace's limits.
+    /// Plans one read-only SQL statement (see [`Planned`]).
+    pub async fn plan(&self, sql: &str) -> Result<Planned> {
+        self.session.plan(sql).await
+    }
+
+    /// Plans, runs and collects one read-only SQL statement under the workspace's limits.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
-        self.session.sql(sql).await
+        self.session
+            .plan(sql)
+            .await?
+            .execute()
+            .await?
+            .collect()
+            .await
     }
 
     /// Names of the tables this workspace can see, sorted.
@@ -270,57 +320,179 @@ impl Session {
         ))
     }
 
-    /// Runs one read-only SQL statement under the session's limits.
-    pub(crate) async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+    /// Parses and plans one read-only SQL statement: refuses DDL, DML and other statements
+    /// (and, in permit sessions, plan metrics), resolves names against the session's tables
+    /// and policies. Planning counts against the query's time limit.
+    pub(crate) async fn plan(&self, sql: &str) -> Result<Planned> {
+        let started = tokio::time::Instant::now();
         let limit_mb = self.limits.memory_bytes >> 20;
-        let run = async {
+        let planning = async {
             let options = SQLOptions::new()
                 .with_allow_ddl(false)
                 .with_allow_dml(false)
                 .with_allow_statements(false);
-            let df = self
-                .ctx
+            self.ctx
                 .sql_with_options(sql, options)
                 .await
-                .map_err(|e| Error::from_datafusion(e, limit_mb))?;
-            if !self.plan_metrics {
-                let profiled = match df.logical_plan() {
-                    LogicalPlan::Analyze(_) => true,
-                    LogicalPlan::Explain(e) => e.verbose,
-                    _ => false,
-                };
-                if profiled {
-                    return Err(Error::Sql(
-                        "EXPLAIN ANALYZE and EXPLAIN VERBOSE are not available in a permit \
-                         workspace (their row counts would show rows the permit hides); \
-                         plain EXPLAIN is"
-                            .into(),
-                    ));
-                }
-            }
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df
-                .execute_stream()
-                .await
-                .map_err(|e| Error::from_datafusion(e, limit_mb))?;
-            let mut batches = Vec::new();
-            let mut rows = 0usize;
-            while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(|e| Error::from_datafusion(e, limit_mb))?;
-                rows += batch.num_rows();
-                if rows > self.limits.max_rows {
-                    return Err(Error::TooManyRows {
-                        max_rows: self.limits.max_rows,
-                    });
-                }
-                batches.push(batch);
-            }
-            Ok(QueryOutput { schema, batches })
+                .map_err(|e| Error::from_datafusion(e, limit_mb))
         };
-        tokio::time::timeout(self.limits.timeout, run)
+        let df = tokio::time::timeout(self.limits.timeout, planning)
             .await
             .map_err(|_| Error::Timeout {
                 seconds: self.limits.timeout.as_secs(),
-            })?
+            })??;
+        if !self.plan_metrics {
+            let profiled = match df.logical_plan() {
+                LogicalPlan::Analyze(_) => true,
+                LogicalPlan::Explain(e) => e.verbose,
+                _ => false,
+            };
+            if profiled {
+                return Err(Error::Sql(
+                    "EXPLAIN ANALYZE and EXPLAIN VERBOSE are not available in a permit \
+                     workspace (their row counts would show rows the permit hides); \
+                     plain EXPLAIN is"
+                        .into(),
+                ));
+            }
+        }
+        Ok(Planned {
+            schema: Arc::new(df.schema().as_arrow().clone()),
+            df,
+            limits: self.limits.clone(),
+            deadline: started + self.limits.timeout,
+        })
+    }
+}
+
+/// A planned statement: its result schema is known, nothing has run yet.
+pub struct Planned {
+    schema: SchemaRef,
+    df: DataFrame,
+    limits: QueryLimits,
+    /// The time limit runs from the start of planning.
+    deadline: tokio::time::Instant,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Planned {
+    /// The schema of the result.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The optimized-to-be logical plan (what output policies inspect and rewrite).
+    pub fn logical_plan(&self) -> &LogicalPlan {
+        self.df.logical_plan()
+    }
+
+    /// Starts execution: a stream of batches under the query's limits. Dropping the stream
+    /// cancels the query.
+    pub async fn execute(self) -> Result<QueryStream> {
+        let limit_mb = self.limits.memory_bytes >> 20;
+        let timeout = Error::Timeout {
+            seconds: self.limits.timeout.as_secs(),
+        };
+        let inner = tokio::time::timeout_at(self.deadline, self.df.execute_stream())
+            .await
+            .map_err(|_| timeout)?
+            .map_err(|e| Error::from_datafusion(e, limit_mb))?;
+        Ok(QueryStream {
+            schema: self.schema,
+            inner,
+            sleep: Box::pin(tokio::time::sleep_until(self.deadline)),
+            limits: self.limits,
+            rows: 0,
+            done: false,
+        })
+    }
+}
+
+/// The batches of a running query. Ends with an error (and stops the query) when the time
+/// limit passes or the result grows past its row limit; engine errors are redacted.
+pub struct QueryStream {
+    schema: SchemaRef,
+    inner: SendableRecordBatchStream,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    limits: QueryLimits,
+    rows: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("schema", &self.schema)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryStream {
+    /// The schema of every batch.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Reads the whole result into memory (bounded by the row limit).
+    pub async fn collect(mut self) -> Result<QueryOutput> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.next().await {
+            batches.push(batch?);
+        }
+        Ok(QueryOutput {
+            schema: self.schema,
+            batches,
+        })
+    }
+}
+
+impl futures::Stream for QueryStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(Some(Err(Error::Timeout {
+                seconds: self.limits.timeout.as_secs(),
+            })));
+        }
+        let polled = self.inner.poll_next_unpin(cx);
+        let limit_mb = self.limits.memory_bytes >> 20;
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.done = true;
+                Poll::Ready(Some(Err(Error::from_datafusion(e, limit_mb))))
+            }
+            Poll::Ready(Some(Ok(batch))) => {
+                self.rows += batch.num_rows();
+                if self.rows > self.limits.max_rows {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(Error::TooManyRows {
+                        max_rows: self.limits.max_rows,
+                    })));
+                }
+                Poll::Ready(Some(Ok(batch)))
+            }
+        }
     }
 }

@@ -1,17 +1,17 @@
 //! `agora catalogue`: the public catalogue from the command line, and dataset descriptions.
 
 use agora_core::DataDir;
-use agora_govern::{DatasetMetadata, Principal, Role};
-use agora_query::QueryLimits;
+use agora_service::QueryLimits;
+use agora_service::governance::{DatasetMetadata, Principal, Role};
 use anyhow::{Context, Result, bail};
 
-use crate::catalogue::{self, CatalogueEntry, QualitySummary};
 use crate::cli::{CatalogueArgs, CatalogueCommand, CatalogueFormat};
 use crate::commands::local_actor;
-use crate::home::Home;
+use agora_service::Hub;
+use agora_service::catalogue::{self, CatalogueEntry, QualitySummary};
 
 pub(crate) async fn run(dir: &DataDir, args: CatalogueArgs) -> Result<()> {
-    let home = Home::open(dir).await?;
+    let home = Hub::open(dir).await?;
     if let Some(CatalogueCommand::Describe { dataset, file }) = args.command {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
@@ -22,15 +22,15 @@ pub(crate) async fn run(dir: &DataDir, args: CatalogueArgs) -> Result<()> {
             name: local_actor(),
             roles: vec![Role::Operator],
         };
-        home.meta
+        home.governance()
             .set_dataset_metadata(&operator, &dataset, metadata)
             .await?;
         out!("Described dataset {dataset} in the catalogue");
         return Ok(());
     }
     // The local operator may compute what the server would compute in the background.
-    home.profiles.warm(&home, &QueryLimits::default()).await?;
-    let mut entries = catalogue::entries(&home).await?;
+    home.warm_profiles(&QueryLimits::default()).await?;
+    let mut entries = home.catalogue().await?;
     if let Some(only) = &args.dataset {
         entries.retain(|e| e.dataset == only.as_str());
         if entries.is_empty() {

@@ -3,24 +3,24 @@ use std::time::Duration;
 
 use agora_core::{DataDir, DatasetName};
 use agora_ingest::IngestReport;
-use agora_ingest::fhir::{FhirIngest, ingest_fhir, views};
-use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
-use agora_ingest::tableschema::{TableSchemaIngest, ingest_tableschema};
-use agora_query::QueryLimits;
+use agora_ingest::fhir::{FhirIngest, views};
+use agora_ingest::omop::{IdentitySource, OmopIngest};
+use agora_ingest::tableschema::TableSchemaIngest;
+use agora_service::{Credential, Front, QueryLimits, Target};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{
     Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
     LimitArgs, QualityArgs, ServeArgs, SqlArgs, ViewsCommand,
 };
-use crate::home::{self, Home, Initialized};
 use crate::oidc::OidcConfig;
+use agora_service::{Hub, Initialized};
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let dir = DataDir::new(&cli.data_dir).with_meta_url(cli.meta_url.clone());
     match cli.command {
         Command::Init => {
-            match home::init(&dir).await? {
+            match Hub::init(&dir).await? {
                 Initialized::Created => out!(
                     "Initialized an Agora hub in {}\n  hub secret: {} (owner-only; back it up, never share it)\n  operator API token: {}",
                     dir.root().display(),
@@ -35,10 +35,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ingest(IngestCommand::Omop(args)) => {
-            let home = Home::open(&dir).await?;
-            let report = ingest_omop(
-                &home.ingest_hub(),
-                OmopIngest {
+            let home = Hub::open(&dir).await?;
+            let report = home
+                .ingest_omop(OmopIngest {
                     dataset: args.dataset,
                     source: args.path.clone(),
                     identity: match args.identity {
@@ -49,16 +48,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     progress: std::io::stderr().is_terminal(),
                     dry_run: args.dry_run,
                     allow_duplicate: args.allow_duplicate,
-                },
-            )
-            .await;
+                })
+                .await;
             finish_ingest(report, &args.path, args.json, &dir)
         }
         Command::Ingest(IngestCommand::Fhir(args)) => {
-            let home = Home::open(&dir).await?;
-            let report = ingest_fhir(
-                &home.ingest_hub(),
-                FhirIngest {
+            let home = Hub::open(&dir).await?;
+            let report = home
+                .ingest_fhir(FhirIngest {
                     dataset: args.dataset,
                     source: args.path.clone(),
                     identity: args.identity,
@@ -69,16 +66,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     allow_duplicate: args.allow_duplicate,
                     omop: !args.no_omop,
                     vocabulary: args.vocabulary,
-                },
-            )
-            .await;
+                })
+                .await;
             finish_ingest(report, &args.path, args.json, &dir)
         }
         Command::Ingest(IngestCommand::Tableschema(args)) => {
-            let home = Home::open(&dir).await?;
-            let report = ingest_tableschema(
-                &home.ingest_hub(),
-                TableSchemaIngest {
+            let home = Hub::open(&dir).await?;
+            let report = home
+                .ingest_tableschema(TableSchemaIngest {
                     dataset: args.dataset,
                     source: args.path.clone(),
                     schemas: args.schemas,
@@ -87,13 +82,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     progress: std::io::stderr().is_terminal(),
                     dry_run: args.dry_run,
                     allow_duplicate: args.allow_duplicate,
-                },
-            )
-            .await;
+                })
+                .await;
             finish_ingest(report, &args.path, args.json, &dir)
         }
         Command::Views(ViewsCommand::Add(args)) => {
-            Home::open(&dir).await?;
+            Hub::open(&dir).await?;
             let view = views::add_view(&dir.views(), &args.file)
                 .with_context(|| format!("view {} was not added", args.file.display()))?;
             out!(
@@ -106,7 +100,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Views(ViewsCommand::List) => {
-            Home::open(&dir).await?;
+            Hub::open(&dir).await?;
             for view in views::load_views(Some(&dir.views()))? {
                 let columns: Vec<String> = view
                     .stored_columns()
@@ -138,7 +132,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => {
             // Configuration errors first, before touching the data directory.
             let options = api_options(&args)?;
-            let home = Home::open(&dir).await?;
+            let home = Hub::open(&dir).await?;
             crate::http::serve(home, args.listen, limits(&args.limits), options, |addr| {
                 eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
             })
@@ -184,6 +178,20 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// A session of the local operator (whoever can read the data directory) on `target`.
+async fn local_session(
+    home: &Hub,
+    target: Target,
+    limits: QueryLimits,
+) -> Result<agora_service::QuerySession> {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let who = home
+        .query()
+        .authenticate(Credential::DataDirectory { user: &user })
+        .await?;
+    Ok(home.query().open(&who, target, Front::Cli, limits).await?)
+}
+
 /// Who runs a local command: the local operator (whoever can read the data directory can
 /// read everything in it anyway).
 pub(crate) fn local_actor() -> String {
@@ -210,7 +218,7 @@ pub(crate) fn limits(args: &LimitArgs) -> QueryLimits {
 }
 
 async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
-    let home = Home::open(dir).await?;
+    let home = Hub::open(dir).await?;
     let text = if args.sql == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -220,15 +228,22 @@ async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
     } else {
         args.sql
     };
-    let ws = home
-        .operator_workspace(
-            &local_actor(),
-            &args.dataset,
-            args.release,
-            limits(&args.limits),
-        )
+    let session = local_session(
+        &home,
+        Target::Release {
+            dataset: args.dataset,
+            release: args.release,
+        },
+        limits(&args.limits),
+    )
+    .await?;
+    let out = session
+        .plan(&text)
+        .await?
+        .execute()
+        .await?
+        .collect()
         .await?;
-    let out = ws.sql(&text).await?;
     let bytes = crate::format::render(&out, args.format)?;
     if let Err(e) = std::io::stdout().write_all(&bytes) {
         crate::stdout_failed(e);
@@ -237,18 +252,22 @@ async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
 }
 
 async fn quality(dir: &DataDir, args: QualityArgs) -> Result<()> {
-    let home = Home::open(dir).await?;
-    let ws = home
-        .operator_workspace(
-            &local_actor(),
-            &args.dataset,
-            args.release,
-            QueryLimits::default(),
-        )
+    let home = Hub::open(dir).await?;
+    let Some(release) = home
+        .governance()
+        .release(&args.dataset, args.release)
+        .await?
+    else {
+        match args.release {
+            Some(n) => bail!("dataset {} has no release {n}", args.dataset),
+            None => bail!("dataset {} has no release; ingest one first", args.dataset),
+        }
+    };
+    let profile = home
+        .quality_profile(&release, QueryLimits::default())
         .await?;
-    let profile = agora_quality::profile(&ws).await?;
     if args.json {
-        out!("{}", serde_json::to_string_pretty(&profile)?);
+        out!("{}", serde_json::to_string_pretty(&*profile)?);
         return Ok(());
     }
     out!(
@@ -299,12 +318,12 @@ async fn quality(dir: &DataDir, args: QualityArgs) -> Result<()> {
 }
 
 async fn datasets(dir: &DataDir, args: DatasetsArgs) -> Result<()> {
-    let home = Home::open(dir).await?;
-    let datasets = home.meta.list_datasets().await?;
+    let home = Hub::open(dir).await?;
+    let datasets = home.governance().list_datasets().await?;
     let mut all = Vec::new();
     for ds in &datasets {
         let name: DatasetName = ds.name.parse()?;
-        all.push((ds, home.meta.releases(&name).await?));
+        all.push((ds, home.governance().releases(&name).await?));
     }
     if args.json {
         let value: Vec<_> = all
@@ -421,12 +440,12 @@ const DEMO_DATASET: &str = "demo";
 
 async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
     let options = api_options(&args.serve)?;
-    if let Initialized::Created = home::init(dir).await? {
+    if let Initialized::Created = Hub::init(dir).await? {
         eprintln!("Initialized a new hub in {}", dir.root().display());
     }
-    let home = Home::open(dir).await?;
+    let home = Hub::open(dir).await?;
     let dataset: DatasetName = DEMO_DATASET.parse().expect("valid name");
-    if home.meta.release(&dataset, None).await?.is_none() {
+    if home.governance().release(&dataset, None).await?.is_none() {
         let source = dir.root().join("samples").join("omop-demo");
         eprintln!(
             "Generating a synthetic OMOP sample of {} persons...",
@@ -446,9 +465,8 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
         })
         .await??;
         eprintln!("Ingesting it as dataset `{DEMO_DATASET}`...");
-        let report = ingest_omop(
-            &home.ingest_hub(),
-            OmopIngest {
+        let report = home
+            .ingest_omop(OmopIngest {
                 dataset: dataset.clone(),
                 source,
                 identity: IdentitySource::SourceValue,
@@ -456,9 +474,8 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
                 progress: std::io::stderr().is_terminal(),
                 dry_run: false,
                 allow_duplicate: false,
-            },
-        )
-        .await?;
+            })
+            .await?;
         print_report(&report, dir);
     }
     let data_dir = dir.root().display();

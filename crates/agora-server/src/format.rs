@@ -1,6 +1,6 @@
 //! Rendering query results for people and for programs.
 
-use agora_query::QueryOutput;
+use agora_service::QueryOutput;
 use anyhow::Result;
 use arrow::csv::WriterBuilder;
 

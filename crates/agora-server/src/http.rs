@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_core::{DatasetName, ErrorKind, HasKind};
-use agora_govern::Role;
-use agora_query::QueryLimits;
+use agora_service::governance::Role;
+use agora_service::{Front, QueryLimits, Target};
 use anyhow::Result;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -22,11 +22,11 @@ use crate::api::limit::RateLimiter;
 use crate::api::openapi::{Doc, Who};
 use crate::api::{Api, Body};
 use crate::cli::OutputFormat;
-use crate::home::Home;
+use agora_service::Hub;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
-    pub(crate) home: Arc<Home>,
+    pub(crate) home: Arc<Hub>,
     limits: QueryLimits,
     /// How clients reach the hub: the base of catalogue IRIs.
     public_url: Arc<str>,
@@ -48,7 +48,7 @@ pub(crate) struct ApiOptions {
 }
 
 impl AppState {
-    pub(crate) fn new(home: Home, limits: QueryLimits, options: &ApiOptions) -> Self {
+    pub(crate) fn new(home: Hub, limits: QueryLimits, options: &ApiOptions) -> Self {
         Self {
             home: Arc::new(home),
             limits,
@@ -66,7 +66,7 @@ impl AppState {
 /// Binds `addr`, calls `on_ready` with the bound address, and serves until Ctrl-C / SIGTERM,
 /// letting requests in flight finish. A maintenance task runs beside the server.
 pub(crate) async fn serve(
-    home: Home,
+    home: Hub,
     addr: SocketAddr,
     limits: QueryLimits,
     options: ApiOptions,
@@ -84,10 +84,10 @@ pub(crate) async fn serve(
     let oidc = options
         .oidc
         .clone()
-        .map(|config| crate::oidc::router(config, home.meta.clone()));
+        .map(|config| crate::oidc::router(config, home.governance().clone()));
     let state = AppState::new(home, limits, &options);
     let maintenance = crate::maintenance::spawn(
-        state.home.meta.clone(),
+        state.home.governance().clone(),
         state.public_limiter.clone(),
         options.maintenance_every,
     );
@@ -109,11 +109,11 @@ pub(crate) async fn serve(
 
 /// Keeps the quality profile of every dataset's latest release computed, so the public
 /// catalogue can show counts and coverage without ever scanning data on a request.
-async fn warm_profiles(home: Arc<Home>, limits: QueryLimits) {
+async fn warm_profiles(home: Arc<Hub>, limits: QueryLimits) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match home.profiles.warm(&home, &limits).await {
+        match home.warm_profiles(&limits).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(profiles = n, "quality profiles computed"),
             Err(e) => tracing::warn!(error = %e, "quality profiles could not be computed"),
@@ -302,10 +302,17 @@ impl ApiError {
     pub(crate) fn from_error<E: HasKind + std::fmt::Display>(e: E) -> Self {
         let kind = e.kind();
         let message = match kind {
-            // Internal details are for the operator's logs, not for the caller.
+            // Internal details (paths, store messages) are for the operator's logs, not for
+            // the caller, who may be anonymous.
             ErrorKind::Internal => {
                 tracing::error!(error = %e, "internal error");
                 "internal error; the operator can find details in the server log".into()
+            }
+            ErrorKind::Unavailable => {
+                tracing::error!(error = %e, "dependency unavailable");
+                "a service the hub depends on is unavailable; try again later (details are \
+                 in the server log)"
+                    .into()
             }
             _ => e.to_string(),
         };
@@ -313,10 +320,10 @@ impl ApiError {
     }
 }
 
-impl From<agora_govern::Error> for ApiError {
-    fn from(e: agora_govern::Error) -> Self {
+impl From<agora_service::governance::Error> for ApiError {
+    fn from(e: agora_service::governance::Error) -> Self {
         match e {
-            agora_govern::Error::RateLimited { retry_after_secs } => {
+            agora_service::governance::Error::RateLimited { retry_after_secs } => {
                 Self::throttled(e.to_string(), retry_after_secs)
             }
             e => Self::from_error(e),
@@ -337,18 +344,6 @@ pub(crate) fn status_for(kind: ErrorKind) -> StatusCode {
     }
 }
 
-fn kind_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidInput => "invalid_input",
-        ErrorKind::NotFound => "not_found",
-        ErrorKind::PermissionDenied => "permission_denied",
-        ErrorKind::Conflict => "conflict",
-        ErrorKind::ResourceExhausted => "resource_exhausted",
-        ErrorKind::Unavailable => "unavailable",
-        ErrorKind::Internal => "internal",
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Two refinements of `status_for`: a missing credential is 401 (not 403), and a
@@ -358,7 +353,7 @@ impl IntoResponse for ApiError {
         } else if self.retry_after_secs.is_some() {
             (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
         } else {
-            (status_for(self.kind), kind_name(self.kind))
+            (status_for(self.kind), agora_service::kind_name(self.kind))
         };
         let body = Json(json!({"error": {"kind": kind, "message": self.message}}));
         let mut response = (status, body).into_response();
@@ -391,7 +386,7 @@ fn parse_dataset(name: &str) -> ApiResult<DatasetName> {
 async fn list_datasets(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let datasets = state
         .home
-        .meta
+        .governance()
         .list_datasets()
         .await
         .map_err(ApiError::from_error)?;
@@ -403,7 +398,7 @@ async fn list_releases(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let dataset = parse_dataset(&name)?;
-    let meta = &state.home.meta;
+    let meta = &state.home.governance();
     if meta
         .dataset(&dataset)
         .await
@@ -429,7 +424,7 @@ async fn show_release(
     let dataset = parse_dataset(&name)?;
     let info = state
         .home
-        .meta
+        .governance()
         .release(&dataset, Some(number))
         .await
         .map_err(ApiError::from_error)?
@@ -441,8 +436,7 @@ async fn show_release(
         })?;
     let manifest = state
         .home
-        .lake
-        .read_manifest(&info.manifest_path)
+        .manifest(&info)
         .await
         .map_err(ApiError::from_error)?;
     let tables: Vec<Value> = manifest
@@ -471,7 +465,7 @@ async fn show_quality(
     let dataset = parse_dataset(&name)?;
     let Some(info) = state
         .home
-        .meta
+        .governance()
         .release(&dataset, Some(number))
         .await
         .map_err(ApiError::from_error)?
@@ -483,37 +477,22 @@ async fn show_quality(
     };
     let profile = state
         .home
-        .profiles
-        .get(&state.home, &info, state.limits.clone())
+        .quality_profile(&info, state.limits.clone())
         .await
-        .map_err(internal)?;
-    Ok(Json(Value::clone(&profile)))
-}
-
-/// An unexpected failure: details (paths, store errors) go to the server log, not to the
-/// caller, who may be anonymous.
-fn internal(e: anyhow::Error) -> ApiError {
-    tracing::error!(error = %format!("{e:#}"), "internal error");
-    ApiError::new(
-        ErrorKind::Internal,
-        "internal error; the operator can find details in the server log",
-    )
+        .map_err(ApiError::from_error)?;
+    Ok(Json(json!(*profile)))
 }
 
 /// The public catalogue as JSON (no login: it holds only dataset-level aggregates).
 async fn catalogue_json(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let entries = crate::catalogue::entries(&state.home)
-        .await
-        .map_err(internal)?;
+    let entries = state.home.catalogue().await.map_err(ApiError::from_error)?;
     Ok(Json(json!({ "datasets": entries })))
 }
 
 /// The public catalogue as HealthDCAT-AP JSON-LD.
 async fn catalogue_jsonld(State(state): State<AppState>) -> ApiResult<Response> {
-    let entries = crate::catalogue::entries(&state.home)
-        .await
-        .map_err(internal)?;
-    let doc = crate::catalogue::healthdcat_ap(&entries, &state.public_url);
+    let entries = state.home.catalogue().await.map_err(ApiError::from_error)?;
+    let doc = agora_service::catalogue::healthdcat_ap(&entries, &state.public_url);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -529,9 +508,11 @@ async fn catalogue_dataset(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let dataset = parse_dataset(&name)?;
-    match crate::catalogue::entry_for(&state.home, &dataset)
+    match state
+        .home
+        .catalogue_entry(&dataset)
         .await
-        .map_err(internal)?
+        .map_err(ApiError::from_error)?
     {
         Some(entry) => Ok(Json(json!(entry))),
         None => Err(ApiError::new(
@@ -546,13 +527,13 @@ async fn describe_dataset(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    crate::api::Body(metadata): crate::api::Body<agora_govern::DatasetMetadata>,
+    crate::api::Body(metadata): crate::api::Body<agora_service::governance::DatasetMetadata>,
 ) -> ApiResult<Json<Value>> {
     let principal = caller.require(Role::Operator, OPERATORS_ONLY)?;
     let dataset = parse_dataset(&name)?;
     let described = state
         .home
-        .meta
+        .governance()
         .set_dataset_metadata(principal, &dataset, metadata)
         .await
         .map_err(ApiError::from_error)?;
@@ -577,7 +558,7 @@ async fn run_sql(
     caller: Caller,
     Body(request): Body<SqlRequest>,
 ) -> ApiResult<Response> {
-    let principal = caller.require(Role::Operator, OPERATORS_ONLY)?;
+    caller.require(Role::Operator, OPERATORS_ONLY)?;
     let format = match request.format.as_deref() {
         None | Some("json") => OutputFormat::Json,
         Some("csv") => OutputFormat::Csv,
@@ -590,24 +571,32 @@ async fn run_sql(
         }
     };
     let dataset = parse_dataset(&request.dataset)?;
-    let info = state
+    let target = Target::Release {
+        dataset: dataset.clone(),
+        release: request.release,
+    };
+    let session = state
         .home
-        .meta
-        .release(&dataset, request.release)
+        .query()
+        .open(
+            &caller.authenticated,
+            target,
+            Front::Http,
+            state.limits.clone(),
+        )
+        .await
+        .map_err(ApiError::from_error)?;
+    let release = session.release().map_or(0, |(_, n)| n);
+    let out = session
+        .plan(&request.sql)
         .await
         .map_err(ApiError::from_error)?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::NotFound,
-                format!("dataset {dataset} has no such release"),
-            )
-        })?;
-    let ws = state
-        .home
-        .release_workspace(&principal.name, &info, state.limits.clone())
+        .execute()
         .await
-        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-    let out = ws.sql(&request.sql).await.map_err(ApiError::from_error)?;
+        .map_err(ApiError::from_error)?
+        .collect()
+        .await
+        .map_err(ApiError::from_error)?;
     let bytes = crate::format::render(&out, format)
         .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
     Ok(match format {
@@ -622,7 +611,7 @@ async fn run_sql(
                 .collect();
             Json(json!({
                 "dataset": dataset,
-                "release": info.number,
+                "release": release,
                 "columns": columns,
                 "rows": rows,
                 "row_count": out.num_rows(),

@@ -17,18 +17,15 @@ macro_rules! out {
 }
 
 mod api;
-mod catalogue;
 mod catalogue_cmd;
 mod cli;
 mod commands;
 mod format;
 mod generate;
 mod gov;
-mod home;
 mod http;
 mod maintenance;
 mod oidc;
-mod profiles;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

@@ -6,13 +6,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agora_govern::MetaStore;
+use agora_service::governance::Governance;
 use tokio::task::JoinHandle;
 
 use crate::api::limit::RateLimiter;
 
 /// Runs one round now, then every `every`, until the handle is aborted.
-pub(crate) fn spawn(meta: MetaStore, limiter: Arc<RateLimiter>, every: Duration) -> JoinHandle<()> {
+pub(crate) fn spawn(
+    meta: Governance,
+    limiter: Arc<RateLimiter>,
+    every: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -23,7 +27,7 @@ pub(crate) fn spawn(meta: MetaStore, limiter: Arc<RateLimiter>, every: Duration)
     })
 }
 
-async fn run_once(meta: &MetaStore, limiter: &RateLimiter) {
+async fn run_once(meta: &Governance, limiter: &RateLimiter) {
     match meta.expire_permits().await {
         Ok(expired) if !expired.is_empty() => {
             tracing::info!(projects = expired.len(), "expired projects recorded");

@@ -207,12 +207,12 @@ impl Env {
             .await
             .unwrap()
             .unwrap();
-        let grant = Grant {
-            principal: "op".into(),
-            dataset: "omop".parse().unwrap(),
-            release: 1,
-            manifest: self.lake.read_manifest(&info.manifest_path).await.unwrap(),
-        };
+        let grant = Grant::new(
+            "op",
+            "omop".parse().unwrap(),
+            1,
+            self.lake.read_manifest(&info.manifest_path).await.unwrap(),
+        );
         let ws = self
             .engine
             .workspace(grant, QueryLimits::default())
@@ -485,12 +485,12 @@ async fn rows_the_permit_hides_never_reach_the_researchers_expressions() {
         let ws = env
             .engine
             .workspace(
-                Grant {
-                    principal: "op".into(),
-                    dataset: "omop".parse().unwrap(),
-                    release: 1,
-                    manifest: env.lake.read_manifest(&grant.manifest_path).await.unwrap(),
-                },
+                Grant::new(
+                    "op",
+                    "omop".parse().unwrap(),
+                    1,
+                    env.lake.read_manifest(&grant.manifest_path).await.unwrap(),
+                ),
                 QueryLimits::default(),
             )
             .await

@@ -10,7 +10,8 @@
 //! changes state must come from the hub's own origin (`Origin` header, when present, equal
 //! to the host); together with `SameSite=Lax` this stops cross-site request forgery.
 
-use agora_govern::{MetaStore, Principal, Role};
+use agora_service::governance::{Principal, Role};
+use agora_service::{Authenticated, Credential, CredentialKind, Hub};
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -31,26 +32,12 @@ const UNAUTHENTICATED: &str = "authentication required: send `Authorization: Bea
      or session token>` or log in (POST /api/v1/auth/login); unknown, revoked and expired \
      credentials are refused alike";
 
-/// How the caller authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CredentialKind {
-    ApiToken,
-    Session,
-}
-
-impl CredentialKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            CredentialKind::ApiToken => "api_token",
-            CredentialKind::Session => "session",
-        }
-    }
-}
-
 /// An authenticated caller.
 pub(crate) struct Caller {
     pub(crate) principal: Principal,
     pub(crate) kind: CredentialKind,
+    /// What the query service authenticated (to open query sessions).
+    pub(crate) authenticated: Authenticated,
     /// The credential itself (to end the session at logout). Never logged.
     token: String,
     from_cookie: bool,
@@ -67,19 +54,17 @@ impl Caller {
     }
 }
 
-/// Resolves a session token or an API token to its principal (`None` for anything else).
+/// Resolves a session token or an API token through the query service (`None` for anything
+/// that does not authenticate).
 pub(crate) async fn resolve(
-    meta: &MetaStore,
+    hub: &Hub,
     token: &str,
-) -> agora_govern::Result<Option<(Principal, CredentialKind)>> {
-    // Each lookup first checks the token's prefix, so only one reaches the store.
-    if let Some(p) = meta.session_principal(token).await? {
-        return Ok(Some((p, CredentialKind::Session)));
+) -> agora_service::Result<Option<Authenticated>> {
+    match hub.query().authenticate(Credential::Token(token)).await {
+        Ok(who) => Ok(Some(who)),
+        Err(agora_service::Error::Unauthenticated) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(meta
-        .authenticate(token)
-        .await?
-        .map(|p| (p, CredentialKind::ApiToken)))
 }
 
 /// The credential a request carries: `(token, from_cookie)`. A malformed `Authorization`
@@ -143,15 +128,17 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let (token, from_cookie) = credential(&parts.headers)?
             .ok_or_else(|| ApiError::unauthenticated(UNAUTHENTICATED))?;
-        let (principal, kind) = resolve(&state.home.meta, &token)
-            .await?
+        let authenticated = resolve(&state.home, &token)
+            .await
+            .map_err(ApiError::from_error)?
             .ok_or_else(|| ApiError::unauthenticated(UNAUTHENTICATED))?;
         if from_cookie {
             check_same_origin(parts)?;
         }
         Ok(Caller {
-            principal,
-            kind,
+            principal: authenticated.principal().clone(),
+            kind: authenticated.kind(),
+            authenticated,
             token,
             from_cookie,
         })
@@ -249,7 +236,7 @@ async fn login(
     headers: HeaderMap,
     Body(request): Body<LoginRequest>,
 ) -> ApiResult<Response> {
-    let meta = &state.home.meta;
+    let meta = &state.home.governance();
     let principal = meta
         .authenticate_password(&request.login, &request.password)
         .await?
@@ -282,7 +269,11 @@ async fn logout(
             "logout ends a session; revoke an API token with DELETE /api/v1/users/{id}/tokens/{token_id}",
         ));
     }
-    state.home.meta.revoke_session(&caller.token).await?;
+    state
+        .home
+        .governance()
+        .revoke_session(&caller.token)
+        .await?;
     let mut response = Json(json!({"logged_out": true})).into_response();
     if caller.from_cookie || cookie(&headers, SESSION_COOKIE).is_some() {
         response
@@ -294,7 +285,7 @@ async fn logout(
 
 async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let p = &caller.principal;
-    let user = state.home.meta.user(p, &p.name).await?;
+    let user = state.home.governance().user(p, &p.name).await?;
     Ok(Json(json!({
         "user": user,
         "roles": p.roles,

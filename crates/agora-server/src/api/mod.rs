@@ -4,7 +4,7 @@
 //! (`GET /api/v1/openapi.json`) lists exactly the routes the server answers.
 //!
 //! Authorization decisions are the library's (`agora_govern` takes the caller's
-//! [`agora_govern::Principal`]); these modules authenticate, parse, and shape JSON.
+//! [`agora_service::governance::Principal`]); these modules authenticate, parse, and shape JSON.
 
 use axum::Router;
 use axum::extract::{FromRequest, Request};
@@ -193,7 +193,7 @@ mod tests {
     struct Form {
         identifier: String,
         count: u32,
-        role: agora_govern::Role,
+        role: agora_service::governance::Role,
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! [`PATH`]. A test checks that the router and the document list the same routes and
 //! methods.
 
-use agora_govern::Role;
+use agora_service::governance::Role;
 use axum::http::Method;
 use serde_json::{Map, Value, json};
 
@@ -353,15 +353,15 @@ mod tests {
     async fn app() -> (tempfile::TempDir, axum::Router) {
         let dir = tempfile::tempdir().unwrap();
         let data = agora_core::DataDir::new(dir.path().join("hub"));
-        crate::home::init(&data).await.unwrap();
-        let home = crate::home::Home::open(&data).await.unwrap();
+        agora_service::Hub::init(&data).await.unwrap();
+        let home = agora_service::Hub::open(&data).await.unwrap();
         let options = ApiOptions {
             public_rate_limit: 0,
             maintenance_every: std::time::Duration::from_secs(60),
             oidc: None,
             public_url: None,
         };
-        let state = AppState::new(home, agora_query::QueryLimits::default(), &options);
+        let state = AppState::new(home, agora_service::QueryLimits::default(), &options);
         (dir, router(state))
     }
 

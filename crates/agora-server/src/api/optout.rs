@@ -9,8 +9,7 @@
 //! is in force; without identity verification (e.g. FranceConnect) in front of this
 //! endpoint that cannot be avoided. The anonymous endpoints are rate-limited per address.
 
-use agora_govern::{OptOutChannel, RecordedOptOut, Role};
-use agora_privacy::PersonKeyer;
+use agora_service::governance::{OptOutChannel, RecordedOptOut, Role};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
@@ -139,16 +138,10 @@ async fn submit(
     Body(request): Body<OptOutRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     check_identifier(&request.identifier)?;
-    let keyer = PersonKeyer::new(&state.home.secret);
     let recorded = state
         .home
-        .meta
-        .record_opt_out(
-            &keyer,
-            &request.identifier,
-            OptOutChannel::Portal,
-            "citizen",
-        )
+        .governance()
+        .record_opt_out(&request.identifier, OptOutChannel::Portal, "citizen")
         .await?;
     Ok(submission(&recorded, false))
 }
@@ -176,11 +169,10 @@ async fn on_behalf(
     if !matches!(channel, OptOutChannel::Operator | OptOutChannel::Mail) {
         return Err(ApiError::invalid("channel: use `operator` or `mail`"));
     }
-    let keyer = PersonKeyer::new(&state.home.secret);
     let recorded = state
         .home
-        .meta
-        .record_opt_out(&keyer, &request.identifier, channel, &p.name)
+        .governance()
+        .record_opt_out(&request.identifier, channel, &p.name)
         .await?;
     Ok(submission(&recorded, true))
 }
@@ -191,7 +183,7 @@ async fn status(
     Path(receipt_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(
-        state.home.meta.opt_out_receipt(&receipt_id).await?
+        state.home.governance().opt_out_receipt(&receipt_id).await?
     )))
 }
 
@@ -205,6 +197,10 @@ async fn withdraw(
         .as_ref()
         .filter(|c| c.principal.has(Role::Operator))
         .map_or("citizen", |c| c.principal.name.as_str());
-    let receipt = state.home.meta.withdraw_opt_out(&receipt_id, actor).await?;
+    let receipt = state
+        .home
+        .governance()
+        .withdraw_opt_out(&receipt_id, actor)
+        .await?;
     Ok(Json(json!(receipt)))
 }

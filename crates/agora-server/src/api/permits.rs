@@ -2,7 +2,7 @@
 //! amended into a new version (a reviewer who is not an applicant), revoked (such a
 //! reviewer, or an operator). Expiry and revocation take effect for the next query.
 
-use agora_govern::PermitAmendment;
+use agora_service::governance::PermitAmendment;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
@@ -81,7 +81,11 @@ pub(super) fn routes(api: Api) -> Api {
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let permits = state.home.meta.list_permits(&caller.principal).await?;
+    let permits = state
+        .home
+        .governance()
+        .list_permits(&caller.principal)
+        .await?;
     Ok(Json(json!({ "permits": permits })))
 }
 
@@ -91,7 +95,11 @@ async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(
-        state.home.meta.permit(&caller.principal, &id).await?
+        state
+            .home
+            .governance()
+            .permit(&caller.principal, &id)
+            .await?
     )))
 }
 
@@ -102,7 +110,7 @@ async fn versions(
 ) -> ApiResult<Json<Value>> {
     let versions = state
         .home
-        .meta
+        .governance()
         .permit_versions(&caller.principal, &id)
         .await?;
     Ok(Json(json!({ "permit_id": id, "versions": versions })))
@@ -123,7 +131,7 @@ async fn amend(
 ) -> ApiResult<Json<Value>> {
     let permit = state
         .home
-        .meta
+        .governance()
         .amend_permit(&caller.principal, &id, request.amendment, &request.reason)
         .await?;
     Ok(Json(json!(permit)))
@@ -143,7 +151,7 @@ async fn revoke(
 ) -> ApiResult<Json<Value>> {
     let permit = state
         .home
-        .meta
+        .governance()
         .revoke_permit(&caller.principal, &id, &request.reason)
         .await?;
     Ok(Json(json!(permit)))

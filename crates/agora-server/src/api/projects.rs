@@ -1,8 +1,8 @@
 //! Project applications and their review. Who may see and move what is the library's
-//! transition table (`agora_govern::TRANSITIONS`); an application the caller may not see is
+//! transition table (`agora_service::governance::TRANSITIONS`); an application the caller may not see is
 //! 404, exactly as a missing id.
 
-use agora_govern::{
+use agora_service::governance::{
     Application, ApplicationForm, ApplicationState, NewProjectResult, PermitGrant, Principal, Role,
 };
 use axum::Json;
@@ -194,7 +194,11 @@ async fn list(
         )
     })?;
     let p = &caller.principal;
-    let apps = state.home.meta.list_applications(p, query.state).await?;
+    let apps = state
+        .home
+        .governance()
+        .list_applications(p, query.state)
+        .await?;
     Ok(Json(json!({ "projects": views(&apps, p) })))
 }
 
@@ -204,7 +208,7 @@ async fn create(
     Body(form): Body<ApplicationForm>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let p = &caller.principal;
-    let app = state.home.meta.create_application(p, form).await?;
+    let app = state.home.governance().create_application(p, form).await?;
     Ok((StatusCode::CREATED, Json(view(&app, p))))
 }
 
@@ -214,7 +218,7 @@ async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let p = &caller.principal;
-    let app = state.home.meta.application(p, &id).await?;
+    let app = state.home.governance().application(p, &id).await?;
     Ok(Json(view(&app, p)))
 }
 
@@ -225,7 +229,11 @@ async fn update(
     Body(form): Body<ApplicationForm>,
 ) -> ApiResult<Json<Value>> {
     let p = &caller.principal;
-    let app = state.home.meta.update_application(p, &id, form).await?;
+    let app = state
+        .home
+        .governance()
+        .update_application(p, &id, form)
+        .await?;
     Ok(Json(view(&app, p)))
 }
 
@@ -236,7 +244,7 @@ async fn history(
 ) -> ApiResult<Json<Value>> {
     let events = state
         .home
-        .meta
+        .governance()
         .application_history(&caller.principal, &id)
         .await?;
     Ok(Json(json!({ "project_id": id, "events": events })))
@@ -257,7 +265,7 @@ async fn transition(
     Body(request): Body<TransitionRequest>,
 ) -> ApiResult<Json<Value>> {
     let p = &caller.principal;
-    let meta = &state.home.meta;
+    let meta = &state.home.governance();
     if request.to == ApplicationState::Approved {
         meta.application(p, &id).await?; // 404 first for those who may not see it
         return Err(ApiError::invalid(
@@ -286,7 +294,7 @@ async fn opinion(
     let p = &caller.principal;
     let app = state
         .home
-        .meta
+        .governance()
         .record_scientific_opinion(p, &id, request.favourable, &request.summary)
         .await?;
     Ok(Json(view(&app, p)))
@@ -308,7 +316,7 @@ async fn approve(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let permit = state
         .home
-        .meta
+        .governance()
         .approve_application(
             &caller.principal,
             &id,
@@ -327,7 +335,7 @@ async fn attach_result(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let result = state
         .home
-        .meta
+        .governance()
         .attach_result(&caller.principal, &id, request)
         .await?;
     Ok((StatusCode::CREATED, Json(json!(result))))
@@ -335,6 +343,6 @@ async fn attach_result(
 
 async fn queue(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let p = &caller.principal;
-    let apps = state.home.meta.review_queue(p).await?;
+    let apps = state.home.governance().review_queue(p).await?;
     Ok(Json(json!({ "projects": views(&apps, p) })))
 }

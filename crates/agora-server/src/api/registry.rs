@@ -37,10 +37,12 @@ pub(super) fn routes(api: Api) -> Api {
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let projects = state.home.meta.public_registry().await?;
+    let projects = state.home.governance().public_registry().await?;
     Ok(Json(json!({ "projects": projects })))
 }
 
 async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.home.meta.registry_entry(&id).await?)))
+    Ok(Json(json!(
+        state.home.governance().registry_entry(&id).await?
+    )))
 }

@@ -571,7 +571,10 @@ pub(super) fn all() -> Value {
         "Permit".into(),
         object(
             &[
-                ("schema", json!({"const": agora_govern::PERMIT_SCHEMA})),
+                (
+                    "schema",
+                    json!({"const": agora_service::governance::PERMIT_SCHEMA}),
+                ),
                 ("id", string()),
                 ("version", integer()),
                 ("application_id", string()),

@@ -2,7 +2,7 @@
 //! and edit its own profile, change its own password (giving the current one) and manage
 //! its own API tokens. Anyone else's account does not exist for a non-operator (404).
 
-use agora_govern::{NewUser, Role};
+use agora_service::governance::{NewUser, Role};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
@@ -150,7 +150,11 @@ pub(super) fn routes(api: Api) -> Api {
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let users = state.home.meta.list_users(&caller.principal).await?;
+    let users = state
+        .home
+        .governance()
+        .list_users(&caller.principal)
+        .await?;
     Ok(Json(json!({ "users": users })))
 }
 
@@ -170,7 +174,7 @@ struct NewUserRequest {
 /// Checks a new password against the hub's policy before anything is written, so a refused
 /// password leaves no half-made account behind.
 fn check_password(state: &AppState, password: &str) -> ApiResult<()> {
-    let min = state.home.meta.config().passwords.min_length;
+    let min = state.home.governance().config().passwords.min_length;
     if password.chars().count() < min {
         return Err(ApiError::invalid(format!(
             "password must have at least {min} characters"
@@ -191,7 +195,7 @@ async fn create(
     if let Some(password) = &request.password {
         check_password(&state, password)?;
     }
-    let meta = &state.home.meta;
+    let meta = &state.home.governance();
     let user = meta
         .create_user(
             p,
@@ -216,7 +220,7 @@ async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(
-        state.home.meta.user(&caller.principal, &id).await?
+        state.home.governance().user(&caller.principal, &id).await?
     )))
 }
 
@@ -236,7 +240,7 @@ async fn update(
 ) -> ApiResult<Json<Value>> {
     let user = state
         .home
-        .meta
+        .governance()
         .update_user(
             &caller.principal,
             &id,
@@ -261,7 +265,7 @@ async fn set_roles(
 ) -> ApiResult<Json<Value>> {
     let user = state
         .home
-        .meta
+        .governance()
         .set_user_roles(&caller.principal, &id, &request.roles)
         .await?;
     Ok(Json(json!(user)))
@@ -274,7 +278,7 @@ async fn deactivate(
 ) -> ApiResult<Json<Value>> {
     let user = state
         .home
-        .meta
+        .governance()
         .set_user_active(&caller.principal, &id, false)
         .await?;
     Ok(Json(json!(user)))
@@ -287,7 +291,7 @@ async fn reactivate(
 ) -> ApiResult<Json<Value>> {
     let user = state
         .home
-        .meta
+        .governance()
         .set_user_active(&caller.principal, &id, true)
         .await?;
     Ok(Json(json!(user)))
@@ -308,10 +312,10 @@ async fn set_password(
     Body(request): Body<PasswordRequest>,
 ) -> ApiResult<Json<Value>> {
     let p = &caller.principal;
-    let meta = &state.home.meta;
+    let meta = &state.home.governance();
     let own = p.name == id;
     if !own && !p.has(Role::Operator) {
-        return Err(agora_govern::Error::NotFound("user").into());
+        return Err(agora_service::governance::Error::NotFound("user").into());
     }
     check_password(&state, &request.password)?;
     if own {
@@ -339,7 +343,11 @@ async fn list_tokens(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let tokens = state.home.meta.list_tokens(&caller.principal, &id).await?;
+    let tokens = state
+        .home
+        .governance()
+        .list_tokens(&caller.principal, &id)
+        .await?;
     Ok(Json(json!({ "tokens": tokens })))
 }
 
@@ -356,20 +364,26 @@ async fn issue_token(
     Path(id): Path<String>,
     Body(request): Body<NewTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let meta = &state.home.meta;
+    let meta = &state.home.governance();
     let token = meta
         .issue_token(&caller.principal, &id, request.roles.as_deref())
         .await?;
-    let roles = meta
-        .authenticate(&token)
-        .await?
-        .map(|p| p.roles)
-        .unwrap_or_default();
+    // The roles the token carries, as the service will see them.
+    let roles = match state
+        .home
+        .query()
+        .authenticate(agora_service::Credential::Token(&token))
+        .await
+    {
+        Ok(who) => who.principal().roles.clone(),
+        Err(agora_service::Error::Unauthenticated) => Vec::new(),
+        Err(e) => return Err(ApiError::from_error(e)),
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "token": token,
-            "id": agora_govern::token_id(&token),
+            "id": agora_service::governance::token_id(&token),
             "user_id": id,
             "roles": roles,
             "note": "the token is shown once: only its hash is stored",
@@ -384,7 +398,7 @@ async fn revoke_token(
 ) -> ApiResult<Json<Value>> {
     let token = state
         .home
-        .meta
+        .governance()
         .revoke_token_by_id(&caller.principal, &id, &token_id)
         .await?;
     Ok(Json(json!(token)))

@@ -10,12 +10,12 @@ use std::io::Read;
 use std::path::Path;
 
 use agora_core::DataDir;
-use agora_govern::Principal;
+use agora_service::governance::Principal;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::de::DeserializeOwned;
 
-use crate::home::Home;
+use agora_service::Hub;
 
 pub(crate) mod optout;
 pub(crate) mod permits;
@@ -44,7 +44,7 @@ impl std::fmt::Debug for AsArgs {
 
 /// An opened hub and the principal acting on it.
 pub(crate) struct Session {
-    pub home: Home,
+    pub home: Hub,
     pub who: Principal,
     /// Acting with the data directory's own operator token (not `--token`).
     pub local_operator: bool,
@@ -53,7 +53,7 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) async fn open(dir: &DataDir, args: &AsArgs) -> Result<Self> {
-        let home = Home::open(dir).await?;
+        let home = Hub::open(dir).await?;
         let (token, local_operator) = match &args.token {
             Some(t) => (t.trim().to_owned(), false),
             None => {
@@ -63,7 +63,7 @@ impl Session {
                 (token.trim().to_owned(), true)
             }
         };
-        let Some((who, _)) = crate::api::auth::resolve(&home.meta, &token).await? else {
+        let Some(who) = crate::api::auth::resolve(&home, &token).await? else {
             if local_operator {
                 bail!(
                     "the local operator token in {} no longer authenticates (revoked, or its user deactivated)",
@@ -76,14 +76,14 @@ impl Session {
         };
         Ok(Self {
             home,
-            who,
+            who: who.principal().clone(),
             local_operator,
             json: args.json,
         })
     }
 
-    pub(crate) fn meta(&self) -> &agora_govern::MetaStore {
-        &self.home.meta
+    pub(crate) fn meta(&self) -> &agora_service::governance::Governance {
+        self.home.governance()
     }
 
     /// Prints `value` as pretty JSON.

@@ -1,8 +1,7 @@
 //! `agora optout`: the citizen opt-out registry, operated on a citizen's behalf.
 
 use agora_core::DataDir;
-use agora_govern::{OptOutChannel, OptOutReceipt, Role};
-use agora_privacy::PersonKeyer;
+use agora_service::governance::{OptOutChannel, OptOutReceipt, Role};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -80,9 +79,8 @@ pub(crate) async fn run(dir: &DataDir, args: OptoutArgs) -> Result<()> {
                 Channel::Operator => OptOutChannel::Operator,
                 Channel::Mail => OptOutChannel::Mail,
             };
-            let keyer = PersonKeyer::new(&s.home.secret);
             let recorded = meta
-                .record_opt_out(&keyer, &identifier, channel, &s.who.name)
+                .record_opt_out(&identifier, channel, &s.who.name)
                 .await?;
             let note = if recorded.created {
                 "Opt-out recorded. Send the receipt id to the citizen: it is how they check or withdraw it."

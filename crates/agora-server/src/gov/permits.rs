@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use agora_core::DataDir;
-use agora_govern::{Permit, PermitAmendment, ReleaseSelector};
+use agora_service::governance::{Permit, PermitAmendment, ReleaseSelector};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 

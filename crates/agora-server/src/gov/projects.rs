@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use agora_core::DataDir;
-use agora_govern::{Application, ApplicationForm, ApplicationState, NewProjectResult, PermitGrant};
+use agora_service::governance::{
+    Application, ApplicationForm, ApplicationState, NewProjectResult, PermitGrant,
+};
 use anyhow::{Result, bail};
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};

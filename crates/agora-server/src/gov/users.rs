@@ -1,7 +1,7 @@
 //! `agora user`: accounts, roles, passwords and API tokens.
 
 use agora_core::DataDir;
-use agora_govern::{NewUser, Role, User};
+use agora_service::governance::{NewUser, Role, User};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
@@ -204,12 +204,18 @@ pub(crate) async fn run(dir: &DataDir, args: UserArgs) -> Result<()> {
         UserCommand::Token(TokenCommand::Issue { id, roles }) => {
             let roles = (!roles.is_empty()).then_some(roles);
             let token = meta.issue_token(who, &id, roles.as_deref()).await?;
-            let carried = meta
-                .authenticate(&token)
-                .await?
-                .map(|p| p.roles)
-                .unwrap_or_default();
-            let token_id = agora_govern::token_id(&token);
+            // The roles the token carries, as the service will see them.
+            let carried = match s
+                .home
+                .query()
+                .authenticate(agora_service::Credential::Token(&token))
+                .await
+            {
+                Ok(who) => who.principal().roles.clone(),
+                Err(agora_service::Error::Unauthenticated) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            let token_id = agora_service::governance::token_id(&token);
             if s.json {
                 return s.print_json(&serde_json::json!({
                     "token": token, "id": token_id, "user_id": id, "roles": carried,

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use agora_core::{ErrorKind, HasKind};
-use agora_govern::{MetaStore, SessionToken};
+use agora_service::governance::{Governance, SessionToken};
 use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::extract::{Query, State};
@@ -180,13 +180,13 @@ fn client_secret(file: Option<&Path>) -> Result<String> {
 
 struct Oidc {
     config: OidcConfig,
-    meta: MetaStore,
+    meta: Governance,
     provider: Provider,
     pending: PendingLogins,
 }
 
 /// The sign-in endpoints: `GET /auth/oidc/login` and `GET /auth/oidc/callback`.
-pub(crate) fn router(config: OidcConfig, meta: MetaStore) -> Router {
+pub(crate) fn router(config: OidcConfig, meta: Governance) -> Router {
     let oidc = Arc::new(Oidc {
         provider: Provider::new(config.issuer.clone()),
         config,
@@ -394,7 +394,7 @@ enum Failure {
     Provider(ProviderError),
     Token(TokenError),
     Deactivated,
-    Store(agora_govern::Error),
+    Store(agora_service::governance::Error),
 }
 
 impl Oidc {

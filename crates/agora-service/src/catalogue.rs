@@ -7,81 +7,112 @@
 //! * the latest release's quality profile (distinct persons, time coverage, check summary),
 //!   when computed — see [`crate::profiles`]; never computed on a catalogue request.
 //!
+//! The fronts call [`Hub::catalogue`](crate::Hub::catalogue) and
+//! [`Hub::catalogue_entry`](crate::Hub::catalogue_entry).
+//!
 //! Only aggregates over whole datasets appear here: no value of any row.
 //! [`healthdcat_ap`] renders the same entries as HealthDCAT-AP JSON-LD for the EHDS.
 
 use agora_core::DatasetName;
 use agora_govern::{AccessRights, DatasetMetadata};
-use anyhow::Result;
+use agora_quality::QualityProfile;
 use chrono::Datelike;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::home::Home;
+use crate::{Hub, Result};
 
 /// Counts of persons below this are not published (the SNDS output rule, k = 10).
 const PUBLIC_MIN_PERSONS: u64 = 10;
 
 /// One dataset as the catalogue shows it.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct CatalogueEntry {
+pub struct CatalogueEntry {
+    /// The dataset's name.
     pub dataset: String,
     /// The data model of the latest release, e.g. `omop-cdm-5.4`, `fhir-r4`.
     pub model: String,
     /// Operator-written description; `None` until an operator describes the dataset.
     pub metadata: Option<DatasetMetadata>,
+    /// How many releases the hub holds.
     pub releases: usize,
+    /// The latest release; `None` for a dataset described before its first ingest.
     pub latest_release: Option<ReleaseSummary>,
 }
 
+/// What the catalogue says of a dataset's latest release.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct ReleaseSummary {
+pub struct ReleaseSummary {
+    /// Release number.
     pub number: i64,
+    /// When it was committed (RFC 3339, UTC).
     pub created_at: String,
+    /// Rows stored, all tables together.
     pub records: u64,
     /// Distinct persons (from the quality profile; `None` while it is pending).
     pub persons: Option<u64>,
+    /// Time covered by care events, in whole months; `None` while the profile is pending.
     pub temporal: Option<Temporal>,
+    /// The profile's check summary.
     pub quality: QualitySummary,
+    /// Tables and columns.
     pub tables: Vec<TableSummary>,
 }
 
+/// A period of whole months, `YYYY-MM-DD` bounds inclusive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Temporal {
+pub struct Temporal {
+    /// First day of the first month.
     pub start: String,
+    /// Last day of the last month.
     pub end: String,
 }
 
+/// The quality checks of a release, in short.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub(crate) enum QualitySummary {
+pub enum QualitySummary {
     /// The profile of this release has not been computed yet.
     Pending,
+    /// The profile is computed.
     Profiled {
+        /// Checks run.
         checks: usize,
+        /// Checks over their tolerance.
         failed: usize,
     },
 }
 
+/// One table of a release.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct TableSummary {
+pub struct TableSummary {
+    /// Table name.
     pub name: String,
+    /// Rows stored.
     pub rows: u64,
+    /// Distinct persons, when the table holds persons and at least 10 (or none) do.
     pub persons: Option<u64>,
+    /// Columns, in order.
     pub columns: Vec<ColumnSummary>,
 }
 
+/// One column of a table.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct ColumnSummary {
+pub struct ColumnSummary {
+    /// Column name.
     pub name: String,
+    /// Stored type.
     #[serde(rename = "type")]
     pub ty: agora_core::ColumnType,
+    /// Whether it may hold nulls.
     pub nullable: bool,
+    /// Share of nulls, in whole percent (as a fraction); `None` while the profile is
+    /// pending.
     pub null_rate: Option<f64>,
 }
 
 /// The catalogue: every dataset, sorted by name.
-pub(crate) async fn entries(home: &Home) -> Result<Vec<CatalogueEntry>> {
+pub(crate) async fn entries(home: &Hub) -> Result<Vec<CatalogueEntry>> {
     let mut out = Vec::new();
     for info in home.meta.list_datasets().await? {
         let Ok(name) = info.name.parse::<DatasetName>() else {
@@ -106,7 +137,7 @@ pub(crate) async fn entries(home: &Home) -> Result<Vec<CatalogueEntry>> {
 }
 
 /// One dataset's entry, or `None` when the hub neither holds nor describes it.
-pub(crate) async fn entry_for(home: &Home, name: &DatasetName) -> Result<Option<CatalogueEntry>> {
+pub(crate) async fn entry_for(home: &Hub, name: &DatasetName) -> Result<Option<CatalogueEntry>> {
     match home.meta.dataset(name).await? {
         Some(info) => Ok(Some(entry(home, name, info.model).await?)),
         None => Ok(home
@@ -123,7 +154,7 @@ pub(crate) async fn entry_for(home: &Home, name: &DatasetName) -> Result<Option<
     }
 }
 
-async fn entry(home: &Home, name: &DatasetName, model: String) -> Result<CatalogueEntry> {
+async fn entry(home: &Hub, name: &DatasetName, model: String) -> Result<CatalogueEntry> {
     let releases = home.meta.releases(name).await?;
     let metadata = home.meta.dataset_metadata(name).await?.map(|d| d.metadata);
     let latest_release = match releases.iter().max_by_key(|r| r.number) {
@@ -132,13 +163,9 @@ async fn entry(home: &Home, name: &DatasetName, model: String) -> Result<Catalog
             let manifest = home.lake.read_manifest(&latest.manifest_path).await?;
             let profile = home.profiles.cached(latest);
             let profiled = |table: &str| {
-                profile.as_ref().and_then(|p| {
-                    p["tables"]
-                        .as_array()?
-                        .iter()
-                        .find(|t| t["table"] == table)
-                        .cloned()
-                })
+                profile
+                    .as_ref()
+                    .and_then(|p| p.tables.iter().find(|t| t.table == table))
             };
             let tables = manifest
                 .tables
@@ -149,8 +176,7 @@ async fn entry(home: &Home, name: &DatasetName, model: String) -> Result<Catalog
                         name: t.name.clone(),
                         rows: t.rows,
                         persons: p
-                            .as_ref()
-                            .and_then(|p| p["persons"].as_u64())
+                            .and_then(|p| p.persons)
                             .filter(|&n| n == 0 || n >= PUBLIC_MIN_PERSONS),
                         columns: t
                             .schema
@@ -160,15 +186,13 @@ async fn entry(home: &Home, name: &DatasetName, model: String) -> Result<Catalog
                                 name: c.name.clone(),
                                 ty: c.ty,
                                 nullable: c.nullable,
-                                null_rate: p.as_ref().and_then(|p| {
-                                    p["columns"]
-                                        .as_array()?
+                                null_rate: p.and_then(|p| {
+                                    p.columns
                                         .iter()
-                                        .find(|pc| pc["column"] == c.name.as_str())?["null_rate"]
-                                        .as_f64()
+                                        .find(|pc| pc.column == c.name)
                                         // Percent precision: exact rates times row counts
                                         // would give exact counts of small groups.
-                                        .map(|r| (r * 100.0).round() / 100.0)
+                                        .map(|pc| (pc.null_rate * 100.0).round() / 100.0)
                                 }),
                             })
                             .collect(),
@@ -177,13 +201,10 @@ async fn entry(home: &Home, name: &DatasetName, model: String) -> Result<Catalog
                 .collect::<Vec<_>>();
             let quality = match &profile {
                 None => QualitySummary::Pending,
-                Some(p) => {
-                    let checks = p["checks"].as_array().map_or(&[][..], Vec::as_slice);
-                    QualitySummary::Profiled {
-                        checks: checks.len(),
-                        failed: checks.iter().filter(|c| c["passed"] == false).count(),
-                    }
-                }
+                Some(p) => QualitySummary::Profiled {
+                    checks: p.checks.len(),
+                    failed: p.failed().count(),
+                },
             };
             Some(ReleaseSummary {
                 number: latest.number,
@@ -218,31 +239,31 @@ fn persons(tables: &[TableSummary]) -> Option<u64> {
 /// Time covered by the care events of a release: the earliest and latest value of the date
 /// columns of event tables. Birth and death dates, and implausible future dates, are not
 /// care events.
-fn temporal(profile: &Value) -> Option<Temporal> {
+fn temporal(profile: &QualityProfile) -> Option<Temporal> {
     let today = agora_govern::now_utc()[..10].to_owned();
     let mut start: Option<String> = None;
     let mut end: Option<String> = None;
-    for table in profile["tables"].as_array()? {
-        let name = table["table"].as_str().unwrap_or_default();
-        if matches!(name, "person" | "death") {
+    for table in &profile.tables {
+        if matches!(table.table.as_str(), "person" | "death") {
             continue;
         }
-        for column in table["columns"].as_array().into_iter().flatten() {
-            let col = column["column"].as_str().unwrap_or_default();
+        for column in &table.columns {
+            let col = column.column.as_str();
             // Only date-like columns carry an `implausible` block in the profile.
-            if column["implausible"].is_null() && !col.ends_with("_date") {
+            if column.implausible.is_none() && !col.ends_with("_date") {
                 continue;
             }
             if col.contains("birth") || col.contains("death") {
                 continue;
             }
-            let day = |v: &Value| v.as_str().map(|s| s.chars().take(10).collect::<String>());
-            if let Some(min) = day(&column["min"])
+            let day =
+                |v: &Option<String>| v.as_deref().map(|s| s.chars().take(10).collect::<String>());
+            if let Some(min) = day(&column.min)
                 && start.as_ref().is_none_or(|s| &min < s)
             {
                 start = Some(min);
             }
-            if let Some(max) = day(&column["max"]).filter(|m| *m <= today)
+            if let Some(max) = day(&column.max).filter(|m| *m <= today)
                 && end.as_ref().is_none_or(|e| &max > e)
             {
                 end = Some(max);
@@ -335,7 +356,7 @@ const CONTEXT: &str = r#"{
 
 /// The catalogue as a HealthDCAT-AP (DCAT-AP 3 health extension) JSON-LD document.
 /// `base` is the hub's public URL, used to mint dataset and distribution IRIs.
-pub(crate) fn healthdcat_ap(entries: &[CatalogueEntry], base: &str) -> Value {
+pub fn healthdcat_ap(entries: &[CatalogueEntry], base: &str) -> Value {
     let base = base.trim_end_matches('/');
     let context: Value = serde_json::from_str(CONTEXT).expect("valid JSON-LD context");
     let datasets: Vec<Value> = entries.iter().map(|e| dcat_dataset(e, base)).collect();
@@ -615,16 +636,54 @@ mod tests {
 
     #[test]
     fn temporal_coverage_ignores_birth_death_and_future_dates() {
-        let profile = json!({
-            "tables": [
-                {"table": "person", "columns": [
-                    {"column": "birth_datetime", "min": "1920-01-01T00:00:00", "max": "2020-01-01T00:00:00", "implausible": null}]},
-                {"table": "visit_occurrence", "columns": [
-                    {"column": "visit_start_date", "min": "2001-05-02", "max": "2099-01-01", "implausible": {}},
-                    {"column": "visit_end_date", "min": "2001-05-03", "max": "2024-06-12", "implausible": {}},
-                    {"column": "visit_concept_id", "min": null, "max": null, "implausible": null}]}
-            ]
-        });
+        let column = |name: &str, min: Option<&str>, max: Option<&str>, dated: bool| {
+            serde_json::from_value::<agora_quality::ColumnProfile>(json!({
+                "column": name, "nulls": 0, "null_rate": 0.0, "min": min, "max": max,
+                "top_values": [],
+                "implausible": dated.then(agora_quality::DatePlausibility::default),
+            }))
+            .unwrap()
+        };
+        let table = |name: &str, columns| agora_quality::TableProfile {
+            table: name.into(),
+            rows: 1,
+            persons: None,
+            columns,
+        };
+        let profile = QualityProfile {
+            dataset: "d".into(),
+            release: 1,
+            tables: vec![
+                table(
+                    "person",
+                    vec![column(
+                        "birth_datetime",
+                        Some("1920-01-01T00:00:00"),
+                        Some("2020-01-01T00:00:00"),
+                        false,
+                    )],
+                ),
+                table(
+                    "visit_occurrence",
+                    vec![
+                        column(
+                            "visit_start_date",
+                            Some("2001-05-02"),
+                            Some("2099-01-01"),
+                            true,
+                        ),
+                        column(
+                            "visit_end_date",
+                            Some("2001-05-03"),
+                            Some("2024-06-12"),
+                            true,
+                        ),
+                        column("visit_concept_id", None, None, false),
+                    ],
+                ),
+            ],
+            checks: vec![],
+        };
         assert_eq!(
             temporal(&profile),
             Some(Temporal {

@@ -1,0 +1,191 @@
+//! Access events: one durable row per query a session answered, refused or failed.
+//!
+//! The query service writes an event before an answer leaves (and when a query is refused
+//! or fails), so the store knows who read what, through which front, under which permit
+//! version. An event holds the SQL text (researchers' queries are part of the record) and
+//! never a result or a data value. Rows are only inserted; the tamper-evident audit log
+//! will take this role over.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::clock::{format_ts, parse_ts};
+use crate::{MetaStore, Result, random_id};
+
+/// What a query was run on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AccessTarget {
+    /// One release of one dataset, every table (operators, the quality profiler).
+    Release {
+        /// Dataset name.
+        dataset: String,
+        /// Release number.
+        release: i64,
+    },
+    /// A researcher's data permit, at the version the session was built from.
+    Permit {
+        /// Permit id.
+        permit_id: String,
+        /// Permit version.
+        version: i64,
+    },
+}
+
+/// How a query ended, as far as the record is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessOutcome {
+    /// The answer was released to the caller (recorded before its first row left).
+    Answered,
+    /// The statement was refused before execution (invalid, not read-only, not permitted).
+    Refused,
+    /// Execution failed after the answer had started (limit reached, engine error).
+    Failed,
+}
+
+impl AccessOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            AccessOutcome::Answered => "answered",
+            AccessOutcome::Refused => "refused",
+            AccessOutcome::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "answered" => AccessOutcome::Answered,
+            "refused" => AccessOutcome::Refused,
+            _ => AccessOutcome::Failed,
+        }
+    }
+}
+
+/// One access event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessEvent {
+    /// When the event was recorded (store clock).
+    pub at: DateTime<Utc>,
+    /// The principal's name (user, token owner, `system` for the hub's own work).
+    pub actor: String,
+    /// The front the query came through (`cli`, `http`, `profiler`...).
+    pub front: String,
+    /// What the session was opened on.
+    pub target: AccessTarget,
+    /// The SQL text as sent.
+    pub statement: String,
+    /// How it ended.
+    pub outcome: AccessOutcome,
+    /// The error kind of a refusal or failure (`invalid_input`, `resource_exhausted`...).
+    pub error_kind: Option<String>,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    String,
+    String,
+    Option<String>,
+);
+
+impl MetaStore {
+    /// Records `event` durably (the insert is committed when this returns; SQLite runs with
+    /// `synchronous = FULL`). `event.at` is replaced by the store's clock.
+    pub async fn record_access(&self, event: &AccessEvent) -> Result<DateTime<Utc>> {
+        let at = self.now();
+        let (kind, dataset, release, permit_id, version) = match &event.target {
+            AccessTarget::Release { dataset, release } => (
+                "release",
+                Some(dataset.as_str()),
+                Some(*release),
+                None,
+                None,
+            ),
+            AccessTarget::Permit { permit_id, version } => (
+                "permit",
+                None,
+                None,
+                Some(permit_id.as_str()),
+                Some(*version),
+            ),
+        };
+        sqlx::query(
+            "INSERT INTO access_events (id, at, actor, front, target_kind, dataset, \
+             release_number, permit_id, permit_version, statement, outcome, error_kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(random_id("acc_"))
+        .bind(format_ts(at))
+        .bind(&event.actor)
+        .bind(&event.front)
+        .bind(kind)
+        .bind(dataset)
+        .bind(release)
+        .bind(permit_id)
+        .bind(version)
+        .bind(&event.statement)
+        .bind(event.outcome.as_str())
+        .bind(event.error_kind.as_deref())
+        .execute(self.pool())
+        .await?;
+        Ok(at)
+    }
+
+    /// The most recent `limit` access events, newest first (operators and tests; the audit
+    /// issue brings filtered, paged views).
+    pub async fn recent_access_events(&self, limit: i64) -> Result<Vec<AccessEvent>> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT at, actor, front, target_kind, dataset, release_number, permit_id, \
+             permit_version, statement, outcome, error_kind FROM access_events \
+             ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(
+                |(
+                    at,
+                    actor,
+                    front,
+                    kind,
+                    dataset,
+                    release,
+                    permit_id,
+                    version,
+                    statement,
+                    outcome,
+                    error_kind,
+                )| {
+                    let target = if kind == "permit" {
+                        AccessTarget::Permit {
+                            permit_id: permit_id.unwrap_or_default(),
+                            version: version.unwrap_or_default(),
+                        }
+                    } else {
+                        AccessTarget::Release {
+                            dataset: dataset.unwrap_or_default(),
+                            release: release.unwrap_or_default(),
+                        }
+                    };
+                    Ok(AccessEvent {
+                        at: parse_ts(&at)?,
+                        actor,
+                        front,
+                        target,
+                        statement,
+                        outcome: AccessOutcome::parse(&outcome),
+                        error_kind,
+                    })
+                },
+            )
+            .collect()
+    }
+}

@@ -1,0 +1,252 @@
+//! The hub context: one opened data directory and everything fronts may do with it.
+//!
+//! A front opens a [`Hub`] and from then on asks it: queries go through its
+//! [`QueryService`], ingests through [`Hub::ingest_omop`] and its siblings, the catalogue
+//! and quality profiles through their methods. The lake, the query engine and the hub secret
+//! stay inside; the metadata store is reachable for governance workflows
+//! ([`Hub::governance`]), whose functions take the authenticated principal and decide
+//! themselves.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use agora_core::{DataDir, DatasetName};
+use agora_govern::{MetaStore, ReleaseInfo, Role};
+use agora_ingest::IngestReport;
+use agora_ingest::fhir::FhirIngest;
+use agora_ingest::omop::OmopIngest;
+use agora_ingest::tableschema::TableSchemaIngest;
+use agora_lake::{Lake, ReleaseManifest};
+use agora_privacy::{HubSecret, PersonKeyer};
+use agora_quality::QualityProfile;
+
+use crate::access::StoreAccessLog;
+use crate::catalogue::CatalogueEntry;
+use crate::governance::Governance;
+use crate::profiles::Profiles;
+use crate::query::{Front, QueryService, Target};
+use crate::{Error, QueryLimits, Result};
+
+/// An opened hub. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    dir: DataDir,
+    pub(crate) lake: Lake,
+    pub(crate) meta: MetaStore,
+    secret: HubSecret,
+    query: QueryService,
+    governance: Governance,
+    pub(crate) profiles: Profiles,
+}
+
+/// What [`Hub::init`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initialized {
+    /// A new hub was created.
+    Created,
+    /// The directory already held a hub; nothing changed.
+    AlreadyThere,
+}
+
+impl Hub {
+    /// Creates the data directory. Never touches an existing hub secret: replacing it would
+    /// silently unlink every person from their earlier releases.
+    pub async fn init(dir: &DataDir) -> Result<Initialized> {
+        if dir.is_initialized() {
+            return Ok(Initialized::AlreadyThere);
+        }
+        for d in [
+            dir.root().to_path_buf(),
+            dir.lake(),
+            dir.audit(),
+            dir.locks(),
+        ] {
+            std::fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+        }
+        // The directory holds health data and keys: owner only.
+        std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o700))
+            .map_err(Error::io("restrict", dir.root()))?;
+        std::fs::create_dir_all(dir.keys())
+            .and_then(|()| {
+                std::fs::set_permissions(dir.keys(), std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(Error::io("create", dir.keys()))?;
+        let meta = MetaStore::open(&dir.meta_url()).await?;
+        let token = meta
+            .create_token("local-operator", &[Role::Operator])
+            .await?;
+        write_private(&dir.operator_token(), token.as_bytes())?;
+        // Written last: its presence marks the directory as initialized.
+        write_private(&dir.hub_key(), HubSecret::generate().expose_bytes())?;
+        Ok(Initialized::Created)
+    }
+
+    /// Opens an initialized data directory (and its metadata store).
+    pub async fn open(dir: &DataDir) -> Result<Self> {
+        if !dir.is_initialized() {
+            return Err(Error::NotInitialized(dir.root().to_path_buf()));
+        }
+        let secret = read_secret(&dir.hub_key())?;
+        let meta = MetaStore::open(&dir.meta_url()).await?;
+        let lake = Lake::open_local(dir.lake())?;
+        let access = Arc::new(StoreAccessLog::new(meta.clone()));
+        Ok(Self {
+            dir: dir.clone(),
+            query: QueryService::new(meta.clone(), lake.clone(), access, dir.spill()),
+            governance: Governance::new(meta.clone(), PersonKeyer::new(&secret)),
+            lake,
+            meta,
+            secret,
+            profiles: Profiles::new(dir.profiles()),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    /// The query service: the only way to data.
+    pub fn query(&self) -> &QueryService {
+        &self.query
+    }
+
+    /// The governance workflows (accounts, applications, permits, registry, opt-outs,
+    /// catalogue descriptions). Each takes the caller's principal and decides itself.
+    pub fn governance(&self) -> &Governance {
+        &self.governance
+    }
+
+    fn ingest_target(&self) -> agora_ingest::Hub {
+        agora_ingest::Hub {
+            lake: self.lake.clone(),
+            meta: self.meta.clone(),
+            secret: self.secret.clone(),
+            locks_dir: self.dir.locks(),
+        }
+    }
+
+    /// Ingests an OMOP CDM extract as a new release (see `agora_ingest::omop`).
+    pub async fn ingest_omop(&self, request: OmopIngest) -> agora_ingest::Result<IngestReport> {
+        agora_ingest::omop::ingest_omop(&self.ingest_target(), request).await
+    }
+
+    /// Ingests a FHIR R4 extract as a new release (see `agora_ingest::fhir`).
+    pub async fn ingest_fhir(&self, request: FhirIngest) -> agora_ingest::Result<IngestReport> {
+        agora_ingest::fhir::ingest_fhir(&self.ingest_target(), request).await
+    }
+
+    /// Ingests Table Schema resources as a new release (see `agora_ingest::tableschema`).
+    pub async fn ingest_tableschema(
+        &self,
+        request: TableSchemaIngest,
+    ) -> agora_ingest::Result<IngestReport> {
+        agora_ingest::tableschema::ingest_tableschema(&self.ingest_target(), request).await
+    }
+
+    /// A release's manifest (what it holds: tables, columns, counts; never data).
+    pub async fn manifest(&self, release: &ReleaseInfo) -> Result<Arc<ReleaseManifest>> {
+        Ok(self.lake.read_manifest(&release.manifest_path).await?)
+    }
+
+    /// The quality profile of `release`, computed through the query service if not yet
+    /// kept.
+    pub async fn quality_profile(
+        &self,
+        release: &ReleaseInfo,
+        limits: QueryLimits,
+    ) -> Result<Arc<QualityProfile>> {
+        self.profiles
+            .get_or_compute(release, async || {
+                let dataset: DatasetName = release.dataset.parse().map_err(|_| {
+                    Error::Internal("a stored release names an invalid dataset".into())
+                })?;
+                let system = self.query.system();
+                let session = self
+                    .query
+                    .open(
+                        &system,
+                        Target::Release {
+                            dataset,
+                            release: Some(release.number),
+                        },
+                        Front::Profiler,
+                        limits,
+                    )
+                    .await?;
+                Ok((session, self.manifest(release).await?))
+            })
+            .await
+    }
+
+    /// Computes the profile of every dataset's latest release that has none yet; returns
+    /// how many were computed. One release that cannot be profiled does not starve the
+    /// others (its failure is logged).
+    pub async fn warm_profiles(&self, limits: &QueryLimits) -> Result<usize> {
+        let mut computed = 0;
+        for dataset in self.meta.list_datasets().await? {
+            let Ok(name) = dataset.name.parse() else {
+                continue;
+            };
+            let Some(info) = self.meta.release(&name, None).await? else {
+                continue;
+            };
+            if self.profiles.cached(&info).is_none() {
+                match self.quality_profile(&info, limits.clone()).await {
+                    Ok(_) => computed += 1,
+                    Err(e) => tracing::warn!(
+                        dataset = %info.dataset,
+                        release = info.number,
+                        error = %e,
+                        "quality profile failed"
+                    ),
+                }
+            }
+        }
+        Ok(computed)
+    }
+
+    /// The public catalogue: every dataset held or described, sorted by name.
+    pub async fn catalogue(&self) -> Result<Vec<CatalogueEntry>> {
+        crate::catalogue::entries(self).await
+    }
+
+    /// One dataset's catalogue entry, or `None` when the hub neither holds nor describes it.
+    pub async fn catalogue_entry(&self, name: &DatasetName) -> Result<Option<CatalogueEntry>> {
+        crate::catalogue::entry_for(self, name).await
+    }
+}
+
+/// Writes a new file readable by its owner only, durably. Refuses to overwrite.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io("create", path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(Error::io("write", path))
+}
+
+fn read_secret(path: &Path) -> Result<HubSecret> {
+    let mode = std::fs::metadata(path)
+        .map_err(Error::io("read", path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Secret(format!(
+            "{} is readable by other users (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+    HubSecret::from_slice(&bytes)
+        .map_err(|_| Error::Secret(format!("{} is damaged", path.display())))
+}
