@@ -22,6 +22,9 @@ export AGORA_TEST_POSTGRES_URL
 step "OpenID provider for the sign-in tests (ci/oidc: oidc-provider from npm, pinned)"
 npm ci --no-audit --no-fund --prefix ci/oidc
 
+step "dependency rule (fronts reach data only through agora-service)"
+python3 ci/dependency-rule.py
+
 step "format"
 cargo fmt --all --check
 

@@ -628,3 +628,43 @@ async fn run_sql(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_and_body(e: ApiError) -> (StatusCode, Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// A store outage behind a query keeps its kind through the service: 503, and the
+    /// store's own message (paths, hosts) stays in the log.
+    #[test]
+    fn a_store_outage_is_503_and_its_details_are_not_shown() {
+        let outage =
+            agora_service::Error::Store(agora_govern::Error::Database(sqlx::Error::PoolTimedOut));
+        let (status, body) = status_and_body(ApiError::from_error(outage));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["kind"], "unavailable");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(!message.contains("pool"), "{message}");
+    }
+
+    #[test]
+    fn query_refusals_and_limits_keep_their_statuses() {
+        let refused = agora_service::Error::InvalidInput("read-only".into());
+        assert_eq!(
+            status_and_body(ApiError::from_error(refused)).0,
+            StatusCode::BAD_REQUEST
+        );
+        let not_found = agora_service::Error::NotFound("dataset d has no release 2".into());
+        assert_eq!(
+            status_and_body(ApiError::from_error(not_found)).0,
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -190,3 +190,89 @@ fn http_api_lists_datasets_and_serves_operator_sql() {
     assert!(clean, "graceful shutdown on SIGTERM exits 0:\n{log}");
     assert!(log.contains("Agora stopped"), "{log}");
 }
+
+/// The CLI and the HTTP API reach data through the query service, which records every
+/// answer and refusal in the metadata store before answering.
+#[test]
+fn every_front_records_its_queries_as_access_events() {
+    let hub = Hub::init();
+    hub.ingest("synthea", &shared("data/omop/synthea27nj_csv"));
+    hub.ok(&[
+        "sql",
+        "--dataset",
+        "synthea",
+        "SELECT COUNT(*) AS n FROM person",
+    ]);
+
+    let server = Server::start(&hub);
+    let token = hub.token();
+    let sql = server.url("/api/v1/sql");
+    let (status, _) = post_sql(
+        &sql,
+        Some(&token),
+        json!({"dataset": "synthea", "sql": "SELECT COUNT(*) AS n FROM death"}),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = post_sql(
+        &sql,
+        Some(&token),
+        json!({"dataset": "synthea", "sql": "DROP TABLE person"}),
+    );
+    assert_eq!(status, 400);
+    server.stop();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let events = runtime.block_on(async {
+        let store = agora_govern::MetaStore::open_sqlite(&hub.data_dir().join("meta.db"))
+            .await
+            .unwrap();
+        store.recent_access_events(100).await.unwrap()
+    });
+    // The server also profiles the release in the background (front `profiler`).
+    let mut fronts: Vec<_> = events
+        .iter()
+        .filter(|e| e.front != "profiler")
+        .map(|e| {
+            (
+                e.front.as_str(),
+                e.statement.as_str(),
+                format!("{:?}", e.outcome),
+                e.error_kind.clone(),
+            )
+        })
+        .collect();
+    fronts.sort();
+    assert_eq!(
+        fronts,
+        [
+            (
+                "cli",
+                "SELECT COUNT(*) AS n FROM person",
+                "Answered".into(),
+                None
+            ),
+            (
+                "http",
+                "DROP TABLE person",
+                "Refused".into(),
+                Some("invalid_input".into())
+            ),
+            (
+                "http",
+                "SELECT COUNT(*) AS n FROM death",
+                "Answered".into(),
+                None
+            ),
+        ]
+    );
+    let cli = events.iter().find(|e| e.front == "cli").unwrap();
+    assert!(cli.actor.starts_with("local:"), "{}", cli.actor);
+    let http = events.iter().find(|e| e.front == "http").unwrap();
+    assert_eq!(http.actor, "local-operator");
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.front == "profiler")
+            .all(|e| e.actor == "system")
+    );
+}
