@@ -22,5 +22,6 @@ pub enum ErrorKind {
 
 /// Implemented by every crate's error type.
 pub trait HasKind {
+    /// The kind this error maps to, which alone decides the status a front answers with.
     fn kind(&self) -> ErrorKind;
 }

@@ -20,6 +20,8 @@ pub struct DataDir {
 }
 
 impl DataDir {
+    /// The data directory rooted at `root`, with its metadata store in `meta.db` there. Touches
+    /// nothing on disk: paths are only computed.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -47,34 +49,43 @@ impl DataDir {
         self.meta_url.is_some()
     }
 
+    /// The directory every other path here is under.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The embedded SQLite metadata store, used unless [`Self::with_meta_url`] set another.
     pub fn meta_db(&self) -> PathBuf {
         self.root.join("meta.db")
     }
 
+    /// The local lake root: Parquet releases and their manifests.
     pub fn lake(&self) -> PathBuf {
         self.root.join("lake")
     }
 
+    /// The access and governance log.
     pub fn audit(&self) -> PathBuf {
         self.root.join("audit")
     }
 
+    /// The directory of secrets ([`Self::hub_key`], [`Self::operator_token`]).
     pub fn keys(&self) -> PathBuf {
         self.root.join("keys")
     }
 
+    /// The hub secret that keys every pseudonym (mode 0600, never printed). Its presence marks
+    /// an initialized directory.
     pub fn hub_key(&self) -> PathBuf {
         self.keys().join("hub.key")
     }
 
+    /// The local operator's API token (mode 0600), written by `init`.
     pub fn operator_token(&self) -> PathBuf {
         self.keys().join("operator.token")
     }
 
+    /// Advisory lock files held by running ingests (one writer per dataset).
     pub fn locks(&self) -> PathBuf {
         self.root.join("locks")
     }

@@ -12,6 +12,8 @@
 //! assert_eq!(name.as_str(), "synthea");
 //! ```
 
+#![warn(missing_docs)]
+
 mod error;
 mod layout;
 mod name;

@@ -9,6 +9,8 @@ use std::str::FromStr;
 #[serde(transparent)]
 pub struct DatasetName(String);
 
+/// Why a string was refused as a [`DatasetName`]. Carries no copy of the string: names may
+/// come from untrusted input and end up in logs.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "invalid dataset name: use 1 to 63 characters among a-z, 0-9 and '_', starting with a letter"
@@ -16,6 +18,7 @@ pub struct DatasetName(String);
 pub struct InvalidName;
 
 impl DatasetName {
+    /// The validated name, safe as a path segment and as an unquoted SQL identifier.
     pub fn as_str(&self) -> &str {
         &self.0
     }

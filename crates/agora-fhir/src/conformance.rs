@@ -18,8 +18,11 @@ use crate::view::ViewDefinition;
 /// The outcome of a suite run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SuiteReport {
+    /// Tests whose outcome matched the expectation.
     pub passed: usize,
+    /// Tests whose outcome did not; one [`Failure`] each.
     pub failed: usize,
+    /// Why each failed test failed, in run order.
     pub failures: Vec<Failure>,
 }
 
@@ -30,6 +33,8 @@ pub struct Failure {
     pub file: String,
     /// The test's `title`.
     pub test: String,
+    /// What differed from the expectation (missing or extra rows, wrong columns, an error
+    /// expected or not); may quote the suite's synthetic fixtures.
     pub reason: String,
 }
 

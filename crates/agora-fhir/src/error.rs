@@ -10,14 +10,22 @@ pub enum Error {
     /// The ViewDefinition is malformed or breaks a rule of the specification. `element` is the
     /// path of the offending element inside the view, e.g. `select[1].column[0]`.
     #[error("invalid ViewDefinition: {element}: {message}")]
-    InvalidView { element: String, message: String },
+    InvalidView {
+        /// Path of the offending element in the view.
+        element: String,
+        /// The rule broken, in words.
+        message: String,
+    },
 
     /// A FHIRPath expression does not parse, or uses something this crate does not support.
     /// `position` is the 0-based character offset in `expression`.
     #[error("FHIRPath syntax error at position {position} of `{expression}`: {message}")]
     Syntax {
+        /// The expression as written in the view.
         expression: String,
+        /// 0-based character offset of the error in `expression`.
         position: usize,
+        /// What the parser expected or refused.
         message: String,
     },
 
@@ -25,24 +33,42 @@ pub enum Error {
     /// items). `position` is the 0-based character offset of the failing operator or function.
     #[error("FHIRPath evaluation error at position {position} of `{expression}`: {message}")]
     FhirPath {
+        /// The expression as written in the view.
         expression: String,
+        /// 0-based character offset of the failing operator or function in `expression`.
         position: usize,
+        /// What failed, in words (never the values involved).
         message: String,
     },
 
     /// Flattening a resource broke a rule of the view (e.g. a column without
     /// `collection: true` produced several values). `element` locates the rule in the view.
     #[error("{element}: {message}")]
-    Evaluation { element: String, message: String },
+    Evaluation {
+        /// Path of the view element whose rule was broken.
+        element: String,
+        /// The rule broken, in words.
+        message: String,
+    },
 
     /// An error while flattening one resource of a batch; `index` is its 0-based position in
     /// the input (the resource's id is deliberately not reported: it may identify a person).
     #[error("resource #{index}: {error}")]
-    InResource { index: usize, error: Box<Error> },
+    InResource {
+        /// 0-based position of the resource in the input.
+        index: usize,
+        /// What went wrong with it.
+        error: Box<Error>,
+    },
 
     /// The conformance suite could not be read (the test files themselves, not a view).
     #[error("conformance suite {}: {message}", path.display())]
-    Suite { path: PathBuf, message: String },
+    Suite {
+        /// The suite directory or test file that could not be read.
+        path: PathBuf,
+        /// What could not be read or parsed.
+        message: String,
+    },
 }
 
 /// Result alias of this crate.

@@ -38,6 +38,8 @@
 //! # Ok::<(), agora_fhir::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod conformance;
 mod error;
 mod eval;

@@ -40,18 +40,29 @@ const OIDC_PREFIX: &str = "oidc-";
 /// A user of the hub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
+    /// The login name: unique, never changes, named in audit entries and permits (`oidc-...`
+    /// for users created from an OpenID Connect identity).
     pub id: String,
+    /// The name shown in the portal; free text, not unique.
     pub display_name: String,
+    /// A contact address, if given.
     pub email: Option<String>,
+    /// What the user may do; empty for a fresh OpenID Connect user until an operator grants
+    /// roles.
     pub roles: Vec<Role>,
+    /// `false` once deactivated: no login, and its sessions and API tokens stop
+    /// authenticating.
     pub active: bool,
     /// Whether a local password is set (the hash itself never leaves the store).
     pub has_password: bool,
+    /// When the user was created.
     pub created_at: DateTime<Utc>,
+    /// When the profile, roles, activation or password last changed.
     pub updated_at: DateTime<Utc>,
 }
 
 impl User {
+    /// The user as a caller of governance operations: its id and roles.
     pub fn principal(&self) -> Principal {
         Principal {
             name: self.id.clone(),
@@ -65,9 +76,12 @@ impl User {
 pub struct NewUser {
     /// 1 to 64 characters among `a-z 0-9 . _ @ + -`, starting with a letter or digit.
     pub id: String,
+    /// The name shown in the portal: not empty, at most 200 characters.
     pub display_name: String,
+    /// A contact address (must contain `@`), if any.
     #[serde(default)]
     pub email: Option<String>,
+    /// Roles granted from the start; none by default.
     #[serde(default)]
     pub roles: Vec<Role>,
 }
@@ -75,10 +89,13 @@ pub struct NewUser {
 /// A new browser session. The token is shown once; only its hash is stored.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct SessionToken {
+    /// The bearer secret (`agoras_...`) for the session cookie. Never log it.
     pub token: String,
+    /// The user the session authenticates.
     pub user_id: String,
     /// The absolute end of the session (it may end earlier when idle).
     pub expires_at: DateTime<Utc>,
+    /// Seconds without use after which the session ends ([`crate::SessionPolicy::idle`]).
     pub idle_timeout_secs: i64,
 }
 

@@ -20,7 +20,9 @@ use crate::{Error, MetaStore, Principal, Result, Role};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessRights {
+    /// Open to anyone without conditions.
     Public,
+    /// Available under conditions short of a data permit (e.g. registration, a licence).
     Restricted,
     /// Health data: available only under a data permit (the default).
     #[default]
@@ -28,6 +30,7 @@ pub enum AccessRights {
 }
 
 impl AccessRights {
+    /// The stored and serialized form: `public`, `restricted` or `non_public`.
     pub fn as_str(self) -> &'static str {
         match self {
             AccessRights::Public => "public",
@@ -50,16 +53,23 @@ impl AccessRights {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatasetMetadata {
+    /// Human-readable title: required, at most 300 characters.
     pub title: String,
+    /// Free-text description, at most 20,000 characters.
     pub description: String,
+    /// The organisation responsible for the dataset, at most 300 characters.
     pub publisher: String,
     /// An email address or URL.
     pub contact_point: Option<String>,
+    /// The legal basis for holding and processing the data, at most 5,000 characters.
     pub legal_basis: String,
+    /// Why the data is collected and made available, at most 5,000 characters.
     pub purpose: String,
     /// e.g. "SNOMED CT", "ICD-10", "LOINC", "ATC", "CCAM".
     pub coding_systems: Vec<String>,
+    /// Under what conditions the data may be accessed; non-public by default.
     pub access_rights: AccessRights,
+    /// Search keywords: at most 100, each non-empty and at most 200 characters.
     pub keywords: Vec<String>,
 }
 
@@ -97,10 +107,14 @@ impl DatasetMetadata {
 /// A dataset's metadata as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetDescription {
+    /// The dataset described (it may have no release yet).
     pub dataset: String,
+    /// The operator-written fields, flattened into the same JSON object.
     #[serde(flatten)]
     pub metadata: DatasetMetadata,
+    /// When the description was last written.
     pub updated_at: DateTime<Utc>,
+    /// The user id of the operator who last wrote it.
     pub updated_by: String,
 }
 

@@ -11,6 +11,7 @@ use crate::{Error, Result};
 /// time (session expiry, login lockout, deadlines, permit status) asks the store's clock, so
 /// tests can use a [`ManualClock`] instead of sleeping.
 pub trait Clock: std::fmt::Debug + Send + Sync + 'static {
+    /// The current time, in UTC.
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -31,16 +32,19 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock stopped at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
         Self {
             now: Mutex::new(start),
         }
     }
 
+    /// Moves the clock to `now` (backwards too).
     pub fn set(&self, now: DateTime<Utc>) {
         *self.now.lock().expect("clock poisoned") = now;
     }
 
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: TimeDelta) {
         *self.now.lock().expect("clock poisoned") += by;
     }

@@ -7,9 +7,13 @@ use crate::Deadlines;
 /// Everything about governance a hub may tune. `Default` is the production policy.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GovernConfig {
+    /// How long browser sessions last.
     pub sessions: SessionPolicy,
+    /// Failed-login throttling.
     pub logins: LoginPolicy,
+    /// Password length and hashing cost.
     pub passwords: PasswordPolicy,
+    /// Due dates of review steps.
     pub deadlines: Deadlines,
 }
 
@@ -17,7 +21,9 @@ pub struct GovernConfig {
 /// comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {
+    /// Longest time between two uses of a session (default 8 hours).
     pub idle: TimeDelta,
+    /// Longest life of a session from login, however active (default 12 hours).
     pub absolute: TimeDelta,
 }
 
@@ -34,8 +40,12 @@ impl Default for SessionPolicy {
 /// login with that name is refused for `lockout`, whether the account exists or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginPolicy {
+    /// Failed logins tolerated within `window` (default 5).
     pub max_failures: u32,
+    /// The sliding period failures are counted over (default 15 minutes).
     pub window: TimeDelta,
+    /// How long logins with the name are refused once the limit is reached (default 15
+    /// minutes).
     pub lockout: TimeDelta,
 }
 
@@ -54,9 +64,13 @@ impl Default for LoginPolicy {
 /// 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordPolicy {
+    /// Shortest password accepted, in characters (default 12).
     pub min_length: usize,
+    /// argon2 memory cost in KiB (default 19 MiB).
     pub memory_kib: u32,
+    /// argon2 time cost: passes over the memory (default 2).
     pub iterations: u32,
+    /// argon2 lanes (default 1).
     pub parallelism: u32,
 }
 

@@ -18,16 +18,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
+    /// Monday to Friday, skipping holidays ([`add_working_days`]).
     WorkingDays(u32),
+    /// Calendar days of 24 hours.
     Days(u32),
+    /// Calendar months, clamped to the end of shorter months.
     Months(u32),
 }
 
 /// How long each review step may take. Configurable per hub (see [`crate::GovernConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deadlines {
+    /// Time for checking a submitted application is complete (default 7 working days).
     pub completeness_check: Period,
+    /// Time for the scientific opinion once review starts (default 1 month).
     pub scientific_opinion: Period,
+    /// Time for the decision once the opinion is recorded (default 2 months).
     pub authorization: Period,
     /// Public holidays, skipped like weekends by working-day periods.
     #[serde(default)]
@@ -49,12 +55,16 @@ impl Default for Deadlines {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
+    /// From submission until review starts or changes are requested.
     CompletenessCheck,
+    /// From the start of review until a reviewer records the opinion or a decision is taken.
     ScientificOpinion,
+    /// From the recorded opinion until approval, rejection or a request for changes.
     Authorization,
 }
 
 impl Step {
+    /// The stored and serialized form, e.g. `completeness_check`.
     pub fn as_str(self) -> &'static str {
         match self {
             Step::CompletenessCheck => "completeness_check",
@@ -76,8 +86,11 @@ impl Step {
 /// One step of one application's review, as shown to applicants and reviewers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepDeadline {
+    /// Which step.
     pub step: Step,
+    /// When the step started.
     pub started_at: DateTime<Utc>,
+    /// When it is due, fixed when it started (later policy changes do not move it).
     pub due_at: DateTime<Utc>,
     /// `None` while the step is in progress.
     pub completed_at: Option<DateTime<Utc>>,
@@ -86,6 +99,7 @@ pub struct StepDeadline {
 }
 
 impl Deadlines {
+    /// How long `step` may take under this policy.
     pub fn period(&self, step: Step) -> Period {
         match step {
             Step::CompletenessCheck => self.completeness_check,
@@ -127,6 +141,7 @@ pub fn add_working_days(start: DateTime<Utc>, n: u32, holidays: &[NaiveDate]) ->
     t
 }
 
+/// Whether `day` is Monday to Friday and not one of `holidays`.
 pub fn is_working_day(day: NaiveDate, holidays: &[NaiveDate]) -> bool {
     !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) && !holidays.contains(&day)
 }

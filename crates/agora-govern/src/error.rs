@@ -10,21 +10,37 @@ use crate::ApplicationState;
 /// actions that involve no particular object).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The database failed (connection, I/O, constraint, query). Unavailable when the pool
+    /// timed out or the connection broke, otherwise internal.
     #[error("metadata store error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("metadata store schema migration {version} failed: {source}")]
+    /// An embedded schema migration failed; the store is left at the previous version.
     Migration {
+        /// The number of the migration that failed.
         version: i64,
+        /// The database's error.
         #[source]
         source: sqlx::Error,
     },
+    /// The metadata store URL has a scheme other than `sqlite:` or `postgres:` (the scheme
+    /// only is echoed: the URL may hold credentials).
     #[error("unsupported metadata store URL scheme {0:?}: use sqlite:// or postgres://")]
     UnsupportedUrl(String),
+    /// The request conflicts with the stored state (e.g. a name already taken, a concurrent
+    /// change won); the message says which, without values.
     #[error("{0}")]
     Conflict(String),
     /// The same source files were already committed as a release of this dataset.
     #[error("these files are already release {release} of dataset {dataset}")]
-    DuplicateSource { dataset: String, release: i64 },
+    DuplicateSource {
+        /// The dataset already holding these files.
+        dataset: String,
+        /// The number of the release that holds them.
+        release: i64,
+    },
+    /// A stored value cannot be read back (unknown enum text, malformed timestamp or JSON):
+    /// the database was changed outside Agora or by a newer version.
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
     /// The object does not exist, or the caller may not see it (indistinguishable on purpose).
@@ -36,14 +52,22 @@ pub enum Error {
     /// The application's state does not allow this move (or a concurrent decision won).
     #[error("an application in state {from} cannot move to {to}")]
     InvalidTransition {
+        /// The application's current state.
         from: ApplicationState,
+        /// The state asked for.
         to: ApplicationState,
     },
     /// Too many failed logins for this login name; says nothing about whether it exists.
     #[error("too many failed login attempts: try again in {retry_after_secs} seconds")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// Seconds until the lockout ends.
+        retry_after_secs: u64,
+    },
+    /// The caller's input breaks a rule (too short a password, an empty title...); the
+    /// message names the rule, not the value.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// argon2 failed to hash or parse a password hash (never says which password).
     #[error("password hashing failed")]
     PasswordHash,
 }
@@ -66,6 +90,7 @@ impl HasKind for Error {
     }
 }
 
+/// The result type of the metadata store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {

@@ -40,6 +40,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod access;
 pub mod accounts;
 pub mod catalogue;

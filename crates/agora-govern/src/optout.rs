@@ -70,20 +70,29 @@ impl OptOutChannel {
     }
 }
 
+/// Whether an opt-out currently removes the person from the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OptOutStatus {
+    /// The person is excluded from every query answer.
     InForce,
+    /// The citizen withdrew it; the person is included again.
     Withdrawn,
 }
 
 /// What the citizen keeps. Never contains the identifier or the person key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OptOutReceipt {
+    /// Random, unguessable 128-bit id: the citizen's proof and the only handle for
+    /// withdrawal, so whoever holds it can withdraw the opt-out.
     pub receipt_id: String,
+    /// In force or withdrawn.
     pub status: OptOutStatus,
+    /// How the opt-out reached the hub.
     pub channel: OptOutChannel,
+    /// When it was first recorded (opting out again does not move it).
     pub opted_out_at: DateTime<Utc>,
+    /// When it was withdrawn; `None` while in force.
     pub withdrawn_at: Option<DateTime<Utc>>,
 }
 

@@ -52,7 +52,10 @@ pub enum DisclosureProfile {
 /// What may leave the workspace, and under which rule.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OutputPolicy {
+    /// The disclosure-control rule outputs must pass.
     pub profile: DisclosureProfile,
+    /// Minimum number of distinct persons behind a released cell under
+    /// [`DisclosureProfile::KAnonymity`] (default 10).
     #[serde(default = "default_k")]
     pub k: u32,
     /// Total differential-privacy budget (epsilon) of the project, if DP outputs are used.
@@ -91,27 +94,40 @@ pub enum RowFilter {
     /// Rows whose date (or timestamp) `column` falls on a day in `[from, to]` (both
     /// inclusive, either open).
     Period {
+        /// The date or timestamp column tested.
         column: String,
+        /// First day allowed; `None`: no lower bound.
         #[serde(default)]
         from: Option<NaiveDate>,
+        /// Last day allowed; `None`: no upper bound.
         #[serde(default)]
         to: Option<NaiveDate>,
     },
     /// Persons aged `min_age..=max_age` (either open) in `at_year`, from a year-of-birth
     /// column: `at_year - max_age <= year_of_birth <= at_year - min_age`.
     AgeRange {
+        /// The integer column holding the year of birth (OMOP `person.year_of_birth`).
         year_of_birth_column: String,
+        /// Youngest age allowed, in years; `None`: no lower bound.
         #[serde(default)]
         min_age: Option<u32>,
+        /// Oldest age allowed, in years; `None`: no upper bound.
         #[serde(default)]
         max_age: Option<u32>,
+        /// The calendar year ages are computed in.
         at_year: i32,
     },
     /// Rows whose integer `column` is one of `values` (e.g. a concept set).
-    ValueIn { column: String, values: Vec<i64> },
+    ValueIn {
+        /// The integer column tested.
+        column: String,
+        /// The allowed values (e.g. the concept ids of a concept set).
+        values: Vec<i64>,
+    },
 }
 
 impl RowFilter {
+    /// The column the filter reads (for `AgeRange`, the year-of-birth column).
     pub fn column(&self) -> &str {
         match self {
             RowFilter::Period { column, .. } | RowFilter::ValueIn { column, .. } => column,
@@ -126,6 +142,7 @@ impl RowFilter {
 /// One table of a permit: the columns that may be read and the rows that may be seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableScope {
+    /// The table's name in the release.
     pub table: String,
     /// The only columns a session may project.
     pub columns: Vec<String>,
@@ -137,8 +154,11 @@ pub struct TableScope {
 /// One dataset of a permit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetScope {
+    /// The dataset's name.
     pub dataset: String,
+    /// Which of its releases may be read.
     pub release: ReleaseSelector,
+    /// The only tables a session may read, each with its columns and row filters.
     pub tables: Vec<TableScope>,
 }
 
@@ -147,8 +167,11 @@ pub struct DatasetScope {
 pub struct PermitTerms {
     /// User ids allowed to use the permit.
     pub members: Vec<String>,
+    /// The data covered: anything not listed is out of reach.
     pub datasets: Vec<DatasetScope>,
+    /// The moment access ends, without any sweep.
     pub expires_at: DateTime<Utc>,
+    /// What may leave the workspace.
     pub output: OutputPolicy,
 }
 
@@ -159,10 +182,12 @@ pub struct PermitGrant {
     /// people (data minimisation); every member must be an active user.
     #[serde(default)]
     pub members: Option<Vec<String>>,
+    /// The data granted; may be less than the application asked for.
     pub datasets: Vec<DatasetScope>,
     /// Default: the approval time plus the application's requested duration.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// What may leave the workspace; k-anonymity with k = 10 by default.
     #[serde(default)]
     pub output: OutputPolicy,
 }
@@ -171,9 +196,13 @@ pub struct PermitGrant {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PermitAmendment {
+    /// New member list (every member an active user).
     pub members: Option<Vec<String>>,
+    /// New data scope, replacing the whole list.
     pub datasets: Option<Vec<DatasetScope>>,
+    /// New expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// New output policy.
     pub output: Option<OutputPolicy>,
 }
 
@@ -183,8 +212,11 @@ pub struct PermitAmendment {
 pub enum PermitStatus {
     /// Issued, awaiting activation by an operator: grants no access yet.
     Approved,
+    /// Activated and not past its expiry: grants access to its members.
     Active,
+    /// Past its expiry (computed from the time, whether or not recorded yet): no access.
     Expired,
+    /// Revoked by a reviewer or an operator: no access, and the project is closed.
     Revoked,
 }
 
@@ -193,28 +225,47 @@ pub enum PermitStatus {
 pub struct Permit {
     /// Always [`PERMIT_SCHEMA`].
     pub schema: String,
+    /// The permit's random id, stable across versions.
     pub id: String,
+    /// The current version: 1 at approval, +1 when activation pins a "latest" release and
+    /// at each amendment.
     pub version: i64,
+    /// The application whose approval issued the permit.
     pub application_id: String,
+    /// The project's title, from the application.
     pub project_title: String,
+    /// The applicant organisation, from the application.
     pub organisation: String,
     /// At the time the permit was read.
     pub status: PermitStatus,
+    /// The current version's terms, flattened into the document.
     #[serde(flatten)]
     pub terms: PermitTerms,
+    /// When the approving reviewer issued it.
     pub issued_at: DateTime<Utc>,
+    /// User id of the approving reviewer.
     pub issued_by: String,
+    /// When an operator activated the project; `None` before.
     pub activated_at: Option<DateTime<Utc>>,
+    /// User id of the activating operator.
     pub activated_by: Option<String>,
+    /// When it was revoked; `None` unless revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// User id of whoever revoked it.
     pub revoked_by: Option<String>,
+    /// Why it was revoked, as written by the revoker.
     pub revoke_reason: Option<String>,
+    /// When the current version was written.
     pub version_created_at: DateTime<Utc>,
+    /// User id of whoever wrote the current version.
     pub version_created_by: String,
+    /// Why the current version was written (`approval`, the activation note, or the
+    /// amendment's reason).
     pub version_reason: String,
 }
 
 impl Permit {
+    /// Whether `user` (a user id) is named among the members.
     pub fn is_member(&self, user: &str) -> bool {
         self.terms.members.iter().any(|m| m == user)
     }
@@ -260,10 +311,15 @@ fn status_at(
 /// One version of a permit's terms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PermitVersion {
+    /// The version number, from 1.
     pub version: i64,
+    /// The terms as they were in this version.
     pub terms: PermitTerms,
+    /// When this version was written.
     pub created_at: DateTime<Utc>,
+    /// User id of whoever wrote it.
     pub created_by: String,
+    /// Why it was written (`approval`, the activation note, or the amendment's reason).
     pub reason: String,
 }
 

@@ -65,18 +65,28 @@ use crate::{Error, MetaStore, Principal, Result, Role, random_id};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApplicationState {
+    /// Being written by its applicants, who alone may edit it.
     Draft,
+    /// Sent for review; the completeness check is running.
     Submitted,
+    /// Complete; awaiting the scientific opinion and the decision.
     UnderReview,
+    /// Sent back to the applicants to edit and resubmit.
     ChangesRequested,
+    /// Approved with a data permit issued, not yet in effect.
     Approved,
+    /// Refused; final.
     Rejected,
+    /// Activated by an operator: the permit grants access.
     Active,
+    /// The permit's expiry passed; final.
     Expired,
+    /// Abandoned or ended early (revoking any permit); final.
     Closed,
 }
 
 impl ApplicationState {
+    /// Every state, in workflow order.
     pub const ALL: [ApplicationState; 9] = [
         ApplicationState::Draft,
         ApplicationState::Submitted,
@@ -89,6 +99,8 @@ impl ApplicationState {
         ApplicationState::Closed,
     ];
 
+    /// The stored and serialized form, e.g. `under_review`; [`FromStr`](std::str::FromStr)
+    /// parses it back.
     pub fn as_str(self) -> &'static str {
         match self {
             ApplicationState::Draft => "draft",
@@ -142,6 +154,7 @@ pub enum Party {
     Owner,
     /// A reviewer who is not an applicant of this application.
     Reviewer,
+    /// A user with the operator role.
     Operator,
     /// The hub itself (scheduled expiry).
     System,
@@ -150,8 +163,11 @@ pub enum Party {
 /// One allowed move of the state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TransitionRule {
+    /// The state the application must be in.
     pub from: ApplicationState,
+    /// The state it moves to.
     pub to: ApplicationState,
+    /// Who may make the move: any one of these.
     pub parties: &'static [Party],
 }
 
@@ -193,6 +209,7 @@ const fn rule(
     TransitionRule { from, to, parties }
 }
 
+/// The rule allowing `from -> to`, or `None` if the matrix refuses that move to everyone.
 pub fn transition_rule(
     from: ApplicationState,
     to: ApplicationState,
@@ -204,23 +221,32 @@ pub fn transition_rule(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PotentialIdentifier {
+    /// Month and year of birth (rather than the year alone).
     BirthYearMonth,
+    /// The municipality of residence.
     Commune,
+    /// Exact dates of care (rather than months).
     ExactCareDates,
+    /// The exact date of death (rather than its month).
     ExactDeathDate,
 }
 
+/// A table an application asks for, and which of its columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestedTable {
+    /// The table's name (letters, digits, `_`).
     pub table: String,
     /// Requested columns; empty means "to be decided with the reviewers".
     #[serde(default)]
     pub columns: Vec<String>,
 }
 
+/// A dataset an application asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestedDataset {
+    /// The dataset's name.
     pub dataset: String,
+    /// The tables asked for; submission needs at least one.
     #[serde(default)]
     pub tables: Vec<RequestedTable>,
 }
@@ -228,7 +254,9 @@ pub struct RequestedDataset {
 /// An inclusive range of days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DateRange {
+    /// First day, included.
     pub from: NaiveDate,
+    /// Last day, included; not before `from`.
     pub to: NaiveDate,
 }
 
@@ -237,14 +265,23 @@ pub struct DateRange {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ApplicationForm {
+    /// The project's title, at most 300 characters.
     pub title: String,
+    /// What the project will study and how, at most 20,000 characters.
     pub purpose: String,
+    /// Why the project serves the public interest, at most 20,000 characters.
     pub public_interest: String,
+    /// The legal basis claimed for the processing, at most 20,000 characters.
     pub legal_basis: String,
+    /// The organisation responsible for the project, at most 300 characters.
     pub organisation: String,
+    /// The data asked for: datasets, tables and columns.
     pub requested: Vec<RequestedDataset>,
+    /// The period of care the study covers.
     pub period: Option<DateRange>,
+    /// Potential identifiers asked for, each to be justified and minimised.
     pub identifiers: Vec<PotentialIdentifier>,
+    /// How long access is wanted, in months (1 to [`MAX_DURATION_MONTHS`] once submitted).
     pub duration_months: u32,
     /// Team members' user ids (besides the owner).
     pub team: Vec<String>,
@@ -350,11 +387,17 @@ pub(crate) fn check_identifier(what: &str, name: &str) -> Result<()> {
 /// An application as its readers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Application {
+    /// The application's random id.
     pub id: String,
+    /// User id of the researcher who created it.
     pub owner: String,
+    /// Where it stands in the workflow.
     pub state: ApplicationState,
+    /// The current form.
     pub form: ApplicationForm,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When its form, state or review last changed.
     pub updated_at: DateTime<Utc>,
     /// First submission; `None` for a draft never submitted.
     pub submitted_at: Option<DateTime<Utc>>,
@@ -392,10 +435,15 @@ impl Application {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
+    /// The application was created as a draft.
     Created,
+    /// Its form was edited (the state does not change).
     Edited,
+    /// It moved from one state to another.
     Transition,
+    /// A reviewer recorded a favourable scientific opinion.
     FavourableOpinion,
+    /// A reviewer recorded an unfavourable scientific opinion.
     UnfavourableOpinion,
 }
 
@@ -425,12 +473,19 @@ impl EventKind {
 /// One entry of an application's history: who did what, when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplicationEvent {
+    /// Position in the application's history, from 1.
     pub seq: i64,
+    /// What happened.
     pub kind: EventKind,
+    /// The state before; `None` for [`EventKind::Created`].
     pub from: Option<ApplicationState>,
+    /// The state after (the same as `from` unless a transition).
     pub to: ApplicationState,
+    /// User id of whoever did it; `system` for the hub's own moves (scheduled expiry).
     pub actor: String,
+    /// When it happened.
     pub at: DateTime<Utc>,
+    /// The actor's comment, if any (e.g. the changes requested).
     pub comment: Option<String>,
 }
 

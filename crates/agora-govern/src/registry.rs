@@ -25,36 +25,49 @@ use crate::{Error, MetaStore, Principal, Result, Role, random_id};
 pub enum RegistryStatus {
     /// Permit issued, not yet in effect.
     Approved,
+    /// The permit is in effect.
     Active,
+    /// The permit's expiry has passed (shown at once, before the move is recorded).
     Expired,
+    /// Closed early, or after approval without activation; the permit is revoked.
     Closed,
 }
 
 /// A dataset a registered project uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryDataset {
+    /// The dataset's name.
     pub dataset: String,
     /// `None` until activation pins "latest at activation".
     pub release: Option<i64>,
+    /// Names of the tables the permit covers (columns and filters are not published).
     pub tables: Vec<String>,
 }
 
 /// A result or publication attached to a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectResult {
+    /// The result's random id (`res_...`).
     pub id: String,
+    /// Title of the result or publication.
     pub title: String,
+    /// Where to read it: an http(s) address.
     pub url: Option<String>,
+    /// Its publication date, if known.
     pub published_on: Option<NaiveDate>,
+    /// When it was attached to the project.
     pub added_at: DateTime<Utc>,
 }
 
 /// What an applicant or operator attaches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewProjectResult {
+    /// Title: required, at most 500 characters.
     pub title: String,
+    /// An `http://` or `https://` address without spaces, at most 2,048 characters.
     #[serde(default)]
     pub url: Option<String>,
+    /// The publication date, if known.
     #[serde(default)]
     pub published_on: Option<NaiveDate>,
 }
@@ -62,22 +75,37 @@ pub struct NewProjectResult {
 /// One project of the public registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryEntry {
+    /// The application's id.
     pub project_id: String,
+    /// The project's title, from the application.
     pub title: String,
+    /// The responsible organisation (team members are not published).
     pub organisation: String,
+    /// The project's purpose, from the application.
     pub purpose: String,
+    /// Its public-interest justification, from the application.
     pub public_interest: String,
+    /// Its legal basis, from the application.
     pub legal_basis: String,
+    /// The data the permit covers, as granted (not as requested).
     pub datasets: Vec<RegistryDataset>,
+    /// Where the project stands now.
     pub status: RegistryStatus,
+    /// First submission of the application.
     pub submitted_at: Option<DateTime<Utc>>,
+    /// When the permit was issued.
     pub approved_at: DateTime<Utc>,
+    /// When an operator activated the project; `None` before.
     pub activated_at: Option<DateTime<Utc>>,
+    /// When the permit's access ends (its current version's expiry).
     pub expires_at: DateTime<Utc>,
     /// When the project expired or was closed.
     pub ended_at: Option<DateTime<Utc>>,
+    /// The project's data permit.
     pub permit_id: String,
+    /// The permit's current version.
     pub permit_version: i64,
+    /// Results and publications attached, oldest first.
     pub results: Vec<ProjectResult>,
 }
 

@@ -24,35 +24,56 @@ pub struct MetaStore {
     pub(crate) dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
 
+/// A registered dataset, as listed to operators and researchers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DatasetInfo {
+    /// The dataset's name (a valid [`DatasetName`]).
     pub name: String,
+    /// The data model of its first release, e.g. `omop-cdm-5.4`.
     pub model: String,
+    /// When its first release was committed (RFC 3339, UTC).
     pub created_at: String,
+    /// Number of its newest release; `None` if it has none.
     pub latest_release: Option<i64>,
 }
 
+/// A committed release: the store's row that makes a lake release visible.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReleaseInfo {
+    /// The dataset it is a release of.
     pub dataset: String,
+    /// Its number within the dataset: 1, 2, ... in commit order.
     pub number: i64,
+    /// The lake's UUID for the release (its data directory and manifest name).
     pub release_id: String,
+    /// Lake path of its manifest, which lists every file.
     pub manifest_path: String,
+    /// When it was committed (RFC 3339, UTC).
     pub created_at: String,
+    /// Login name of whoever ran the ingest.
     pub created_by: String,
+    /// Rows stored, all tables together.
     pub rows: i64,
+    /// Rows rejected into the quarantine.
     pub quarantined: i64,
 }
 
 /// What an ingest asks the store to commit, atomically.
 #[derive(Debug, Clone)]
 pub struct NewRelease {
+    /// The dataset, registered by this commit if new.
     pub dataset: DatasetName,
+    /// The source data model; recorded for the dataset only on its first release.
     pub model: String,
+    /// The lake's UUID for the release, as in its manifest.
     pub release_id: String,
+    /// Lake path of the manifest, already durable (see `agora_lake::ReleaseWriter`).
     pub manifest_path: String,
+    /// Login name of whoever ran the ingest.
     pub created_by: String,
+    /// Rows stored, all tables together.
     pub rows: i64,
+    /// Rows rejected into the quarantine.
     pub quarantined: i64,
     /// `(person_key, check_value)` pairs first seen in this release.
     pub new_persons: Vec<(i64, i64)>,
@@ -62,6 +83,7 @@ pub struct NewRelease {
 /// [`MetaStore::commit_release_from`]).
 #[derive(Debug, Clone)]
 pub struct SourceFingerprint {
+    /// Digest of the source files' contents, computed by the ingest; compared as text.
     pub fingerprint: String,
     /// Commit even if a release of the dataset was ingested from the same files.
     pub allow_duplicate: bool,
@@ -123,6 +145,7 @@ impl MetaStore {
         self
     }
 
+    /// The governance policy this store applies.
     pub fn config(&self) -> &GovernConfig {
         &self.config
     }
@@ -146,6 +169,7 @@ impl MetaStore {
         self.pool.close().await;
     }
 
+    /// Every registered dataset, by name.
     pub async fn list_datasets(&self) -> Result<Vec<DatasetInfo>> {
         let rows = sqlx::query(
             "SELECT d.name, d.model, d.created_at, MAX(r.number) AS latest \
@@ -157,6 +181,7 @@ impl MetaStore {
         rows.iter().map(dataset_from_row).collect()
     }
 
+    /// The dataset called `name`, if registered.
     pub async fn dataset(&self, name: &DatasetName) -> Result<Option<DatasetInfo>> {
         let row = sqlx::query(
             "SELECT d.name, d.model, d.created_at, MAX(r.number) AS latest \
@@ -169,6 +194,7 @@ impl MetaStore {
         row.as_ref().map(dataset_from_row).transpose()
     }
 
+    /// Every release of `dataset`, oldest first; empty if the dataset is unknown.
     pub async fn releases(&self, dataset: &DatasetName) -> Result<Vec<ReleaseInfo>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "{RELEASE_COLUMNS} WHERE dataset = $1 ORDER BY number"

@@ -15,13 +15,19 @@ use crate::{Error, MetaStore, Result, random_token, sha256_hex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Runs the hub: users, datasets, catalogue, opt-outs; sees every application.
     Operator,
+    /// Supplies data extracts to the hub. Grants no governance right in this crate yet.
     Producer,
+    /// Reviews project applications and decides on them and their data permits (never on an
+    /// application they are an applicant of).
     Reviewer,
+    /// Applies for projects and queries data under the permits they are named in.
     Researcher,
 }
 
 impl Role {
+    /// Every role, in declaration (and sort) order.
     pub const ALL: [Role; 4] = [
         Role::Operator,
         Role::Producer,
@@ -29,6 +35,8 @@ impl Role {
         Role::Researcher,
     ];
 
+    /// The stored and serialized form, lowercase (`operator`...); [`FromStr`](std::str::FromStr)
+    /// parses it back.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Operator => "operator",
@@ -66,11 +74,15 @@ impl std::fmt::Display for Role {
 /// An authenticated caller: `name` is the user id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
+    /// The user id, as recorded in audit entries and permits.
     pub name: String,
+    /// The roles in effect for this call (for an API token: those it carries that the user
+    /// still holds).
     pub roles: Vec<Role>,
 }
 
 impl Principal {
+    /// Whether the caller holds `role` for this call.
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
@@ -94,10 +106,15 @@ pub fn token_id(token: &str) -> String {
 /// An API token as listed to its user or an operator (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiTokenInfo {
+    /// The token's public id ([`token_id`]), used to list and revoke it.
     pub id: String,
+    /// The user the token authenticates as.
     pub user_id: String,
+    /// The roles it carries; only those the user still holds take effect.
     pub roles: Vec<Role>,
+    /// When it was issued.
     pub created_at: DateTime<Utc>,
+    /// When it was revoked; `None` while valid.
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

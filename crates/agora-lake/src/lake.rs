@@ -49,6 +49,8 @@ impl Lake {
         }
     }
 
+    /// The object store under the lake, rooted at the lake itself (paths such as
+    /// `datasets/<ds>/...`). Query sessions register it under [`LAKE_URL`].
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
@@ -58,6 +60,8 @@ impl Lake {
         ReleaseWriter::new(self.clone(), dataset.clone())
     }
 
+    /// Reads the release manifest at `path` (a lake path, as committed in the metadata store).
+    /// Cached for the life of the handle and its clones: manifests are immutable.
     pub async fn read_manifest(&self, path: &str) -> Result<Arc<ReleaseManifest>> {
         if let Some(m) = self
             .manifests
@@ -92,6 +96,7 @@ impl Lake {
     /// Deletes the files of releases of `dataset` that were never committed (an ingest that
     /// failed or was killed). `committed` holds the release ids the metadata store knows.
     /// The caller must hold the dataset's ingest lock so no running ingest is swept away.
+    /// Returns how many objects, files and directories were removed.
     pub async fn collect_garbage(
         &self,
         dataset: &DatasetName,

@@ -16,6 +16,8 @@ pub struct DatasetLock {
 }
 
 impl DatasetLock {
+    /// Takes the lock file `ingest-<dataset>.lock` in `locks_dir` (created if missing) without
+    /// waiting: [`Error::Busy`] if another holder has it.
     pub fn try_acquire(locks_dir: &Path, dataset: &DatasetName) -> Result<Self> {
         std::fs::create_dir_all(locks_dir).map_err(io_err(locks_dir))?;
         let path = locks_dir.join(format!("ingest-{dataset}.lock"));

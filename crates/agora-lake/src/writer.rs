@@ -18,7 +18,9 @@ use crate::{DataFile, Error, Lake, ReleaseManifest, Result, TableEntry};
 pub struct WriterOptions {
     /// A file is closed once its encoded size reaches this; bounds the memory of one writer.
     pub target_file_bytes: usize,
+    /// Rows per Parquet row group, the unit a reader can skip using statistics.
     pub row_group_rows: usize,
+    /// Zstandard compression level (1 is fast; higher is smaller and slower to write).
     pub zstd_level: i32,
 }
 
@@ -61,6 +63,7 @@ impl ReleaseWriter {
         }
     }
 
+    /// The UUID naming this release's directory and manifest ([`ReleaseManifest::release_id`]).
     pub fn release_id(&self) -> &str {
         &self.inner.release_id
     }
@@ -175,10 +178,13 @@ pub struct TableWriter {
 }
 
 impl TableWriter {
+    /// The Arrow schema every batch given to [`Self::write`] must have.
     pub fn schema(&self) -> &SchemaRef {
         &self.arrow_schema
     }
 
+    /// Appends `batch` to the current file, storing the file once it reaches
+    /// [`WriterOptions::target_file_bytes`]. Blocking, like the writer itself.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());

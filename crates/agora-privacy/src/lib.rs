@@ -19,6 +19,8 @@
 //! Not here: the person registry that makes keys collision-free (it needs storage, see
 //! `agora-govern`), per-project re-keying and disclosure control (later capabilities).
 
+#![warn(missing_docs)]
+
 mod person_key;
 mod secret;
 

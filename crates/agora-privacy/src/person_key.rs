@@ -15,7 +15,9 @@ const DOMAIN: &[u8] = b"agora/person-key/v1\0";
 /// `attempt`. With that registry collisions cannot happen at all, not merely rarely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PersonDigest {
+    /// The hub person key: the first 64 bits of the HMAC with the sign bit cleared, never 0.
     pub key: i64,
+    /// The next 64 bits of the HMAC, any sign: tells two identities with the same `key` apart.
     pub check: i64,
 }
 
@@ -33,6 +35,7 @@ impl std::fmt::Debug for PersonKeyer {
 }
 
 impl PersonKeyer {
+    /// A keyer for `secret`. Keys derived under different secrets are unrelated.
     pub fn new(secret: &HubSecret) -> Self {
         Self { mac: secret.mac() }
     }

@@ -4,14 +4,18 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+/// Length of a hub secret in bytes (256 bits, the output size of SHA-256).
 pub const SECRET_LEN: usize = 32;
 
 /// The hub's secret pseudonymization key. Its bytes are never formatted.
 #[derive(Clone)]
 pub struct HubSecret([u8; SECRET_LEN]);
 
+/// Why bytes were refused as a [`HubSecret`]. Never carries the bytes themselves.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// The key material had this many bytes instead of [`SECRET_LEN`] (e.g. a truncated
+    /// or foreign `keys/hub.key`).
     #[error("hub secret must be exactly {SECRET_LEN} bytes, found {0}")]
     WrongLength(usize),
 }
@@ -24,10 +28,12 @@ impl HubSecret {
         Self(bytes)
     }
 
+    /// The secret with exactly these bytes (tests, known-answer checks).
     pub fn from_bytes(bytes: [u8; SECRET_LEN]) -> Self {
         Self(bytes)
     }
 
+    /// The secret read back from storage; fails unless `bytes` is exactly [`SECRET_LEN`] long.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, SecretError> {
         let arr: [u8; SECRET_LEN] = bytes
             .try_into()
@@ -35,6 +41,8 @@ impl HubSecret {
         Ok(Self(arr))
     }
 
+    /// The raw key material, for writing the hub key file only. Whoever holds these bytes can
+    /// recompute every person key: never log, print or send them.
     pub fn expose_bytes(&self) -> &[u8; SECRET_LEN] {
         &self.0
     }
