@@ -75,9 +75,7 @@ pub enum Error {
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                ErrorKind::Unavailable
-            }
+            Error::Database(e) => database_kind(e),
             Error::Conflict(_)
             | Error::InvalidTransition { .. }
             | Error::DuplicateSource { .. } => ErrorKind::Conflict,
@@ -85,8 +83,23 @@ impl HasKind for Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Error::RateLimited { .. } => ErrorKind::ResourceExhausted,
-            _ => ErrorKind::Internal,
+            Error::Migration { .. } | Error::Corrupt(_) | Error::PasswordHash => {
+                ErrorKind::Internal
+            }
         }
+    }
+}
+
+/// A store that cannot be reached (pool exhausted, connection lost or refused, closed
+/// pool) is `Unavailable`, so fronts answer 503 and clients retry; anything else the
+/// database says is a bug or a broken invariant.
+fn database_kind(e: &sqlx::Error) -> ErrorKind {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            ErrorKind::Unavailable
+        }
+        sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
     }
 }
 
