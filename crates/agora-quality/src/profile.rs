@@ -11,36 +11,51 @@ pub(crate) const DEATH_GRACE_DAYS: i64 = 60;
 /// Most frequent codes shown per coded column.
 const TOP_VALUES: usize = 10;
 
+/// The quality profile of one release: per-table statistics and pass/fail checks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QualityProfile {
+    /// The dataset profiled.
     pub dataset: String,
+    /// Its release number.
     pub release: i64,
+    /// One profile per table of the release, in manifest order.
     pub tables: Vec<TableProfile>,
+    /// Every check, passed or not.
     pub checks: Vec<Check>,
 }
 
 impl QualityProfile {
+    /// The checks over their tolerance.
     pub fn failed(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| !c.passed)
     }
 }
 
+/// Statistics of one table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableProfile {
+    /// Table name.
     pub table: String,
+    /// Rows stored.
     pub rows: u64,
     /// Distinct persons, for tables with a `person_id` column.
     pub persons: Option<u64>,
+    /// One profile per column, in schema order.
     pub columns: Vec<ColumnProfile>,
 }
 
+/// Statistics of one column.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColumnProfile {
+    /// Column name.
     pub column: String,
+    /// Null cells.
     pub nulls: u64,
+    /// `nulls / rows` (0 for an empty table).
     pub null_rate: f64,
     /// Range of dates, timestamps and measures (not of identifiers).
     pub min: Option<String>,
+    /// Largest value, as text (same columns as `min`).
     pub max: Option<String>,
     /// Most frequent values of `*_concept_id` columns.
     pub top_values: Vec<ValueCount>,
@@ -48,32 +63,44 @@ pub struct ColumnProfile {
     pub implausible: Option<DatePlausibility>,
 }
 
+/// One code and how often it occurs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValueCount {
+    /// The code, as text.
     pub value: String,
+    /// Rows holding it.
     pub rows: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// Implausible dates of one date column of a person-linked table.
 pub struct DatePlausibility {
     /// In a year before the person's year of birth.
     pub before_birth: u64,
     /// More than 60 days after the person's death.
     pub after_death: u64,
+    /// After today.
     pub in_future: u64,
 }
 
 /// One pass/fail check: `passed` when `violations / rows <= threshold`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
+    /// Stable identifier (`person_has_observation_period`...).
     pub id: String,
+    /// What is checked, in words.
     pub description: String,
+    /// The table checked.
     pub table: String,
+    /// The column checked, if one.
     pub column: Option<String>,
+    /// Rows breaking the rule.
     pub violations: u64,
+    /// Rows checked.
     pub rows: u64,
     /// Largest tolerated fraction of violating rows.
     pub threshold: f64,
+    /// Whether the violations are within the threshold.
     pub passed: bool,
 }
 

@@ -1,20 +1,35 @@
 use agora_core::{ErrorKind, HasKind};
 use datafusion::error::DataFusionError;
 
+/// Why a query or a session failed. Messages never carry a data value.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The SQL is invalid or not allowed (DDL, DML...). DataFusion's message names the
     /// offending construct, never a data value.
     #[error("{0}")]
     Sql(String),
+    /// The query's operators needed more memory than its pool, even spilling.
     #[error("query exceeded its memory limit of {limit_mb} MiB; aggregate more or add filters")]
-    Memory { limit_mb: usize },
+    Memory {
+        /// The limit, in MiB.
+        limit_mb: usize,
+    },
+    /// Planning and execution took longer than the time limit; the query was stopped.
     #[error("query exceeded its time limit of {seconds} s")]
-    Timeout { seconds: u64 },
+    Timeout {
+        /// The limit, in seconds.
+        seconds: u64,
+    },
+    /// The result grew past the row limit; the query was stopped.
     #[error("result has more than {max_rows} rows; aggregate, or add a LIMIT")]
-    TooManyRows { max_rows: usize },
+    TooManyRows {
+        /// The limit.
+        max_rows: usize,
+    },
+    /// A manifest or file of the lake could not be read.
     #[error(transparent)]
     Lake(#[from] agora_lake::Error),
+    /// The metadata store failed (resolving a permit, reading opt-outs).
     #[error(transparent)]
     Store(#[from] agora_govern::Error),
     /// One message for every reason (unknown id, not a member, expired, revoked...): the
@@ -25,6 +40,7 @@ pub enum Error {
     /// the permit). Names tables and columns, never data.
     #[error("the data permit cannot be applied: {0}")]
     Permit(String),
+    /// Anything else the engine reported (values redacted).
     #[error("query engine error: {0}")]
     Engine(String),
 }
@@ -103,6 +119,7 @@ fn redact_values(message: &str) -> String {
     out
 }
 
+/// The result of query-layer calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

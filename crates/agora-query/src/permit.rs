@@ -122,10 +122,12 @@ impl PermitScope {
         })
     }
 
+    /// The user the scope was resolved for.
     pub fn principal(&self) -> &str {
         &self.principal
     }
 
+    /// The permit's id.
     pub fn permit_id(&self) -> &str {
         &self.permit_id
     }
@@ -212,6 +214,7 @@ impl QueryEngine {
 }
 
 impl PermitWorkspace {
+    /// The scope the workspace was built from.
     pub fn scope(&self) -> &PermitScope {
         &self.scope
     }

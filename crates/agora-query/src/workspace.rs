@@ -37,7 +37,9 @@ pub struct QueryLimits {
     /// Memory pool shared by the query's operators; beyond it, sorts, joins and aggregates
     /// spill to `spill_dir` or fail cleanly.
     pub memory_bytes: usize,
+    /// Longest a query may take, planning included; past it the query is stopped.
     pub timeout: Duration,
+    /// Most rows a result may have; past it the query is stopped.
     pub max_rows: usize,
     /// Partitions each operator is split into; `None` = [`default_target_partitions`].
     pub target_partitions: Option<usize>,
@@ -137,6 +139,7 @@ impl std::fmt::Debug for QueryEngine {
 }
 
 impl QueryEngine {
+    /// The engine over `lake`, with empty caches.
     pub fn new(lake: Lake) -> Self {
         Self {
             lake,
@@ -149,6 +152,7 @@ impl QueryEngine {
         }
     }
 
+    /// The lake sessions read.
     pub fn lake(&self) -> &Lake {
         &self.lake
     }
@@ -168,11 +172,14 @@ pub struct Workspace {
 /// The result of a query, fully materialized (bounded by `QueryLimits::max_rows`).
 #[derive(Debug, Clone)]
 pub struct QueryOutput {
+    /// The result's schema (also when there are no batches).
     pub schema: SchemaRef,
+    /// The result's rows.
     pub batches: Vec<RecordBatch>,
 }
 
 impl QueryOutput {
+    /// Rows in all batches.
     pub fn num_rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
@@ -191,6 +198,7 @@ impl Workspace {
         Ok(Self { session, grant })
     }
 
+    /// The grant the workspace was opened with.
     pub fn grant(&self) -> &Grant {
         &self.grant
     }
