@@ -8,7 +8,6 @@
 //! ```
 
 pub mod policy;
-pub mod spec;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,8 +31,8 @@ use crate::keys::KeyResolver;
 use crate::quarantine::Quarantine;
 use crate::source::{self, Form, SourceFile, SourceReader, discover, read_ahead};
 use crate::{Error, Hub, IngestReport, Result, TableReport};
+use agora_cdm::{CdmTable, CdmVersion, PersonRows};
 pub use policy::IdentitySource;
-use spec::{CdmSpec, CdmTable};
 
 /// What to ingest and how.
 #[derive(Debug, Clone)]
@@ -72,7 +71,7 @@ impl TablePlan {
             .filter(|&i| !policy::is_dropped(&table.name, &read_names[i]))
             .collect();
         let person_columns = (0..read_names.len())
-            .filter(|&i| policy::is_person_column(&table.name, &read_names[i]))
+            .filter(|&i| matches!(table.person_rows(), PersonRows::Keyed(c) if c == read_names[i]))
             .collect();
         let schema = TableSchema {
             columns: stored
@@ -109,14 +108,12 @@ impl TablePlan {
 /// are removed, and if the process dies they are collected by the next ingest of the dataset.
 pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
     let started = Instant::now();
-    let spec = CdmSpec::v54();
+    let spec = agora_cdm::spec(CdmVersion::V5_4);
     let source = req.source.clone();
-    let (files, unknown) = tokio::task::spawn_blocking({
-        let spec = spec.clone();
-        move || discover(&source, |t| spec.table(t).is_some())
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
+    let (files, unknown) =
+        tokio::task::spawn_blocking(move || discover(&source, |t| spec.table(t).is_some()))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
     if files.is_empty() {
         return Err(Error::NoInput {
             path: req.source.display().to_string(),
@@ -124,7 +121,7 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
     }
     let mut warnings: Vec<String> = unknown
         .iter()
-        .map(|f| format!("{f}: not a CDM {} table, not ingested", spec.version))
+        .map(|f| format!("{f}: not a CDM {} table, not ingested", spec.version()))
         .collect();
     let plans: Vec<TablePlan> = files
         .into_iter()
@@ -149,7 +146,9 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
         warnings.extend(extra.iter().map(|c| {
             format!(
                 "{}: column {c} is not in CDM {} table {}, not ingested",
-                plan.file.name, spec.version, plan.table.name
+                plan.file.name,
+                spec.version(),
+                plan.table.name
             )
         }));
     }
