@@ -41,11 +41,6 @@ use crate::{Error, QueryEngine, Result};
 /// The column every person-level table keys its rows by: the hub person key.
 pub const PERSON_KEY: &str = "person_id";
 
-/// OMOP CDM 5.4 tables whose rows concern a person but carry no `person_id` (they link
-/// through another table's key): the opt-out anti-join cannot reach them yet.
-const PERSON_ROWS_WITHOUT_KEY: &[&str] =
-    &["note_nlp", "cost", "fact_relationship", "episode_event"];
-
 /// Name of the (unregistered) opted-out key relation inside view plans.
 const OPTED_OUT: &str = "agora_opted_out";
 
@@ -243,7 +238,11 @@ fn scoped_plan(
         plan = plan.filter(filter_expr(entry, filter)?).map_err(err)?;
     }
     let person_key = entry.schema.columns.iter().find(|c| c.name == PERSON_KEY);
-    if person_key.is_none() && PERSON_ROWS_WITHOUT_KEY.contains(&entry.name.as_str()) {
+    // OMOP tables whose rows concern a person but carry no person column (they link through
+    // another table's key): the opt-out anti-join cannot reach them yet.
+    let cdm = agora_cdm::spec(agora_cdm::CdmVersion::V5_4).table(&entry.name);
+    let without_key = cdm.is_some_and(|t| t.person_rows() == agora_cdm::PersonRows::WithoutKey);
+    if person_key.is_none() && without_key {
         return Err(Error::Permit(format!(
             "table {} holds person-level rows without a {PERSON_KEY} column, so opt-outs \
              cannot be applied to it; it cannot be granted yet",
