@@ -2,10 +2,10 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
 use agora_core::{DataDir, DatasetName};
-use agora_ingest::IngestReport;
 use agora_ingest::fhir::{FhirIngest, ingest_fhir, views};
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
 use agora_ingest::tableschema::{TableSchemaIngest, ingest_tableschema};
+use agora_ingest::{IngestOptions, IngestReport};
 use agora_query::QueryLimits;
 use anyhow::{Context, Result, bail};
 
@@ -39,16 +39,18 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let report = ingest_omop(
                 &home.ingest_hub(),
                 OmopIngest {
-                    dataset: args.dataset,
-                    source: args.path.clone(),
+                    options: IngestOptions {
+                        dataset: args.dataset,
+                        source: args.path.clone(),
+                        actor: local_actor(),
+                        progress: std::io::stderr().is_terminal(),
+                        dry_run: args.dry_run,
+                        allow_duplicate: args.allow_duplicate,
+                    },
                     identity: match args.identity {
                         Identity::SourceValue => IdentitySource::SourceValue,
                         Identity::PersonId => IdentitySource::PersonId,
                     },
-                    actor: local_actor(),
-                    progress: std::io::stderr().is_terminal(),
-                    dry_run: args.dry_run,
-                    allow_duplicate: args.allow_duplicate,
                 },
             )
             .await;
@@ -59,14 +61,16 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let report = ingest_fhir(
                 &home.ingest_hub(),
                 FhirIngest {
-                    dataset: args.dataset,
-                    source: args.path.clone(),
+                    options: IngestOptions {
+                        dataset: args.dataset,
+                        source: args.path.clone(),
+                        actor: local_actor(),
+                        progress: std::io::stderr().is_terminal(),
+                        dry_run: args.dry_run,
+                        allow_duplicate: args.allow_duplicate,
+                    },
                     identity: args.identity,
                     views_dir: Some(dir.views()),
-                    actor: local_actor(),
-                    progress: std::io::stderr().is_terminal(),
-                    dry_run: args.dry_run,
-                    allow_duplicate: args.allow_duplicate,
                     omop: !args.no_omop,
                     vocabulary: args.vocabulary,
                 },
@@ -79,14 +83,16 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let report = ingest_tableschema(
                 &home.ingest_hub(),
                 TableSchemaIngest {
-                    dataset: args.dataset,
-                    source: args.path.clone(),
+                    options: IngestOptions {
+                        dataset: args.dataset,
+                        source: args.path.clone(),
+                        actor: local_actor(),
+                        progress: std::io::stderr().is_terminal(),
+                        dry_run: args.dry_run,
+                        allow_duplicate: args.allow_duplicate,
+                    },
                     schemas: args.schemas,
                     person_ids: args.person_ids,
-                    actor: local_actor(),
-                    progress: std::io::stderr().is_terminal(),
-                    dry_run: args.dry_run,
-                    allow_duplicate: args.allow_duplicate,
                 },
             )
             .await;
@@ -449,13 +455,15 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
         let report = ingest_omop(
             &home.ingest_hub(),
             OmopIngest {
-                dataset: dataset.clone(),
-                source,
+                options: IngestOptions {
+                    dataset: dataset.clone(),
+                    source,
+                    actor: local_actor(),
+                    progress: std::io::stderr().is_terminal(),
+                    dry_run: false,
+                    allow_duplicate: false,
+                },
                 identity: IdentitySource::SourceValue,
-                actor: local_actor(),
-                progress: std::io::stderr().is_terminal(),
-                dry_run: false,
-                allow_duplicate: false,
             },
         )
         .await?;

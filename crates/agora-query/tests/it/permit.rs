@@ -9,8 +9,8 @@ use agora_govern::{
     NewUser, OptOutChannel, PermitGrant, Principal, ReleaseSelector, RequestedDataset,
     RequestedTable, Role, RowFilter, TableScope,
 };
-use agora_ingest::Hub;
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
+use agora_ingest::{Hub, IngestOptions};
 use agora_lake::Lake;
 use agora_privacy::HubSecret;
 use agora_query::{Error, Grant, PermitScope, QueryEngine, QueryLimits, QueryOutput};
@@ -58,13 +58,15 @@ async fn env() -> Env {
     ingest_omop(
         &hub,
         OmopIngest {
-            dataset: "omop".parse().unwrap(),
-            source: fixture,
+            options: IngestOptions {
+                dataset: "omop".parse().unwrap(),
+                source: fixture,
+                actor: "test".into(),
+                progress: false,
+                dry_run: false,
+                allow_duplicate: false,
+            },
             identity: IdentitySource::SourceValue,
-            actor: "test".into(),
-            progress: false,
-            dry_run: false,
-            allow_duplicate: false,
         },
     )
     .await
