@@ -21,8 +21,8 @@
 //! assert_eq!(cdm.table("concept").unwrap().person_rows(), PersonRows::Absent);
 //! ```
 //!
-//! Adding a version (CDM 5.3) is one embedded file, one [`CdmVersion`] variant and one arm in
-//! [`CdmVersion`]'s source lookup.
+//! CDM 5.3 and 5.4 are embedded. Adding a version is one embedded file, one [`CdmVersion`]
+//! variant and one arm in [`CdmVersion`]'s source lookup.
 
 #![deny(missing_docs)]
 
@@ -36,13 +36,15 @@ use agora_core::ColumnType;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum CdmVersion {
+    /// OMOP CDM v5.3.
+    V5_3,
     /// OMOP CDM v5.4.
     V5_4,
 }
 
 impl CdmVersion {
     /// Every known version, oldest first.
-    pub const ALL: &'static [CdmVersion] = &[CdmVersion::V5_4];
+    pub const ALL: &'static [CdmVersion] = &[CdmVersion::V5_3, CdmVersion::V5_4];
 
     /// The version as OHDSI writes it: `5.4`.
     pub fn as_str(self) -> &'static str {
@@ -52,6 +54,7 @@ impl CdmVersion {
     /// Where this version's specification comes from.
     fn source(self) -> &'static Source {
         match self {
+            CdmVersion::V5_3 => &V5_3,
             CdmVersion::V5_4 => &V5_4,
         }
     }
@@ -76,6 +79,16 @@ struct Source {
     /// Tables that name their person in a column other than `person_id`.
     other_person_columns: &'static [(&'static str, &'static str)],
 }
+
+const V5_3: Source = Source {
+    version: "5.3",
+    fields: include_str!("cdm53_fields.csv"),
+    // note_nlp → note; cost → its event (cost_event_id, cost_domain_id); fact_relationship
+    // → the two facts it relates. (5.3 has no episode tables; cohort is not in its
+    // field-level file.)
+    person_rows_without_key: &["note_nlp", "cost", "fact_relationship"],
+    other_person_columns: &[],
+};
 
 const V5_4: Source = Source {
     version: "5.4",
@@ -342,6 +355,25 @@ mod tests {
                 assert!(table.column(column).is_some(), "{name}.{column}");
             }
         }
+    }
+
+    #[test]
+    fn v53_differs_from_v54_where_ohdsi_says() {
+        let v53 = spec(CdmVersion::V5_3);
+        assert_eq!(v53.version().to_string(), "5.3");
+        assert_eq!(v53.tables().len(), 37);
+        assert!(v53.table("episode").is_none());
+        assert!(v53.table("attribute_definition").is_some());
+        // 5.3 visits say admitting_source / discharge_to; 5.4 renamed them.
+        let visit = v53.table("visit_occurrence").unwrap();
+        assert!(visit.column("admitting_source_concept_id").is_some());
+        assert!(visit.column("admitted_from_concept_id").is_none());
+        let without: Vec<&str> = v53
+            .tables()
+            .filter(|t| t.person_rows() == PersonRows::WithoutKey)
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(without, ["cost", "fact_relationship", "note_nlp"]);
     }
 
     #[test]
