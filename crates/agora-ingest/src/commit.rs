@@ -1,5 +1,6 @@
-//! The end of every ingest, whatever the data model: quarantine report, manifest, and the
-//! metadata-store transaction that makes the release visible.
+//! The ends of every ingest, whatever the data model: re-ingest admission before the data is
+//! read; quarantine report, manifest, and the metadata-store transaction that makes the
+//! release visible after it is written. The lifecycle (`lifecycle.rs`) runs them in order.
 
 use agora_core::DatasetName;
 use agora_govern::{NewRelease, SourceFingerprint};
@@ -9,7 +10,7 @@ use agora_lake::{
 
 use crate::fingerprint::{SourcePath, fingerprint};
 use crate::quarantine::Quarantine;
-use crate::{Error, Hub, IngestReport, Result, TableReport};
+use crate::{Error, Hub, IngestOptions, IngestReport, Result, TableReport};
 
 /// The source files of an ingest, fingerprinted, and whether the dataset already has a
 /// release made of exactly these files.
@@ -62,7 +63,6 @@ pub(crate) struct Staged {
     /// `(person_key, check)` pairs first seen in this release.
     pub new_persons: Vec<(i64, i64)>,
     pub warnings: Vec<String>,
-    pub admission: Admission,
 }
 
 /// Stores the quarantine report and the manifest, then commits the release with its new
@@ -71,13 +71,12 @@ pub(crate) struct Staged {
 pub(crate) async fn commit(
     hub: &Hub,
     writer: &ReleaseWriter,
-    dataset: &DatasetName,
-    actor: &str,
-    dry_run: bool,
+    options: &IngestOptions,
+    admission: Admission,
     mut staged: Staged,
 ) -> Result<IngestReport> {
-    let admission = staged.admission.clone();
-    if dry_run {
+    let dataset = &options.dataset;
+    if options.dry_run {
         if let Some(release) = admission.duplicate_of
             && !admission.allow_duplicate
         {
@@ -138,7 +137,7 @@ pub(crate) async fn commit(
                 model: manifest.source.model.clone(),
                 release_id: manifest.release_id.clone(),
                 manifest_path,
-                created_by: actor.to_owned(),
+                created_by: options.actor.clone(),
                 rows: rows as i64,
                 quarantined: quarantined as i64,
                 new_persons: staged.new_persons,

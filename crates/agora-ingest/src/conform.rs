@@ -14,9 +14,9 @@ use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 
-use crate::omop::spec::{CdmColumn, CdmType};
 use crate::source::RawBatch;
 use crate::{Error, Result};
+use agora_cdm::{CdmColumn, CdmType};
 
 /// Why a row was quarantined. Displayed to producers; never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

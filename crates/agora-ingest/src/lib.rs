@@ -6,15 +6,18 @@
 //!
 //! ```no_run
 //! # async fn f(hub: agora_ingest::Hub) -> agora_ingest::Result<()> {
+//! use agora_ingest::IngestOptions;
 //! use agora_ingest::omop::{ingest_omop, IdentitySource, OmopIngest};
 //! let report = ingest_omop(&hub, OmopIngest {
-//!     dataset: "synthea".parse().unwrap(),
-//!     source: "extract/".into(),
+//!     options: IngestOptions {
+//!         dataset: "synthea".parse().unwrap(),
+//!         source: "extract/".into(),
+//!         actor: "operator".into(),
+//!         progress: true,
+//!         dry_run: false,
+//!         allow_duplicate: false,
+//!     },
 //!     identity: IdentitySource::SourceValue,
-//!     actor: "operator".into(),
-//!     progress: true,
-//!     dry_run: false,
-//!     allow_duplicate: false,
 //! }).await?;
 //! println!("release {} stored {} rows", report.release, report.rows_stored);
 //! # Ok(()) }
@@ -26,6 +29,11 @@
 //! Any dataset described by Frictionless Table Schema (the SNDS tables, for instance) goes
 //! through [`tableschema::ingest_tableschema`], with the same machinery again.
 //!
+//! Every model goes through one release lifecycle: lock the dataset, clean the debris of
+//! aborted ingests, admit the source (re-ingest fingerprint), write, then commit the release
+//! atomically or abort; the options every ingest takes are [`IngestOptions`]. The CDM
+//! specification the OMOP ingests validate against is `agora-cdm`'s.
+//!
 //! Not here: querying (`agora-query`).
 
 mod commit;
@@ -34,6 +42,7 @@ mod error;
 pub mod fhir;
 mod fingerprint;
 mod keys;
+mod lifecycle;
 pub mod omop;
 mod quarantine;
 mod source;
@@ -47,6 +56,7 @@ use agora_privacy::HubSecret;
 
 pub use conform::Reason;
 pub use error::{Error, Result};
+pub use lifecycle::IngestOptions;
 pub use source::{MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES};
 
 /// What an ingest writes to: the hub's lake, metadata store and secret.

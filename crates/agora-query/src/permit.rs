@@ -41,11 +41,6 @@ use crate::{Error, QueryEngine, Result};
 /// The column every person-level table keys its rows by: the hub person key.
 pub const PERSON_KEY: &str = "person_id";
 
-/// OMOP CDM 5.4 tables whose rows concern a person but carry no `person_id` (they link
-/// through another table's key): the opt-out anti-join cannot reach them yet.
-const PERSON_ROWS_WITHOUT_KEY: &[&str] =
-    &["note_nlp", "cost", "fact_relationship", "episode_event"];
-
 /// Name of the (unregistered) opted-out key relation inside view plans.
 const OPTED_OUT: &str = "agora_opted_out";
 
@@ -256,19 +251,31 @@ fn scoped_plan(
     for filter in &scope.row_filters {
         plan = plan.filter(filter_expr(entry, filter)?).map_err(err)?;
     }
-    let person_key = entry.schema.columns.iter().find(|c| c.name == PERSON_KEY);
-    if person_key.is_none() && PERSON_ROWS_WITHOUT_KEY.contains(&entry.name.as_str()) {
-        return Err(Error::Permit(format!(
-            "table {} holds person-level rows without a {PERSON_KEY} column, so opt-outs \
-             cannot be applied to it; it cannot be granted yet",
-            entry.name
-        )));
-    }
+    // The column naming each row's person: `person_id`, or the CDM's own for the table
+    // (`cohort.subject_id`, re-keyed at ingest like `person_id`). OMOP tables whose rows
+    // concern a person without such a column (they link through another table's key)
+    // cannot be reached by the opt-out anti-join, so they cannot be granted yet.
+    let cdm = agora_cdm::spec(agora_cdm::CdmVersion::V5_4).table(&entry.name);
+    let key_name = match cdm.map(|t| t.person_rows()) {
+        _ if entry.schema.index_of(PERSON_KEY).is_some() => Some(PERSON_KEY),
+        Some(agora_cdm::PersonRows::Keyed(column)) if entry.schema.index_of(column).is_some() => {
+            Some(column)
+        }
+        Some(agora_cdm::PersonRows::Keyed(_) | agora_cdm::PersonRows::WithoutKey) => {
+            return Err(Error::Permit(format!(
+                "table {} holds person-level rows without a person column, so opt-outs \
+                 cannot be applied to it; it cannot be granted yet",
+                entry.name
+            )));
+        }
+        _ => None,
+    };
+    let person_key = key_name.and_then(|name| entry.schema.columns.iter().find(|c| c.name == name));
     if let (Some(key), Some(opted_out)) = (person_key, opted_out) {
         if key.ty != ColumnType::Int64 {
             return Err(Error::Permit(format!(
-                "table {} has a {PERSON_KEY} column that is not a hub person key",
-                entry.name
+                "table {} has a {} column that is not a hub person key",
+                entry.name, key.name
             )));
         }
         plan = plan
@@ -276,7 +283,7 @@ fn scoped_plan(
                 opted_out.clone(),
                 JoinType::LeftAnti,
                 (
-                    vec![Column::new(Some(entry.name.as_str()), PERSON_KEY)],
+                    vec![Column::new(Some(entry.name.as_str()), key.name.as_str())],
                     vec![Column::new(Some(OPTED_OUT), PERSON_KEY)],
                 ),
                 None,

@@ -2,10 +2,10 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
 use agora_core::{DataDir, DatasetName};
-use agora_ingest::IngestReport;
 use agora_ingest::fhir::{FhirIngest, views};
 use agora_ingest::omop::{IdentitySource, OmopIngest};
 use agora_ingest::tableschema::TableSchemaIngest;
+use agora_ingest::{IngestOptions, IngestReport};
 use agora_service::{Credential, Front, QueryLimits, Target};
 use anyhow::{Context, Result, bail};
 
@@ -38,16 +38,18 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             let report = home
                 .ingest_omop(OmopIngest {
-                    dataset: args.dataset,
-                    source: args.path.clone(),
+                    options: IngestOptions {
+                        dataset: args.dataset,
+                        source: args.path.clone(),
+                        actor: local_actor(),
+                        progress: std::io::stderr().is_terminal(),
+                        dry_run: args.dry_run,
+                        allow_duplicate: args.allow_duplicate,
+                    },
                     identity: match args.identity {
                         Identity::SourceValue => IdentitySource::SourceValue,
                         Identity::PersonId => IdentitySource::PersonId,
                     },
-                    actor: local_actor(),
-                    progress: std::io::stderr().is_terminal(),
-                    dry_run: args.dry_run,
-                    allow_duplicate: args.allow_duplicate,
                 })
                 .await;
             finish_ingest(report, &args.path, args.json, &dir)
@@ -56,14 +58,16 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             let report = home
                 .ingest_fhir(FhirIngest {
-                    dataset: args.dataset,
-                    source: args.path.clone(),
+                    options: IngestOptions {
+                        dataset: args.dataset,
+                        source: args.path.clone(),
+                        actor: local_actor(),
+                        progress: std::io::stderr().is_terminal(),
+                        dry_run: args.dry_run,
+                        allow_duplicate: args.allow_duplicate,
+                    },
                     identity: args.identity,
                     views_dir: Some(dir.views()),
-                    actor: local_actor(),
-                    progress: std::io::stderr().is_terminal(),
-                    dry_run: args.dry_run,
-                    allow_duplicate: args.allow_duplicate,
                     omop: !args.no_omop,
                     vocabulary: args.vocabulary,
                 })
@@ -74,14 +78,16 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             let report = home
                 .ingest_tableschema(TableSchemaIngest {
-                    dataset: args.dataset,
-                    source: args.path.clone(),
+                    options: IngestOptions {
+                        dataset: args.dataset,
+                        source: args.path.clone(),
+                        actor: local_actor(),
+                        progress: std::io::stderr().is_terminal(),
+                        dry_run: args.dry_run,
+                        allow_duplicate: args.allow_duplicate,
+                    },
                     schemas: args.schemas,
                     person_ids: args.person_ids,
-                    actor: local_actor(),
-                    progress: std::io::stderr().is_terminal(),
-                    dry_run: args.dry_run,
-                    allow_duplicate: args.allow_duplicate,
                 })
                 .await;
             finish_ingest(report, &args.path, args.json, &dir)
@@ -467,13 +473,15 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
         eprintln!("Ingesting it as dataset `{DEMO_DATASET}`...");
         let report = home
             .ingest_omop(OmopIngest {
-                dataset: dataset.clone(),
+                options: IngestOptions {
+                    dataset: dataset.clone(),
+                    actor: local_actor(),
+                    progress: std::io::stderr().is_terminal(),
+                    dry_run: false,
+                    allow_duplicate: false,
+                },
                 source,
                 identity: IdentitySource::SourceValue,
-                actor: local_actor(),
-                progress: std::io::stderr().is_terminal(),
-                dry_run: false,
-                allow_duplicate: false,
             })
             .await?;
         print_report(&report, dir);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 
-use agora_ingest::omop::spec::CdmSpec;
+use agora_cdm::CdmVersion;
 use agora_synth::{GenerateReport, OmopConfig, TableSink};
 use anyhow::{Context, Result};
 use arrow::csv::reader::Decoder;
@@ -30,7 +30,7 @@ pub(crate) fn omop(args: &GenerateOmopArgs) -> Result<GenerateReport> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let spec = CdmSpec::v54();
+    let spec = agora_cdm::spec(CdmVersion::V5_4);
     let open = |table: &str| -> agora_synth::Result<Box<dyn TableSink>> {
         let path = args.out.join(format!("{table}.parquet"));
         let cdm = spec.table(table).ok_or_else(|| {

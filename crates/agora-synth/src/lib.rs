@@ -60,7 +60,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 pub use error::{Error, Result};
 
 use model::{Chunk, Ctx, Scratch};
-use schema::{N_CLINICAL, TABLES};
+use schema::N_CLINICAL;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,9 +133,9 @@ pub fn generate_omop_with(
     }
 
     let mut outputs: Outputs = Vec::with_capacity(N_CLINICAL);
-    for table in &TABLES[..N_CLINICAL] {
-        let mut sink = open(table.name)?;
-        sink.write_all(table.header().as_bytes())
+    for table in schema::tables().take(N_CLINICAL) {
+        let mut sink = open(&table.name)?;
+        sink.write_all(schema::header(table).as_bytes())
             .map_err(|e| Error::io(sink.path(), e))?;
         outputs.push(sink);
     }
@@ -143,19 +143,19 @@ pub fn generate_omop_with(
     let ctx = Ctx::new(cfg.seed, cfg.defects);
     let rows = run(cfg, &ctx, &mut outputs)?;
 
-    let mut tables: Vec<(String, u64)> = TABLES[..N_CLINICAL]
+    let mut tables: Vec<(String, u64)> = schema::TABLE_NAMES[..N_CLINICAL]
         .iter()
         .zip(rows)
-        .map(|(t, n)| (t.name.to_string(), n))
+        .map(|(t, n)| (t.to_string(), n))
         .collect();
     let mut bytes = 0;
     for sink in outputs {
         bytes += finish(sink)?;
     }
-    let (rows, size) = write_concepts(open(TABLES[schema::CONCEPT].name)?)?;
+    let (rows, size) = write_concepts(open(schema::TABLE_NAMES[schema::CONCEPT])?)?;
     tables.push(("concept".into(), rows));
     bytes += size;
-    let (rows, size) = write_ancestors(open(TABLES[schema::CONCEPT_ANCESTOR].name)?)?;
+    let (rows, size) = write_ancestors(open(schema::TABLE_NAMES[schema::CONCEPT_ANCESTOR])?)?;
     tables.push(("concept_ancestor".into(), rows));
     bytes += size;
     Ok(GenerateReport { tables, bytes })
@@ -427,7 +427,10 @@ fn write_concepts(sink: Box<dyn TableSink>) -> Result<(u64, u64)> {
     let path = sink.path().to_path_buf();
     let mut w = csv::WriterBuilder::new().from_writer(sink);
     let err = csv_err(&path);
-    let cols = TABLES[schema::CONCEPT].columns.iter().map(|c| c.name);
+    let cols = schema::table(schema::CONCEPT)
+        .columns
+        .iter()
+        .map(|c| c.name.as_str());
     w.write_record(cols).map_err(&err)?;
     let mut id = String::new();
     for c in &all {
@@ -469,10 +472,10 @@ fn write_ancestors(sink: Box<dyn TableSink>) -> Result<(u64, u64)> {
     let path = sink.path().to_path_buf();
     let mut w = csv::WriterBuilder::new().from_writer(sink);
     let err = csv_err(&path);
-    let cols = TABLES[schema::CONCEPT_ANCESTOR]
+    let cols = schema::table(schema::CONCEPT_ANCESTOR)
         .columns
         .iter()
-        .map(|c| c.name);
+        .map(|c| c.name.as_str());
     w.write_record(cols).map_err(&err)?;
     for &(a, d, levels) in &rows {
         let (a, d, l) = (a.to_string(), d.to_string(), levels.to_string());

@@ -148,7 +148,7 @@ impl Chunk {
         self.deaths.clear();
     }
 
-    /// Rows per clinical table, indexed like `schema::TABLES`.
+    /// Rows per clinical table, indexed like `schema::TABLE_NAMES`.
     pub(crate) fn counts(&self) -> [u64; N_CLINICAL] {
         let mut c = [0u64; N_CLINICAL];
         c[schema::PERSON] = self.persons.len() as u64;

@@ -6,7 +6,9 @@ use std::path::Path;
 use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::model::{self, Chunk, Ctx, Scratch};
-use crate::schema::{self, N_CLINICAL, TABLES, Ty};
+use agora_cdm::CdmType;
+
+use crate::schema::{self, N_CLINICAL};
 use crate::{GenerateReport, OmopConfig, generate_omop, vocab, write};
 
 fn generate(persons: u64, seed: u64, defects: f64) -> (tempfile::TempDir, GenerateReport) {
@@ -44,17 +46,17 @@ fn date(s: &str) -> NaiveDate {
 }
 
 /// Why a field does not fit its column, if it does not.
-fn field_problem(value: &str, required: bool, ty: Ty) -> Option<&'static str> {
+fn field_problem(value: &str, required: bool, ty: CdmType) -> Option<&'static str> {
     if value.is_empty() {
         return required.then_some("empty required field");
     }
     let ok = match ty {
-        Ty::Int => value.parse::<i64>().is_ok(),
-        Ty::Float => value.parse::<f64>().is_ok(),
-        Ty::Date => NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok() && value.len() == 10,
-        Ty::DateTime => NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S").is_ok(),
-        Ty::Text(0) => true,
-        Ty::Text(n) => value.chars().count() <= usize::from(n),
+        CdmType::Integer => value.parse::<i64>().is_ok(),
+        CdmType::Float => value.parse::<f64>().is_ok(),
+        CdmType::Date => NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok() && value.len() == 10,
+        CdmType::Datetime => NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S").is_ok(),
+        CdmType::Varchar(None) => true,
+        CdmType::Varchar(Some(n)) => value.chars().count() <= n,
     };
     (!ok).then_some("value does not fit the column type")
 }
@@ -92,8 +94,8 @@ const ORDERED: &[(&str, &str, &str)] = &[
 /// Counts rows with at least one problem (type, required, order, unknown person) per table.
 fn bad_rows(dir: &Path, persons: u64) -> BTreeMap<&'static str, usize> {
     let mut out = BTreeMap::new();
-    for table in &TABLES {
-        let (header, rows) = read_table(dir, table.name);
+    for table in schema::tables() {
+        let (header, rows) = read_table(dir, &table.name);
         let col = |n: &str| header.iter().position(|h| h == n);
         let pairs: Vec<(usize, usize)> = ORDERED
             .iter()
@@ -113,7 +115,7 @@ fn bad_rows(dir: &Path, persons: u64) -> BTreeMap<&'static str, usize> {
                 .columns
                 .iter()
                 .zip(row)
-                .any(|(c, v)| field_problem(v, c.required, c.ty).is_some());
+                .any(|(c, v)| field_problem(v, c.required, c.datatype).is_some());
             for &(s, e) in &pairs {
                 if !row[s].is_empty() && !row[e].is_empty() && row[e] < row[s] {
                     problem = true;
@@ -127,7 +129,7 @@ fn bad_rows(dir: &Path, persons: u64) -> BTreeMap<&'static str, usize> {
             }
             bad += usize::from(problem);
         }
-        out.insert(table.name, bad);
+        out.insert(table.name.as_str(), bad);
     }
     out
 }
@@ -138,8 +140,8 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     let (b, rb) = generate(300, 11, 0.0);
     let (c, _) = generate(300, 12, 0.0);
     assert_eq!(ra, rb);
-    for table in &TABLES {
-        let name = crate::schema::csv_file_name(table.name);
+    for table in schema::TABLE_NAMES {
+        let name = crate::schema::csv_file_name(table);
         let fa = std::fs::read(a.path().join(&name)).expect("read a");
         let fb = std::fs::read(b.path().join(&name)).expect("read b");
         assert!(fa == fb, "{name} differs between identical runs");
@@ -155,22 +157,22 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 fn headers_are_the_cdm_columns() {
     let (dir, report) = generate(20, 1, 0.0);
     let names: Vec<&str> = report.tables.iter().map(|(t, _)| t.as_str()).collect();
-    let expected: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    let expected: Vec<&str> = schema::TABLE_NAMES.to_vec();
     assert_eq!(names, expected);
-    for table in &TABLES {
-        let (header, _) = read_table(dir.path(), table.name);
-        let cols: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+    for table in schema::tables() {
+        let (header, _) = read_table(dir.path(), &table.name);
+        let cols: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(header, cols, "{}", table.name);
     }
     // Spot checks against the CDM 5.4 spec.
-    assert_eq!(TABLES[schema::DRUG_EXPOSURE].columns.len(), 23);
-    assert_eq!(TABLES[schema::MEASUREMENT].columns.len(), 23);
+    assert_eq!(schema::table(schema::DRUG_EXPOSURE).columns.len(), 23);
+    assert_eq!(schema::table(schema::MEASUREMENT).columns.len(), 23);
     assert_eq!(
-        TABLES[schema::OBSERVATION].columns[20].name,
+        schema::table(schema::OBSERVATION).columns[20].name,
         "obs_event_field_concept_id"
     );
     assert_eq!(
-        TABLES[schema::VISIT_OCCURRENCE].columns[16].name,
+        schema::table(schema::VISIT_OCCURRENCE).columns[16].name,
         "preceding_visit_occurrence_id"
     );
 }
@@ -578,10 +580,10 @@ fn output_does_not_depend_on_chunking() {
     }
     let mut bufs: [Vec<u8>; N_CLINICAL] = Default::default();
     write::format_chunk(&chunk, seed, 1_100, &[1; N_CLINICAL], &mut bufs);
-    for (t, b) in TABLES.iter().zip(&bufs) {
+    for (t, b) in schema::tables().zip(&bufs) {
         let file =
-            std::fs::read(dir.path().join(crate::schema::csv_file_name(t.name))).expect("read");
-        let body = &file[t.header().len()..];
+            std::fs::read(dir.path().join(crate::schema::csv_file_name(&t.name))).expect("read");
+        let body = &file[schema::header(t).len()..];
         assert!(
             body == b.as_slice(),
             "{} differs from sequential output",

@@ -29,20 +29,18 @@ pub mod views;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Instant;
 
 use agora_core::DatasetName;
-use agora_lake::{
-    DatasetLock, PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions,
-};
+use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
 use agora_privacy::PersonKeyer;
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::Value;
 
-use crate::commit::{Staged, admit, commit};
+use crate::commit::Staged;
 use crate::keys::KeyResolver;
+use crate::lifecycle::Lifecycle;
 use crate::quarantine::Quarantine;
-use crate::{Error, Hub, IngestReport, Reason, Result, TableReport};
+use crate::{Error, Hub, IngestOptions, IngestReport, Reason, Result, TableReport};
 use pseudo::{Outcome, Patients};
 use read::{FhirFile, FileKind, Position};
 use tables::{RawTable, ViewTable};
@@ -100,18 +98,12 @@ impl FromStr for FhirIdentity {
 /// What to ingest and how.
 #[derive(Debug, Clone)]
 pub struct FhirIngest {
-    pub dataset: DatasetName,
-    /// A directory of `*.ndjson` (Bulk Data) and/or `*.json` (Bundle) files.
-    pub source: PathBuf,
+    /// Dataset, actor, dry run...; the source is a directory of `*.ndjson` (Bulk Data)
+    /// and/or `*.json` (Bundle) files.
+    pub options: IngestOptions,
     pub identity: FhirIdentity,
     /// The operator's ViewDefinitions (applied after the default ones), if any.
     pub views_dir: Option<PathBuf>,
-    pub actor: String,
-    pub progress: bool,
-    /// Validate, pseudonymize and report, but commit nothing.
-    pub dry_run: bool,
-    /// Commit even if a release of the dataset was ingested from the very same files.
-    pub allow_duplicate: bool,
     /// Also write the OMOP CDM 5.4 tables ([`omop`]).
     pub omop: bool,
     /// The dataset whose latest release's `concept` (and `concept_relationship`,
@@ -138,17 +130,17 @@ const DROPPED: &[&str] = &[
     "Reference.display and Reference.identifier of patient references",
 ];
 
-/// Ingests a FHIR R4 extract as a new release of `req.dataset`: all of it or nothing.
+/// Ingests a FHIR R4 extract as a new release of `req.options.dataset`: all of it or nothing.
 pub async fn ingest_fhir(hub: &Hub, req: FhirIngest) -> Result<IngestReport> {
-    let started = Instant::now();
+    let lifecycle = Lifecycle::start(hub, &req.options);
     let views = views::load_views(req.views_dir.as_deref())?;
-    let source = req.source.clone();
+    let source = req.options.source.clone();
     let (files, warnings) = tokio::task::spawn_blocking(move || read::discover(&source))
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
     if files.is_empty() {
         return Err(Error::NoFhirInput {
-            path: req.source.display().to_string(),
+            path: req.options.source.display().to_string(),
         });
     }
     let vocabulary = match (&req.vocabulary, req.omop) {
@@ -156,23 +148,15 @@ pub async fn ingest_fhir(hub: &Hub, req: FhirIngest) -> Result<IngestReport> {
         (None, true) => Some(omop::Vocabulary::default()),
         (_, false) => None,
     };
-    let _lock = DatasetLock::try_acquire(&hub.locks_dir, &req.dataset)?;
-    let committed = hub.meta.committed_release_ids(&req.dataset).await?;
-    let swept = hub.lake.collect_garbage(&req.dataset, &committed).await?;
-    if swept > 0 {
-        tracing::info!(files = swept, "removed files of earlier failed ingests");
-    }
-    let writer = hub.lake.begin_release(&req.dataset);
-    match write_release(hub, &req, &writer, files, views, vocabulary, warnings).await {
-        Ok(mut report) => {
-            report.elapsed_ms = started.elapsed().as_millis() as u64;
-            Ok(report)
-        }
-        Err(e) => {
-            writer.abort().await;
-            Err(e)
-        }
-    }
+    let locked = lifecycle.lock().await?;
+    let sources = files.iter().map(FhirFile::source_path).collect();
+    let admitted = locked.admit(sources).await?;
+    let req = &req;
+    admitted
+        .write(|writer| async move {
+            write_release(hub, req, &writer, files, views, vocabulary, warnings).await
+        })
+        .await
 }
 
 async fn write_release(
@@ -183,9 +167,7 @@ async fn write_release(
     views: Vec<NamedView>,
     vocabulary: Option<omop::Vocabulary>,
     warnings: Vec<String>,
-) -> Result<IngestReport> {
-    let sources = files.iter().map(FhirFile::source_path).collect();
-    let admission = admit(hub, &req.dataset, sources, req.allow_duplicate, req.dry_run).await?;
+) -> Result<Staged> {
     let runtime = tokio::runtime::Handle::current();
     let resolver = KeyResolver::new(
         PersonKeyer::new(&hub.secret),
@@ -195,7 +177,7 @@ async fn write_release(
     let job = Job {
         writer: writer.clone(),
         identity: req.identity.clone(),
-        progress: req.progress,
+        progress: req.options.progress,
         files,
         views: views.clone(),
         omop: vocabulary.map(|v| (v, omop::Visits::new(PersonKeyer::new(&hub.secret)))),
@@ -219,7 +201,7 @@ async fn write_release(
     }
     let mut all_warnings = warnings;
     all_warnings.extend(out.warnings);
-    let staged = Staged {
+    Ok(Staged {
         source: SourceInfo {
             model: "fhir-r4".into(),
             form: out.forms.join("+"),
@@ -236,9 +218,7 @@ async fn write_release(
         quarantine: out.quarantine,
         new_persons: out.new_persons,
         warnings: all_warnings,
-        admission,
-    };
-    commit(hub, writer, &req.dataset, &req.actor, req.dry_run, staged).await
+    })
 }
 
 /// The blocking part of an ingest, run on a worker thread.

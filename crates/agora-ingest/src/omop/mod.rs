@@ -8,48 +8,36 @@
 //! ```
 
 pub mod policy;
-pub mod spec;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
+use agora_cdm::{CdmTable, CdmVersion, PersonRows};
 use agora_core::{ColumnDef, DatasetName, TableSchema};
-use agora_lake::{
-    DatasetLock, PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions,
-};
+use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
 use agora_privacy::PersonKeyer;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use arrow::datatypes::Int64Type;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
-use crate::commit::{Admission, Staged, admit, commit};
+use crate::commit::Staged;
 use crate::conform::{Reason, Reject, conform, keep_rows};
 use crate::fingerprint::SourcePath;
 use crate::keys::KeyResolver;
+use crate::lifecycle::Lifecycle;
 use crate::quarantine::Quarantine;
 use crate::source::{self, Form, SourceFile, SourceReader, discover, read_ahead};
-use crate::{Error, Hub, IngestReport, Result, TableReport};
+use crate::{Error, Hub, IngestOptions, IngestReport, Result, TableReport};
 pub use policy::IdentitySource;
-use spec::{CdmSpec, CdmTable};
 
 /// What to ingest and how.
 #[derive(Debug, Clone)]
 pub struct OmopIngest {
-    pub dataset: DatasetName,
-    /// A directory of `<table>.csv|.tsv|.parquet` files.
-    pub source: PathBuf,
+    /// Dataset, actor, dry run...; the source is a directory of `<table>.csv|.tsv|.parquet`
+    /// files.
+    pub options: IngestOptions,
     pub identity: IdentitySource,
-    /// Who runs the ingest, recorded with the release.
-    pub actor: String,
-    /// Show progress bars on stderr.
-    pub progress: bool,
-    /// Validate, pseudonymize and report, but commit nothing.
-    pub dry_run: bool,
-    /// Commit even if a release of the dataset was ingested from the very same files.
-    pub allow_duplicate: bool,
 }
 
 /// One table's plan: which source file, which columns are read, stored and re-keyed.
@@ -72,7 +60,7 @@ impl TablePlan {
             .filter(|&i| !policy::is_dropped(&table.name, &read_names[i]))
             .collect();
         let person_columns = (0..read_names.len())
-            .filter(|&i| policy::is_person_column(&table.name, &read_names[i]))
+            .filter(|&i| matches!(table.person_rows(), PersonRows::Keyed(c) if c == read_names[i]))
             .collect();
         let schema = TableSchema {
             columns: stored
@@ -103,28 +91,26 @@ impl TablePlan {
     }
 }
 
-/// Ingests an OMOP CDM 5.4 extract as a new release of `req.dataset`.
+/// Ingests an OMOP CDM 5.4 extract as a new release of `req.options.dataset`.
 ///
 /// Either the whole release is committed or nothing is: on any error, files already written
 /// are removed, and if the process dies they are collected by the next ingest of the dataset.
 pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
-    let started = Instant::now();
-    let spec = CdmSpec::v54();
-    let source = req.source.clone();
-    let (files, unknown) = tokio::task::spawn_blocking({
-        let spec = spec.clone();
-        move || discover(&source, |t| spec.table(t).is_some())
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
+    let lifecycle = Lifecycle::start(hub, &req.options);
+    let spec = agora_cdm::spec(CdmVersion::V5_4);
+    let source = req.options.source.clone();
+    let (files, unknown) =
+        tokio::task::spawn_blocking(move || discover(&source, |t| spec.table(t).is_some()))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
     if files.is_empty() {
         return Err(Error::NoInput {
-            path: req.source.display().to_string(),
+            path: req.options.source.display().to_string(),
         });
     }
     let mut warnings: Vec<String> = unknown
         .iter()
-        .map(|f| format!("{f}: not a CDM {} table, not ingested", spec.version))
+        .map(|f| format!("{f}: not a CDM {} table, not ingested", spec.version()))
         .collect();
     let plans: Vec<TablePlan> = files
         .into_iter()
@@ -149,17 +135,13 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
         warnings.extend(extra.iter().map(|c| {
             format!(
                 "{}: column {c} is not in CDM {} table {}, not ingested",
-                plan.file.name, spec.version, plan.table.name
+                plan.file.name,
+                spec.version(),
+                plan.table.name
             )
         }));
     }
 
-    let _lock = DatasetLock::try_acquire(&hub.locks_dir, &req.dataset)?;
-    let committed = hub.meta.committed_release_ids(&req.dataset).await?;
-    let swept = hub.lake.collect_garbage(&req.dataset, &committed).await?;
-    if swept > 0 {
-        tracing::info!(files = swept, "removed files of earlier failed ingests");
-    }
     let sources = plans
         .iter()
         .map(|p| SourcePath {
@@ -167,19 +149,11 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
             path: p.file.path.clone(),
         })
         .collect();
-    let admission = admit(hub, &req.dataset, sources, req.allow_duplicate, req.dry_run).await?;
-
-    let writer = hub.lake.begin_release(&req.dataset);
-    match write_release(hub, &req, &writer, plans, warnings, admission).await {
-        Ok(mut report) => {
-            report.elapsed_ms = started.elapsed().as_millis() as u64;
-            Ok(report)
-        }
-        Err(e) => {
-            writer.abort().await;
-            Err(e)
-        }
-    }
+    let admitted = lifecycle.lock().await?.admit(sources).await?;
+    let req = &req;
+    admitted
+        .write(|writer| async move { write_release(hub, req, &writer, plans, warnings).await })
+        .await
 }
 
 fn check_required_columns(plan: &TablePlan, reader: &SourceReader) -> Result<()> {
@@ -202,12 +176,11 @@ async fn write_release(
     writer: &ReleaseWriter,
     plans: Vec<TablePlan>,
     warnings: Vec<String>,
-    admission: Admission,
-) -> Result<IngestReport> {
+) -> Result<Staged> {
     let runtime = tokio::runtime::Handle::current();
     let keyer = PersonKeyer::new(&hub.secret);
     let resolver = KeyResolver::new(keyer, hub.meta.clone(), runtime);
-    let progress = if req.progress {
+    let progress = if req.options.progress {
         MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
     } else {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
@@ -216,7 +189,7 @@ async fn write_release(
         writer: writer.clone(),
         options: WriterOptions::default(),
         identity: req.identity,
-        dataset: req.dataset.clone(),
+        dataset: req.options.dataset.clone(),
         progress,
     };
     let source_files: Vec<(String, u64)> = plans
@@ -245,7 +218,7 @@ async fn write_release(
             })
             .collect(),
     };
-    let staged = Staged {
+    Ok(Staged {
         source: SourceInfo {
             model: "omop-cdm-5.4".into(),
             form: forms.join("+"),
@@ -258,9 +231,7 @@ async fn write_release(
         quarantine,
         new_persons,
         warnings,
-        admission,
-    };
-    commit(hub, writer, &req.dataset, &req.actor, req.dry_run, staged).await
+    })
 }
 
 /// The blocking part of an ingest, run on worker threads.

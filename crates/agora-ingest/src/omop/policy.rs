@@ -1,4 +1,5 @@
-//! Which OMOP columns identify people, and what ingest does with them.
+//! Which OMOP columns identify people, and what ingest does with them. Which column names a
+//! row's person (rewritten to the hub person key) is the CDM's: [`agora_cdm::PersonRows`].
 
 /// Columns holding direct identifiers: never stored in the lake.
 ///
@@ -20,12 +21,6 @@ pub const DROPPED_COLUMNS: &[(&str, &str)] = &[
     ("provider", "npi"),
     ("provider", "dea"),
 ];
-
-/// Columns holding a source person id, rewritten to the hub person key. Every CDM table with
-/// a `person_id` column, plus `cohort.subject_id` (a person id by OHDSI convention).
-pub fn is_person_column(table: &str, column: &str) -> bool {
-    column == "person_id" || (table == "cohort" && column == "subject_id")
-}
 
 pub fn is_dropped(table: &str, column: &str) -> bool {
     DROPPED_COLUMNS.contains(&(table, column))

@@ -38,24 +38,22 @@ mod value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hasher;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use agora_core::{ColumnDef, ColumnType, DatasetName, TableSchema};
-use agora_lake::{
-    DatasetLock, PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions,
-};
+use agora_core::{ColumnDef, ColumnType, TableSchema};
+use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
 use agora_privacy::PersonKeyer;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
-use crate::commit::{Admission, Staged, admit, commit};
+use crate::commit::Staged;
 use crate::conform::{Reason, Reject, keep_rows};
 use crate::error::io_err;
 use crate::fingerprint::SourcePath;
 use crate::keys::KeyResolver;
+use crate::lifecycle::Lifecycle;
 use crate::quarantine::Quarantine;
 use crate::source::{CsvOptions, MAX_DOCUMENT_BYTES, RawBatch, SourceReader, read_ahead};
-use crate::{Error, Hub, IngestReport, Result, TableReport};
+use crate::{Error, Hub, IngestOptions, IngestReport, Result, TableReport};
 use discover::{Found, discover};
 pub use schema::IDENTIFIER_PROPERTY;
 use schema::{Field, Schema};
@@ -64,20 +62,14 @@ use value::{Cell, ColumnBuilder, encode_text};
 /// What to ingest and how.
 #[derive(Debug, Clone)]
 pub struct TableSchemaIngest {
-    pub dataset: DatasetName,
-    /// The data files (`NAME.csv`, `NAME.tsv`), anywhere below this directory.
-    pub source: PathBuf,
+    /// Dataset, actor, dry run...; the source is a directory with the data files
+    /// (`NAME.csv`, `NAME.tsv`) anywhere below it.
+    pub options: IngestOptions,
     /// Where the schemas (`NAME.json`) are, when not beside the data files.
     pub schemas: Option<PathBuf>,
     /// Fields holding person identifiers, in every resource that has them (case-insensitive),
     /// in addition to those the schemas declare.
     pub person_ids: Vec<String>,
-    pub actor: String,
-    pub progress: bool,
-    /// Validate, pseudonymize and report, but commit nothing.
-    pub dry_run: bool,
-    /// Commit even if a release of the dataset was ingested from the very same files.
-    pub allow_duplicate: bool,
 }
 
 /// Which fields make a key, and for each whether it is compared as written rather than
@@ -121,17 +113,18 @@ struct Plan {
     referenced: Vec<KeySpec>,
 }
 
-/// Ingests a Table Schema dataset as a new release of `req.dataset`: all of it or nothing.
+/// Ingests a Table Schema dataset as a new release of `req.options.dataset`: all of it or
+/// nothing.
 pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<IngestReport> {
-    let started = Instant::now();
-    let (source, schemas) = (req.source.clone(), req.schemas.clone());
+    let lifecycle = Lifecycle::start(hub, &req.options);
+    let (source, schemas) = (req.options.source.clone(), req.schemas.clone());
     let (found, mut warnings) =
         tokio::task::spawn_blocking(move || discover(&source, schemas.as_deref()))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
     if found.is_empty() {
         return Err(Error::NoTableSchemaInput {
-            path: req.source.display().to_string(),
+            path: req.options.source.display().to_string(),
         });
     }
     let plans = plan(found, &req.person_ids, &mut warnings)?;
@@ -173,12 +166,7 @@ pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<Ing
         }));
     }
 
-    let _lock = DatasetLock::try_acquire(&hub.locks_dir, &req.dataset)?;
-    let committed = hub.meta.committed_release_ids(&req.dataset).await?;
-    let swept = hub.lake.collect_garbage(&req.dataset, &committed).await?;
-    if swept > 0 {
-        tracing::info!(files = swept, "removed files of earlier failed ingests");
-    }
+    let locked = lifecycle.lock().await?;
     let sources = plans
         .iter()
         .flat_map(|p| {
@@ -194,9 +182,8 @@ pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<Ing
             ]
         })
         .collect();
-    let admission = admit(hub, &req.dataset, sources, req.allow_duplicate, req.dry_run).await?;
+    let admitted = locked.admit(sources).await?;
 
-    let writer = hub.lake.begin_release(&req.dataset);
     let identity = if person_fields.is_empty() {
         "none: no field is declared a person identifier".to_owned()
     } else {
@@ -205,16 +192,12 @@ pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<Ing
             person_fields.join(", ")
         )
     };
-    match write_release(hub, &req, &writer, plans, warnings, identity, admission).await {
-        Ok(mut report) => {
-            report.elapsed_ms = started.elapsed().as_millis() as u64;
-            Ok(report)
-        }
-        Err(e) => {
-            writer.abort().await;
-            Err(e)
-        }
-    }
+    let req = &req;
+    admitted
+        .write(|writer| async move {
+            write_release(hub, req, &writer, plans, warnings, identity).await
+        })
+        .await
 }
 
 fn open(plan: &Plan) -> Result<(SourceReader, Vec<String>)> {
@@ -536,14 +519,13 @@ async fn write_release(
     plans: Vec<Plan>,
     warnings: Vec<String>,
     identity: String,
-    admission: Admission,
-) -> Result<IngestReport> {
+) -> Result<Staged> {
     let resolver = KeyResolver::new(
         PersonKeyer::new(&hub.secret),
         hub.meta.clone(),
         tokio::runtime::Handle::current(),
     );
-    let progress = if req.progress {
+    let progress = if req.options.progress {
         MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
     } else {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
@@ -574,7 +556,7 @@ async fn write_release(
             .put_file(&format!("schemas/{table}.json"), bytes)
             .await?;
     }
-    let staged = Staged {
+    Ok(Staged {
         source: SourceInfo {
             model: "tableschema".into(),
             form: forms.join("+"),
@@ -591,9 +573,7 @@ async fn write_release(
         quarantine: out.quarantine,
         new_persons: out.new_persons,
         warnings,
-        admission,
-    };
-    commit(hub, writer, &req.dataset, &req.actor, req.dry_run, staged).await
+    })
 }
 
 /// The blocking part of an ingest, run on a worker thread (plus one reader thread).

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use agora_ingest::fhir::{FhirIdentity, FhirIngest, ingest_fhir};
-use agora_ingest::{Error, IngestReport};
+use agora_ingest::{Error, IngestOptions, IngestReport};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use serde_json::Value;
@@ -25,14 +25,16 @@ impl TestHub {
         ingest_fhir(
             &self.hub,
             FhirIngest {
-                dataset: dataset.parse().unwrap(),
-                source: source.to_path_buf(),
+                options: IngestOptions {
+                    dataset: dataset.parse().unwrap(),
+                    source: source.to_path_buf(),
+                    actor: "test".into(),
+                    progress: false,
+                    dry_run: false,
+                    allow_duplicate: false,
+                },
                 identity,
                 views_dir: None,
-                actor: "test".into(),
-                progress: false,
-                dry_run: false,
-                allow_duplicate: false,
                 omop: true,
                 vocabulary: None,
             },

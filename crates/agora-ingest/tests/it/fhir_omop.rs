@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use agora_ingest::fhir::{FhirIdentity, FhirIngest, ingest_fhir};
-use agora_ingest::{Error, IngestReport};
+use agora_ingest::{Error, IngestOptions, IngestReport};
 use agora_lake::ReleaseManifest;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Int64Type};
@@ -54,14 +54,16 @@ async fn ingest(
     ingest_fhir(
         &t.hub,
         FhirIngest {
-            dataset: dataset.parse().unwrap(),
-            source: source.to_path_buf(),
+            options: IngestOptions {
+                dataset: dataset.parse().unwrap(),
+                source: source.to_path_buf(),
+                actor: "test".into(),
+                progress: false,
+                dry_run: false,
+                allow_duplicate: false,
+            },
             identity,
             views_dir: None,
-            actor: "test".into(),
-            progress: false,
-            dry_run: false,
-            allow_duplicate: false,
             omop,
             vocabulary: vocabulary.map(|v| v.parse().unwrap()),
         },

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use agora_ingest::fhir::{FhirIdentity, FhirIngest, ingest_fhir};
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
-use agora_ingest::{Error, IngestReport};
+use agora_ingest::{Error, IngestOptions, IngestReport};
 
 use crate::support::{TestHub, extract, files_under, shared};
 
@@ -32,13 +32,15 @@ impl TestHub {
                 ingest_omop(
                     &self.hub,
                     OmopIngest {
-                        dataset,
-                        source: source.to_path_buf(),
+                        options: IngestOptions {
+                            dataset,
+                            source: source.to_path_buf(),
+                            actor: "test".into(),
+                            progress: false,
+                            dry_run,
+                            allow_duplicate,
+                        },
                         identity: IdentitySource::SourceValue,
-                        actor: "test".into(),
-                        progress: false,
-                        dry_run,
-                        allow_duplicate,
                     },
                 )
                 .await
@@ -47,14 +49,16 @@ impl TestHub {
                 ingest_fhir(
                     &self.hub,
                     FhirIngest {
-                        dataset,
-                        source: source.to_path_buf(),
+                        options: IngestOptions {
+                            dataset,
+                            source: source.to_path_buf(),
+                            actor: "test".into(),
+                            progress: false,
+                            dry_run,
+                            allow_duplicate,
+                        },
                         identity: FhirIdentity::PatientId,
                         views_dir: None,
-                        actor: "test".into(),
-                        progress: false,
-                        dry_run,
-                        allow_duplicate,
                         omop: true,
                         vocabulary: None,
                     },

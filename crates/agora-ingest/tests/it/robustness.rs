@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use agora_ingest::fhir::{FhirIdentity, FhirIngest, ingest_fhir};
-use agora_ingest::{Error, IngestReport, MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES};
+use agora_ingest::{Error, IngestOptions, IngestReport, MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES};
 use proptest::prelude::*;
 
 use crate::support::{TestHub, extract, files_under};
@@ -19,14 +19,16 @@ impl TestHub {
         ingest_fhir(
             &self.hub,
             FhirIngest {
-                dataset: "f".parse().unwrap(),
-                source: source.to_path_buf(),
+                options: IngestOptions {
+                    dataset: "f".parse().unwrap(),
+                    source: source.to_path_buf(),
+                    actor: "test".into(),
+                    progress: false,
+                    dry_run: false,
+                    allow_duplicate: true,
+                },
                 identity: FhirIdentity::PatientId,
                 views_dir: None,
-                actor: "test".into(),
-                progress: false,
-                dry_run: false,
-                allow_duplicate: true,
                 // The readers are under test here, not the FHIR → OMOP mapping.
                 omop: false,
                 vocabulary: None,

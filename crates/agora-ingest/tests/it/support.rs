@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use agora_govern::MetaStore;
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
-use agora_ingest::{Hub, IngestReport};
+use agora_ingest::{Hub, IngestOptions, IngestReport};
 use agora_lake::Lake;
 use agora_privacy::HubSecret;
 use arrow::array::RecordBatch;
@@ -70,13 +70,15 @@ impl TestHub {
         ingest_omop(
             &self.hub,
             OmopIngest {
-                dataset: dataset.parse().unwrap(),
-                source: source.to_path_buf(),
+                options: IngestOptions {
+                    dataset: dataset.parse().unwrap(),
+                    source: source.to_path_buf(),
+                    actor: "test".into(),
+                    progress: false,
+                    dry_run,
+                    allow_duplicate: false,
+                },
                 identity,
-                actor: "test".into(),
-                progress: false,
-                dry_run,
-                allow_duplicate: false,
             },
         )
         .await

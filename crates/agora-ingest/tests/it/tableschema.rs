@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use agora_ingest::tableschema::{TableSchemaIngest, ingest_tableschema};
-use agora_ingest::{Error, IngestReport};
+use agora_ingest::{Error, IngestOptions, IngestReport};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimeUnit};
 
@@ -35,14 +35,16 @@ impl TestHub {
         ingest_tableschema(
             &self.hub,
             TableSchemaIngest {
-                dataset: dataset.parse().unwrap(),
-                source: source.to_path_buf(),
+                options: IngestOptions {
+                    dataset: dataset.parse().unwrap(),
+                    source: source.to_path_buf(),
+                    actor: "test".into(),
+                    progress: false,
+                    dry_run,
+                    allow_duplicate,
+                },
                 schemas: schemas.map(Path::to_path_buf),
                 person_ids: person_ids.iter().map(|s| (*s).to_owned()).collect(),
-                actor: "test".into(),
-                progress: false,
-                dry_run,
-                allow_duplicate,
             },
         )
         .await

@@ -9,8 +9,8 @@ use agora_govern::{
     NewUser, OptOutChannel, PermitGrant, Principal, ReleaseSelector, RequestedDataset,
     RequestedTable, Role, RowFilter, TableScope,
 };
-use agora_ingest::Hub;
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
+use agora_ingest::{Hub, IngestOptions};
 use agora_lake::Lake;
 use agora_privacy::HubSecret;
 use agora_query::{Error, Grant, PermitScope, QueryEngine, QueryLimits, QueryOutput};
@@ -58,13 +58,15 @@ async fn env() -> Env {
     ingest_omop(
         &hub,
         OmopIngest {
-            dataset: "omop".parse().unwrap(),
-            source: fixture,
+            options: IngestOptions {
+                dataset: "omop".parse().unwrap(),
+                source: fixture,
+                actor: "test".into(),
+                progress: false,
+                dry_run: false,
+                allow_duplicate: false,
+            },
             identity: IdentitySource::SourceValue,
-            actor: "test".into(),
-            progress: false,
-            dry_run: false,
-            allow_duplicate: false,
         },
     )
     .await
@@ -528,4 +530,33 @@ async fn plan_metrics_are_refused_in_a_permit_workspace() {
     env.researcher_sql(&permit, "EXPLAIN SELECT count(*) FROM person")
         .await
         .unwrap();
+}
+
+/// `cohort` names its person in `subject_id` (re-keyed at ingest): the opt-out anti-join
+/// must use that column, or opted-out persons would stay in a granted cohort table.
+#[tokio::test]
+async fn opt_outs_reach_cohort_rows_through_subject_id() {
+    let env = env().await;
+    let mut tables = scope();
+    tables.push(TableScope {
+        table: "cohort".into(),
+        columns: vec!["cohort_definition_id".into(), "subject_id".into()],
+        row_filters: vec![],
+    });
+    let permit = env.active_permit(tables).await;
+    let who = int(&env.operator_sql("SELECT min(person_id) FROM person").await);
+    env.meta
+        .opt_out(who, OptOutChannel::Operator, "op")
+        .await
+        .unwrap();
+    let plan = env
+        .researcher_sql(&permit, "EXPLAIN SELECT subject_id FROM cohort")
+        .await
+        .unwrap();
+    let plan = pretty_format_batches(&plan.batches).unwrap().to_string();
+    assert!(
+        plan.lines()
+            .any(|l| l.contains("Anti") && l.contains("subject_id")),
+        "no anti-join on cohort.subject_id:\n{plan}"
+    );
 }

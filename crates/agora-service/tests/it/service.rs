@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use agora_core::{DataDir, ErrorKind, HasKind};
+use agora_ingest::IngestOptions;
 use agora_ingest::omop::{IdentitySource, OmopIngest};
 use agora_service::governance::{AccessOutcome, AccessTarget, NewUser, Role};
 use agora_service::{Credential, Error, Front, Hub, QueryLimits, Target};
@@ -19,13 +20,15 @@ async fn hub() -> Env {
     Hub::init(&data).await.unwrap();
     let hub = Hub::open(&data).await.unwrap();
     hub.ingest_omop(OmopIngest {
-        dataset: "omop".parse().unwrap(),
-        source: FIXTURE.into(),
+        options: IngestOptions {
+            dataset: "omop".parse().unwrap(),
+            source: FIXTURE.into(),
+            actor: "test".into(),
+            progress: false,
+            dry_run: false,
+            allow_duplicate: false,
+        },
         identity: IdentitySource::SourceValue,
-        actor: "test".into(),
-        progress: false,
-        dry_run: false,
-        allow_duplicate: false,
     })
     .await
     .unwrap();

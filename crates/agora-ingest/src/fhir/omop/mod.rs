@@ -32,9 +32,9 @@ use agora_lake::{ReleaseWriter, TableEntry, WriterOptions};
 use arrow::array::RecordBatch;
 use serde_json::Value;
 
-use crate::omop::spec::CdmSpec;
 use crate::quarantine::Quarantine;
 use crate::{Error, Reason, Result, TableReport};
+use agora_cdm::{CdmSpec, CdmVersion};
 use map::{Mapper, Mapping, Target};
 use table::{Cell, OmopTable, cdm_schema};
 pub(crate) use visits::Visits;
@@ -76,7 +76,7 @@ impl Tally {
 
 /// Writes the OMOP tables of one FHIR release.
 pub(crate) struct OmopWriter {
-    spec: CdmSpec,
+    spec: &'static CdmSpec,
     writer: ReleaseWriter,
     options: WriterOptions,
     tables: BTreeMap<Target, OmopTable>,
@@ -102,12 +102,12 @@ pub(crate) struct OmopOutput {
 
 impl OmopWriter {
     pub(crate) fn new(writer: &ReleaseWriter, vocabulary: Vocabulary, visits: Visits) -> Self {
-        let spec = CdmSpec::v54();
+        let spec = agora_cdm::spec(CdmVersion::V5_4);
         let options = WriterOptions::default();
         let tables = Target::ALL
             .iter()
             .map(|&t| {
-                let table = OmopTable::new(&spec, writer, &options, t.table(), t.numbered());
+                let table = OmopTable::new(spec, writer, &options, t.table(), t.numbered());
                 (t, table)
             })
             .collect();
@@ -313,7 +313,7 @@ impl OmopWriter {
 
     fn observation_periods(&mut self) -> Result<TableEntry> {
         let mut table = OmopTable::new(
-            &self.spec,
+            self.spec,
             &self.writer,
             &self.options,
             "observation_period",

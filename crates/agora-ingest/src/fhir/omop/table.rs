@@ -17,8 +17,8 @@ use arrow::array::{
 };
 
 use crate::omop::policy;
-use crate::omop::spec::{CdmSpec, CdmTable, CdmType};
 use crate::{Error, Result};
+use agora_cdm::{CdmSpec, CdmTable, CdmType};
 
 const BATCH_ROWS: usize = 4096;
 
@@ -203,6 +203,7 @@ fn column<'a>(ty: CdmType, cells: impl Iterator<Item = Option<&'a Cell>>) -> Arr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_cdm::CdmVersion;
 
     #[test]
     fn text_is_cut_at_the_declared_length_on_a_character_boundary() {
@@ -218,7 +219,7 @@ mod tests {
 
     #[test]
     fn person_schema_is_the_omop_ingest_schema() {
-        let spec = CdmSpec::v54();
+        let spec = agora_cdm::spec(CdmVersion::V5_4);
         let schema = cdm_schema(spec.table("person").unwrap());
         assert!(
             schema

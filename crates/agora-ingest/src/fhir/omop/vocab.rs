@@ -25,8 +25,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::table::cdm_schema;
-use crate::omop::spec::CdmSpec;
 use crate::{Error, Hub, Result};
+use agora_cdm::CdmVersion;
 
 /// FHIR code system URIs and the OMOP `vocabulary_id` of their codes.
 pub(crate) const SYSTEMS: &[(&str, &str)] = &[
@@ -157,7 +157,7 @@ impl Vocabulary {
             .table("concept")
             .ok_or_else(|| err("its latest release has no concept table".into()))?
             .clone();
-        let spec = CdmSpec::v54();
+        let spec = agora_cdm::spec(CdmVersion::V5_4);
         for name in ["concept", "concept_relationship", "concept_ancestor"] {
             if let Some(entry) = manifest.table(name) {
                 check_schema(entry, &cdm_schema(spec.table(name).expect("CDM table")))
@@ -293,7 +293,7 @@ impl Vocabulary {
             dataset: source.dataset.clone(),
             reason,
         };
-        let spec = CdmSpec::v54();
+        let spec = agora_cdm::spec(CdmVersion::V5_4);
         let ancestor_schema = cdm_schema(spec.table("concept_ancestor").expect("CDM"));
         let mut wanted = used.clone();
         let mut ancestors = Vec::new();
