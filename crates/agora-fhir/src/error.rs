@@ -94,7 +94,11 @@ impl agora_core::HasKind for Error {
     fn kind(&self) -> agora_core::ErrorKind {
         match self {
             Error::Suite { .. } => agora_core::ErrorKind::Internal,
-            _ => agora_core::ErrorKind::InvalidInput,
+            Error::InvalidView { .. }
+            | Error::Syntax { .. }
+            | Error::FhirPath { .. }
+            | Error::Evaluation { .. }
+            | Error::InResource { .. } => agora_core::ErrorKind::InvalidInput,
         }
     }
 }

@@ -106,7 +106,28 @@ impl HasKind for Error {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }
-            _ => ErrorKind::InvalidInput,
+            // Everything else is about the producer's extract (or the operator's views):
+            // sending it again unchanged fails again.
+            Error::Io { .. }
+            | Error::NoInput { .. }
+            | Error::Csv { .. }
+            | Error::MissingColumn { .. }
+            | Error::RecordTooLong { .. }
+            | Error::DocumentTooLarge { .. }
+            | Error::DuplicateColumn { .. }
+            | Error::Parquet { .. }
+            | Error::DuplicateTable { .. }
+            | Error::MissingPersonTable { .. }
+            | Error::Conversion { .. }
+            | Error::FhirFile { .. }
+            | Error::NoFhirInput { .. }
+            | Error::View { .. }
+            | Error::ViewRules { .. }
+            | Error::Schema { .. }
+            | Error::NoTableSchemaInput { .. }
+            | Error::DuplicateResource { .. }
+            | Error::UnknownPersonField { .. }
+            | Error::Vocabulary { .. } => ErrorKind::InvalidInput,
         }
     }
 }
