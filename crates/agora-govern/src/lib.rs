@@ -29,7 +29,7 @@
 //! message or log line carries a data value, a secret or a citizen identifier.
 //!
 //! Not here: data (the lake), query sessions (`agora-query`), HTTP and the OpenID Connect
-//! protocol (`agora-server`).
+//! protocol (`agora-cli`).
 //!
 //! ```no_run
 //! # async fn f() -> agora_govern::Result<()> {
