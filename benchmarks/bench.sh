@@ -2,7 +2,7 @@
 # Agora vs DuckDB benchmark: ingest and the OMOP query suite, in one run.
 #
 #   pip install -r benchmarks/requirements.txt
-#   cargo build --release -p agora-server
+#   cargo build --release -p agora-cli
 #   benchmarks/bench.sh [--persons N] [--reps R]     (all options: benchmarks/bench.sh --help)
 #
 # AGORA_BIN selects the binary (default: target/release/agora); PYTHON the interpreter.

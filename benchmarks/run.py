@@ -80,7 +80,7 @@ def find_binary() -> Path:
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         where = f"AGORA_BIN={env}" if env else f"{binary}"
         raise BenchError(f"no agora binary at {where}.\nBuild the optimized binary first:\n"
-                         f"    cargo build --release -p agora-server\n"
+                         f"    cargo build --release -p agora-cli\n"
                          f"or point AGORA_BIN at one (a debug build works but its times mean little).")
     return binary
 
@@ -347,7 +347,7 @@ def main() -> int:
     bench_bin = binary.with_name("agora-bench")
     if not bench_bin.is_file():
         raise BenchError(f"no agora-bench next to {binary}: build it with\n"
-                         f"    cargo build --release -p agora-server -p agora-bench")
+                         f"    cargo build --release -p agora-cli -p agora-bench")
     params = dict(suite.DEFAULT_PARAMS)
     for item in args.param:
         name, sep, value = item.partition("=")

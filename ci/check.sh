@@ -39,7 +39,7 @@ cargo test --workspace
 
 step "benchmark harness on 300 persons (debug build: checks the harness and the three engines' answers, not speed)"
 python3 -m pip install --quiet -r benchmarks/requirements.txt
-cargo build --quiet --locked -p agora-server -p agora-bench
+cargo build --quiet --locked -p agora-cli -p agora-bench
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 bench_tmp="$(mktemp -d)"
 trap 'rm -rf "$bench_tmp"' EXIT

@@ -1,5 +1,5 @@
 // A real OpenID provider (the `oidc-provider` package) on loopback, for the end-to-end tests of
-// Agora's OpenID Connect login (crates/agora-server/tests/it/oidc.rs).
+// Agora's OpenID Connect login (crates/agora-cli/tests/it/oidc.rs).
 //
 // Startup, over stdio, because the issuer and the client's redirect URI each need the other's
 // port:

@@ -15,11 +15,13 @@
 #![warn(missing_docs)]
 
 mod error;
+mod json;
 mod layout;
 mod name;
 mod types;
 
 pub use error::{ErrorKind, HasKind};
+pub use json::describe_json_error;
 pub use layout::DataDir;
 pub use name::{DatasetName, InvalidName};
 pub use types::{ColumnDef, ColumnType, TableSchema};

@@ -28,8 +28,8 @@
 //! it did not exist. Time comes from the store's [`Clock`] (injectable for tests). No error
 //! message or log line carries a data value, a secret or a citizen identifier.
 //!
-//! Not here: data (the lake), query sessions (`agora-query`), HTTP and the OpenID Connect
-//! protocol (`agora-server`).
+//! Not here: data (the lake), query sessions (`agora-query`), HTTP (`agora-http`) and the
+//! OpenID Connect protocol (`agora-auth`).
 //!
 //! ```no_run
 //! # async fn f() -> agora_govern::Result<()> {

@@ -23,6 +23,15 @@ pub use agora_govern::{
 };
 use agora_privacy::PersonKeyer;
 
+/// An application as fronts show it (the API's JSON, the CLI's output): the stored
+/// application, the moves `caller` may make now, and the next open deadline.
+pub fn application_view(app: &Application, caller: &Principal) -> serde_json::Value {
+    let mut value = serde_json::json!(app);
+    value["allowed_transitions"] = serde_json::json!(app.transitions_for(caller));
+    value["next_deadline"] = serde_json::json!(app.next_deadline());
+    value
+}
+
 /// The governance workflows of one hub. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Governance {

@@ -390,3 +390,107 @@ pub(crate) struct DemoArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
 }
+
+impl From<OutputFormat> for agora_http::format::OutputFormat {
+    fn from(format: OutputFormat) -> Self {
+        match format {
+            OutputFormat::Table => Self::Table,
+            OutputFormat::Csv => Self::Csv,
+            OutputFormat::Tsv => Self::Tsv,
+            OutputFormat::Json => Self::Json,
+        }
+    }
+}
+
+/// Environment variable holding the OpenID Connect client secret (there is deliberately no
+/// flag for it).
+const OIDC_SECRET_ENV: &str = "AGORA_OIDC_CLIENT_SECRET";
+
+impl OidcArgs {
+    /// The configuration `agora serve` was given, `None` when OpenID Connect is off. Errors
+    /// name the flags (and environment variables) to fix.
+    pub(crate) fn config(&self) -> anyhow::Result<Option<agora_auth::OidcConfig>> {
+        use agora_auth::ConfigError;
+        use anyhow::bail;
+
+        let Some(issuer) = &self.oidc_issuer else {
+            if self.oidc_client_id.is_some()
+                || self.oidc_redirect_url.is_some()
+                || self.oidc_client_secret_file.is_some()
+            {
+                bail!("OpenID Connect options need --oidc-issuer (or AGORA_OIDC_ISSUER)");
+            }
+            return Ok(None);
+        };
+        let settings = agora_auth::OidcSettings {
+            issuer: issuer.clone(),
+            client_id: self.oidc_client_id.clone().unwrap_or_default(),
+            redirect_url: self.oidc_redirect_url.clone(),
+            scopes: self.oidc_scopes.clone(),
+        };
+        let flags = |e: ConfigError| -> anyhow::Error {
+            match e {
+                ConfigError::IssuerNotUrl(issuer, cause) => anyhow::Error::new(cause)
+                    .context(format!("--oidc-issuer {issuer:?} is not a URL")),
+                ConfigError::IssuerNotAcceptable(issuer) => anyhow::anyhow!(
+                    "--oidc-issuer {issuer:?} must be an https URL without query or fragment (http only on loopback)"
+                ),
+                ConfigError::MissingClientId => anyhow::anyhow!(
+                    "OpenID Connect needs --oidc-client-id (or AGORA_OIDC_CLIENT_ID)"
+                ),
+                ConfigError::MissingRedirectUrl => anyhow::anyhow!(
+                    "OpenID Connect needs --oidc-redirect-url (or AGORA_OIDC_REDIRECT_URL), e.g. https://hub.example/auth/oidc/callback"
+                ),
+                ConfigError::RedirectNotUrl(redirect, cause) => anyhow::Error::new(cause)
+                    .context(format!("--oidc-redirect-url {redirect:?} is not a URL")),
+                ConfigError::RedirectNotAcceptable(redirect) => anyhow::anyhow!(
+                    "--oidc-redirect-url {redirect:?} must be an https URL (http only on loopback) whose path ends with {}",
+                    agora_auth::CALLBACK_PATH
+                ),
+                ConfigError::NoOpenidScope(scopes) => {
+                    anyhow::anyhow!("--oidc-scopes {scopes:?} must include openid")
+                }
+                e @ ConfigError::EmptySecret => e.into(),
+            }
+        };
+        let checked = settings.check().map_err(flags)?;
+        let secret = oidc_client_secret(self.oidc_client_secret_file.as_deref())?;
+        Ok(Some(checked.with_client_secret(secret).map_err(flags)?))
+    }
+}
+
+/// The client secret from its file (owner-only, like the hub's other secrets) or from the
+/// environment; never from a flag, which any local user could read in `ps`.
+fn oidc_client_secret(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+
+    use anyhow::{Context, bail};
+
+    let from_env = std::env::var(OIDC_SECRET_ENV).ok();
+    Ok(match (file, from_env) {
+        (Some(_), Some(_)) => bail!(
+            "give the OpenID Connect client secret once: --oidc-client-secret-file or {OIDC_SECRET_ENV}, not both"
+        ),
+        (Some(path), None) => {
+            let mode = std::fs::metadata(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                bail!(
+                    "{} is readable by other users (mode {:o}); run `chmod 600 {}`",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                );
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            text.trim_end_matches(['\r', '\n']).to_owned()
+        }
+        (None, Some(secret)) => secret,
+        (None, None) => bail!(
+            "OpenID Connect needs the client secret: --oidc-client-secret-file <file> or the {OIDC_SECRET_ENV} environment variable"
+        ),
+    })
+}

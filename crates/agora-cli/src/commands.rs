@@ -13,7 +13,6 @@ use crate::cli::{
     Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
     LimitArgs, QualityArgs, ServeArgs, SqlArgs, ViewsCommand,
 };
-use crate::oidc::OidcConfig;
 use agora_service::{Hub, Initialized};
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
@@ -139,10 +138,11 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             // Configuration errors first, before touching the data directory.
             let options = api_options(&args)?;
             let home = Hub::open(&dir).await?;
-            crate::http::serve(home, args.listen, limits(&args.limits), options, |addr| {
+            agora_http::serve(home, args.listen, limits(&args.limits), options, |addr| {
                 eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
             })
-            .await
+            .await?;
+            Ok(())
         }
         Command::User(args) => crate::gov::users::run(&dir, args).await,
         Command::Project(args) => crate::gov::projects::run(&dir, args).await,
@@ -205,11 +205,11 @@ pub(crate) fn local_actor() -> String {
     format!("local:{user}")
 }
 
-fn api_options(args: &ServeArgs) -> Result<crate::http::ApiOptions> {
-    Ok(crate::http::ApiOptions {
+fn api_options(args: &ServeArgs) -> Result<agora_http::ApiOptions> {
+    Ok(agora_http::ApiOptions {
         public_rate_limit: args.public_rate_limit,
         maintenance_every: Duration::from_secs(args.maintenance_interval_s),
-        oidc: OidcConfig::from_args(&args.oidc)?,
+        oidc: args.oidc.config()?,
         public_url: args.public_url.clone(),
     })
 }
@@ -250,7 +250,7 @@ async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
         .await?
         .collect()
         .await?;
-    let bytes = crate::format::render(&out, args.format)?;
+    let bytes = agora_http::format::render(&out, args.format.into())?;
     if let Err(e) = std::io::stdout().write_all(&bytes) {
         crate::stdout_failed(e);
     }
@@ -508,8 +508,9 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    crate::http::serve(home, listen, limits(&args.serve.limits), options, |addr| {
+    agora_http::serve(home, listen, limits(&args.serve.limits), options, |addr| {
         eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
     })
-    .await
+    .await?;
+    Ok(())
 }

@@ -14,31 +14,50 @@ use serde_json::{Map, Value};
 
 /// Why an ID token was refused. Messages name the check, never a claim value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum TokenError {
+pub enum TokenError {
+    /// Not a compact JWS.
     #[error("the ID token is not a compact JWS")]
     Malformed,
+    /// A signing algorithm that is not accepted (`none`, HS*, unknown).
     #[error("the ID token's signing algorithm {0:?} is not accepted")]
     Algorithm(String),
+    /// No key of the provider's JWK Set fits (by `kid`, type and algorithm).
     #[error("no key of the provider's JWK Set fits the ID token (kid {0:?})")]
     UnknownKey(Option<String>),
+    /// The signature does not verify.
     #[error("the ID token's signature does not verify")]
     Signature,
+    /// A required claim is missing or malformed.
     #[error("the ID token's claim {0} is missing or malformed")]
     Claim(&'static str),
+    /// Issued by another issuer.
     #[error("the ID token was issued by another issuer")]
     Issuer,
+    /// This client is not an audience.
     #[error("the ID token's audience does not include this client")]
     Audience,
+    /// Several audiences and no authorized party, or another one.
     #[error("the ID token has several audiences but no authorized party, or another one")]
     AuthorizedParty,
+    /// Expired.
     #[error("the ID token has expired")]
     Expired,
+    /// Issued in the future.
     #[error("the ID token was issued in the future")]
     IssuedInFuture,
+    /// Not this sign-in's nonce.
     #[error("the ID token's nonce is not this sign-in's")]
     Nonce,
+    /// A userinfo answer about another subject, issuer or audience.
     #[error("the userinfo answer names another subject, issuer or audience")]
     UserinfoMismatch,
+}
+
+impl agora_core::HasKind for TokenError {
+    fn kind(&self) -> agora_core::ErrorKind {
+        // The provider's answer does not prove who the person is.
+        agora_core::ErrorKind::PermissionDenied
+    }
 }
 
 /// The signing algorithms accepted.

@@ -63,7 +63,7 @@ impl Session {
                 (token.trim().to_owned(), true)
             }
         };
-        let Some(who) = crate::api::auth::resolve(&home, &token).await? else {
+        let Some(who) = agora_auth::resolve_token(&home, &token).await? else {
             if local_operator {
                 bail!(
                     "the local operator token in {} no longer authenticates (revoked, or its user deactivated)",
@@ -107,12 +107,8 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
             .with_context(|| format!("cannot read {}", path.display()))?;
         (text, path.display().to_string())
     };
-    serde_json::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{name}: {}",
-            crate::api::describe_json_error(&e).trim_start_matches("request body ")
-        )
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{name}: {}", agora_core::describe_json_error(&e)))
 }
 
 /// Reads one line from standard input (a password or an identifier: never on the command

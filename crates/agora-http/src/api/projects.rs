@@ -4,6 +4,7 @@
 
 use agora_service::governance::{
     Application, ApplicationForm, ApplicationState, NewProjectResult, PermitGrant, Principal, Role,
+    application_view,
 };
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -162,17 +163,8 @@ pub(super) fn routes(api: Api) -> Api {
     )
 }
 
-/// An application as the API shows it: the stored application, the moves `caller` may
-/// make now, and the next open deadline.
-pub(crate) fn view(app: &Application, caller: &Principal) -> Value {
-    let mut value = json!(app);
-    value["allowed_transitions"] = json!(app.transitions_for(caller));
-    value["next_deadline"] = json!(app.next_deadline());
-    value
-}
-
 fn views(apps: &[Application], caller: &Principal) -> Value {
-    Value::Array(apps.iter().map(|a| view(a, caller)).collect())
+    Value::Array(apps.iter().map(|a| application_view(a, caller)).collect())
 }
 
 #[derive(Deserialize)]
@@ -209,7 +201,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let p = &caller.principal;
     let app = state.home.governance().create_application(p, form).await?;
-    Ok((StatusCode::CREATED, Json(view(&app, p))))
+    Ok((StatusCode::CREATED, Json(application_view(&app, p))))
 }
 
 async fn get(
@@ -219,7 +211,7 @@ async fn get(
 ) -> ApiResult<Json<Value>> {
     let p = &caller.principal;
     let app = state.home.governance().application(p, &id).await?;
-    Ok(Json(view(&app, p)))
+    Ok(Json(application_view(&app, p)))
 }
 
 async fn update(
@@ -234,7 +226,7 @@ async fn update(
         .governance()
         .update_application(p, &id, form)
         .await?;
-    Ok(Json(view(&app, p)))
+    Ok(Json(application_view(&app, p)))
 }
 
 async fn history(
@@ -275,7 +267,7 @@ async fn transition(
     let app = meta
         .transition_application(p, &id, request.to, request.comment.as_deref())
         .await?;
-    Ok(Json(view(&app, p)))
+    Ok(Json(application_view(&app, p)))
 }
 
 #[derive(Deserialize)]
@@ -297,7 +289,7 @@ async fn opinion(
         .governance()
         .record_scientific_opinion(p, &id, request.favourable, &request.summary)
         .await?;
-    Ok(Json(view(&app, p)))
+    Ok(Json(application_view(&app, p)))
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 
 use super::{AsArgs, Session, read_json, when};
-use crate::api::projects::view;
+use agora_service::governance::application_view as view;
 
 #[derive(Debug, Args)]
 pub(crate) struct ProjectArgs {

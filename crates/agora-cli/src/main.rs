@@ -1,4 +1,7 @@
-//! `agora`: the single binary that administers and serves an Agora hub.
+//! `agora`: the single binary that administers and serves an Agora hub. The command line
+//! lives here (`cli`: arguments, `commands`: what each does, `gov/`: governance commands);
+//! `agora serve` hands over to `agora_http::serve`, and every command reaches data through
+//! `agora_service`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -16,16 +19,11 @@ macro_rules! out {
     }};
 }
 
-mod api;
 mod catalogue_cmd;
 mod cli;
 mod commands;
-mod format;
 mod generate;
 mod gov;
-mod http;
-mod maintenance;
-mod oidc;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

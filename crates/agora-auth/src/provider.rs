@@ -16,18 +16,30 @@ use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
 use url::Url;
 
-use super::jwt::JwkSet;
+use crate::jwt::JwkSet;
 
 const MAX_BODY: u64 = 1 << 20;
 
+/// Why the provider could not be used. Messages name the provider's URLs (configuration),
+/// never a person.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ProviderError {
+pub enum ProviderError {
     /// The provider could not be reached or answered something unusable.
     #[error("{0}")]
     Unusable(String),
     /// The token endpoint refused the code (RFC 6749 §5.2 error code).
     #[error("the token endpoint refused the code: {0}")]
     Refused(String),
+}
+
+impl agora_core::HasKind for ProviderError {
+    fn kind(&self) -> agora_core::ErrorKind {
+        match self {
+            Self::Unusable(_) => agora_core::ErrorKind::Unavailable,
+            // The code was already used or has expired: starting again works.
+            Self::Refused(_) => agora_core::ErrorKind::InvalidInput,
+        }
+    }
 }
 
 fn unusable(message: impl Into<String>) -> ProviderError {

@@ -1,12 +1,26 @@
-//! Rendering query results for people and for programs.
+//! Rendering query results for people and for programs: the HTTP API's CSV, TSV and JSON
+//! answers, and the command line's output.
 
 use agora_service::QueryOutput;
-use anyhow::Result;
 use arrow::csv::WriterBuilder;
+use arrow::error::ArrowError;
 
-use crate::cli::OutputFormat;
+/// How a query result is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// A text table for people, with a row count.
+    Table,
+    /// CSV with a header; nulls as `NULL`.
+    Csv,
+    /// Tab-separated values with a header; nulls as `NULL`.
+    Tsv,
+    /// A JSON array of objects, one per row.
+    Json,
+}
 
-pub(crate) fn render(out: &QueryOutput, format: OutputFormat) -> Result<Vec<u8>> {
+/// Writes `out` in `format`. An empty result still shows its columns (table, CSV, TSV) or is
+/// `[]` (JSON).
+pub fn render(out: &QueryOutput, format: OutputFormat) -> Result<Vec<u8>, ArrowError> {
     Ok(match format {
         OutputFormat::Table => {
             let mut text = arrow::util::pretty::pretty_format_batches(&out.batches)?.to_string();

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a browser has to come back from the provider.
-pub(crate) const TTL: Duration = Duration::from_secs(600);
+pub const TTL: Duration = Duration::from_secs(600);
 /// Sign-ins in flight at most; beyond, new ones are refused until some finish or expire.
 const CAPACITY: usize = 10_000;
 

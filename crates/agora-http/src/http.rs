@@ -1,5 +1,6 @@
-//! The HTTP API. The only module that knows HTTP status codes: library errors carry an
-//! [`ErrorKind`] and [`status_for`] turns it into a status, in one place.
+//! The server, the router and the API's errors. The only module that chooses HTTP status
+//! codes: library errors carry an [`ErrorKind`] and [`status_for`] turns it into a status, in
+//! one place (the sign-in pages refine it once, in `oidc`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,7 +10,6 @@ use std::time::Duration;
 use agora_core::{DatasetName, ErrorKind, HasKind};
 use agora_service::governance::Role;
 use agora_service::{Front, QueryLimits, Target};
-use anyhow::Result;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use crate::api::auth::Caller;
 use crate::api::limit::RateLimiter;
 use crate::api::openapi::{Doc, Who};
 use crate::api::{Api, Body};
-use crate::cli::OutputFormat;
+use crate::format::OutputFormat;
 use agora_service::Hub;
 
 #[derive(Clone)]
@@ -34,17 +34,33 @@ pub(crate) struct AppState {
     pub(crate) public_limiter: Arc<RateLimiter>,
 }
 
-/// How `agora serve` runs the API besides its query limits.
+/// How the API runs besides its query limits.
 #[derive(Debug, Clone)]
-pub(crate) struct ApiOptions {
+pub struct ApiOptions {
     /// Requests per minute per client address on the public endpoints (0: unlimited).
-    pub(crate) public_rate_limit: u32,
+    pub public_rate_limit: u32,
     /// How often expired permits are recorded and ended sessions purged.
-    pub(crate) maintenance_every: Duration,
+    pub maintenance_every: Duration,
     /// OpenID Connect sign-in, when configured.
-    pub(crate) oidc: Option<crate::oidc::OidcConfig>,
+    pub oidc: Option<agora_auth::OidcConfig>,
     /// The hub's public URL; `None`: `http://` + the bound address.
-    pub(crate) public_url: Option<String>,
+    pub public_url: Option<String>,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it could not be bound.
+        error: std::io::Error,
+    },
+    /// Serving failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 impl AppState {
@@ -65,16 +81,16 @@ impl AppState {
 
 /// Binds `addr`, calls `on_ready` with the bound address, and serves until Ctrl-C / SIGTERM,
 /// letting requests in flight finish. A maintenance task runs beside the server.
-pub(crate) async fn serve(
+pub async fn serve(
     home: Hub,
     addr: SocketAddr,
     limits: QueryLimits,
     options: ApiOptions,
     on_ready: impl FnOnce(SocketAddr),
-) -> Result<()> {
+) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        .map_err(|error| ServeError::Listen { addr, error })?;
     let bound = listener.local_addr()?;
     on_ready(bound);
     let mut options = options;
@@ -92,7 +108,7 @@ pub(crate) async fn serve(
         options.maintenance_every,
     );
     let profiles = tokio::spawn(warm_profiles(state.home.clone(), state.limits.clone()));
-    let app = router(state).merge(oidc.unwrap_or_default());
+    let app = routes(state).merge(oidc.unwrap_or_default());
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -139,8 +155,14 @@ async fn shutdown_signal() {
     }
 }
 
+/// The API's router over `home` (without OpenID Connect sign-in and without the maintenance
+/// task, which [`serve`] adds): for tests and for embedding the API in another server.
+pub fn router(home: Hub, limits: QueryLimits, options: &ApiOptions) -> Router {
+    routes(AppState::new(home, limits, options))
+}
+
 /// Every endpoint, each registered with its OpenAPI description (see [`Api`]).
-pub(crate) fn router(state: AppState) -> Router {
+pub(crate) fn routes(state: AppState) -> Router {
     let api = Api::new()
         .route(
             Method::GET,

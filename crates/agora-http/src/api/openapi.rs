@@ -333,7 +333,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::http::{ApiOptions, AppState, router};
+    use crate::http::{ApiOptions, router};
 
     fn refs(value: &Value, out: &mut Vec<String>) {
         match value {
@@ -361,8 +361,8 @@ mod tests {
             oidc: None,
             public_url: None,
         };
-        let state = AppState::new(home, agora_service::QueryLimits::default(), &options);
-        (dir, router(state))
+        let app = router(home, agora_service::QueryLimits::default(), &options);
+        (dir, app)
     }
 
     async fn call(app: &axum::Router, method: &Method, path: &str) -> (StatusCode, Value) {

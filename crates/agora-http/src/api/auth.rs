@@ -11,7 +11,7 @@
 //! to the host); together with `SameSite=Lax` this stops cross-site request forgery.
 
 use agora_service::governance::{Principal, Role};
-use agora_service::{Authenticated, Credential, CredentialKind, Hub};
+use agora_service::{Authenticated, CredentialKind};
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -51,19 +51,6 @@ impl Caller {
         } else {
             Err(ApiError::forbidden(why))
         }
-    }
-}
-
-/// Resolves a session token or an API token through the query service (`None` for anything
-/// that does not authenticate).
-pub(crate) async fn resolve(
-    hub: &Hub,
-    token: &str,
-) -> agora_service::Result<Option<Authenticated>> {
-    match hub.query().authenticate(Credential::Token(token)).await {
-        Ok(who) => Ok(Some(who)),
-        Err(agora_service::Error::Unauthenticated) => Ok(None),
-        Err(e) => Err(e),
     }
 }
 
@@ -128,7 +115,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let (token, from_cookie) = credential(&parts.headers)?
             .ok_or_else(|| ApiError::unauthenticated(UNAUTHENTICATED))?;
-        let authenticated = resolve(&state.home, &token)
+        let authenticated = agora_auth::resolve_token(&state.home, &token)
             .await
             .map_err(ApiError::from_error)?
             .ok_or_else(|| ApiError::unauthenticated(UNAUTHENTICATED))?;
