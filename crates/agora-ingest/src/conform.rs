@@ -21,37 +21,66 @@ use agora_cdm::{CdmColumn, CdmType};
 /// Why a row was quarantined. Displayed to producers; never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
+    /// A value present in the source does not parse as the column's type.
     InvalidValue {
+        /// The type expected (`integer`, `date (YYYY-MM-DD)`...).
         expected: String,
     },
+    /// A required column is empty, or absent from the file.
     MissingRequired,
+    /// A string exceeds the column's maximum length.
     TooLong {
+        /// The maximum, in characters.
         max: usize,
     },
+    /// A CSV record does not have as many fields as the header.
     FieldCount {
+        /// Fields in the header.
         expected: usize,
+        /// Fields in the record.
         found: usize,
     },
+    /// A field (or an NDJSON line) is not valid UTF-8.
     InvalidUtf8,
+    /// An OMOP row names a person without an accepted row in the `person` table: it could
+    /// not be given a hub person key.
     UnknownPerson,
+    /// An OMOP `person` row repeats the `person_id` of an earlier row.
     DuplicatePersonId,
+    /// A person (OMOP) or Patient (FHIR) has the same identity as an earlier one, so the
+    /// same hub person key: the earlier one is kept and rows referring to this one link to it.
     DuplicateIdentity,
+    /// The identity a person key is derived from is empty or absent.
     MissingIdentity,
     // FHIR: a line or entry that is not a usable resource, or that cannot be pseudonymized.
+    /// An NDJSON line is not valid JSON.
     InvalidJson,
+    /// An NDJSON line or a Bundle entry without a resource (no string `resourceType`).
     NotAResource,
+    /// The `resourceType` is not a FHIR R4 resource type.
     UnknownResourceType,
+    /// A resource refers to a Patient that is not in the extract or was quarantined: its
+    /// person key is unknown, and keeping it would keep an unpseudonymized reference.
     UnknownPatient,
+    /// A Patient repeats the `id` of an earlier Patient.
     DuplicatePatient,
+    /// A ViewDefinition failed on the resource (the resource itself is kept in its raw
+    /// table; only its view rows are quarantined).
     ViewFailed,
     // Table Schema: a constraint, a primary/unique key, a foreign key.
+    /// A value breaks a field constraint of the schema.
     Constraint {
+        /// The constraint, as the schema names it (`minLength 2`, `pattern`, `enum`...).
         constraint: String,
     },
+    /// A row repeats the key of an earlier row.
     Duplicate {
+        /// Which key (`primary key`, `unique key (a, b)`, `value of unique field x`).
         key: String,
     },
+    /// A row's foreign key matches no row of the referenced resource.
     ForeignKey {
+        /// The referenced resource.
         resource: String,
     },
     /// FHIR → OMOP: a second resource with the id of an earlier one of its type.

@@ -36,6 +36,8 @@
 //!
 //! Not here: querying (`agora-query`).
 
+#![warn(missing_docs)]
+
 mod commit;
 mod conform;
 mod error;
@@ -62,8 +64,11 @@ pub use source::{MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES};
 /// What an ingest writes to: the hub's lake, metadata store and secret.
 #[derive(Debug, Clone)]
 pub struct Hub {
+    /// Where release files and manifests are written.
     pub lake: Lake,
+    /// Where releases are committed and person keys recorded.
     pub meta: MetaStore,
+    /// The key person pseudonyms are derived from; only its id is recorded in a release.
     pub secret: HubSecret,
     /// Where per-dataset ingest locks live.
     pub locks_dir: PathBuf,
@@ -72,30 +77,47 @@ pub struct Hub {
 /// What an ingest did, for the producer.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IngestReport {
+    /// The dataset ingested.
     pub dataset: String,
     /// The committed release's number; 0 for a dry run.
     pub release: i64,
+    /// The committed release's UUID (its directory in the lake); empty for a dry run.
     pub release_id: String,
     /// Nothing was committed: the ingest only validated and reported.
     pub dry_run: bool,
+    /// One report per table written.
     pub tables: Vec<TableReport>,
+    /// Source records read (rows, or resources for FHIR).
     pub rows_read: u64,
+    /// Rows in the release, over all tables (for a dry run, the rows it would have).
     pub rows_stored: u64,
+    /// Rows sent to the quarantine, over all tables.
     pub rows_quarantined: u64,
     /// Persons this release introduced to the hub (not seen in any earlier release).
     pub new_persons: u64,
+    /// Quarantined rows per table, column and reason, and where the full report is.
     pub quarantine: QuarantineSummary,
+    /// What was skipped or not checked (unknown files and columns, unsupported constraints,
+    /// a duplicate source in a dry run...); recorded in the manifest too.
     pub warnings: Vec<String>,
     /// SHA-256 content fingerprint of the source files (see `agora ingest --allow-duplicate`).
     pub source_fingerprint: String,
+    /// Wall-clock time of the whole ingest, in milliseconds.
     pub elapsed_ms: u64,
 }
 
+/// What an ingest did with one table.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TableReport {
+    /// The table written.
     pub table: String,
+    /// The source file the table was read from (`N files` when several); for a derived
+    /// table (a FHIR view, an OMOP table mapped from FHIR...), what it was derived from.
     pub file: String,
+    /// Source rows (or resources) read for the table.
     pub rows_read: u64,
+    /// Rows written to the table.
     pub rows_stored: u64,
+    /// Rows of the table sent to the quarantine.
     pub rows_quarantined: u64,
 }

@@ -11,14 +11,18 @@ pub enum Error {
     /// Creating, writing or flushing an output file (or the output directory) failed.
     #[error("cannot write {}: {source}", path.display())]
     Io {
+        /// The file or directory that could not be written.
         path: PathBuf,
+        /// What the operating system reported.
         #[source]
         source: std::io::Error,
     },
     /// The CSV writer failed on an output file.
     #[error("cannot write CSV {}: {source}", path.display())]
     Csv {
+        /// The output file being written.
         path: PathBuf,
+        /// What the CSV writer reported.
         #[source]
         source: csv::Error,
     },

@@ -37,6 +37,8 @@
 //! # Ok::<(), agora_synth::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod date;
 mod error;
 mod model;

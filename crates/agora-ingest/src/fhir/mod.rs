@@ -58,6 +58,8 @@ pub enum FhirIdentity {
 }
 
 impl FhirIdentity {
+    /// The element the identity is read from, as recorded in the release's
+    /// pseudonymization info (`Patient.id`, `Patient.identifier[system=...]`).
     pub fn describe(&self) -> String {
         match self {
             FhirIdentity::PatientId => "Patient.id".into(),
@@ -101,6 +103,7 @@ pub struct FhirIngest {
     /// Dataset, actor, dry run...; the source is a directory of `*.ndjson` (Bulk Data)
     /// and/or `*.json` (Bundle) files.
     pub options: IngestOptions,
+    /// Where each Patient's identity comes from: decides which persons link across datasets.
     pub identity: FhirIdentity,
     /// The operator's ViewDefinitions (applied after the default ones), if any.
     pub views_dir: Option<PathBuf>,

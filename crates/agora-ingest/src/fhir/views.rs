@@ -47,6 +47,7 @@ pub const PERSON_COLUMN: &str = "person_id";
 pub struct NamedView {
     /// The table name (the view's `name`).
     pub name: String,
+    /// The parsed view, as evaluated on each resource of its type.
     pub view: ViewDefinition,
     /// `default` or the file it was read from.
     pub origin: String,

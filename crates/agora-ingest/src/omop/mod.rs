@@ -37,6 +37,7 @@ pub struct OmopIngest {
     /// Dataset, actor, dry run...; the source is a directory of `<table>.csv|.tsv|.parquet`
     /// files.
     pub options: IngestOptions,
+    /// Where each person's identity comes from: decides which persons link across datasets.
     pub identity: IdentitySource,
 }
 

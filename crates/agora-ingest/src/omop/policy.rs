@@ -22,6 +22,7 @@ pub const DROPPED_COLUMNS: &[(&str, &str)] = &[
     ("provider", "dea"),
 ];
 
+/// Whether `column` of `table` (CDM names) is one of the [`DROPPED_COLUMNS`]: never stored.
 pub fn is_dropped(table: &str, column: &str) -> bool {
     DROPPED_COLUMNS.contains(&(table, column))
 }
@@ -40,6 +41,8 @@ pub enum IdentitySource {
 }
 
 impl IdentitySource {
+    /// The column the identity is read from, as recorded in the release's pseudonymization
+    /// info.
     pub fn describe(self) -> &'static str {
         match self {
             IdentitySource::SourceValue => "person.person_source_value",
