@@ -475,12 +475,12 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
             .ingest_omop(OmopIngest {
                 options: IngestOptions {
                     dataset: dataset.clone(),
+                    source,
                     actor: local_actor(),
                     progress: std::io::stderr().is_terminal(),
                     dry_run: false,
                     allow_duplicate: false,
                 },
-                source,
                 identity: IdentitySource::SourceValue,
             })
             .await?;

@@ -658,7 +658,10 @@ mod tests {
     fn status_and_body(e: ApiError) -> (StatusCode, Value) {
         let response = e.into_response();
         let status = response.status();
-        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+        let body = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
             .unwrap();
         (status, serde_json::from_slice(&body).unwrap())
     }
