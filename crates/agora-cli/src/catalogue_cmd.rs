@@ -63,11 +63,12 @@ fn print_text(entries: &[CatalogueEntry]) {
         }
         if let Some(r) = &e.latest_release {
             let persons = r.persons.map_or_else(|| "?".into(), |p| p.to_string());
+            let records = r.records.map_or_else(|| "<10".into(), |n| n.to_string());
             out!(
                 "  latest release {} ({}): {} records, {} persons",
                 r.number,
                 r.created_at,
-                r.records,
+                records,
                 persons
             );
             if let Some(t) = &r.temporal {
@@ -82,7 +83,10 @@ fn print_text(entries: &[CatalogueEntry]) {
             let tables: Vec<String> = r
                 .tables
                 .iter()
-                .map(|t| format!("{} ({})", t.name, t.rows))
+                .map(|t| {
+                    let rows = t.rows.map_or_else(|| "<10".into(), |n| n.to_string());
+                    format!("{} ({rows})", t.name)
+                })
                 .collect();
             out!("  tables: {}", tables.join(", "));
         }

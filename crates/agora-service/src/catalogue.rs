@@ -22,8 +22,14 @@ use serde_json::{Value, json};
 
 use crate::{Hub, Result};
 
-/// Counts of persons below this are not published (the SNDS output rule, k = 10).
+/// Counts below this are not published (the SNDS output rule, k = 10).
 const PUBLIC_MIN_PERSONS: u64 = 10;
+
+/// The small-cell rule of every public count (persons, rows, nulls): 0 or at least k. A
+/// table of three deaths, or the null rate of one person's column, would describe people.
+fn publishable(n: u64) -> bool {
+    n == 0 || n >= PUBLIC_MIN_PERSONS
+}
 
 /// One dataset as the catalogue shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -47,8 +53,8 @@ pub struct ReleaseSummary {
     pub number: i64,
     /// When it was committed (RFC 3339, UTC).
     pub created_at: String,
-    /// Rows stored, all tables together.
-    pub records: u64,
+    /// Rows stored, all tables together; `None` when fewer than 10.
+    pub records: Option<u64>,
     /// Distinct persons (from the quality profile; `None` while it is pending).
     pub persons: Option<u64>,
     /// Time covered by care events, in whole months; `None` while the profile is pending.
@@ -88,8 +94,8 @@ pub enum QualitySummary {
 pub struct TableSummary {
     /// Table name.
     pub name: String,
-    /// Rows stored.
-    pub rows: u64,
+    /// Rows stored; `None` when between 1 and 9 (withheld, like every small count).
+    pub rows: Option<u64>,
     /// Distinct persons, when the table holds persons and at least 10 (or none) do.
     pub persons: Option<u64>,
     /// Columns, in order.
@@ -107,7 +113,7 @@ pub struct ColumnSummary {
     /// Whether it may hold nulls.
     pub nullable: bool,
     /// Share of nulls, in whole percent (as a fraction); `None` while the profile is
-    /// pending.
+    /// pending, and when the nulls or the values it implies number between 1 and 9.
     pub null_rate: Option<f64>,
 }
 
@@ -174,10 +180,8 @@ async fn entry(home: &Hub, name: &DatasetName, model: String) -> Result<Catalogu
                     let p = profiled(&t.name);
                     TableSummary {
                         name: t.name.clone(),
-                        rows: t.rows,
-                        persons: p
-                            .and_then(|p| p.persons)
-                            .filter(|&n| n == 0 || n >= PUBLIC_MIN_PERSONS),
+                        rows: Some(t.rows).filter(|&n| publishable(n)),
+                        persons: p.and_then(|p| p.persons).filter(|&n| publishable(n)),
                         columns: t
                             .schema
                             .columns
@@ -190,6 +194,11 @@ async fn entry(home: &Hub, name: &DatasetName, model: String) -> Result<Catalogu
                                     p.columns
                                         .iter()
                                         .find(|pc| pc.column == c.name)
+                                        // A rate times the row count gives both counts.
+                                        .filter(|pc| {
+                                            publishable(pc.nulls)
+                                                && publishable(p.rows.saturating_sub(pc.nulls))
+                                        })
                                         // Percent precision: exact rates times row counts
                                         // would give exact counts of small groups.
                                         .map(|pc| (pc.null_rate * 100.0).round() / 100.0)
@@ -209,7 +218,7 @@ async fn entry(home: &Hub, name: &DatasetName, model: String) -> Result<Catalogu
             Some(ReleaseSummary {
                 number: latest.number,
                 created_at: latest.created_at.clone(),
-                records: manifest.rows(),
+                records: Some(manifest.rows()).filter(|&n| publishable(n)),
                 persons: persons(&tables),
                 temporal: profile.as_deref().and_then(temporal),
                 quality,
@@ -451,10 +460,12 @@ fn dcat_dataset(e: &CatalogueEntry, base: &str) -> Value {
     if let Some(r) = &e.latest_release {
         obj.insert("dcat:version".into(), json!(r.number.to_string()));
         obj.insert("dct:modified".into(), typed(&r.created_at, "xsd:dateTime"));
-        obj.insert(
-            "healthdcatap:numberOfRecords".into(),
-            typed(r.records, "xsd:nonNegativeInteger"),
-        );
+        if let Some(records) = r.records {
+            obj.insert(
+                "healthdcatap:numberOfRecords".into(),
+                typed(records, "xsd:nonNegativeInteger"),
+            );
+        }
         if let Some(persons) = r.persons {
             obj.insert(
                 "healthdcatap:numberOfUniqueIndividuals".into(),
@@ -522,7 +533,7 @@ mod tests {
             latest_release: Some(ReleaseSummary {
                 number: 2,
                 created_at: "2026-11-01T10:00:00.000000Z".into(),
-                records: 1000,
+                records: Some(1000),
                 persons: Some(28),
                 temporal: Some(Temporal {
                     start: "2010-01-01".into(),

@@ -54,6 +54,13 @@ impl Caller {
     }
 }
 
+/// The token of a `Bearer` credential. The scheme is case-insensitive (RFC 7235 §2.1) and
+/// may be followed by several spaces.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The credential a request carries: `(token, from_cookie)`. A malformed `Authorization`
 /// header is an error, not "no credential".
 fn credential(headers: &HeaderMap) -> ApiResult<Option<(String, bool)>> {
@@ -61,8 +68,7 @@ fn credential(headers: &HeaderMap) -> ApiResult<Option<(String, bool)>> {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(bearer_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthenticated(UNAUTHENTICATED))?;
         return Ok(Some((token.to_owned(), false)));
@@ -283,6 +289,16 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer agora_t", "bearer agora_t", "BEARER  agora_t"] {
+            assert_eq!(bearer_token(header), Some("agora_t"), "{header}");
+        }
+        for header in ["Basic agora_t", "Beareragora_t", "agora_t"] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
+    }
 
     #[test]
     fn the_session_cookie_is_found_among_others() {

@@ -299,3 +299,49 @@ async fn the_profiler_reads_through_the_service_and_each_query_is_recorded() {
         .unwrap();
     assert_eq!(again.len(), events.len());
 }
+
+/// The public catalogue applies the small-cell rule (0 or at least 10) to every count it
+/// shows, not only to persons: Synthea27Nj's three deaths are withheld, and so are the null
+/// rates that would describe them.
+#[tokio::test]
+async fn the_public_catalogue_withholds_small_counts_and_the_rates_that_imply_them() {
+    let env = hub().await;
+    env.hub
+        .warm_profiles(&QueryLimits::default())
+        .await
+        .unwrap();
+    let entry = env
+        .hub
+        .catalogue_entry(&"omop".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let release = entry.latest_release.unwrap();
+    let table = |name: &str| release.tables.iter().find(|t| t.name == name).unwrap();
+    let person = table("person");
+    assert_eq!(person.rows, Some(28));
+    assert_eq!(person.persons, Some(28));
+    assert!(person.columns.iter().any(|c| c.null_rate == Some(0.0)));
+    let death = table("death");
+    assert_eq!(death.rows, None, "3 deaths must not be published");
+    assert_eq!(death.persons, None);
+    assert!(death.columns.iter().all(|c| c.null_rate.is_none()));
+    // Empty tables stay visibly empty.
+    let cohort = table("cohort");
+    assert_eq!(cohort.rows, Some(0));
+    // No column anywhere shows a rate implying 1 to 9 nulls or values.
+    for t in &release.tables {
+        for c in &t.columns {
+            if let (Some(rate), Some(rows)) = (c.null_rate, t.rows) {
+                let nulls = (rate * rows as f64).round() as u64;
+                let values = rows - nulls.min(rows);
+                assert!(
+                    (nulls == 0 || nulls >= 9) && (values == 0 || values >= 9),
+                    "{}.{}: rate {rate} of {rows} rows",
+                    t.name,
+                    c.name
+                );
+            }
+        }
+    }
+}
