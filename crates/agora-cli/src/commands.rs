@@ -37,14 +37,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             let report = home
                 .ingest_omop(OmopIngest {
-                    options: IngestOptions {
-                        dataset: args.dataset,
-                        source: args.path.clone(),
-                        actor: local_actor(),
-                        progress: std::io::stderr().is_terminal(),
-                        dry_run: args.dry_run,
-                        allow_duplicate: args.allow_duplicate,
-                    },
+                    options: ingest_options(
+                        args.dataset,
+                        &args.path,
+                        args.dry_run,
+                        args.allow_duplicate,
+                    ),
                     identity: match args.identity {
                         Identity::SourceValue => IdentitySource::SourceValue,
                         Identity::PersonId => IdentitySource::PersonId,
@@ -57,14 +55,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             let report = home
                 .ingest_fhir(FhirIngest {
-                    options: IngestOptions {
-                        dataset: args.dataset,
-                        source: args.path.clone(),
-                        actor: local_actor(),
-                        progress: std::io::stderr().is_terminal(),
-                        dry_run: args.dry_run,
-                        allow_duplicate: args.allow_duplicate,
-                    },
+                    options: ingest_options(
+                        args.dataset,
+                        &args.path,
+                        args.dry_run,
+                        args.allow_duplicate,
+                    ),
                     identity: args.identity,
                     views_dir: Some(dir.views()),
                     omop: !args.no_omop,
@@ -77,14 +73,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             let report = home
                 .ingest_tableschema(TableSchemaIngest {
-                    options: IngestOptions {
-                        dataset: args.dataset,
-                        source: args.path.clone(),
-                        actor: local_actor(),
-                        progress: std::io::stderr().is_terminal(),
-                        dry_run: args.dry_run,
-                        allow_duplicate: args.allow_duplicate,
-                    },
+                    options: ingest_options(
+                        args.dataset,
+                        &args.path,
+                        args.dry_run,
+                        args.allow_duplicate,
+                    ),
                     schemas: args.schemas,
                     person_ids: args.person_ids,
                 })
@@ -190,19 +184,40 @@ async fn local_session(
     target: Target,
     limits: QueryLimits,
 ) -> Result<agora_service::QuerySession> {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let who = home
         .query()
-        .authenticate(Credential::DataDirectory { user: &user })
+        .authenticate(Credential::DataDirectory { user: &os_user() })
         .await?;
     Ok(home.query().open(&who, target, Front::Cli, limits).await?)
+}
+
+/// The options every local ingest shares: run by the local operator, with progress bars
+/// when a person watches.
+fn ingest_options(
+    dataset: DatasetName,
+    source: &std::path::Path,
+    dry_run: bool,
+    allow_duplicate: bool,
+) -> IngestOptions {
+    IngestOptions {
+        dataset,
+        source: source.to_path_buf(),
+        actor: local_actor(),
+        progress: std::io::stderr().is_terminal(),
+        dry_run,
+        allow_duplicate,
+    }
 }
 
 /// Who runs a local command: the local operator (whoever can read the data directory can
 /// read everything in it anyway).
 pub(crate) fn local_actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("local:{user}")
+    format!("local:{}", os_user())
+}
+
+/// The operating-system user running the command.
+fn os_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }
 
 fn api_options(args: &ServeArgs) -> Result<agora_http::ApiOptions> {
@@ -473,14 +488,7 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
         eprintln!("Ingesting it as dataset `{DEMO_DATASET}`...");
         let report = home
             .ingest_omop(OmopIngest {
-                options: IngestOptions {
-                    dataset: dataset.clone(),
-                    source,
-                    actor: local_actor(),
-                    progress: std::io::stderr().is_terminal(),
-                    dry_run: false,
-                    allow_duplicate: false,
-                },
+                options: ingest_options(dataset.clone(), &source, false, false),
                 identity: IdentitySource::SourceValue,
             })
             .await?;

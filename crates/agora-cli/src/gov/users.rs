@@ -205,16 +205,10 @@ pub(crate) async fn run(dir: &DataDir, args: UserArgs) -> Result<()> {
             let roles = (!roles.is_empty()).then_some(roles);
             let token = meta.issue_token(who, &id, roles.as_deref()).await?;
             // The roles the token carries, as the service will see them.
-            let carried = match s
-                .home
-                .query()
-                .authenticate(agora_service::Credential::Token(&token))
-                .await
-            {
-                Ok(who) => who.principal().roles.clone(),
-                Err(agora_service::Error::Unauthenticated) => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
+            let carried = agora_auth::resolve_token(&s.home, &token)
+                .await?
+                .map(|who| who.principal().roles.clone())
+                .unwrap_or_default();
             let token_id = agora_service::governance::token_id(&token);
             if s.json {
                 return s.print_json(&serde_json::json!({

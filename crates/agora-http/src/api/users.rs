@@ -369,16 +369,11 @@ async fn issue_token(
         .issue_token(&caller.principal, &id, request.roles.as_deref())
         .await?;
     // The roles the token carries, as the service will see them.
-    let roles = match state
-        .home
-        .query()
-        .authenticate(agora_service::Credential::Token(&token))
+    let roles = agora_auth::resolve_token(&state.home, &token)
         .await
-    {
-        Ok(who) => who.principal().roles.clone(),
-        Err(agora_service::Error::Unauthenticated) => Vec::new(),
-        Err(e) => return Err(ApiError::from_error(e)),
-    };
+        .map_err(ApiError::from_error)?
+        .map(|who| who.principal().roles.clone())
+        .unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(json!({
