@@ -232,6 +232,10 @@ pub(crate) struct LimitArgs {
     /// Maximum rows a query may return.
     #[arg(long, env = "AGORA_QUERY_MAX_ROWS", default_value_t = 1_000_000)]
     pub max_rows: usize,
+    /// Maximum size of a query's result, in MiB (Arrow bytes); also bounds what one
+    /// function call may build.
+    #[arg(long, env = "AGORA_QUERY_MAX_RESULT_MB", default_value_t = 256)]
+    pub max_result_mb: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -234,6 +234,7 @@ pub(crate) fn limits(args: &LimitArgs) -> QueryLimits {
         memory_bytes: args.memory_mb << 20,
         timeout: Duration::from_secs(args.timeout_s),
         max_rows: args.max_rows,
+        max_bytes: args.max_result_mb << 20,
         ..QueryLimits::default()
     }
 }

@@ -26,6 +26,31 @@ pub enum Error {
         /// The limit.
         max_rows: usize,
     },
+    /// The result grew past the byte limit; the query was stopped.
+    #[error("result is larger than {max_mib} MiB; aggregate, select fewer columns, or add a LIMIT")]
+    TooManyBytes {
+        /// The limit, in MiB.
+        max_mib: usize,
+    },
+    /// The statement is too long or too deeply nested to plan safely.
+    #[error("the query is too complex: {0}")]
+    TooComplex(String),
+    /// A function would have built a value or an array larger than a query may allocate.
+    #[error("{0}")]
+    TooLargeValue(String),
+    /// Evaluating the query failed on a data value (an invalid pattern, cast, date,
+    /// argument...). The engine's message is withheld: it may quote the value.
+    #[error(
+        "the query failed on a data value (an invalid pattern, cast, date or argument; \
+         the engine's message is withheld because it may quote data): check the arguments, \
+         or use TRY_CAST, NULLIF or a filter"
+    )]
+    Evaluation,
+    /// The engine panicked on this query; only this query was stopped.
+    #[error(
+        "the query engine failed on this query (an internal fault; only this query was stopped)"
+    )]
+    Panic,
     /// A manifest or file of the lake could not be read.
     #[error(transparent)]
     Lake(#[from] agora_lake::Error),
@@ -40,7 +65,7 @@ pub enum Error {
     /// the permit). Names tables and columns, never data.
     #[error("the data permit cannot be applied: {0}")]
     Permit(String),
-    /// Anything else the engine reported (values redacted).
+    /// Anything else the engine reported (details withheld).
     #[error("query engine error: {0}")]
     Engine(String),
 }
@@ -49,9 +74,13 @@ impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
             Error::Sql(_) => ErrorKind::InvalidInput,
-            Error::Memory { .. } | Error::Timeout { .. } | Error::TooManyRows { .. } => {
-                ErrorKind::ResourceExhausted
-            }
+            Error::Memory { .. }
+            | Error::Timeout { .. }
+            | Error::TooManyRows { .. }
+            | Error::TooManyBytes { .. }
+            | Error::TooLargeValue(_) => ErrorKind::ResourceExhausted,
+            Error::TooComplex(_) | Error::Evaluation => ErrorKind::InvalidInput,
+            Error::Panic => ErrorKind::Internal,
             Error::Lake(e) => e.kind(),
             Error::Store(e) => e.kind(),
             Error::NoPermit => ErrorKind::PermissionDenied,
@@ -63,7 +92,13 @@ impl HasKind for Error {
 
 impl Error {
     pub(crate) fn from_datafusion(e: DataFusionError, limit_mb: usize) -> Self {
-        match e.find_root() {
+        let root = e.find_root();
+        if let DataFusionError::External(inner) = root
+            && let Some(guard) = inner.downcast_ref::<crate::guard::ValueTooLarge>()
+        {
+            return Error::TooLargeValue(guard.0.clone());
+        }
+        match root {
             DataFusionError::ResourcesExhausted(_) => Error::Memory { limit_mb },
             DataFusionError::Plan(msg)
                 if [
@@ -82,41 +117,45 @@ impl Error {
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
+            | DataFusionError::Configuration(_)
             | DataFusionError::NotImplemented(_) => Error::Sql(e.strip_backtrace()),
-            // Execution errors are about the data: never let them carry a value out.
-            DataFusionError::ArrowError(arrow, _) => Error::Sql(arrow_message(arrow)),
-            _ => Error::Engine(redact_values(&e.strip_backtrace())),
+            // Everything below may be raised while evaluating data, and engine messages
+            // quote the value they failed on (a pattern built from a column, a cast, a date):
+            // never let one out, in an answer or a log. Statement errors above are raised
+            // before any data is read.
+            DataFusionError::ArrowError(arrow, _) => arrow_error(arrow),
+            DataFusionError::Execution(_) | DataFusionError::External(_) => Error::Evaluation,
+            DataFusionError::ExecutionJoin(join) if join.is_panic() => Error::Panic,
+            DataFusionError::ParquetError(_)
+            | DataFusionError::ObjectStore(_)
+            | DataFusionError::IoError(_) => {
+                Error::Engine("reading the lake failed (details withheld)".into())
+            }
+            _ => Error::Engine("internal error (details withheld)".into()),
         }
     }
 }
 
 /// A fixed description of an Arrow compute error: Arrow's own messages quote the offending
 /// value (`Cannot cast string '<a diagnosis>' ...`).
-fn arrow_message(e: &datafusion::arrow::error::ArrowError) -> String {
+fn arrow_error(e: &datafusion::arrow::error::ArrowError) -> Error {
     use datafusion::arrow::error::ArrowError as A;
+    let fixed = |m: &str| Error::Sql(m.into());
     match e {
-        A::CastError(_) => "a value could not be converted to the requested type; \
-                            filter or use TRY_CAST"
-            .into(),
-        A::ParseError(_) => "a value could not be parsed; filter or use TRY_CAST".into(),
-        A::DivideByZero => "division by zero; guard the divisor with NULLIF(x, 0)".into(),
-        A::ArithmeticOverflow(_) => "arithmetic overflow; cast to a wider type".into(),
-        other => redact_values(&other.to_string()),
+        A::CastError(_) => {
+            fixed("a value could not be converted to the requested type; filter or use TRY_CAST")
+        }
+        A::ParseError(_) => fixed("a value could not be parsed; filter or use TRY_CAST"),
+        A::DivideByZero => fixed("division by zero; guard the divisor with NULLIF(x, 0)"),
+        A::ArithmeticOverflow(_) => fixed("arithmetic overflow; cast to a wider type"),
+        A::OffsetOverflowError(_) => Error::TooLargeValue(
+            "a result column grew past what one array can hold; aggregate less text".into(),
+        ),
+        A::MemoryError(_) => {
+            Error::TooLargeValue("a function needed more memory than a query may allocate".into())
+        }
+        _ => Error::Evaluation,
     }
-}
-
-/// Replaces every single-quoted literal in an engine message by `'<value>'`.
-fn redact_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut parts = message.split('\'');
-    out.push_str(parts.next().unwrap_or_default());
-    let mut quoted = true;
-    for part in parts {
-        out.push('\'');
-        out.push_str(if quoted { "<value>" } else { part });
-        quoted = !quoted;
-    }
-    out
 }
 
 /// The result of query-layer calls.
@@ -127,13 +166,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redaction_removes_quoted_values_only() {
-        assert_eq!(
-            redact_values("Cannot cast string 'Prediabetes' to value of Int32 type"),
-            "Cannot cast string '<value>' to value of Int32 type"
-        );
-        assert_eq!(redact_values("no quotes"), "no quotes");
-        assert_eq!(redact_values("a 'x' b 'y' c"), "a '<value>' b '<value>' c");
+    fn evaluation_errors_never_show_the_value() {
+        let e = DataFusionError::Execution("regex parse error: 12345 born 1970-01-01 (".into());
+        let shown = Error::from_datafusion(e, 1);
+        assert_eq!(shown.kind(), ErrorKind::InvalidInput);
+        assert!(!shown.to_string().contains("12345"), "{shown}");
+        let e = DataFusionError::External("Invalid date 2024-13-01 for 9876".into());
+        let shown = Error::from_datafusion(e, 1).to_string();
+        assert!(!shown.contains("9876"), "{shown}");
     }
 
     #[test]

@@ -30,12 +30,17 @@
 
 mod barrier;
 mod error;
+mod guard;
+mod limits;
 mod permit;
 mod registry;
+mod runtime;
 mod workspace;
 
 pub use error::{Error, Result};
+pub use limits::{MAX_EXPRESSION_DEPTH, MAX_PLAN_DEPTH, MAX_SQL_BYTES};
 pub use permit::{PERSON_KEY, PermitScope, PermitWorkspace};
+pub use runtime::{QUERY_THREAD_STACK, on_query_runtime};
 pub use workspace::{
     Grant, Planned, QueryEngine, QueryLimits, QueryOutput, QueryStream, Workspace,
     default_target_partitions,

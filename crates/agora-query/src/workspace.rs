@@ -11,7 +11,6 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::TableScopedPath;
 use datafusion::execution::cache::cache_manager::{
@@ -25,7 +24,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use futures::StreamExt;
+use futures::StreamExt as _;
 use object_store::path::Path;
 
 use crate::registry::LakeOnly;
@@ -41,6 +40,9 @@ pub struct QueryLimits {
     pub timeout: Duration,
     /// Most rows a result may have; past it the query is stopped.
     pub max_rows: usize,
+    /// Most bytes a result may have (Arrow buffers of its batches); past it the query is
+    /// stopped. Also bounds what one function call may allocate (see `guard`).
+    pub max_bytes: usize,
     /// Partitions each operator is split into; `None` = [`default_target_partitions`].
     pub target_partitions: Option<usize>,
     /// Where spill files go; `None` = the OS temporary directory.
@@ -53,9 +55,18 @@ impl Default for QueryLimits {
             memory_bytes: 4 << 30,
             timeout: Duration::from_secs(600),
             max_rows: 1_000_000,
+            max_bytes: 256 << 20,
             target_partitions: None,
             spill_dir: None,
         }
+    }
+}
+
+impl QueryLimits {
+    /// Most bytes one function call may build for one batch: the result's byte limit, or
+    /// an eighth of the memory limit if smaller (several such values can be alive at once).
+    pub fn value_bytes(&self) -> usize {
+        self.max_bytes.min(self.memory_bytes / 8).max(1 << 20)
     }
 }
 
@@ -285,11 +296,14 @@ impl Session {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(crate::runtime::YieldingOperators))
             // No CREATE EXTERNAL TABLE factories, even though DDL is refused anyway.
             .with_table_factories(Default::default())
             .build();
+        let ctx = SessionContext::new_with_state(state);
+        crate::guard::install(&ctx, limits.value_bytes());
         Ok(Self {
-            ctx: SessionContext::new_with_state(state),
+            ctx,
             limits,
             plan_metrics: true,
         })
@@ -333,17 +347,27 @@ impl Session {
     /// and policies. Planning counts against the query's time limit.
     pub(crate) async fn plan(&self, sql: &str) -> Result<Planned> {
         let started = tokio::time::Instant::now();
+        crate::limits::check_statement(sql)?;
         let limit_mb = self.limits.memory_bytes >> 20;
-        let planning = async {
-            let options = SQLOptions::new()
+        let ctx = self.ctx.clone();
+        let statement = sql.to_owned();
+        // On the query runtime: parsing and planning recurse over the statement.
+        let planning = crate::runtime::on_query_runtime(async move {
+            let df_err = |e| Error::from_datafusion(e, limit_mb);
+            let state = ctx.state();
+            let parsed = state
+                .sql_to_statement(&statement, &state.config().options().sql_parser.dialect)
+                .map_err(df_err)?;
+            let plan = state.statement_to_plan(parsed).await.map_err(df_err)?;
+            SQLOptions::new()
                 .with_allow_ddl(false)
                 .with_allow_dml(false)
-                .with_allow_statements(false);
-            self.ctx
-                .sql_with_options(sql, options)
-                .await
-                .map_err(|e| Error::from_datafusion(e, limit_mb))
-        };
+                .with_allow_statements(false)
+                .verify_plan(&plan)
+                .map_err(df_err)?;
+            crate::limits::check_plan(&plan)?;
+            ctx.execute_logical_plan(plan).await.map_err(df_err)
+        });
         let df = tokio::time::timeout(self.limits.timeout, planning)
             .await
             .map_err(|_| Error::Timeout {
@@ -403,34 +427,97 @@ impl Planned {
 
     /// Starts execution: a stream of batches under the query's limits. Dropping the stream
     /// cancels the query.
+    ///
+    /// The query runs on the query runtime (optimization and physical planning included),
+    /// feeding a small channel: the caller's runtime only receives batches, a slow reader
+    /// pauses the query, and a deadline or a dropped stream aborts it where it is.
     pub async fn execute(self) -> Result<QueryStream> {
         let limit_mb = self.limits.memory_bytes >> 20;
-        let timeout = Error::Timeout {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+        let df = self.df;
+        let task = crate::runtime::spawn_on_query_runtime(async move {
+            let run = std::panic::AssertUnwindSafe(pump(df, tx.clone(), started_tx, limit_mb));
+            if futures::FutureExt::catch_unwind(run).await.is_err() {
+                let _ = tx.send(Err(Error::Panic)).await;
+            }
+        });
+        let timeout = || Error::Timeout {
             seconds: self.limits.timeout.as_secs(),
         };
-        let inner = tokio::time::timeout_at(self.deadline, self.df.execute_stream())
-            .await
-            .map_err(|_| timeout)?
-            .map_err(|e| Error::from_datafusion(e, limit_mb))?;
+        match tokio::time::timeout_at(self.deadline, started_rx).await {
+            Err(_) => return Err(timeout()),
+            Ok(Ok(Err(e))) => return Err(e),
+            Ok(Ok(Ok(()))) => {}
+            // The task ended before starting: it panicked (and said so on the channel).
+            Ok(Err(_)) => return Err(Error::Panic),
+        }
         Ok(QueryStream {
             schema: self.schema,
-            inner,
+            rx,
+            _task: task,
             sleep: Box::pin(tokio::time::sleep_until(self.deadline)),
             limits: self.limits,
             rows: 0,
+            bytes: 0,
             done: false,
         })
     }
 }
 
+/// Runs `df` on the query runtime and sends its batches to `tx` until the result ends, an
+/// error occurs or the receiver goes away.
+async fn pump(
+    df: DataFrame,
+    tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+    started: tokio::sync::oneshot::Sender<Result<()>>,
+    limit_mb: usize,
+) {
+    let mut stream = match df.execute_stream().await {
+        Ok(stream) => {
+            let _ = started.send(Ok(()));
+            stream
+        }
+        Err(e) => {
+            let _ = started.send(Err(Error::from_datafusion(e, limit_mb)));
+            return;
+        }
+    };
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            // The reader left while a batch was being computed: stop now.
+            () = tx.closed() => return,
+        };
+        let Some(next) = next else { return };
+        let failed = next.is_err();
+        let next = next.map_err(|e| Error::from_datafusion(e, limit_mb));
+        if tx.send(next).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The bytes a batch's rows occupy (of a slice: only the slice's part of its buffers).
+fn batch_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(usize::MAX))
+        .fold(0usize, usize::saturating_add)
+}
+
 /// The batches of a running query. Ends with an error (and stops the query) when the time
-/// limit passes or the result grows past its row limit; engine errors are redacted.
+/// limit passes or the result grows past its row or byte limit.
 pub struct QueryStream {
     schema: SchemaRef,
-    inner: SendableRecordBatchStream,
+    rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+    /// The query's task on the query runtime, aborted when the stream is dropped.
+    _task: crate::runtime::AbortOnDrop,
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
     limits: QueryLimits,
     rows: usize,
+    bytes: usize,
     done: bool,
 }
 
@@ -439,6 +526,7 @@ impl std::fmt::Debug for QueryStream {
         f.debug_struct("QueryStream")
             .field("schema", &self.schema)
             .field("rows", &self.rows)
+            .field("bytes", &self.bytes)
             .finish_non_exhaustive()
     }
 }
@@ -449,7 +537,7 @@ impl QueryStream {
         &self.schema
     }
 
-    /// Reads the whole result into memory (bounded by the row limit).
+    /// Reads the whole result into memory (bounded by the row and byte limits).
     pub async fn collect(mut self) -> Result<QueryOutput> {
         let mut batches = Vec::new();
         while let Some(batch) = self.next().await {
@@ -459,6 +547,13 @@ impl QueryStream {
             schema: self.schema,
             batches,
         })
+    }
+
+    /// Ends the stream with `e` and stops the query.
+    fn fail(&mut self, e: Error) -> std::task::Poll<Option<Result<RecordBatch>>> {
+        self.done = true;
+        self.rx.close();
+        std::task::Poll::Ready(Some(Err(e)))
     }
 }
 
@@ -474,30 +569,26 @@ impl futures::Stream for QueryStream {
             return Poll::Ready(None);
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
-            self.done = true;
-            return Poll::Ready(Some(Err(Error::Timeout {
-                seconds: self.limits.timeout.as_secs(),
-            })));
+            let seconds = self.limits.timeout.as_secs();
+            return self.fail(Error::Timeout { seconds });
         }
-        let polled = self.inner.poll_next_unpin(cx);
-        let limit_mb = self.limits.memory_bytes >> 20;
-        match polled {
+        match self.rx.poll_recv(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 self.done = true;
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(Error::from_datafusion(e, limit_mb))))
-            }
+            Poll::Ready(Some(Err(e))) => self.fail(e),
             Poll::Ready(Some(Ok(batch))) => {
                 self.rows += batch.num_rows();
+                self.bytes = self.bytes.saturating_add(batch_bytes(&batch));
                 if self.rows > self.limits.max_rows {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(Error::TooManyRows {
-                        max_rows: self.limits.max_rows,
-                    })));
+                    let max_rows = self.limits.max_rows;
+                    return self.fail(Error::TooManyRows { max_rows });
+                }
+                if self.bytes > self.limits.max_bytes {
+                    let max_mib = self.limits.max_bytes >> 20;
+                    return self.fail(Error::TooManyBytes { max_mib });
                 }
                 Poll::Ready(Some(Ok(batch)))
             }
