@@ -20,7 +20,7 @@ use crate::{Error, Result};
 pub const MAX_SQL_BYTES: usize = 1 << 20;
 
 /// Most operators one expression may chain (an upper bound of its depth).
-pub const MAX_EXPRESSION_DEPTH: usize = 1_000;
+pub const MAX_EXPRESSION_DEPTH: usize = 256;
 
 /// Deepest logical plan accepted (nested joins, set operations, CTEs, subqueries).
 pub const MAX_PLAN_DEPTH: usize = 256;

@@ -595,3 +595,102 @@ impl futures::Stream for QueryStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::Volatility;
+    use datafusion::logical_expr::{ColumnarValue, create_udf};
+
+    use super::*;
+
+    fn session(limits: QueryLimits) -> (tempfile::TempDir, Session) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = QueryEngine::new(Lake::open_local(dir.path()).unwrap());
+        let session = Session::new(&engine, "test", limits).unwrap();
+        // A kernel that panics with a message quoting its "value", as Arrow's do.
+        let boom = create_udf(
+            "boom",
+            vec![DataType::Int64],
+            DataType::Int64,
+            Volatility::Volatile,
+            Arc::new(|_: &[ColumnarValue]| panic!("value 4242 is bad")),
+        );
+        session.ctx.register_udf(boom);
+        (dir, session)
+    }
+
+    async fn run(session: &Session, sql: &str) -> Result<QueryOutput> {
+        session.plan(sql).await?.execute().await?.collect().await
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_executing_is_this_querys_error_and_the_engine_goes_on() {
+        let (_dir, session) = session(QueryLimits::default());
+        let e = run(
+            &session,
+            "SELECT boom(x) FROM generate_series(1, 3) AS t(x)",
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Panic), "{e}");
+        assert!(!e.to_string().contains("4242"), "{e}");
+        let out = run(&session, "SELECT 1 AS one").await.unwrap();
+        assert_eq!(out.num_rows(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_result_is_bounded_in_bytes_as_well_as_rows() {
+        let limits = QueryLimits {
+            max_bytes: 2 << 20,
+            ..QueryLimits::default()
+        };
+        let (_dir, session) = session(limits);
+        // 100,000 rows of 64 bytes: far under the row limit, over 2 MiB.
+        let e = run(
+            &session,
+            "SELECT repeat('x', 64) AS s FROM generate_series(1, 100000)",
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::TooManyBytes { max_mib: 2 }), "{e}");
+        let out = run(
+            &session,
+            "SELECT repeat('x', 64) FROM generate_series(1, 1000)",
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.num_rows(), 1000);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_stops_the_work_not_only_the_answer() {
+        let limits = QueryLimits {
+            timeout: Duration::from_millis(300),
+            ..QueryLimits::default()
+        };
+        let (_dir, session) = session(limits);
+        let started = std::time::Instant::now();
+        let e = run(
+            &session,
+            "SELECT a.value FROM generate_series(1, 100000) a, generate_series(1, 100000) b \
+             ORDER BY a.value * b.value % 7, b.value DESC LIMIT 5 OFFSET 1000",
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The query's operators are dropped, so what they reserved returns to the pool.
+        let pool = session.ctx.runtime_env().memory_pool.clone();
+        let mut waited = Duration::ZERO;
+        while pool.reserved() > 0 {
+            assert!(
+                waited < Duration::from_secs(10),
+                "{} bytes still reserved",
+                pool.reserved()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
+        }
+    }
+}

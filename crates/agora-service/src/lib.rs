@@ -53,7 +53,10 @@ mod query;
 use agora_core::ErrorKind;
 
 pub use agora_lake::{ReleaseManifest, TableEntry};
-pub use agora_query::{QueryLimits, QueryOutput, default_target_partitions};
+pub use agora_query::{
+    MAX_EXPRESSION_DEPTH, MAX_PLAN_DEPTH, MAX_SQL_BYTES, QueryLimits, QueryOutput,
+    default_target_partitions,
+};
 pub use error::{Error, Result};
 pub use hub::{Hub, Initialized};
 pub use query::{

@@ -2,4 +2,5 @@
 //! sessions only through `open`, plan before execute, streamed answers under limits, and an
 //! access event for every answer, refusal and failure.
 
+mod hardening;
 mod service;

@@ -9,12 +9,12 @@ use futures::StreamExt;
 
 const FIXTURE: &str = "../../../shared/data/omop/synthea27nj_csv";
 
-struct Env {
+pub(crate) struct Env {
     _dir: tempfile::TempDir,
-    hub: Hub,
+    pub(crate) hub: Hub,
 }
 
-async fn hub() -> Env {
+pub(crate) async fn hub() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::new(dir.path().join("hub"));
     Hub::init(&data).await.unwrap();
@@ -35,14 +35,14 @@ async fn hub() -> Env {
     Env { _dir: dir, hub }
 }
 
-fn release(n: Option<i64>) -> Target {
+pub(crate) fn release(n: Option<i64>) -> Target {
     Target::Release {
         dataset: "omop".parse().unwrap(),
         release: n,
     }
 }
 
-async fn operator(hub: &Hub) -> agora_service::Authenticated {
+pub(crate) async fn operator(hub: &Hub) -> agora_service::Authenticated {
     hub.query()
         .authenticate(Credential::DataDirectory { user: "tester" })
         .await
