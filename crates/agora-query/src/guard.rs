@@ -182,7 +182,7 @@ impl ScalarUDFImpl for Bounded {
     fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let value = args.args.swap_remove(0);
         let size = match &value {
-            ColumnarValue::Array(a) => slice_bytes(a.as_ref()),
+            ColumnarValue::Array(a) => array_bytes(a.as_ref()),
             // A constant is copied to every row of the batch where it is used.
             ColumnarValue::Scalar(s) => s.size().saturating_mul(args.number_rows.max(1)),
         };
@@ -193,11 +193,35 @@ impl ScalarUDFImpl for Bounded {
     }
 }
 
-fn slice_bytes(array: &dyn Array) -> usize {
-    array
-        .to_data()
-        .get_slice_memory_size()
-        .unwrap_or(usize::MAX)
+/// The bytes an array's rows occupy: of a slice, its part of the buffers. Arrow's own
+/// slice measure leaves out the data buffers of string and binary views, where the bulk
+/// of a view array lives, so an array holding views is measured by its whole buffers.
+pub(crate) fn array_bytes(array: &dyn Array) -> usize {
+    if holds_views(array.data_type()) {
+        array.get_array_memory_size()
+    } else {
+        array
+            .to_data()
+            .get_slice_memory_size()
+            .unwrap_or_else(|_| array.get_array_memory_size())
+    }
+}
+
+fn holds_views(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8View | DataType::BinaryView => true,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => holds_views(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| holds_views(f.data_type())),
+        DataType::Dictionary(_, values) => holds_views(values),
+        DataType::RunEndEncoded(_, values) => holds_views(values.data_type()),
+        DataType::Union(fields, _) => fields.iter().any(|(_, f)| holds_views(f.data_type())),
+        _ => false,
+    }
 }
 
 /// A function whose output size is a product of an argument, refusing a batch whose
@@ -278,7 +302,7 @@ fn ints(value: &ColumnarValue) -> Result<PerRow> {
 fn step_nanos(value: &ColumnarValue) -> Option<i64> {
     let scalar = match value {
         ColumnarValue::Scalar(s) => s.clone(),
-        ColumnarValue::Array(a) if a.len() > 0 => ScalarValue::try_from_array(a, 0).ok()?,
+        ColumnarValue::Array(a) if !a.is_empty() => ScalarValue::try_from_array(a, 0).ok()?,
         ColumnarValue::Array(_) => return None,
     };
     match scalar {
@@ -300,6 +324,9 @@ fn step_nanos(value: &ColumnarValue) -> Option<i64> {
     }
 }
 
+/// Bytes of one output row, from the row's argument values.
+type Estimate = Box<dyn Fn(&[Option<i64>]) -> u128>;
+
 impl Amplifier {
     /// An upper bound of the bytes one batch's output would take.
     fn output_bytes(&self, args: &ScalarFunctionArgs) -> Result<u128> {
@@ -307,7 +334,7 @@ impl Amplifier {
         let rows = args.number_rows;
         let per_row: Vec<PerRow>;
         // Bytes of the output row from the per-row argument values.
-        let estimate: Box<dyn Fn(&[Option<i64>]) -> u128> = match self.inner.name() {
+        let estimate: Estimate = match self.inner.name() {
             "repeat" => {
                 per_row = vec![lengths(&a[0])?, ints(&a[1])?];
                 Box::new(|v| width(v[0]) * width(v[1]))

@@ -54,16 +54,15 @@ pub(crate) fn check_statement(sql: &str) -> Result<()> {
     let mut levels = vec![Level::default()];
     let mut deepest = 0;
     for token in &tokens {
+        let nested = levels.len() > 1;
         let top = levels.last_mut().expect("the outer level is never popped");
         match token {
             Token::LParen | Token::LBracket => levels.push(Level::default()),
-            Token::RParen | Token::RBracket => {
-                if levels.len() > 1 {
-                    let group = levels.pop().expect("checked above");
-                    let depth = group.max.max(group.ops + group.child) + 1;
-                    let parent = levels.last_mut().expect("checked above");
-                    parent.child = parent.child.max(depth);
-                }
+            Token::RParen | Token::RBracket if nested => {
+                let group = levels.pop().expect("checked by the guard");
+                let depth = group.max.max(group.ops + group.child) + 1;
+                let parent = levels.last_mut().expect("checked by the guard");
+                parent.child = parent.child.max(depth);
             }
             Token::Comma | Token::SemiColon => {
                 top.max = top.max.max(top.ops + top.child);

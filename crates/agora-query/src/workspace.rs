@@ -503,7 +503,7 @@ fn batch_bytes(batch: &RecordBatch) -> usize {
     batch
         .columns()
         .iter()
-        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(usize::MAX))
+        .map(|c| crate::guard::array_bytes(c.as_ref()))
         .fold(0usize, usize::saturating_add)
 }
 
