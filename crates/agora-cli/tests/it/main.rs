@@ -11,6 +11,7 @@ mod fhir_omop;
 mod governance;
 mod governance_cli;
 mod http;
+mod limits;
 mod oidc;
 mod postgres;
 mod query_suite;
