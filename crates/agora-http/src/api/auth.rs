@@ -44,6 +44,11 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The session token this request was authenticated with; `None` for an API token.
+    pub(crate) fn session_token(&self) -> Option<&str> {
+        (self.kind == CredentialKind::Session).then_some(self.token.as_str())
+    }
+
     /// The principal, if it holds `role`; else 403 with `why` (which names no object).
     pub(crate) fn require(&self, role: Role, why: &str) -> ApiResult<&Principal> {
         if self.principal.has(role) {

@@ -78,8 +78,9 @@ pub(super) fn routes(api: Api) -> Api {
             .tag("users")
             .who(op)
             .describe(
-                "Ends the user's sessions at once; its API tokens stop authenticating until \
-                 reactivation. Refused (409) for the last active operator.",
+                "Revokes the user's sessions and API tokens at once and for good: \
+                 reactivation restores none of them. Refused (409) for the last active \
+                 operator.",
             )
             .ok(200, "User")
             .errors(&[409]),
@@ -102,8 +103,10 @@ pub(super) fn routes(api: Api) -> Api {
             .who(self_or_op)
             .describe(
                 "Users changing their own password give the current one \
-                 (`current_password`). An operator resetting someone else's password ends \
-                 that user's sessions. Only an argon2id hash is stored.",
+                 (`current_password`). Every session of the user ends except the one making \
+                 the request (`other_sessions_ended` says how many); an operator resetting \
+                 someone else's password ends all of that user's sessions. API tokens stay \
+                 valid. Only an argon2id hash is stored.",
             )
             .body("PasswordRequest")
             .ok(200, "PasswordSet")
@@ -208,7 +211,7 @@ async fn create(
         )
         .await?;
     if let Some(password) = &request.password {
-        meta.set_password(p, &user.id, password).await?;
+        meta.set_password(p, &user.id, password, None).await?;
     }
     let user = meta.user(p, &user.id).await?;
     Ok((StatusCode::CREATED, Json(json!(user))))
@@ -327,14 +330,12 @@ async fn set_password(
             return Err(ApiError::forbidden("the current password is wrong"));
         }
     }
-    meta.set_password(p, &id, &request.password).await?;
-    let sessions_ended = if own {
-        0
-    } else {
-        meta.revoke_user_sessions(&id).await?
-    };
+    // The session making the change stays open (it just proved the current password);
+    // every other session of the user ends.
+    let keep = if own { caller.session_token() } else { None };
+    let ended = meta.set_password(p, &id, &request.password, keep).await?;
     Ok(Json(
-        json!({"user_id": id, "password_set": true, "sessions_ended": sessions_ended}),
+        json!({"user_id": id, "password_set": true, "other_sessions_ended": ended}),
     ))
 }
 
