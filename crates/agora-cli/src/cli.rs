@@ -322,6 +322,19 @@ pub(crate) struct ServeArgs {
     /// Seconds between maintenance rounds (record expired projects, purge ended sessions).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub maintenance_interval_s: u64,
+    /// Seconds a client may take to send a request's headers (or to start its next request
+    /// on a kept-alive connection) before the connection is closed.
+    #[arg(long, env = "AGORA_HEADER_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_s: u64,
+    /// Seconds a client may take to send a request's body once its headers are in (408
+    /// after it).
+    #[arg(long, env = "AGORA_BODY_TIMEOUT_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_s: u64,
+    /// Connections open at once from one client address (IPv6: per /64); more are refused
+    /// (503). 0 disables. Behind a reverse proxy every client shares the proxy's address:
+    /// raise it and limit at the proxy.
+    #[arg(long, env = "AGORA_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    pub max_connections_per_address: usize,
     #[command(flatten)]
     pub oidc: OidcArgs,
 }

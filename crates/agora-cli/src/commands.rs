@@ -226,6 +226,9 @@ fn api_options(args: &ServeArgs) -> Result<agora_http::ApiOptions> {
         maintenance_every: Duration::from_secs(args.maintenance_interval_s),
         oidc: args.oidc.config()?,
         public_url: args.public_url.clone(),
+        header_timeout: Duration::from_secs(args.header_timeout_s),
+        body_timeout: Duration::from_secs(args.body_timeout_s),
+        max_connections_per_address: args.max_connections_per_address,
     })
 }
 

@@ -3,8 +3,9 @@
 //!
 //! * A **user** has a unique id (named in every audit entry), a display name, an optional
 //!   email, any number of [`Role`]s and an active flag. A deactivated user can no longer log
-//!   in, and neither its sessions nor its API tokens authenticate (reactivation restores its
-//!   tokens; its sessions were revoked).
+//!   in, and its sessions and API tokens are revoked (reactivation restores none of them).
+//! * Setting a **password** ends the user's other sessions (all but the one making the
+//!   change).
 //! * **Passwords** are stored only as argon2id PHC strings. [`MetaStore::authenticate_password`]
 //!   throttles failures per login name ([`crate::LoginPolicy`]: by default 5 failures in
 //!   15 minutes lock the name for 15 minutes); the throttle is kept in the store so it holds
@@ -50,8 +51,7 @@ pub struct User {
     /// What the user may do; empty for a fresh OpenID Connect user until an operator grants
     /// roles.
     pub roles: Vec<Role>,
-    /// `false` once deactivated: no login, and its sessions and API tokens stop
-    /// authenticating.
+    /// `false` once deactivated: no login, and its sessions and API tokens were revoked.
     pub active: bool,
     /// Whether a local password is set (the hash itself never leaves the store).
     pub has_password: bool,
@@ -390,7 +390,8 @@ impl MetaStore {
     }
 
     /// Activates or deactivates a user (operator only). Deactivation revokes the user's
-    /// sessions; its API tokens stop authenticating while it stays inactive.
+    /// sessions and API tokens for good (`revoked_at` is recorded), so reactivation brings
+    /// none of them back: the user logs in again and is issued new tokens.
     pub async fn set_user_active(&self, actor: &Principal, id: &str, active: bool) -> Result<User> {
         require_operator(actor)?;
         let now = format_ts(self.now());
@@ -412,6 +413,15 @@ impl MetaStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            // Revoked, not suspended: a token that leaked before the deactivation must not
+            // come back to life with a reactivation.
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE principal = $2 AND revoked_at IS NULL",
+            )
+            .bind(&now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             ensure_an_operator_remains(&mut tx).await?;
         }
         tx.commit().await?;
@@ -422,7 +432,18 @@ impl MetaStore {
     /// Sets a user's local password (the user itself or an operator; an API that lets users
     /// change their own password should check the current one with
     /// [`MetaStore::authenticate_password`] first). Only the argon2id PHC string is stored.
-    pub async fn set_password(&self, actor: &Principal, id: &str, password: &str) -> Result<()> {
+    ///
+    /// Every session of the user ends with the change, except `keep_session` (the session
+    /// token the change was made with, if any): whoever held another session, perhaps the
+    /// one the password change is meant to lock out, must log in with the new password.
+    /// Returns how many live sessions were ended.
+    pub async fn set_password(
+        &self,
+        actor: &Principal,
+        id: &str,
+        password: &str,
+        keep_session: Option<&str>,
+    ) -> Result<u64> {
         if !actor.has(Role::Operator) && actor.name != id {
             return Err(Error::NotFound("user"));
         }
@@ -442,17 +463,32 @@ impl MetaStore {
             return Err(Error::NotFound("user"));
         }
         let phc = hash_password(policy, password.to_owned()).await?;
+        let now = format_ts(self.now());
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO password_credentials (user_id, phc, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id) DO UPDATE SET phc = excluded.phc, updated_at = excluded.updated_at",
         )
         .bind(id)
         .bind(phc)
-        .bind(format_ts(self.now()))
-        .execute(self.pool())
+        .bind(&now)
+        .execute(&mut *tx)
         .await?;
-        tracing::info!(user = %id, by = %actor.name, "password set");
-        Ok(())
+        // A hash no session token has: nothing is kept when no session is named.
+        let keep = keep_session.map_or_else(String::new, |t| sha256_hex(t.as_bytes()));
+        let ended = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+             AND token_hash <> $3",
+        )
+        .bind(&now)
+        .bind(id)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        tracing::info!(user = %id, by = %actor.name, sessions_ended = ended, "password set");
+        Ok(ended)
     }
 
     /// Checks a local login (the user id) and password.

@@ -2,7 +2,8 @@
 //!
 //! An API token belongs to a user and carries a set of roles; it authenticates as the user
 //! with the roles the token carries *and* the user still holds, and only while the user is
-//! active. Tokens carry 256 random bits: only their SHA-256 is stored.
+//! active (deactivating a user revokes its tokens for good). Tokens carry 256 random bits:
+//! only their SHA-256 is stored.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

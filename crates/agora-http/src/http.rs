@@ -10,7 +10,7 @@ use std::time::Duration;
 use agora_core::{DatasetName, ErrorKind, HasKind};
 use agora_service::governance::Role;
 use agora_service::{Front, QueryLimits, Target};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::api::auth::Caller;
 use crate::api::limit::RateLimiter;
 use crate::api::openapi::{Doc, Who};
-use crate::api::{Api, Body};
+use crate::api::{Api, Body, Path};
 use crate::format::OutputFormat;
 use agora_service::Hub;
 
@@ -28,10 +28,12 @@ use agora_service::Hub;
 pub(crate) struct AppState {
     pub(crate) home: Arc<Hub>,
     limits: QueryLimits,
-    /// How clients reach the hub: the base of catalogue IRIs.
-    public_url: Arc<str>,
+    /// How clients reach the hub: the base of catalogue IRIs, and an origin of its own pages.
+    pub(crate) public_url: Arc<str>,
     /// Per-client-address limit of the endpoints anyone may call (login, opt-out).
     pub(crate) public_limiter: Arc<RateLimiter>,
+    /// How long a request body may take to arrive ([`ApiOptions::body_timeout`]).
+    pub(crate) body_timeout: Duration,
 }
 
 /// How the API runs besides its query limits.
@@ -45,6 +47,32 @@ pub struct ApiOptions {
     pub oidc: Option<agora_auth::OidcConfig>,
     /// The hub's public URL; `None`: `http://` + the bound address.
     pub public_url: Option<String>,
+    /// How long a client may take to send a request's headers, counted from the connection
+    /// (or the previous answer on a kept-alive one); the connection is closed after it.
+    /// Default 10 s.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body once its headers are in; 408
+    /// after it (the body is at most 1 MiB). Default 30 s.
+    pub body_timeout: Duration,
+    /// Connections open at once from one client address (IPv6: per /64); a connection
+    /// beyond it is answered 503 and closed at once. 0: no limit. Default 64. Behind a
+    /// reverse proxy every client shares the proxy's address: raise it, limit at the proxy.
+    pub max_connections_per_address: usize,
+}
+
+impl Default for ApiOptions {
+    /// What `agora serve` uses unless told otherwise.
+    fn default() -> Self {
+        Self {
+            public_rate_limit: 30,
+            maintenance_every: Duration::from_secs(60),
+            oidc: None,
+            public_url: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections_per_address: 64,
+        }
+    }
 }
 
 /// Why the server could not run.
@@ -75,6 +103,7 @@ impl AppState {
                 .trim_end_matches('/')
                 .into(),
             public_limiter: Arc::new(RateLimiter::per_minute(options.public_rate_limit)),
+            body_timeout: options.body_timeout,
         }
     }
 }
@@ -87,6 +116,18 @@ pub async fn serve(
     limits: QueryLimits,
     options: ApiOptions,
     on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    serve_until(home, addr, limits, options, on_ready, shutdown_signal()).await
+}
+
+/// [`serve`], stopping when `shutdown` completes instead of at a signal.
+pub(crate) async fn serve_until(
+    home: Hub,
+    addr: SocketAddr,
+    limits: QueryLimits,
+    options: ApiOptions,
+    on_ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -109,12 +150,11 @@ pub async fn serve(
     );
     let profiles = tokio::spawn(warm_profiles(state.home.clone(), state.limits.clone()));
     let app = routes(state).merge(oidc.unwrap_or_default());
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await;
+    let connections = crate::listen::Limits {
+        header_timeout: options.header_timeout,
+        max_per_address: options.max_connections_per_address,
+    };
+    let served = crate::listen::run(listener, app, connections, shutdown).await;
     maintenance.abort();
     profiles.abort();
     served?;
@@ -274,7 +314,37 @@ pub(crate) fn routes(state: AppState) -> Router {
     crate::api::governance(api)
         .finish()
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint") })
+        .layer(axum::middleware::map_response(envelope))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::api::MAX_BODY_BYTES,
+        ))
         .with_state(state)
+}
+
+/// Puts every error answer that is not already in the error envelope into it: what axum
+/// answers by itself (405 for a method a route lacks, a rejection of an extractor used
+/// without our mapping) is plain text, or empty, and may quote what the client sent. The
+/// text is dropped; the status is kept, and so are its headers (`Allow`).
+async fn envelope(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "this endpoint does not answer this method; the Allow header lists those it does"
+        }
+        _ => status.canonical_reason().unwrap_or("refused"),
+    };
+    let fresh = ApiError::http(status, message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(fresh.headers().clone());
+    Response::from_parts(parts, fresh.into_body())
 }
 
 /// An error as the API shows it: `{"error": {"kind": ..., "message": ...}}`.
@@ -285,6 +355,9 @@ pub(crate) struct ApiError {
     unauthenticated: bool,
     /// Set when the caller is throttled: seconds until it may try again.
     retry_after_secs: Option<u64>,
+    /// Set for a refusal of the HTTP layer itself (405, 408, 413, 415...), which has no
+    /// error kind of its own: the status to answer.
+    http_status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -294,7 +367,101 @@ impl ApiError {
             message: message.into(),
             unauthenticated: false,
             retry_after_secs: None,
+            http_status: None,
         }
+    }
+
+    /// A refusal of the HTTP layer (method, size, media type, timeout), answered with
+    /// `status`; its kind in the envelope is named after the status ([`http_kind_name`]).
+    pub(crate) fn http(status: StatusCode, message: impl Into<String>) -> Self {
+        let kind = if status.is_server_error() {
+            ErrorKind::Internal
+        } else {
+            ErrorKind::InvalidInput
+        };
+        Self {
+            http_status: Some(status),
+            ..Self::new(kind, message)
+        }
+    }
+
+    /// The request body did not arrive in time: 408, and the connection is closed.
+    pub(crate) fn body_timeout() -> Self {
+        Self::http(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )
+    }
+
+    /// The one mapping of axum's extractor rejections (body, query string, JSON...) into
+    /// the envelope: the status axum chose (400, 413, 415...), with a message of ours, since
+    /// axum's may quote the value sent.
+    pub(crate) fn from_rejection(rejection: impl IntoResponse) -> Self {
+        let status = rejection.into_response().status();
+        let message = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => format!(
+                "the request body is larger than {} bytes",
+                crate::api::MAX_BODY_BYTES
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                "the request body must be JSON, sent with `Content-Type: application/json`".into()
+            }
+            s if s.is_server_error() => {
+                tracing::error!(status = s.as_u16(), "request extraction failed");
+                "internal error; the operator can find details in the server log".into()
+            }
+            StatusCode::BAD_REQUEST => {
+                "the request is malformed (its query string or body could not be read)".into()
+            }
+            s => s.canonical_reason().unwrap_or("refused").into(),
+        };
+        if status == StatusCode::BAD_REQUEST {
+            Self::invalid(message)
+        } else {
+            Self::http(status, message)
+        }
+    }
+
+    /// A malformed path parameter: which one and what it must be, never its value.
+    pub(crate) fn from_path_rejection(rejection: axum::extract::rejection::PathRejection) -> Self {
+        use axum::extract::path::ErrorKind as K;
+        use axum::extract::rejection::PathRejection;
+        let PathRejection::FailedToDeserializePathParams(e) = &rejection else {
+            return Self::from_rejection(rejection);
+        };
+        let expected = |ty: &str| {
+            if [
+                "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize",
+            ]
+            .contains(&ty)
+            {
+                "an integer".to_owned()
+            } else {
+                format!("of type {ty}")
+            }
+        };
+        let message = match e.kind() {
+            K::ParseErrorAtKey {
+                key, expected_type, ..
+            } => format!("path parameter `{key}` must be {}", expected(expected_type)),
+            K::ParseErrorAtIndex {
+                index,
+                expected_type,
+                ..
+            } => format!(
+                "path parameter {} must be {}",
+                index + 1,
+                expected(expected_type)
+            ),
+            K::ParseError { expected_type, .. } => {
+                format!("the path parameter must be {}", expected(expected_type))
+            }
+            K::InvalidUtf8InPathParam { key } => {
+                format!("path parameter `{key}` is not valid UTF-8")
+            }
+            _ => "a path parameter is malformed".into(),
+        };
+        Self::invalid(message)
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -370,7 +537,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Two refinements of `status_for`: a missing credential is 401 (not 403), and a
         // throttled caller is 429 (a query over its limits stays 422).
-        let (status, kind) = if self.unauthenticated {
+        let (status, kind) = if let Some(status) = self.http_status {
+            (status, http_kind_name(status))
+        } else if self.unauthenticated {
             (StatusCode::UNAUTHORIZED, "unauthenticated")
         } else if self.retry_after_secs.is_some() {
             (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
@@ -389,7 +558,27 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
+    }
+}
+
+/// The envelope's `kind` for a refusal of the HTTP layer.
+fn http_kind_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "invalid_input",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "refused",
     }
 }
 
@@ -677,6 +866,110 @@ mod tests {
         assert_eq!(body["error"]["kind"], "unavailable");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(!message.contains("pool"), "{message}");
+    }
+
+    /// Issue 11, item 10: every refusal, whoever makes it (the router, an extractor, the
+    /// body limit, a handler), is the JSON error envelope with its own status, and quotes
+    /// nothing the client sent.
+    #[tokio::test]
+    async fn every_refusal_uses_the_error_envelope() {
+        use crate::testing::{app, assert_envelope, json, request, send};
+        let (_dir, app, op) = app().await;
+        let get = |path: &str| {
+            request(Method::GET, path, Some(&op))
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let huge = json!({"dataset": "omop", "sql": "x".repeat(crate::api::MAX_BODY_BYTES)});
+        let cases: Vec<(
+            &str,
+            axum::http::Request<axum::body::Body>,
+            StatusCode,
+            &str,
+        )> = vec![
+            (
+                "unknown route",
+                get("/api/v1/nothing-here"),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                "wrong method",
+                request(Method::DELETE, "/health", None)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            ),
+            (
+                "wrong method on a governance route",
+                request(Method::PATCH, "/api/v1/users", Some(&op))
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            ),
+            (
+                "a release number that is no integer",
+                get("/api/v1/datasets/omop/releases/1.5"),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                "a path parameter that is no UTF-8",
+                get("/api/v1/permits/%FF%FE"),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                "a query string with an unknown state",
+                get("/api/v1/projects?state=9q7z"),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                "a query string with an unknown parameter",
+                get("/api/v1/projects?9q7z=1"),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                "a body over 1 MiB",
+                json(Method::POST, "/api/v1/sql", Some(&op), &huge),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+            ),
+            (
+                "malformed JSON",
+                request(Method::POST, "/api/v1/sql", Some(&op))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(axum::body::Body::from("{\"dataset\": 9q7z"))
+                    .unwrap(),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                "a body that is not declared JSON",
+                request(Method::POST, "/api/v1/sql", Some(&op))
+                    .header(header::CONTENT_TYPE, "text/plain")
+                    .body(axum::body::Body::from("{}"))
+                    .unwrap(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+        ];
+        for (what, req, status, kind) in cases {
+            let answer = send(&app, req).await;
+            assert_eq!(assert_envelope(&answer, status, what), kind, "{what}");
+            assert!(
+                !answer.text.contains("9q7z") && !answer.text.contains("1.5"),
+                "{what}: {}",
+                answer.text
+            );
+            if status == StatusCode::METHOD_NOT_ALLOWED {
+                assert!(answer.headers.contains_key(header::ALLOW), "{what}");
+            }
+        }
     }
 
     #[test]

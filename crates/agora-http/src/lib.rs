@@ -20,9 +20,7 @@
 //! let hub = agora_service::Hub::open(&agora_core::DataDir::new("./agora-data")).await?;
 //! let options = agora_http::ApiOptions {
 //!     public_rate_limit: 60,
-//!     maintenance_every: std::time::Duration::from_secs(60),
-//!     oidc: None,
-//!     public_url: None,
+//!     ..Default::default()
 //! };
 //! let addr = "127.0.0.1:8080".parse()?;
 //! agora_http::serve(hub, addr, Default::default(), options, |a| println!("on {a}")).await?;
@@ -33,7 +31,10 @@
 mod api;
 pub mod format;
 mod http;
+mod listen;
 mod maintenance;
 mod oidc;
+#[cfg(test)]
+mod testing;
 
 pub use http::{ApiOptions, ServeError, router, serve};

@@ -334,12 +334,22 @@ impl Governance {
     /// Sets a user's local password (the user itself or an operator; an API that lets users
     /// change their own password should check the current one with
     /// `MetaStore::authenticate_password` first). Only the argon2id PHC string is stored.
-    pub async fn set_password(&self, actor: &Principal, id: &str, password: &str) -> Result<()> {
-        self.store.set_password(actor, id, password).await
+    /// Ends every session of the user but `keep_session` (the session the change was made
+    /// with, if any); returns how many were ended.
+    pub async fn set_password(
+        &self,
+        actor: &Principal,
+        id: &str,
+        password: &str,
+        keep_session: Option<&str>,
+    ) -> Result<u64> {
+        self.store
+            .set_password(actor, id, password, keep_session)
+            .await
     }
 
     /// Activates or deactivates a user (operator only). Deactivation revokes the user's
-    /// sessions; its API tokens stop authenticating while it stays inactive.
+    /// sessions and API tokens for good: reactivation restores none of them.
     pub async fn set_user_active(&self, actor: &Principal, id: &str, active: bool) -> Result<User> {
         self.store.set_user_active(actor, id, active).await
     }

@@ -166,7 +166,7 @@ pub(crate) async fn run(dir: &DataDir, args: UserArgs) -> Result<()> {
                 )
                 .await?;
             if let Some(p) = password {
-                meta.set_password(who, &user.id, &p).await?;
+                meta.set_password(who, &user.id, &p, None).await?;
             }
             show(&s, &meta.user(who, &user.id).await?)
         }
@@ -188,12 +188,8 @@ pub(crate) async fn run(dir: &DataDir, args: UserArgs) -> Result<()> {
                 }
             }
             let password = read_secret_line("new password")?;
-            meta.set_password(who, &id, &password).await?;
-            let ended = if who.name == id {
-                0
-            } else {
-                meta.revoke_user_sessions(&id).await?
-            };
+            // The command line holds no session: every session of the user ends.
+            let ended = meta.set_password(who, &id, &password, None).await?;
             if s.json {
                 s.print_json(&serde_json::json!({"user_id": id, "password_set": true, "sessions_ended": ended}))
             } else {

@@ -109,22 +109,22 @@ async fn passwords_are_argon2id_and_failures_are_indistinguishable() {
     for h in hubs().await {
         let b = h.env.backend;
         let err = h
-            .set_password(&h.alice, "alice", "short")
+            .set_password(&h.alice, "alice", "short", None)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidInput(_)), "{b}");
         assert!(!err.to_string().contains("short"));
-        h.set_password(&h.alice, "alice", "correct horse battery")
+        h.set_password(&h.alice, "alice", "correct horse battery", None)
             .await
             .unwrap();
         // Someone else's password: only operators.
         assert!(matches!(
-            h.set_password(&h.bob, "alice", "another long password")
+            h.set_password(&h.bob, "alice", "another long password", None)
                 .await
                 .unwrap_err(),
             Error::NotFound(_)
         ));
-        h.set_password(&h.op, "bob", "bob's long password")
+        h.set_password(&h.op, "bob", "bob's long password", None)
             .await
             .unwrap();
         assert!(h.user(&h.op, "alice").await.unwrap().has_password);
@@ -188,7 +188,7 @@ async fn passwords_are_argon2id_and_failures_are_indistinguishable() {
 async fn failed_logins_are_rate_limited_without_revealing_accounts() {
     for h in hubs().await {
         let b = h.env.backend;
-        h.set_password(&h.op, "alice", "correct horse battery")
+        h.set_password(&h.op, "alice", "correct horse battery", None)
             .await
             .unwrap();
         for _ in 0..5 {
@@ -222,7 +222,7 @@ async fn failed_logins_are_rate_limited_without_revealing_accounts() {
         assert_eq!(known.to_string(), unknown.to_string(), "{b}");
         assert!(!known.to_string().contains("alice"));
         // Other logins are not affected.
-        h.set_password(&h.op, "bob", "bob's long password")
+        h.set_password(&h.op, "bob", "bob's long password", None)
             .await
             .unwrap();
         assert!(
@@ -276,7 +276,7 @@ async fn failed_logins_are_rate_limited_without_revealing_accounts() {
         for _ in 0..4 {
             h.authenticate_password("carol", "guess").await.unwrap();
         }
-        h.set_password(&h.op, "carol", "carol's long password")
+        h.set_password(&h.op, "carol", "carol's long password", None)
             .await
             .unwrap();
         assert!(
@@ -315,7 +315,7 @@ async fn login_policy_is_configurable() {
     for env in stores_with(config).await {
         let h = hub(env).await;
         assert!(
-            h.set_password(&h.op, "alice", "nineteen characters")
+            h.set_password(&h.op, "alice", "nineteen characters", None)
                 .await
                 .is_err()
         );
@@ -469,11 +469,6 @@ async fn api_tokens_belong_to_users() {
             h.authenticate(&all).await.unwrap().unwrap().roles,
             vec![Role::Researcher]
         );
-        // A deactivated user's tokens do not authenticate (until reactivation).
-        h.set_user_active(&h.op, "rita", false).await.unwrap();
-        assert!(h.authenticate(&t).await.unwrap().is_none(), "{b}");
-        h.set_user_active(&h.op, "rita", true).await.unwrap();
-        assert!(h.authenticate(&t).await.unwrap().is_some());
         assert!(h.revoke_token(&t).await.unwrap());
         assert!(h.authenticate(&t).await.unwrap().is_none());
         assert!(h.authenticate(&all).await.unwrap().is_some());
@@ -579,5 +574,77 @@ async fn api_tokens_are_listed_and_revoked_by_id_never_shown_again() {
             Error::NotFound(_)
         ));
         assert!(h.authenticate(&t2).await.unwrap().is_some());
+    }
+}
+
+/// Issue 11, item 8: deactivation revokes a user's API tokens and sessions for good, and
+/// records it; reactivation brings none of them back.
+#[tokio::test]
+async fn reactivation_does_not_revive_tokens_or_sessions() {
+    for h in hubs().await {
+        let b = h.env.backend;
+        let token = h.issue_token(&h.alice, "alice", None).await.unwrap();
+        let session = h.create_session("alice").await.unwrap();
+        assert!(h.authenticate(&token).await.unwrap().is_some());
+        h.set_user_active(&h.op, "alice", false).await.unwrap();
+        let listed = h.list_tokens(&h.op, "alice").await.unwrap();
+        assert_eq!(listed.len(), 1, "{b}");
+        assert_eq!(listed[0].revoked_at, Some(h.env.now()), "{b}: recorded");
+        h.set_user_active(&h.op, "alice", true).await.unwrap();
+        assert!(h.authenticate(&token).await.unwrap().is_none(), "{b}");
+        assert!(h.session_principal(&session.token).await.unwrap().is_none());
+        // Revoked tokens stay revoked: nothing left to revoke.
+        assert_eq!(h.revoke_tokens("alice").await.unwrap(), 0, "{b}");
+        // The reactivated user gets new credentials as usual.
+        let fresh = h.issue_token(&h.alice, "alice", None).await.unwrap();
+        assert!(h.authenticate(&fresh).await.unwrap().is_some());
+    }
+}
+
+/// Issue 11, item 7: a password change ends every session of the user but the one named
+/// (the session the change was made with); an operator's reset ends them all. API tokens
+/// are not sessions and stay valid.
+#[tokio::test]
+async fn a_password_change_ends_the_other_sessions() {
+    for h in hubs().await {
+        let b = h.env.backend;
+        let current = h.create_session("alice").await.unwrap();
+        let other = h.create_session("alice").await.unwrap();
+        let stolen = h.create_session("alice").await.unwrap();
+        let bobs = h.create_session("bob").await.unwrap();
+        let token = h.issue_token(&h.alice, "alice", None).await.unwrap();
+        let ended = h
+            .set_password(
+                &h.alice,
+                "alice",
+                "correct horse battery",
+                Some(&current.token),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ended, 2, "{b}");
+        assert!(h.session_principal(&current.token).await.unwrap().is_some());
+        assert!(h.session_principal(&other.token).await.unwrap().is_none());
+        assert!(h.session_principal(&stolen.token).await.unwrap().is_none());
+        assert!(
+            h.session_principal(&bobs.token).await.unwrap().is_some(),
+            "{b}"
+        );
+        assert!(h.authenticate(&token).await.unwrap().is_some());
+        // Without a session to keep (the CLI, an API token, an operator's reset): all end.
+        let ended = h
+            .set_password(&h.op, "alice", "reset by the operator", None)
+            .await
+            .unwrap();
+        assert_eq!(ended, 1, "{b}");
+        assert!(h.session_principal(&current.token).await.unwrap().is_none());
+        // A session of someone else named as the one to keep protects nothing.
+        let again = h.create_session("alice").await.unwrap();
+        let ended = h
+            .set_password(&h.op, "alice", "reset once again!!", Some(&bobs.token))
+            .await
+            .unwrap();
+        assert_eq!(ended, 1, "{b}");
+        assert!(h.session_principal(&again.token).await.unwrap().is_none());
     }
 }

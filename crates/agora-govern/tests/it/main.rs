@@ -11,3 +11,4 @@ mod projects;
 mod registry;
 mod releases;
 mod support;
+mod visibility;

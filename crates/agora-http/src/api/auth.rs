@@ -7,8 +7,10 @@
 //! revoked or expired credentials, and deactivated users, all get the same 401.
 //!
 //! Cookies are sent by browsers on their own, so a cookie-authenticated request that
-//! changes state must come from the hub's own origin (`Origin` header, when present, equal
-//! to the host); together with `SameSite=Lax` this stops cross-site request forgery.
+//! changes state must come from the hub's own origin, and so must a password login (else
+//! another site could log a visitor in to an account of its choosing): see [`cross_site`].
+//! Together with `SameSite=Lax` and JSON-only bodies (`api::Body`) this stops cross-site
+//! request forgery.
 
 use agora_service::governance::{Principal, Role};
 use agora_service::{Authenticated, CredentialKind};
@@ -44,6 +46,11 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The session token this request was authenticated with; `None` for an API token.
+    pub(crate) fn session_token(&self) -> Option<&str> {
+        (self.kind == CredentialKind::Session).then_some(self.token.as_str())
+    }
+
     /// The principal, if it holds `role`; else 403 with `why` (which names no object).
     pub(crate) fn require(&self, role: Role, why: &str) -> ApiResult<&Principal> {
         if self.principal.has(role) {
@@ -88,31 +95,51 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Whether a browser says this request comes from another site: its `Origin` header (or,
+/// when it sent none, the origin of its `Referer`) names neither the host the request was
+/// sent to (`Host`, or `X-Forwarded-Host` behind a proxy) nor the hub's public URL. An
+/// opaque origin (`null`) is another site. A request with neither header (curl, the CLI,
+/// scripts) is no browser's cross-site request.
+pub(crate) fn cross_site(headers: &HeaderMap, public_url: &str) -> bool {
+    let Some(claimed) = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+    else {
+        return false;
+    };
+    let Some(from) = claimed.to_str().ok().and_then(authority_of) else {
+        return true;
+    };
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|h| h.to_str().ok());
+    let own = [host, authority_of(public_url)];
+    !own.into_iter()
+        .flatten()
+        .any(|o| o.eq_ignore_ascii_case(from))
+}
+
+/// The `host[:port]` of an absolute URL or origin (`scheme://host:port/path...`).
+fn authority_of(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    (!authority.is_empty()).then_some(authority)
+}
+
 /// A state-changing request authenticated by cookie must come from the hub's own pages.
-fn check_same_origin(parts: &Parts) -> ApiResult<()> {
+fn check_same_origin(parts: &Parts, public_url: &str) -> ApiResult<()> {
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    let Some(origin) = parts.headers.get(header::ORIGIN) else {
-        return Ok(()); // not a browser's cross-origin request
-    };
-    let host = parts
-        .headers
-        .get("x-forwarded-host")
-        .or_else(|| parts.headers.get(header::HOST))
-        .and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest.trim_end_matches('/'));
-    match (origin_host, host) {
-        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
-        _ => Err(ApiError::forbidden(
+    if cross_site(&parts.headers, public_url) {
+        return Err(ApiError::forbidden(
             "cross-site request refused: a request authenticated by the session cookie must come \
              from the hub's own origin",
-        )),
+        ));
     }
+    Ok(())
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -126,7 +153,7 @@ impl FromRequestParts<AppState> for Caller {
             .map_err(ApiError::from_error)?
             .ok_or_else(|| ApiError::unauthenticated(UNAUTHENTICATED))?;
         if from_cookie {
-            check_same_origin(parts)?;
+            check_same_origin(parts, &state.public_url)?;
         }
         Ok(Caller {
             principal: authenticated.principal().clone(),
@@ -180,11 +207,13 @@ pub(super) fn routes(api: Api) -> Api {
                  (HttpOnly, SameSite=Lax). Unknown logins, wrong passwords and deactivated \
                  accounts get the same 401. After repeated failures a login name is locked \
                  for a while (429 with Retry-After), whether the account exists or not; \
-                 requests are also limited per client address.",
+                 requests are also limited per client address. A login a browser sends from \
+                 another site (its Origin, or else its Referer, is not the hub) is refused \
+                 (403).",
             )
             .body("LoginRequest")
             .ok(200, "Session")
-            .errors(&[401, 429]),
+            .errors(&[401, 403, 429]),
         login,
     )
     .route(
@@ -229,6 +258,14 @@ async fn login(
     headers: HeaderMap,
     Body(request): Body<LoginRequest>,
 ) -> ApiResult<Response> {
+    // Login CSRF: another site must not log a visitor in (to an account it controls, whose
+    // activity it could then read).
+    if cross_site(&headers, &state.public_url) {
+        return Err(ApiError::forbidden(
+            "cross-site login refused: log in from the hub's own pages, or without an Origin \
+             header (scripts, the command line)",
+        ));
+    }
     let meta = &state.home.governance();
     let principal = meta
         .authenticate_password(&request.login, &request.password)
@@ -351,10 +388,110 @@ mod tests {
             }
             b.body(()).unwrap().into_parts().0
         };
-        assert!(check_same_origin(&parts(Method::POST, None)).is_ok());
-        assert!(check_same_origin(&parts(Method::POST, Some("https://hub.example:8080"))).is_ok());
-        assert!(check_same_origin(&parts(Method::POST, Some("https://evil.example"))).is_err());
-        assert!(check_same_origin(&parts(Method::POST, Some("null"))).is_err());
-        assert!(check_same_origin(&parts(Method::GET, Some("https://evil.example"))).is_ok());
+        let public = "https://hub.example";
+        let check = |p: &Parts| check_same_origin(p, public);
+        assert!(check(&parts(Method::POST, None)).is_ok());
+        assert!(check(&parts(Method::POST, Some("https://hub.example:8080"))).is_ok());
+        assert!(check(&parts(Method::POST, Some("https://evil.example"))).is_err());
+        assert!(check(&parts(Method::POST, Some("null"))).is_err());
+        assert!(check(&parts(Method::GET, Some("https://evil.example"))).is_ok());
+    }
+
+    /// Issue 11, item 9: a login a browser sends from another site opens no session and
+    /// sets no cookie; from the hub's own pages, or from a script (no Origin), it does.
+    #[tokio::test]
+    async fn a_cross_site_login_is_refused() {
+        use crate::testing::{app, assert_envelope, request, researcher, send};
+        let (_dir, app, op) = app().await;
+        let password = "a long enough passphrase";
+        researcher(&app, &op, "alice", password).await;
+        let body = json!({"login": "alice", "password": password}).to_string();
+        let login = |headers: &[(header::HeaderName, &'static str)]| {
+            let mut req = request(Method::POST, "/api/v1/auth/login", None)
+                .header(header::CONTENT_TYPE, "application/json");
+            for (k, v) in headers {
+                req = req.header(k, *v);
+            }
+            req.body(axum::body::Body::from(body.clone())).unwrap()
+        };
+        for headers in [
+            vec![(header::ORIGIN, "http://evil.example")],
+            vec![(header::ORIGIN, "null")],
+            vec![(header::REFERER, "http://evil.example/a/page")],
+            vec![
+                (header::ORIGIN, "http://evil.example"),
+                (header::REFERER, "http://127.0.0.1:8080/"),
+            ],
+        ] {
+            let answer = send(&app, login(&headers)).await;
+            let kind = assert_envelope(&answer, StatusCode::FORBIDDEN, &format!("{headers:?}"));
+            assert_eq!(kind, "permission_denied");
+            assert!(
+                !answer.headers.contains_key(header::SET_COOKIE),
+                "{headers:?}"
+            );
+            assert!(answer.body.get("token").is_none());
+        }
+        for headers in [
+            vec![],
+            vec![(header::ORIGIN, "http://127.0.0.1:8080")],
+            vec![(header::REFERER, "http://127.0.0.1:8080/login")],
+        ] {
+            let answer = send(&app, login(&headers)).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "{headers:?}: {}",
+                answer.text
+            );
+            assert!(
+                answer.headers.contains_key(header::SET_COOKIE),
+                "{headers:?}"
+            );
+        }
+    }
+
+    /// Issue 11, item 9: the Referer speaks when the Origin is missing; the public URL is
+    /// the hub's own origin too (behind a proxy that rewrites Host).
+    #[test]
+    fn the_referer_counts_when_there_is_no_origin() {
+        let headers = |pairs: &[(header::HeaderName, &'static str)]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+            for (k, v) in pairs {
+                h.insert(k.clone(), HeaderValue::from_static(v));
+            }
+            h
+        };
+        let public = "https://hub.example/";
+        assert!(!cross_site(&headers(&[]), public));
+        assert!(cross_site(
+            &headers(&[(header::REFERER, "http://evil.example/page?x=1")]),
+            public
+        ));
+        assert!(!cross_site(
+            &headers(&[(header::REFERER, "http://127.0.0.1:8080/login")]),
+            public
+        ));
+        assert!(!cross_site(
+            &headers(&[(header::ORIGIN, "https://hub.example")]),
+            public
+        ));
+        assert!(cross_site(
+            &headers(&[(header::ORIGIN, "https://hub.example.evil.example")]),
+            public
+        ));
+        // The Origin wins over a same-site Referer.
+        assert!(cross_site(
+            &headers(&[
+                (header::ORIGIN, "http://evil.example"),
+                (header::REFERER, "http://127.0.0.1:8080/")
+            ]),
+            public
+        ));
+        assert!(cross_site(
+            &headers(&[(header::REFERER, "not a url")]),
+            public
+        ));
     }
 }

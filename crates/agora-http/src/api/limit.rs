@@ -78,7 +78,7 @@ impl RateLimiter {
 }
 
 /// IPv4 addresses count alone; IPv6 addresses by their /64 prefix.
-fn bucket(addr: IpAddr) -> IpAddr {
+pub(crate) fn bucket(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V4(_) => addr,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -11,7 +11,7 @@
 
 use agora_service::governance::{OptOutChannel, RecordedOptOut, Role};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::auth::{Caller, MaybeCaller};
 use super::limit::Throttle;
 use super::openapi::{Doc, Who};
-use super::{Api, Body};
+use super::{Api, Body, Path};
 use crate::http::{ApiError, ApiResult, AppState};
 
 /// Longest identifier accepted, in bytes (national identifiers are ~15 characters).

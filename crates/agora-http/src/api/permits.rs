@@ -4,14 +4,14 @@
 
 use agora_service::governance::PermitAmendment;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::openapi::{Doc, Who};
-use super::{Api, Body};
+use super::{Api, Body, Path};
 use crate::http::{ApiResult, AppState};
 
 pub(super) fn routes(api: Api) -> Api {

@@ -7,15 +7,14 @@ use agora_service::governance::{
     application_view,
 };
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::openapi::{Doc, Who};
-use super::{Api, Body};
+use super::{Api, Body, Path, Query};
 use crate::http::{ApiError, ApiResult, AppState};
 
 pub(super) fn routes(api: Api) -> Api {
@@ -177,7 +176,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<ListQuery>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query.map_err(|_| {
         ApiError::invalid(

@@ -3,12 +3,12 @@
 //! `POST /api/v1/projects/{id}/results`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use serde_json::{Value, json};
 
-use super::Api;
 use super::openapi::{Doc, Who};
+use super::{Api, Path};
 use crate::http::{ApiResult, AppState};
 
 pub(super) fn routes(api: Api) -> Api {

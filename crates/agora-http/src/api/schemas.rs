@@ -340,7 +340,7 @@ pub(super) fn all() -> Value {
             &[
                 ("user_id", string()),
                 ("password_set", boolean()),
-                ("sessions_ended", integer()),
+                ("other_sessions_ended", integer()),
             ],
             &[],
         ),

@@ -4,14 +4,14 @@
 
 use agora_service::governance::{NewUser, Role};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::openapi::{Doc, Who};
-use super::{Api, Body};
+use super::{Api, Body, Path};
 use crate::http::{ApiError, ApiResult, AppState};
 
 pub(super) fn routes(api: Api) -> Api {
@@ -78,8 +78,9 @@ pub(super) fn routes(api: Api) -> Api {
             .tag("users")
             .who(op)
             .describe(
-                "Ends the user's sessions at once; its API tokens stop authenticating until \
-                 reactivation. Refused (409) for the last active operator.",
+                "Revokes the user's sessions and API tokens at once and for good: \
+                 reactivation restores none of them. Refused (409) for the last active \
+                 operator.",
             )
             .ok(200, "User")
             .errors(&[409]),
@@ -102,8 +103,10 @@ pub(super) fn routes(api: Api) -> Api {
             .who(self_or_op)
             .describe(
                 "Users changing their own password give the current one \
-                 (`current_password`). An operator resetting someone else's password ends \
-                 that user's sessions. Only an argon2id hash is stored.",
+                 (`current_password`). Every session of the user ends except the one making \
+                 the request (`other_sessions_ended` says how many); an operator resetting \
+                 someone else's password ends all of that user's sessions. API tokens stay \
+                 valid. Only an argon2id hash is stored.",
             )
             .body("PasswordRequest")
             .ok(200, "PasswordSet")
@@ -208,7 +211,7 @@ async fn create(
         )
         .await?;
     if let Some(password) = &request.password {
-        meta.set_password(p, &user.id, password).await?;
+        meta.set_password(p, &user.id, password, None).await?;
     }
     let user = meta.user(p, &user.id).await?;
     Ok((StatusCode::CREATED, Json(json!(user))))
@@ -327,14 +330,12 @@ async fn set_password(
             return Err(ApiError::forbidden("the current password is wrong"));
         }
     }
-    meta.set_password(p, &id, &request.password).await?;
-    let sessions_ended = if own {
-        0
-    } else {
-        meta.revoke_user_sessions(&id).await?
-    };
+    // The session making the change stays open (it just proved the current password);
+    // every other session of the user ends.
+    let keep = if own { caller.session_token() } else { None };
+    let ended = meta.set_password(p, &id, &request.password, keep).await?;
     Ok(Json(
-        json!({"user_id": id, "password_set": true, "sessions_ended": sessions_ended}),
+        json!({"user_id": id, "password_set": true, "other_sessions_ended": ended}),
     ))
 }
 
@@ -397,4 +398,112 @@ async fn revoke_token(
         .revoke_token_by_id(&caller.principal, &id, &token_id)
         .await?;
     Ok(Json(json!(token)))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header;
+
+    use super::*;
+    use crate::testing::{Answer, app, json, login, request, researcher, send};
+
+    const PASSWORD: &str = "a long enough passphrase";
+
+    async fn me(app: &axum::Router, token: &str) -> StatusCode {
+        send(
+            app,
+            request(Method::GET, "/api/v1/me", Some(token))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .status
+    }
+
+    async fn post(app: &axum::Router, path: &str, token: &str) -> Answer {
+        send(
+            app,
+            request(Method::POST, path, Some(token))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Issue 11, item 7: changing one's own password ends every other session of the
+    /// user, keeps the one making the change, and says how many ended.
+    #[tokio::test]
+    async fn a_password_change_ends_the_other_sessions() {
+        let (_dir, app, op) = app().await;
+        researcher(&app, &op, "alice", PASSWORD).await;
+        let current = login(&app, "alice", PASSWORD).await;
+        let other = login(&app, "alice", PASSWORD).await;
+        let change = json!({"password": "another long passphrase", "current_password": PASSWORD});
+        // Made with the session cookie, as the hub's own pages would.
+        let req = request(Method::PUT, "/api/v1/users/alice/password", None)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::COOKIE, format!("agora_session={current}"))
+            .body(axum::body::Body::from(change.to_string()))
+            .unwrap();
+        let answer = send(&app, req).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.body["other_sessions_ended"], 1);
+        assert_eq!(me(&app, &current).await, StatusCode::OK);
+        assert_eq!(me(&app, &other).await, StatusCode::UNAUTHORIZED);
+        // An operator's reset ends them all.
+        let reset = json!({"password": "reset by the operator"});
+        let answer = send(
+            &app,
+            json(
+                Method::PUT,
+                "/api/v1/users/alice/password",
+                Some(&op),
+                &reset,
+            ),
+        )
+        .await;
+        assert_eq!(answer.body["other_sessions_ended"], 1, "{}", answer.text);
+        assert_eq!(me(&app, &current).await, StatusCode::UNAUTHORIZED);
+    }
+
+    /// Issue 11, item 8: deactivation revokes API tokens and sessions for good; after
+    /// reactivation, only new credentials work.
+    #[tokio::test]
+    async fn reactivation_does_not_revive_old_credentials() {
+        let (_dir, app, op) = app().await;
+        researcher(&app, &op, "alice", PASSWORD).await;
+        let session = login(&app, "alice", PASSWORD).await;
+        let issued = post(&app, "/api/v1/users/alice/tokens", &session).await;
+        let token = issued.body["token"].as_str().unwrap().to_owned();
+        assert_eq!(me(&app, &token).await, StatusCode::OK);
+        assert_eq!(
+            post(&app, "/api/v1/users/alice/deactivate", &op)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            post(&app, "/api/v1/users/alice/reactivate", &op)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(me(&app, &token).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(me(&app, &session).await, StatusCode::UNAUTHORIZED);
+        let listed = send(
+            &app,
+            request(Method::GET, "/api/v1/users/alice/tokens", Some(&op))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert!(
+            listed.body["tokens"][0]["revoked_at"].is_string(),
+            "{}",
+            listed.text
+        );
+        // A new login works as before.
+        let fresh = login(&app, "alice", PASSWORD).await;
+        assert_eq!(me(&app, &fresh).await, StatusCode::OK);
+    }
 }
