@@ -514,6 +514,7 @@ Agora is ready. Things to try (in another terminal):
 
   curl http://{listen}/api/v1/datasets
   curl -H "Authorization: Bearer $(cat {data_dir}/keys/operator.token)" \
+       -H 'Content-Type: application/json' \
        -d '{{"dataset":"demo","sql":"SELECT COUNT(*) AS n FROM person"}}' http://{listen}/api/v1/sql
 "#
     );

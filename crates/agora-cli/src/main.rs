@@ -35,7 +35,10 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return report(&anyhow::anyhow!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(commands::run(args)) {
+    let result = runtime.block_on(commands::run(args));
+    // Work still running (a request cut off at shutdown) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }

@@ -8,7 +8,7 @@
 //! at most a configured number of connections are open at once per client address (IPv6:
 //! per /64, as for the rate limit). A connection beyond the cap is answered 503 and closed
 //! before anything is read. The body timeout is the body extractor's (`api::Body`). On
-//! shutdown, connections finish the request in flight and close.
+//! shutdown, connections finish the request in flight (for at most a few seconds) and close.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -81,9 +81,22 @@ pub(crate) async fn run(
     drop(stopping);
     drop(listener);
     let _ = stop.send(());
-    stop.closed().await;
+    // A query in flight may have minutes left on its time limit: it gets a few seconds to
+    // answer, then its connection is dropped with the process (issue 11, item 2).
+    if tokio::time::timeout(SHUTDOWN_GRACE, stop.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "requests still in flight at shutdown were cut off"
+        );
+    }
     Ok(())
 }
+
+/// How long requests in flight may run on after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 async fn connection(
     stream: TcpStream,
