@@ -84,16 +84,22 @@ fn a_query_whose_client_left_stops_and_the_server_stays_responsive_and_stops_on_
         "the query is not running"
     );
 
-    // The client leaves: within a few seconds, the work stops.
+    // The client leaves: within seconds, the work stops (uncancelled, this query runs for
+    // minutes; the abort lands at the query's next yield, later on a loaded machine).
     drop(socket);
-    std::thread::sleep(Duration::from_secs(4));
-    let before = cpu_time(pid);
-    std::thread::sleep(Duration::from_secs(2));
-    let used = cpu_time(pid) - before;
-    assert!(
-        used < Duration::from_millis(300),
-        "still working: {used:?} of CPU in 2 s"
-    );
+    let left = Instant::now();
+    loop {
+        let before = cpu_time(pid);
+        std::thread::sleep(Duration::from_secs(2));
+        let used = cpu_time(pid) - before;
+        if used < Duration::from_millis(300) {
+            break;
+        }
+        assert!(
+            left.elapsed() < Duration::from_secs(30),
+            "still working 30 s after the client left: {used:?} of CPU in 2 s"
+        );
+    }
 
     // SIGTERM with a query in flight: the server stops within seconds, not at the
     // query's time limit (300 s).
