@@ -66,10 +66,7 @@ pub use deadlines::{
     Deadlines, Period, Step, StepDeadline, add_period, add_working_days, is_working_day,
 };
 pub use error::{Error, Result};
-pub use optout::{
-    OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut,
-    source_identity,
-};
+pub use optout::{OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut};
 pub use permits::{
     DatasetScope, DisclosureProfile, OutputPolicy, PERMIT_SCHEMA, Permit, PermitAmendment,
     PermitGrant, PermitStatus, PermitTerms, PermitVersion, ReleaseSelector, RowFilter, TableScope,

@@ -1284,6 +1284,32 @@ fn public_endpoints_are_rate_limited_and_opt_out_receipts_are_capabilities() {
     );
     assert_eq!(on_behalf.status, 200, "{}", on_behalf.text);
     assert_eq!(on_behalf.body["receipt"]["receipt_id"], receipt.as_str());
+    // Issue 11, item 13: typed differently, the same person and the same receipt.
+    let variant = call(
+        &server,
+        "POST",
+        "/api/v1/optout/on-behalf",
+        &op,
+        Some(&json!({"identifier": " 1 84 05  75 108 123 45\t", "channel": "mail"})),
+    );
+    assert_eq!(variant.status, 200, "{}", variant.text);
+    assert_eq!(variant.body["recorded"], false);
+    assert_eq!(variant.body["receipt"]["receipt_id"], receipt.as_str());
+    // Said to be a NIR, its wrong key is refused, without echoing it.
+    let wrong_key = call(
+        &server,
+        "POST",
+        "/api/v1/optout/on-behalf",
+        &op,
+        Some(&json!({"identifier": nir, "kind": "nir"})),
+    );
+    assert_eq!(wrong_key.status, 400, "{}", wrong_key.text);
+    assert!(
+        wrong_key.text.contains("not a valid NIR"),
+        "{}",
+        wrong_key.text
+    );
+    assert!(!wrong_key.text.contains("108 123") && !wrong_key.text.contains("45\""));
     // Bad input: a clear message that does not echo the value.
     let bad = call(
         &server,

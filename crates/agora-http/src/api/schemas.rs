@@ -715,14 +715,17 @@ pub(super) fn all() -> Value {
         "OptOutRequest".into(),
         object(
             &[("identifier", json!({"type": "string", "maxLength": 256}))],
-            &[],
+            &[("kind", enumeration(&["any", "nir", "uuid"]))],
         ),
     );
     m.insert(
         "OptOutOnBehalfRequest".into(),
         object(
             &[("identifier", json!({"type": "string", "maxLength": 256}))],
-            &[("channel", enumeration(&["operator", "mail"]))],
+            &[
+                ("kind", enumeration(&["any", "nir", "uuid"])),
+                ("channel", enumeration(&["operator", "mail"])),
+            ],
         ),
     );
     m.insert(

@@ -78,8 +78,8 @@ impl FhirIdentity {
                 .get("value")?
                 .as_str()?,
         };
-        let value = value.trim();
-        (!value.is_empty()).then(|| [b"src\0".as_slice(), value.as_bytes()].concat())
+        // The canonical form the opt-out registry keys too (agora-privacy).
+        agora_privacy::source_identity(agora_privacy::IdentityKind::Any, value).ok()
     }
 }
 

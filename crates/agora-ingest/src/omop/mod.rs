@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use agora_cdm::{CdmTable, CdmVersion, PersonRows};
 use agora_core::{ColumnDef, DatasetName, TableSchema};
 use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
-use agora_privacy::PersonKeyer;
+use agora_privacy::{IdentityKind, PersonKeyer, source_identity};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use arrow::datatypes::Int64Type;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
@@ -394,16 +394,16 @@ impl Job {
             }
             let identity = match self.identity {
                 IdentitySource::SourceValue => {
-                    let v = if values.is_valid(row) {
-                        values.value(row).trim()
-                    } else {
-                        ""
-                    };
-                    if v.is_empty() {
+                    // The canonical form the opt-out registry keys too (agora-privacy).
+                    let identity = values
+                        .is_valid(row)
+                        .then(|| source_identity(IdentityKind::Any, values.value(row)).ok())
+                        .flatten();
+                    let Some(identity) = identity else {
                         rejects.push((row, Some(value_col), Reason::MissingIdentity));
                         continue;
-                    }
-                    [b"src\0".as_slice(), v.as_bytes()].concat()
+                    };
+                    identity
                 }
                 IdentitySource::PersonId => {
                     format!("ds\0{}\0{}", self.dataset, source_ids.value(row)).into_bytes()

@@ -41,7 +41,7 @@ use std::path::PathBuf;
 
 use agora_core::{ColumnDef, ColumnType, TableSchema};
 use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
-use agora_privacy::PersonKeyer;
+use agora_privacy::{IdentityKind, PersonKeyer, source_identity};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
@@ -813,10 +813,12 @@ fn check_batch(
             }
         }
         for (p, &c) in person.iter().enumerate() {
-            // The same identity bytes as OMOP's person_source_value: the same person links.
+            // The same identity bytes as OMOP's person_source_value and the opt-out registry
+            // (one canonical form, agora-privacy): the same person links. A blank one is no
+            // identity.
             let identity = texts[c]
                 .filter(|_| !rejected[row])
-                .map(|t| [b"src\0".as_slice(), t.trim().as_bytes()].concat());
+                .and_then(|t| source_identity(IdentityKind::Any, t).ok());
             identities[p].push(identity);
         }
         for (c, builder) in builders.iter_mut().enumerate() {
