@@ -61,7 +61,7 @@ pub use access::{AccessEvent, AccessOutcome, AccessTarget};
 pub use accounts::{NewUser, SessionToken, User};
 pub use catalogue::{AccessRights, DatasetDescription, DatasetMetadata};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{GovernConfig, LoginPolicy, PasswordPolicy, SessionPolicy};
+pub use config::{GovernConfig, LoginPolicy, PasswordPolicy, PermitPolicy, SessionPolicy};
 pub use deadlines::{
     Deadlines, Period, Step, StepDeadline, add_period, add_working_days, is_working_day,
 };

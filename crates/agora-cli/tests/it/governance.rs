@@ -1461,3 +1461,51 @@ fn deadlines_and_history(w: &World) {
         bad.text
     );
 }
+
+/// Issue 11, item 14: over HTTP, an expiry beyond the hub maximum or (without a reason) the
+/// requested duration is a 400 that says the limit and how to go beyond it.
+#[test]
+fn regression_issue_11_14_permit_expiry_is_bounded_over_http() {
+    let w = World::new(&["--public-rate-limit", "0"]);
+    let id = w.project_in("under_review", &w.alice);
+    let approve = |terms: Value| {
+        call(
+            &w.server,
+            "POST",
+            &format!("/api/v1/projects/{id}/approve"),
+            &w.rev,
+            Some(&terms),
+        )
+    };
+    let mut terms = grant();
+    terms["expires_at"] = json!("2099-01-01T00:00:00Z");
+    let refused = approve(terms);
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(
+        refused.body["error"]["kind"], "invalid_input",
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("hub maximum of 60 months"),
+        "{}",
+        refused.text
+    );
+    let beyond = (chrono::Utc::now() + chrono::Months::new(18)).to_rfc3339();
+    let mut terms = grant();
+    terms["expires_at"] = json!(beyond);
+    let refused = approve(terms.clone());
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.text.contains("expiry_beyond_request_reason"),
+        "{}",
+        refused.text
+    );
+    terms["expiry_beyond_request_reason"] = json!("follow-up until the cohort's last visit");
+    let permit = approve(terms);
+    assert_eq!(permit.status, 201, "{}", permit.text);
+    assert_eq!(
+        permit.body["expiry_beyond_request_reason"],
+        "follow-up until the cohort's last visit"
+    );
+}

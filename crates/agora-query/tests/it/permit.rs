@@ -181,6 +181,7 @@ impl Env {
             }],
             expires_at: None,
             output: Default::default(),
+            expiry_beyond_request_reason: None,
         };
         let permit = m
             .approve_application(&self.rev, &id, grant, None)
