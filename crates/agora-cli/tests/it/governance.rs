@@ -121,7 +121,8 @@ pub(crate) struct World {
 impl World {
     pub(crate) fn new(server_args: &[&str]) -> Self {
         let hub = Hub::init();
-        let extract = hub.data_dir().join("extract");
+        // The hub's samples directory: the one place in a data directory an extract may be.
+        let extract = hub.data_dir().join("samples/extract");
         hub.ok(&[
             "generate",
             "omop",

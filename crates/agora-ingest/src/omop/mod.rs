@@ -23,6 +23,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
 use crate::commit::Staged;
 use crate::conform::{Reason, Reject, conform, keep_rows};
+use crate::extract::ExtractDir;
 use crate::fingerprint::SourcePath;
 use crate::keys::KeyResolver;
 use crate::lifecycle::Lifecycle;
@@ -100,10 +101,13 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
     let lifecycle = Lifecycle::start(hub, &req.options);
     let spec = agora_cdm::spec(CdmVersion::V5_4);
     let source = req.options.source.clone();
-    let (files, unknown) =
-        tokio::task::spawn_blocking(move || discover(&source, |t| spec.table(t).is_some()))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+    let hub_dir = hub.data_dir.clone();
+    let (files, unknown) = tokio::task::spawn_blocking(move || {
+        let extract = ExtractDir::open(&source, &hub_dir)?;
+        discover(&extract, |t| spec.table(t).is_some())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
     if files.is_empty() {
         return Err(Error::NoInput {
             path: req.options.source.display().to_string(),
@@ -135,7 +139,7 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
         check_required_columns(plan, &reader)?;
         warnings.extend(extra.iter().map(|c| {
             format!(
-                "{}: column {c} is not in CDM {} table {}, not ingested",
+                "{}: {c} is not in CDM {} table {}, not ingested",
                 plan.file.name,
                 spec.version(),
                 plan.table.name

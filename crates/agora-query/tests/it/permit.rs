@@ -52,6 +52,7 @@ async fn env() -> Env {
         meta: meta.clone(),
         secret: HubSecret::from_bytes([7; 32]),
         locks_dir: dir.path().join("locks"),
+        data_dir: dir.path().to_path_buf(),
     };
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/omop/synthea27nj_csv");
