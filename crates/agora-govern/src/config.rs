@@ -1,4 +1,5 @@
-//! Tunable governance policy: sessions, login throttling, password hashing, review deadlines.
+//! Tunable governance policy: sessions, login throttling, password hashing, review
+//! deadlines, permit durations.
 
 use chrono::TimeDelta;
 
@@ -15,6 +16,23 @@ pub struct GovernConfig {
     pub passwords: PasswordPolicy,
     /// Due dates of review steps.
     pub deadlines: Deadlines,
+    /// Limits on the permits issued.
+    pub permits: PermitPolicy,
+}
+
+/// Limits on permits, whatever a reviewer decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PermitPolicy {
+    /// Longest life of a permit from its issue, in months (default 60, five years). A
+    /// reviewer may exceed the application's requested duration with a recorded reason, but
+    /// never this.
+    pub max_months: u32,
+}
+
+impl Default for PermitPolicy {
+    fn default() -> Self {
+        Self { max_months: 60 }
+    }
 }
 
 /// Browser sessions end after `idle` without use or `absolute` after login, whichever

@@ -61,15 +61,12 @@ pub use access::{AccessEvent, AccessOutcome, AccessTarget};
 pub use accounts::{NewUser, SessionToken, User};
 pub use catalogue::{AccessRights, DatasetDescription, DatasetMetadata};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{GovernConfig, LoginPolicy, PasswordPolicy, SessionPolicy};
+pub use config::{GovernConfig, LoginPolicy, PasswordPolicy, PermitPolicy, SessionPolicy};
 pub use deadlines::{
     Deadlines, Period, Step, StepDeadline, add_period, add_working_days, is_working_day,
 };
 pub use error::{Error, Result};
-pub use optout::{
-    OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut,
-    source_identity,
-};
+pub use optout::{OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut};
 pub use permits::{
     DatasetScope, DisclosureProfile, OutputPolicy, PERMIT_SCHEMA, Permit, PermitAmendment,
     PermitGrant, PermitStatus, PermitTerms, PermitVersion, ReleaseSelector, RowFilter, TableScope,

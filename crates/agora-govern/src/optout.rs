@@ -12,8 +12,10 @@
 //! * The **receipt** (random, unguessable 128-bit id, timestamp, status) is the citizen's
 //!   proof and their handle for withdrawal; it never carries the identifier or the key.
 //!
-//! Keying mirrors ingest exactly: identity bytes `"src\0" ‖ identifier` (trimmed, as ingest
-//! trims source values), derivation attempts 0, 1, 2… until the person-key registry holds the
+//! Keying mirrors ingest exactly: identity bytes from [`agora_privacy::source_identity`], the
+//! one function every ingest uses too (`"src\0"` ‖ the identifier's canonical form: trimmed,
+//! UUIDs lower case, NIRs without separators...), so every typing of an identifier reaches
+//! the same key and the same receipt; derivation attempts 0, 1, 2… until the person-key registry holds the
 //! key with the same check value — or does not hold the key at all. In that last case the
 //! person is in no release yet; the `(key, check)` pair is then **reserved** in the registry
 //! (as an ingest would register it), so any later ingest of that identity gets exactly this
@@ -22,7 +24,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use agora_privacy::PersonKeyer;
+use agora_privacy::{IdentityKind, PersonKeyer, source_identity};
 
 use crate::clock::{format_ts, parse_ts, parse_ts_opt};
 use crate::error::invalid;
@@ -105,12 +107,6 @@ pub struct RecordedOptOut {
     pub created: bool,
 }
 
-/// The identity bytes ingest keys for a person identified by a source value (e.g. a national
-/// identifier): `"src\0"` followed by the trimmed value.
-pub fn source_identity(identifier: &str) -> Vec<u8> {
-    [b"src\0".as_slice(), identifier.trim().as_bytes()].concat()
-}
-
 fn check_receipt_id(id: &str) -> bool {
     id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
@@ -165,17 +161,19 @@ impl MetaStore {
     }
 
     /// Opts out the person whose source identifier (e.g. national identifier) is
-    /// `identifier`, keyed exactly as ingest keys it (see the module documentation). The
-    /// identifier is used for keying only: it is neither stored nor logged.
+    /// `identifier`, of `kind` ([`IdentityKind::Any`] when unknown), keyed exactly as ingest
+    /// keys it (see the module documentation). The identifier is used for keying only: it is
+    /// neither stored nor logged, nor echoed by an error.
     pub async fn opt_out_identity(
         &self,
         keyer: &PersonKeyer,
         identifier: &str,
+        kind: IdentityKind,
         channel: OptOutChannel,
         actor: &str,
     ) -> Result<OptOutReceipt> {
         Ok(self
-            .record_opt_out(keyer, identifier, channel, actor)
+            .record_opt_out(keyer, identifier, kind, channel, actor)
             .await?
             .receipt)
     }
@@ -187,18 +185,19 @@ impl MetaStore {
         &self,
         keyer: &PersonKeyer,
         identifier: &str,
+        kind: IdentityKind,
         channel: OptOutChannel,
         actor: &str,
     ) -> Result<RecordedOptOut> {
-        if identifier.trim().is_empty() {
-            return Err(invalid("the identifier is empty"));
-        }
-        self.record_opt_out_bytes(keyer, &source_identity(identifier), channel, actor)
+        let identity =
+            source_identity(kind, identifier).map_err(|e| invalid(format!("identifier: {e}")))?;
+        self.record_opt_out_bytes(keyer, &identity, channel, actor)
             .await
     }
 
     /// Like [`MetaStore::opt_out_identity`] for identity bytes already in ingest's form
-    /// (e.g. [`source_identity`]'s output, or another identity form an ingest used).
+    /// (e.g. [`agora_privacy::source_identity`]'s output, or another identity form an ingest
+    /// used).
     pub async fn opt_out_identity_bytes(
         &self,
         keyer: &PersonKeyer,
@@ -376,11 +375,6 @@ async fn in_force(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn source_identity_matches_ingest() {
-        assert_eq!(source_identity(" 1 84 12 \n"), b"src\x001 84 12".to_vec());
-    }
 
     #[test]
     fn receipt_ids_are_checked_before_any_query() {

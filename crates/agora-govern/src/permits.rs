@@ -173,6 +173,10 @@ pub struct PermitTerms {
     pub expires_at: DateTime<Utc>,
     /// What may leave the workspace.
     pub output: OutputPolicy,
+    /// Why the expiry is later than the application's requested duration allows, as the
+    /// deciding reviewer wrote it; `None` when it is not. Kept with each version (history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_beyond_request_reason: Option<String>,
 }
 
 /// What a reviewer grants when approving.
@@ -184,12 +188,18 @@ pub struct PermitGrant {
     pub members: Option<Vec<String>>,
     /// The data granted; may be less than the application asked for.
     pub datasets: Vec<DatasetScope>,
-    /// Default: the approval time plus the application's requested duration.
+    /// Default: the approval time plus the application's requested duration. Never later
+    /// than the hub maximum ([`crate::PermitPolicy`]), nor than the requested duration
+    /// unless `expiry_beyond_request_reason` says why.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
     /// What may leave the workspace; k-anonymity with k = 10 by default.
     #[serde(default)]
     pub output: OutputPolicy,
+    /// Required for an `expires_at` beyond the application's requested duration: why the
+    /// permit may outlive what was asked for. Stored with the permit's version.
+    #[serde(default)]
+    pub expiry_beyond_request_reason: Option<String>,
 }
 
 /// A change of terms; `None` keeps the current value.
@@ -200,10 +210,13 @@ pub struct PermitAmendment {
     pub members: Option<Vec<String>>,
     /// New data scope, replacing the whole list.
     pub datasets: Option<Vec<DatasetScope>>,
-    /// New expiry.
+    /// New expiry: never later than the hub maximum from the permit's issue, nor than the
+    /// application's requested duration unless `expiry_beyond_request_reason` says why.
     pub expires_at: Option<DateTime<Utc>>,
     /// New output policy.
     pub output: Option<OutputPolicy>,
+    /// With `expires_at`: why the permit may outlive the requested duration.
+    pub expiry_beyond_request_reason: Option<String>,
 }
 
 /// Where a permit stands at a given time.
@@ -351,6 +364,26 @@ fn to_json<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
+/// The reason for an expiry beyond the request, checked: only with an explicit expiry, and
+/// not blank.
+fn extension_reason(explicit_expiry: bool, reason: Option<String>) -> Result<Option<String>> {
+    let Some(reason) = reason else {
+        return Ok(None);
+    };
+    if !explicit_expiry {
+        return Err(invalid(
+            "expiry_beyond_request_reason goes with an explicit expires_at",
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(invalid(
+            "expiry_beyond_request_reason is empty: say why the permit may outlive the request",
+        ));
+    }
+    crate::accounts::check_text("expiry_beyond_request_reason", &reason, 5000)?;
+    Ok(Some(reason))
+}
+
 fn check_reason(reason: &str) -> Result<()> {
     if reason.trim().is_empty() {
         return Err(invalid("a reason is required"));
@@ -375,6 +408,10 @@ impl MetaStore {
         let row = self.visible_app(actor, application_id).await?;
         row.check_party(actor, ApplicationState::Approved)?;
         let now = self.now();
+        let reason = extension_reason(
+            grant.expires_at.is_some(),
+            grant.expiry_beyond_request_reason,
+        )?;
         let expires_at = match grant.expires_at {
             Some(t) => t,
             None => now
@@ -386,8 +423,10 @@ impl MetaStore {
             datasets: grant.datasets,
             expires_at: crate::clock::truncate(expires_at),
             output: grant.output,
+            expiry_beyond_request_reason: reason,
         };
         self.validate_terms(&terms, now).await?;
+        self.check_expiry_bounds(&terms, now, row.form.duration_months)?;
         let permit_id = random_id("pmt_");
         let now_s = format_ts(now);
         let mut tx = self.pool().begin().await?;
@@ -516,6 +555,10 @@ impl MetaStore {
             ));
         }
         let now = self.now();
+        let extension = extension_reason(
+            amendment.expires_at.is_some(),
+            amendment.expiry_beyond_request_reason,
+        )?;
         let mut terms = current.terms.clone();
         if let Some(m) = amendment.members {
             terms.members = m;
@@ -524,7 +567,11 @@ impl MetaStore {
             terms.datasets = d;
         }
         if let Some(e) = amendment.expires_at {
+            // A new expiry is checked anew: an earlier extension's reason does not carry
+            // over to a later date.
             terms.expires_at = crate::clock::truncate(e);
+            terms.expiry_beyond_request_reason = extension;
+            self.check_expiry_bounds(&terms, current.issued_at, app.form.duration_months)?;
         }
         if let Some(o) = amendment.output {
             terms.output = o;
@@ -942,6 +989,43 @@ impl MetaStore {
         Ok(())
     }
 
+    /// A permit lives at most the hub maximum from `issued_at` (only the hub's configuration
+    /// raises it), and at most the application's requested duration unless the decision
+    /// records why it may outlive it.
+    fn check_expiry_bounds(
+        &self,
+        terms: &PermitTerms,
+        issued_at: DateTime<Utc>,
+        requested_months: u32,
+    ) -> Result<()> {
+        let max_months = self.config().permits.max_months;
+        let limit = |months: u32| {
+            issued_at
+                .checked_add_months(Months::new(months))
+                .ok_or_else(|| invalid("the permit's duration is out of range"))
+        };
+        let hub_limit = limit(max_months)?;
+        if terms.expires_at > hub_limit {
+            return Err(invalid(format!(
+                "the permit's expiry is past the hub maximum of {max_months} months from its \
+                 issue ({}): choose an expiry on or before that date (only the hub's \
+                 configuration, permits.max_months, allows longer permits)",
+                hub_limit.format("%Y-%m-%d %H:%M UTC")
+            )));
+        }
+        let requested = limit(requested_months)?;
+        if terms.expires_at > requested && terms.expiry_beyond_request_reason.is_none() {
+            return Err(invalid(format!(
+                "the permit's expiry is past the {requested_months} months the application \
+                 asked for from its issue ({}): choose an expiry on or before that date, or \
+                 give expiry_beyond_request_reason to record why the permit may outlive the \
+                 request",
+                requested.format("%Y-%m-%d %H:%M UTC")
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks terms before they are written. Messages name fields and schema names, never
     /// data values.
     async fn validate_terms(&self, terms: &PermitTerms, now: DateTime<Utc>) -> Result<()> {
@@ -1152,6 +1236,7 @@ mod tests {
             }],
             expires_at: Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
             output: OutputPolicy::default(),
+            expiry_beyond_request_reason: None,
         };
         let json = serde_json::to_value(&terms).unwrap();
         assert_eq!(json["datasets"][0]["release"], "latest_at_activation");

@@ -14,6 +14,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file of the extract is a link, a special file, outside the extract or inside the
+    /// hub's data directory: refused before anything is read from it.
+    #[error("{file}: refused: it {reason}")]
+    UnsafeSource {
+        /// The file's path relative to the extract (`.`: the extract directory itself).
+        file: String,
+        /// Why.
+        reason: crate::extract::UnsafeReason,
+    },
     /// The OMOP source directory holds no file named after a CDM table.
     #[error("{path}: no CSV, TSV or Parquet file of a known table found")]
     NoInput {
@@ -234,6 +243,7 @@ impl HasKind for Error {
             // Everything else is about the producer's extract (or the operator's views):
             // sending it again unchanged fails again.
             Error::Io { .. }
+            | Error::UnsafeSource { .. }
             | Error::NoInput { .. }
             | Error::Csv { .. }
             | Error::MissingColumn { .. }

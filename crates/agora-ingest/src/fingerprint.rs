@@ -112,7 +112,7 @@ pub(crate) fn fingerprint(files: &[SourcePath]) -> Result<String> {
 
 fn hash_chunk(file: &SourcePath, chunk: u64) -> Result<ChunkDigest> {
     let err = io_err(&file.path);
-    let mut handle = std::fs::File::open(&file.path).map_err(io_err(&file.path))?;
+    let mut handle = crate::extract::open_file(&file.path, &file.relative)?;
     handle
         .seek(SeekFrom::Start(chunk * CHUNK))
         .map_err(io_err(&file.path))?;

@@ -41,6 +41,7 @@
 mod commit;
 mod conform;
 mod error;
+mod extract;
 pub mod fhir;
 mod fingerprint;
 mod keys;
@@ -58,6 +59,7 @@ use agora_privacy::HubSecret;
 
 pub use conform::Reason;
 pub use error::{Error, Result};
+pub use extract::UnsafeReason;
 pub use lifecycle::IngestOptions;
 pub use source::{MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES};
 
@@ -72,6 +74,9 @@ pub struct Hub {
     pub secret: HubSecret,
     /// Where per-dataset ingest locks live.
     pub locks_dir: PathBuf,
+    /// The hub's data directory: no file of an extract may be in it (nor link to its
+    /// secret or metadata store).
+    pub data_dir: PathBuf,
 }
 
 /// What an ingest did, for the producer.

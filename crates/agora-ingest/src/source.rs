@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::error::io_err;
+use crate::extract::{ExtractDir, describe_column, open_file};
 use crate::{Error, Result};
 
 /// Progress of reading a source, in bytes (text files).
@@ -78,23 +79,21 @@ pub(crate) struct SourceFile {
     pub bytes: u64,
 }
 
-/// Lists `dir` and matches files to tables by name (`PERSON.csv`, `person.parquet`...),
+/// Lists the extract and matches files to tables by name (`PERSON.csv`, `person.parquet`...),
 /// case-insensitively. Files that name no known table are returned separately so they are
-/// reported, never silently ignored.
+/// reported, never silently ignored. Links and files out of bounds fail the ingest (see
+/// [`ExtractDir`]); subdirectories are not read.
 pub(crate) fn discover(
-    dir: &Path,
+    extract: &ExtractDir,
     is_table: impl Fn(&str) -> bool,
 ) -> Result<(Vec<SourceFile>, Vec<String>)> {
     let mut found: BTreeMap<String, SourceFile> = BTreeMap::new();
     let mut unknown = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
-    for entry in entries {
-        let entry = entry.map_err(io_err(dir))?;
-        let path = entry.path();
-        if !path.is_file() {
+    for entry in extract.list("")? {
+        if entry.is_dir {
             continue;
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let name = entry.name;
         let lower = name.to_ascii_lowercase();
         let (stem, form) = if let Some(s) = lower.strip_suffix(".csv") {
             (s, Form::Csv { delimiter: b',' })
@@ -112,13 +111,12 @@ pub(crate) fn discover(
             unknown.push(name);
             continue;
         }
-        let bytes = entry.metadata().map_err(io_err(&path))?.len();
         let file = SourceFile {
             table: stem.to_owned(),
             name,
-            path,
+            path: entry.path,
             form,
-            bytes,
+            bytes: entry.bytes,
         };
         if let Some(first) = found.get(stem) {
             return Err(Error::DuplicateTable {
@@ -237,7 +235,9 @@ pub(crate) fn read_ahead<'scope>(
 }
 
 /// Maps source column names onto target positions, case-insensitively. A column named twice
-/// is a structural error: which one would be meant?
+/// is a structural error: which one would be meant? The columns no target takes are
+/// returned described for warnings (`column NAME`, or by position when the name is not a
+/// plausible identifier).
 fn map_columns(
     file: &str,
     source: &[String],
@@ -255,7 +255,8 @@ fn map_columns(
                 });
             }
             Some(t) => mapping[t] = Some(i),
-            None => extra.push(name),
+            // Described, not echoed: a header is the producer's text (see describe_column).
+            None => extra.push(describe_column(&name, i)),
         }
     }
     Ok((mapping, extra))
@@ -440,7 +441,7 @@ impl CsvSource {
     ) -> Result<(Self, Vec<String>)> {
         let lines = std::sync::Arc::new(std::sync::Mutex::new(LineIndex::new(options.max_record)));
         let handle = CountingReader {
-            inner: File::open(&file.path).map_err(io_err(&file.path))?,
+            inner: open_file(&file.path, &file.name)?,
             offset: 0,
             index: lines.clone(),
         };
@@ -655,7 +656,7 @@ pub(crate) struct ParquetSource {
 
 impl ParquetSource {
     fn open(file: &SourceFile, target: &[String]) -> Result<(Self, Vec<String>)> {
-        let handle = File::open(&file.path).map_err(io_err(&file.path))?;
+        let handle = open_file(&file.path, &file.name)?;
         let parquet_err = |e: parquet::errors::ParquetError| Error::Parquet {
             file: file.name.clone(),
             reason: e.to_string(),
@@ -732,7 +733,7 @@ mod tests {
         ];
         let (mapping, extra) = map_columns("f.csv", &source, &target).unwrap();
         assert_eq!(mapping, vec![Some(1), Some(0)]);
-        assert_eq!(extra, vec!["shoe_size"]);
+        assert_eq!(extra, vec!["column shoe_size"]);
     }
 
     fn csv_lines(content: &str) -> Vec<u64> {

@@ -1,4 +1,4 @@
-//! Pseudonymization primitives. Pure functions over bytes: no I/O, no logging, and no value
+//! Pseudonymization primitives. Pure functions over bytes and text: no I/O, no logging, and no value
 //! ever ends up in an error message or a `Debug` output.
 //!
 //! A *hub person key* replaces every direct person identifier before data reaches the lake.
@@ -16,13 +16,19 @@
 //! assert!(a.key > 0);
 //! ```
 //!
+//! Identifiers are first brought to one canonical form ([`source_identity`]): ingest and
+//! the opt-out registry call the same function, so every typing of an identifier reaches
+//! the same key.
+//!
 //! Not here: the person registry that makes keys collision-free (it needs storage, see
 //! `agora-govern`), per-project re-keying and disclosure control (later capabilities).
 
 #![warn(missing_docs)]
 
+mod identity;
 mod person_key;
 mod secret;
 
+pub use identity::{IdentifierError, IdentityKind, normalize_identifier, source_identity};
 pub use person_key::{PersonDigest, PersonKeyer};
 pub use secret::{HubSecret, SECRET_LEN, SecretError};

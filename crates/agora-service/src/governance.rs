@@ -21,6 +21,7 @@ pub use agora_govern::{
     RegistryEntry, ReleaseInfo, ReleaseSelector, Result, Role, SessionToken, TRANSITIONS, User,
     now_utc, token_id,
 };
+pub use agora_privacy::IdentityKind;
 use agora_privacy::PersonKeyer;
 
 /// An application as fronts show it (the API's JSON, the CLI's output): the stored
@@ -44,16 +45,20 @@ impl Governance {
         Self { store, keyer }
     }
 
-    /// Records a citizen's opt-out of `identifier` (keyed here exactly as ingest keys
-    /// identities; the identifier itself is never stored) through `channel`, by `actor`.
+    /// Records a citizen's opt-out of `identifier`, of `kind` ([`IdentityKind::Any`] when
+    /// not said), through `channel`, by `actor`. Keyed here exactly as ingest keys
+    /// identities, from the same canonical form (any typing of the identifier reaches the
+    /// same person); the identifier itself is never stored, and an invalid one is refused
+    /// without being echoed.
     pub async fn record_opt_out(
         &self,
         identifier: &str,
+        kind: IdentityKind,
         channel: OptOutChannel,
         actor: &str,
     ) -> Result<RecordedOptOut> {
         self.store
-            .record_opt_out(&self.keyer, identifier, channel, actor)
+            .record_opt_out(&self.keyer, identifier, kind, channel, actor)
             .await
     }
 

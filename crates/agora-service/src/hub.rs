@@ -126,6 +126,7 @@ impl Hub {
             meta: self.meta.clone(),
             secret: self.secret.clone(),
             locks_dir: self.dir.locks(),
+            data_dir: self.dir.root().to_path_buf(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! `agora optout`: the citizen opt-out registry, operated on a citizen's behalf.
 
 use agora_core::DataDir;
-use agora_service::governance::{OptOutChannel, OptOutReceipt, Role};
+use agora_service::governance::{IdentityKind, OptOutChannel, OptOutReceipt, Role};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -19,10 +19,15 @@ pub(crate) struct OptoutArgs {
 pub(crate) enum OptoutCommand {
     /// Record a citizen's opt-out (operators). The identifier (e.g. the national health
     /// identifier) is read from the first line of standard input, never from the command
-    /// line; only its keyed pseudonym is stored.
+    /// line; only its keyed pseudonym is stored. Case, surrounding space and a NIR's
+    /// separators do not matter.
     Add {
         #[arg(long, value_enum, default_value_t = Channel::Operator)]
         channel: Channel,
+        /// What the identifier must be: `nir` and `uuid` refuse anything else (a mistyped
+        /// NIR key, say); `any` takes any identifier.
+        #[arg(long, value_enum, default_value_t = Kind::Any)]
+        kind: Kind,
     },
     /// The status of an opt-out, by receipt id.
     Status { receipt_id: String },
@@ -30,6 +35,16 @@ pub(crate) enum OptoutCommand {
     Withdraw { receipt_id: String },
     /// How many opt-outs are in force (operators).
     Count,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Kind {
+    /// Any identifier (NIRs and UUIDs are recognised by their shape).
+    Any,
+    /// A French NIR, its key checked.
+    Nir,
+    /// A UUID.
+    Uuid,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -72,15 +87,20 @@ pub(crate) async fn run(dir: &DataDir, args: OptoutArgs) -> Result<()> {
     let s = Session::open(dir, &args.as_).await?;
     let meta = s.meta();
     match args.command {
-        OptoutCommand::Add { channel } => {
+        OptoutCommand::Add { channel, kind } => {
             require_operator(&s, "recording an opt-out on someone's behalf")?;
             let identifier = read_secret_line("identifier")?;
             let channel = match channel {
                 Channel::Operator => OptOutChannel::Operator,
                 Channel::Mail => OptOutChannel::Mail,
             };
+            let kind = match kind {
+                Kind::Any => IdentityKind::Any,
+                Kind::Nir => IdentityKind::Nir,
+                Kind::Uuid => IdentityKind::Uuid,
+            };
             let recorded = meta
-                .record_opt_out(&identifier, channel, &s.who.name)
+                .record_opt_out(&identifier, kind, channel, &s.who.name)
                 .await?;
             let note = if recorded.created {
                 "Opt-out recorded. Send the receipt id to the citizen: it is how they check or withdraw it."

@@ -29,7 +29,9 @@ pub(crate) enum PermitCommand {
         versions: bool,
     },
     /// Amend a permit from a JSON file (`-`: standard input) with any of `members`,
-    /// `datasets`, `expires_at`, `output`: writes a new version (reviewers).
+    /// `datasets`, `expires_at`, `output`: writes a new version (reviewers). An
+    /// `expires_at` beyond the application's requested duration needs
+    /// `expiry_beyond_request_reason` (why); none may pass the hub maximum.
     Amend {
         id: String,
         #[arg(long)]

@@ -79,7 +79,8 @@ pub(crate) enum ProjectCommand {
     },
     /// Approve an application under review and issue its permit, whose terms are a JSON
     /// file (`-`: standard input) with `datasets` and optionally `members`, `expires_at`,
-    /// `output` (reviewers).
+    /// `output` (reviewers). An `expires_at` beyond the application's requested duration
+    /// needs `expiry_beyond_request_reason` (why); none may pass the hub maximum.
     Approve {
         id: String,
         #[arg(long)]

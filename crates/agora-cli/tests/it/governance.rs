@@ -121,7 +121,8 @@ pub(crate) struct World {
 impl World {
     pub(crate) fn new(server_args: &[&str]) -> Self {
         let hub = Hub::init();
-        let extract = hub.data_dir().join("extract");
+        // The hub's samples directory: the one place in a data directory an extract may be.
+        let extract = hub.data_dir().join("samples/extract");
         hub.ok(&[
             "generate",
             "omop",
@@ -1284,6 +1285,32 @@ fn public_endpoints_are_rate_limited_and_opt_out_receipts_are_capabilities() {
     );
     assert_eq!(on_behalf.status, 200, "{}", on_behalf.text);
     assert_eq!(on_behalf.body["receipt"]["receipt_id"], receipt.as_str());
+    // Issue 11, item 13: typed differently, the same person and the same receipt.
+    let variant = call(
+        &server,
+        "POST",
+        "/api/v1/optout/on-behalf",
+        &op,
+        Some(&json!({"identifier": " 1 84 05  75 108 123 45\t", "channel": "mail"})),
+    );
+    assert_eq!(variant.status, 200, "{}", variant.text);
+    assert_eq!(variant.body["recorded"], false);
+    assert_eq!(variant.body["receipt"]["receipt_id"], receipt.as_str());
+    // Said to be a NIR, its wrong key is refused, without echoing it.
+    let wrong_key = call(
+        &server,
+        "POST",
+        "/api/v1/optout/on-behalf",
+        &op,
+        Some(&json!({"identifier": nir, "kind": "nir"})),
+    );
+    assert_eq!(wrong_key.status, 400, "{}", wrong_key.text);
+    assert!(
+        wrong_key.text.contains("not a valid NIR"),
+        "{}",
+        wrong_key.text
+    );
+    assert!(!wrong_key.text.contains("108 123") && !wrong_key.text.contains("45\""));
     // Bad input: a clear message that does not echo the value.
     let bad = call(
         &server,
@@ -1433,5 +1460,53 @@ fn deadlines_and_history(w: &World) {
         bad.text.contains("the only parameter is `state`"),
         "{}",
         bad.text
+    );
+}
+
+/// Issue 11, item 14: over HTTP, an expiry beyond the hub maximum or (without a reason) the
+/// requested duration is a 400 that says the limit and how to go beyond it.
+#[test]
+fn regression_issue_11_14_permit_expiry_is_bounded_over_http() {
+    let w = World::new(&["--public-rate-limit", "0"]);
+    let id = w.project_in("under_review", &w.alice);
+    let approve = |terms: Value| {
+        call(
+            &w.server,
+            "POST",
+            &format!("/api/v1/projects/{id}/approve"),
+            &w.rev,
+            Some(&terms),
+        )
+    };
+    let mut terms = grant();
+    terms["expires_at"] = json!("2099-01-01T00:00:00Z");
+    let refused = approve(terms);
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(
+        refused.body["error"]["kind"], "invalid_input",
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("hub maximum of 60 months"),
+        "{}",
+        refused.text
+    );
+    let beyond = (chrono::Utc::now() + chrono::Months::new(18)).to_rfc3339();
+    let mut terms = grant();
+    terms["expires_at"] = json!(beyond);
+    let refused = approve(terms.clone());
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.text.contains("expiry_beyond_request_reason"),
+        "{}",
+        refused.text
+    );
+    terms["expiry_beyond_request_reason"] = json!("follow-up until the cohort's last visit");
+    let permit = approve(terms);
+    assert_eq!(permit.status, 201, "{}", permit.text);
+    assert_eq!(
+        permit.body["expiry_beyond_request_reason"],
+        "follow-up until the cohort's last visit"
     );
 }

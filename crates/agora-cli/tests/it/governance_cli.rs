@@ -59,7 +59,8 @@ fn json_as(hub: &Hub, token: Option<&str>, args: &[&str]) -> Value {
 #[test]
 fn governance_from_the_command_line() {
     let hub = Hub::init();
-    let extract = hub.data_dir().join("extract");
+    // The hub's samples directory: the one place in a data directory an extract may be.
+    let extract = hub.data_dir().join("samples/extract");
     hub.ok(&[
         "generate",
         "omop",

@@ -1,12 +1,15 @@
-use agora_govern::{
-    Error, NewRelease, OPT_OUT_RESERVATION, OptOutChannel, OptOutStatus, source_identity,
-};
-use agora_privacy::{HubSecret, PersonKeyer};
+use agora_govern::{Error, NewRelease, OPT_OUT_RESERVATION, OptOutChannel, OptOutStatus};
+use agora_privacy::{HubSecret, IdentityKind, PersonKeyer};
 use chrono::TimeDelta;
 
 use crate::support::stores;
 
 const NIR: &str = "1 84 12 75 108 123 45";
+
+/// The identity bytes of an identifier of any kind, as ingest derives them.
+fn source_identity(identifier: &str) -> Vec<u8> {
+    agora_privacy::source_identity(IdentityKind::Any, identifier).unwrap()
+}
 
 fn keyer() -> PersonKeyer {
     PersonKeyer::new(&HubSecret::from_bytes([42u8; 32]))
@@ -129,13 +132,19 @@ async fn identities_are_keyed_exactly_as_ingest_keys_them() {
         let known = k.derive(&source_identity(NIR), 0);
         commit(s, "r1", vec![(known.key, known.check)]).await;
         let receipt = s
-            .opt_out_identity(&k, &format!("  {NIR}\n"), OptOutChannel::Portal, "citizen")
+            .opt_out_identity(
+                &k,
+                &format!("  {NIR}\n"),
+                IdentityKind::Any,
+                OptOutChannel::Portal,
+                "citizen",
+            )
             .await
             .unwrap();
         assert_eq!(s.opted_out_keys().await.unwrap(), vec![known.key], "{b}");
         // Idempotent through the identity too.
         assert_eq!(
-            s.opt_out_identity(&k, NIR, OptOutChannel::Portal, "citizen")
+            s.opt_out_identity(&k, NIR, IdentityKind::Any, OptOutChannel::Portal, "citizen")
                 .await
                 .unwrap(),
             receipt
@@ -152,7 +161,7 @@ async fn identities_are_keyed_exactly_as_ingest_keys_them() {
             vec![(taken.key, taken.check ^ 1), (moved.key, moved.check)],
         )
         .await;
-        s.opt_out_identity(&k, other, OptOutChannel::Mail, "op")
+        s.opt_out_identity(&k, other, IdentityKind::Any, OptOutChannel::Mail, "op")
             .await
             .unwrap();
         assert!(
@@ -165,9 +174,15 @@ async fn identities_are_keyed_exactly_as_ingest_keys_them() {
         // that identity finds it registered with the same check and uses exactly that key.
         let newcomer = "1 01 01 99 999 001 01";
         let future = k.derive(&source_identity(newcomer), 0);
-        s.opt_out_identity(&k, newcomer, OptOutChannel::Portal, "citizen")
-            .await
-            .unwrap();
+        s.opt_out_identity(
+            &k,
+            newcomer,
+            IdentityKind::Any,
+            OptOutChannel::Portal,
+            "citizen",
+        )
+        .await
+        .unwrap();
         assert!(s.opted_out_keys().await.unwrap().contains(&future.key));
         let registry = s.lookup_person_keys(&[future.key]).await.unwrap();
         assert_eq!(registry.get(&future.key), Some(&future.check), "{b}");
@@ -203,7 +218,13 @@ async fn identities_are_keyed_exactly_as_ingest_keys_them() {
         assert!(s.opted_out_keys().await.unwrap().contains(&d.key));
 
         let err = s
-            .opt_out_identity(&k, "   ", OptOutChannel::Portal, "citizen")
+            .opt_out_identity(
+                &k,
+                "   ",
+                IdentityKind::Any,
+                OptOutChannel::Portal,
+                "citizen",
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidInput(_)));
@@ -247,12 +268,24 @@ async fn recording_tells_whether_the_opt_out_is_new() {
     for env in stores().await {
         let s = &env.store;
         let first = s
-            .record_opt_out(&keyer(), NIR, OptOutChannel::Portal, "citizen")
+            .record_opt_out(
+                &keyer(),
+                NIR,
+                IdentityKind::Any,
+                OptOutChannel::Portal,
+                "citizen",
+            )
             .await
             .unwrap();
         assert!(first.created, "{}", env.backend);
         let again = s
-            .record_opt_out(&keyer(), NIR, OptOutChannel::Portal, "citizen")
+            .record_opt_out(
+                &keyer(),
+                NIR,
+                IdentityKind::Any,
+                OptOutChannel::Portal,
+                "citizen",
+            )
             .await
             .unwrap();
         assert!(!again.created);
@@ -261,10 +294,94 @@ async fn recording_tells_whether_the_opt_out_is_new() {
             .await
             .unwrap();
         let renewed = s
-            .record_opt_out(&keyer(), NIR, OptOutChannel::Operator, "op")
+            .record_opt_out(
+                &keyer(),
+                NIR,
+                IdentityKind::Any,
+                OptOutChannel::Operator,
+                "op",
+            )
             .await
             .unwrap();
         assert!(renewed.created);
         assert_ne!(renewed.receipt.receipt_id, first.receipt.receipt_id);
+    }
+}
+
+/// Issue 11, item 13: every typing of an identifier reaches the key ingest gave the person,
+/// so a variant gets the receipt already in force instead of a second, useless opt-out.
+#[tokio::test]
+async fn regression_issue_11_13_variants_of_an_identifier_are_one_opt_out() {
+    let k = keyer();
+    let cases: [(&str, IdentityKind, &[&str]); 2] = [
+        (
+            "7bb1e4dc-94a6-4c3b-9e43-0c1d2e3f4a5b",
+            IdentityKind::Uuid,
+            &[
+                " 7BB1E4DC-94A6-4C3B-9E43-0C1D2E3F4A5B ",
+                "{7bb1e4dc-94a6-4c3b-9e43-0c1d2e3f4a5b}",
+                "7BB1E4DC94A64C3B9E430C1D2E3F4A5B\n",
+            ],
+        ),
+        (
+            "184127510812347",
+            IdentityKind::Nir,
+            &[
+                "1 84 12 75 108 123 47",
+                "\t1.84.12.75.108.123.47 ",
+                "1-84-12-75-108-123-47",
+                "1 84 12  75 108 123 47",
+            ],
+        ),
+    ];
+    for env in stores().await {
+        let s = &env.store;
+        let b = env.backend;
+        for (canonical, kind, variants) in cases {
+            // Ingest registered the person from the canonical form.
+            let known = k.derive(&source_identity(canonical), 0);
+            commit(s, &format!("r-{kind}"), vec![(known.key, known.check)]).await;
+            let first = s
+                .record_opt_out(&k, canonical, kind, OptOutChannel::Portal, "citizen")
+                .await
+                .unwrap();
+            assert!(first.created, "{b}");
+            for v in variants {
+                for kind in [kind, IdentityKind::Any] {
+                    let again = s
+                        .record_opt_out(&k, v, kind, OptOutChannel::Portal, "citizen")
+                        .await
+                        .unwrap();
+                    assert!(!again.created, "{b}: {v:?} made a second opt-out");
+                    assert_eq!(again.receipt, first.receipt, "{b}: {v:?}");
+                }
+            }
+            assert!(s.opted_out_keys().await.unwrap().contains(&known.key));
+        }
+        assert_eq!(s.opted_out_count().await.unwrap(), 2, "{b}");
+
+        // An invalid NIR is refused, saying why, without echoing it; nothing is recorded.
+        for bad in ["1 84 12 75 108 123 45", "1 84 12 75 108", "not-a-nir-X9"] {
+            let err = s
+                .record_opt_out(&k, bad, IdentityKind::Nir, OptOutChannel::Portal, "citizen")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(_)), "{b}");
+            let message = err.to_string();
+            assert!(message.contains("NIR"), "{message}");
+            assert!(!message.contains(bad) && !message.contains("108") && !message.contains("X9"));
+        }
+        let err = s
+            .record_opt_out(
+                &k,
+                "{7bb1e4dc}",
+                IdentityKind::Uuid,
+                OptOutChannel::Portal,
+                "c",
+            )
+            .await
+            .unwrap_err();
+        assert!(!err.to_string().contains("7bb1e4dc"), "{err}");
+        assert_eq!(s.opted_out_count().await.unwrap(), 2, "{b}");
     }
 }

@@ -1,10 +1,12 @@
+use agora_core::{ErrorKind, HasKind};
 use agora_govern::{
-    ApplicationState as S, DatasetScope, DisclosureProfile, Error, NewRelease, OutputPolicy,
-    PERMIT_SCHEMA, PermitAmendment, PermitStatus, ReleaseSelector, RowFilter, TableScope,
+    ApplicationState as S, DatasetScope, DisclosureProfile, Error, GovernConfig, NewRelease,
+    OutputPolicy, PERMIT_SCHEMA, PermitAmendment, PermitPolicy, PermitStatus, ReleaseSelector,
+    RowFilter, TableScope,
 };
 use chrono::{TimeDelta, TimeZone, Utc};
 
-use crate::support::{grant, hubs};
+use crate::support::{grant, hub, hubs, stores_with, test_config};
 
 fn claims_scope(release: ReleaseSelector) -> DatasetScope {
     DatasetScope {
@@ -491,4 +493,172 @@ async fn permit_ids(h: &crate::support::Hub, who: &agora_govern::Principal) -> V
         .into_iter()
         .map(|p| p.id)
         .collect()
+}
+
+/// Issue 11, item 14: a permit cannot outlive the requested duration (24 months in the test
+/// form) without a recorded reason, nor the hub maximum at all, whether set at approval or
+/// by an amendment.
+#[tokio::test]
+async fn regression_issue_11_14_permit_expiry_is_bounded() {
+    for h in hubs().await {
+        let b = h.env.backend;
+        let id = h.app_in(S::UnderReview, None).await;
+        let now = h.env.now();
+        let year_2099 = Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap();
+        let refused = |e: Error, needle: &str| {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{b}: {e}");
+            let message = e.to_string();
+            assert!(message.contains(needle), "{b}: {message}");
+        };
+
+        // 2099 on a 24-month project: refused, saying the limit no reason lifts.
+        let mut g = grant();
+        g.expires_at = Some(year_2099);
+        let e = h
+            .approve_application(&h.rev1, &id, g, None)
+            .await
+            .unwrap_err();
+        refused(e, "hub maximum of 60 months");
+        // Even with a reason: past the hub maximum (60 months by default).
+        let mut g = grant();
+        g.expires_at = Some(year_2099);
+        g.expiry_beyond_request_reason = Some("long follow-up".into());
+        let e = h
+            .approve_application(&h.rev1, &id, g, None)
+            .await
+            .unwrap_err();
+        refused(e, "hub maximum of 60 months");
+        // 30 months without a reason: refused; the message says the limit and the override.
+        for needle in [
+            "the 24 months the application asked for",
+            "expiry_beyond_request_reason",
+        ] {
+            let mut g = grant();
+            g.expires_at = Some(now + chrono::Months::new(30));
+            let e = h
+                .approve_application(&h.rev1, &id, g, None)
+                .await
+                .unwrap_err();
+            refused(e, needle);
+        }
+        // A reason without an explicit expiry, or a blank one: refused.
+        let mut g = grant();
+        g.expiry_beyond_request_reason = Some("why not".into());
+        let e = h
+            .approve_application(&h.rev1, &id, g, None)
+            .await
+            .unwrap_err();
+        refused(e, "explicit expires_at");
+        let mut g = grant();
+        g.expires_at = Some(now + chrono::Months::new(30));
+        g.expiry_beyond_request_reason = Some("  ".into());
+        let e = h
+            .approve_application(&h.rev1, &id, g, None)
+            .await
+            .unwrap_err();
+        refused(e, "empty");
+        assert_eq!(
+            h.application(&h.alice, &id).await.unwrap().state,
+            S::UnderReview,
+            "{b}: nothing was issued"
+        );
+        // With a reason, 30 months is granted and the reason kept with the version.
+        let mut g = grant();
+        g.expires_at = Some(now + chrono::Months::new(30));
+        g.expiry_beyond_request_reason = Some("cohort follow-up ends later".into());
+        let permit = h.approve_application(&h.rev1, &id, g, None).await.unwrap();
+        assert_eq!(
+            permit.terms.expiry_beyond_request_reason.as_deref(),
+            Some("cohort follow-up ends later")
+        );
+
+        // Amendments: the same bounds, from the permit's issue.
+        let amend = |expires_at, reason: Option<&str>| PermitAmendment {
+            expires_at: Some(expires_at),
+            expiry_beyond_request_reason: reason.map(str::to_owned),
+            ..Default::default()
+        };
+        let e = h
+            .amend_permit(&h.rev1, &permit.id, amend(year_2099, None), "extend")
+            .await
+            .unwrap_err();
+        refused(e, "hub maximum of 60 months");
+        let e = h
+            .amend_permit(
+                &h.rev1,
+                &permit.id,
+                amend(now + chrono::Months::new(61), Some("more time")),
+                "extend",
+            )
+            .await
+            .unwrap_err();
+        refused(e, "hub maximum of 60 months");
+        // A new expiry needs its own reason: the approval's does not carry over.
+        let e = h
+            .amend_permit(
+                &h.rev1,
+                &permit.id,
+                amend(now + chrono::Months::new(36), None),
+                "extend",
+            )
+            .await
+            .unwrap_err();
+        refused(e, "expiry_beyond_request_reason");
+        let amended = h
+            .amend_permit(
+                &h.rev1,
+                &permit.id,
+                amend(
+                    now + chrono::Months::new(36),
+                    Some("recruitment was delayed"),
+                ),
+                "extend",
+            )
+            .await
+            .unwrap();
+        assert_eq!(amended.version, 2);
+        // Back within the request: no reason needed, and none is kept.
+        let shortened = h
+            .amend_permit(
+                &h.rev1,
+                &permit.id,
+                amend(now + chrono::Months::new(12), None),
+                "shorten",
+            )
+            .await
+            .unwrap();
+        assert_eq!(shortened.terms.expiry_beyond_request_reason, None);
+        let versions = h.permit_versions(&h.rev1, &permit.id).await.unwrap();
+        let reasons: Vec<Option<&str>> = versions
+            .iter()
+            .map(|v| v.terms.expiry_beyond_request_reason.as_deref())
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                Some("cohort follow-up ends later"),
+                Some("recruitment was delayed"),
+                None
+            ],
+            "{b}: the history keeps each reason"
+        );
+    }
+
+    // The hub maximum is configurable, and bounds the default expiry too.
+    let config = GovernConfig {
+        permits: PermitPolicy { max_months: 12 },
+        ..test_config()
+    };
+    for env in stores_with(config).await {
+        let h = hub(env).await;
+        let id = h.app_in(S::UnderReview, None).await;
+        let e = h
+            .approve_application(&h.rev1, &id, grant(), None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("hub maximum of 12 months"), "{e}");
+        let mut g = grant();
+        g.expires_at = Some(h.env.now() + chrono::Months::new(12));
+        h.approve_application(&h.rev1, &id, g, None).await.unwrap();
+    }
 }

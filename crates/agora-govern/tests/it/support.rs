@@ -310,6 +310,7 @@ pub(crate) fn grant() -> PermitGrant {
         }],
         expires_at: None,
         output: Default::default(),
+        expiry_beyond_request_reason: None,
     }
 }
 

@@ -9,7 +9,7 @@
 //! is in force; without identity verification (e.g. FranceConnect) in front of this
 //! endpoint that cannot be avoided. The anonymous endpoints are rate-limited per address.
 
-use agora_service::governance::{OptOutChannel, RecordedOptOut, Role};
+use agora_service::governance::{IdentityKind, OptOutChannel, RecordedOptOut, Role};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
@@ -34,7 +34,10 @@ pub(super) fn routes(api: Api) -> Api {
             .who(Who::Public)
             .describe(
                 "Give the identifier the hub's sources use (e.g. the national health \
-                 identifier); only its keyed pseudonym is stored. 201 with a receipt when \
+                 identifier); only its keyed pseudonym is stored. Case, surrounding space \
+                 and a NIR's separators do not matter: every typing reaches the same \
+                 person. With `kind` (`nir`, `uuid`), an identifier not of that kind is \
+                 refused (400). 201 with a receipt when \
                  recorded; 200 without a receipt when an opt-out was already in force (its \
                  receipt went to whoever recorded it). Rate-limited per client address.",
             )
@@ -90,15 +93,23 @@ pub(super) fn routes(api: Api) -> Api {
 #[serde(deny_unknown_fields)]
 struct OptOutRequest {
     identifier: String,
+    /// `nir`, `uuid` or `any` (default): a kind refuses identifiers not of that kind.
+    #[serde(default)]
+    kind: Option<String>,
 }
 
-fn check_identifier(identifier: &str) -> ApiResult<()> {
+/// Checks the identifier's size and parses the kind; the store brings the identifier to its
+/// canonical form (the one ingest keys) and refuses it, without echoing it, if invalid.
+fn check_identifier(identifier: &str, kind: Option<&str>) -> ApiResult<IdentityKind> {
     if identifier.len() > MAX_IDENTIFIER_BYTES {
         return Err(ApiError::invalid(format!(
             "identifier: at most {MAX_IDENTIFIER_BYTES} bytes"
         )));
     }
-    Ok(())
+    kind.map_or(Ok(IdentityKind::Any), |k| {
+        k.parse()
+            .map_err(|_| ApiError::invalid("kind: use `nir`, `uuid` or `any`"))
+    })
 }
 
 fn submission(recorded: &RecordedOptOut, show_existing: bool) -> (StatusCode, Json<Value>) {
@@ -137,11 +148,11 @@ async fn submit(
     _throttle: Throttle,
     Body(request): Body<OptOutRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    check_identifier(&request.identifier)?;
+    let kind = check_identifier(&request.identifier, request.kind.as_deref())?;
     let recorded = state
         .home
         .governance()
-        .record_opt_out(&request.identifier, OptOutChannel::Portal, "citizen")
+        .record_opt_out(&request.identifier, kind, OptOutChannel::Portal, "citizen")
         .await?;
     Ok(submission(&recorded, false))
 }
@@ -150,6 +161,9 @@ async fn submit(
 #[serde(deny_unknown_fields)]
 struct OnBehalfRequest {
     identifier: String,
+    /// `nir`, `uuid` or `any` (default).
+    #[serde(default)]
+    kind: Option<String>,
     /// `mail` or `operator` (default).
     #[serde(default)]
     channel: Option<OptOutChannel>,
@@ -164,7 +178,7 @@ async fn on_behalf(
         Role::Operator,
         "recording an opt-out on someone's behalf needs the operator role",
     )?;
-    check_identifier(&request.identifier)?;
+    let kind = check_identifier(&request.identifier, request.kind.as_deref())?;
     let channel = request.channel.unwrap_or(OptOutChannel::Operator);
     if !matches!(channel, OptOutChannel::Operator | OptOutChannel::Mail) {
         return Err(ApiError::invalid("channel: use `operator` or `mail`"));
@@ -172,7 +186,7 @@ async fn on_behalf(
     let recorded = state
         .home
         .governance()
-        .record_opt_out(&request.identifier, channel, &p.name)
+        .record_opt_out(&request.identifier, kind, channel, &p.name)
         .await?;
     Ok(submission(&recorded, true))
 }

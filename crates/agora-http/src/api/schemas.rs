@@ -566,7 +566,13 @@ pub(super) fn all() -> Value {
             ],
         ),
     );
-    m.insert("PermitTerms".into(), object(&permit_fields(true), &[]));
+    // Why the expiry is later than the application's requested duration: required for
+    // such an expiry, which still never passes the hub maximum.
+    let extension = ("expiry_beyond_request_reason", nullable(string()));
+    m.insert(
+        "PermitTerms".into(),
+        object(&permit_fields(true), std::slice::from_ref(&extension)),
+    );
     m.insert(
         "Permit".into(),
         object(
@@ -599,7 +605,7 @@ pub(super) fn all() -> Value {
                 ("version_created_by", string()),
                 ("version_reason", string()),
             ],
-            &[],
+            std::slice::from_ref(&extension),
         ),
     );
     m.insert(
@@ -638,12 +644,16 @@ pub(super) fn all() -> Value {
                 ("expires_at", nullable(datetime())),
                 ("output", r("OutputPolicy")),
                 ("comment", nullable(string())),
+                extension.clone(),
             ],
         ),
     );
     m.insert(
         "AmendRequest".into(),
-        object(&[("reason", string())], &permit_fields(false)),
+        object(
+            &[("reason", string())],
+            &[permit_fields(false), vec![extension.clone()]].concat(),
+        ),
     );
     m.insert("RevokeRequest".into(), object(&[("reason", string())], &[]));
     m.insert(
@@ -715,14 +725,17 @@ pub(super) fn all() -> Value {
         "OptOutRequest".into(),
         object(
             &[("identifier", json!({"type": "string", "maxLength": 256}))],
-            &[],
+            &[("kind", enumeration(&["any", "nir", "uuid"]))],
         ),
     );
     m.insert(
         "OptOutOnBehalfRequest".into(),
         object(
             &[("identifier", json!({"type": "string", "maxLength": 256}))],
-            &[("channel", enumeration(&["operator", "mail"]))],
+            &[
+                ("kind", enumeration(&["any", "nir", "uuid"])),
+                ("channel", enumeration(&["operator", "mail"])),
+            ],
         ),
     );
     m.insert(

@@ -78,8 +78,8 @@ impl FhirIdentity {
                 .get("value")?
                 .as_str()?,
         };
-        let value = value.trim();
-        (!value.is_empty()).then(|| [b"src\0".as_slice(), value.as_bytes()].concat())
+        // The canonical form the opt-out registry keys too (agora-privacy).
+        agora_privacy::source_identity(agora_privacy::IdentityKind::Any, value).ok()
     }
 }
 
@@ -138,9 +138,12 @@ pub async fn ingest_fhir(hub: &Hub, req: FhirIngest) -> Result<IngestReport> {
     let lifecycle = Lifecycle::start(hub, &req.options);
     let views = views::load_views(req.views_dir.as_deref())?;
     let source = req.options.source.clone();
-    let (files, warnings) = tokio::task::spawn_blocking(move || read::discover(&source))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    let hub_dir = hub.data_dir.clone();
+    let (files, warnings) = tokio::task::spawn_blocking(move || {
+        read::discover(&crate::extract::ExtractDir::open(&source, &hub_dir)?)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
     if files.is_empty() {
         return Err(Error::NoFhirInput {
             path: req.options.source.display().to_string(),

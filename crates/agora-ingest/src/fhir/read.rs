@@ -6,13 +6,12 @@
 //! is stored: that is `pseudo` and the ingest's job.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::error::io_err;
+use crate::extract::{ExtractDir, open_file, read_file};
 use crate::source::{MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES, read_line};
 use crate::{Error, Reason, Result};
 
@@ -56,25 +55,17 @@ pub(crate) struct Position {
 /// between entries can be made plain relative references.
 pub(crate) type FullUrls = HashMap<String, (String, String)>;
 
-/// Lists the FHIR files of `dir` (sorted by name) and warnings about the others.
-pub(crate) fn discover(dir: &Path) -> Result<(Vec<FhirFile>, Vec<String>)> {
-    let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
+/// Lists the FHIR files of the extract (sorted by name) and warnings about the others. A
+/// link or a file out of bounds fails the ingest (see [`ExtractDir`]); subdirectories are
+/// not read.
+pub(crate) fn discover(extract: &ExtractDir) -> Result<(Vec<FhirFile>, Vec<String>)> {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_err(dir))?;
-        paths.push(entry.path());
-    }
-    paths.sort();
-    for path in paths {
-        if !path.is_file() {
+    for entry in extract.list("")? {
+        if entry.is_dir {
             continue;
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (name, path) = (entry.name, entry.path);
         let lower = name.to_ascii_lowercase();
         let kind = if lower.ends_with(".ndjson") {
             FileKind::Ndjson
@@ -84,7 +75,7 @@ pub(crate) fn discover(dir: &Path) -> Result<(Vec<FhirFile>, Vec<String>)> {
             warnings.push(format!("{name}: not a .ndjson or .json file, not ingested"));
             continue;
         };
-        let bytes = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+        let bytes = entry.bytes;
         if kind == FileKind::Ndjson && !holds_resources(&path, &name)? {
             warnings.push(format!(
                 "{name}: its first line is not a FHIR resource (an export log?), not ingested"
@@ -105,7 +96,7 @@ pub(crate) fn discover(dir: &Path) -> Result<(Vec<FhirFile>, Vec<String>)> {
 /// whose first non-empty line is a JSON object without `resourceType` is one of those. A file
 /// whose first line is broken JSON is kept: its lines go to the quarantine.
 fn holds_resources(path: &Path, name: &str) -> Result<bool> {
-    let mut reader = BufReader::new(File::open(path).map_err(io_err(path))?);
+    let mut reader = BufReader::new(open_file(path, name)?);
     let mut buf = Vec::new();
     for line_no in 1.. {
         buf.clear();
@@ -137,7 +128,7 @@ pub(crate) fn for_each_resource(
     let empty = FullUrls::new();
     match file.kind {
         FileKind::Ndjson => {
-            let mut reader = BufReader::new(File::open(&file.path).map_err(io_err(&file.path))?);
+            let mut reader = BufReader::new(open_file(&file.path, &file.name)?);
             let mut buf = Vec::new();
             let mut line_no = 0u64;
             loop {
@@ -180,7 +171,7 @@ pub(crate) fn for_each_resource(
                     max: MAX_DOCUMENT_BYTES,
                 });
             }
-            let text = std::fs::read(&file.path).map_err(io_err(&file.path))?;
+            let text = read_file(&file.path, &file.name)?;
             let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
             let doc: Value = serde_json::from_slice(text).map_err(|e| Error::FhirFile {
                 file: file.name.clone(),

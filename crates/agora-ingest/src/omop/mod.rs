@@ -16,13 +16,14 @@ use std::sync::{Arc, Mutex};
 use agora_cdm::{CdmTable, CdmVersion, PersonRows};
 use agora_core::{ColumnDef, DatasetName, TableSchema};
 use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
-use agora_privacy::PersonKeyer;
+use agora_privacy::{IdentityKind, PersonKeyer, source_identity};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use arrow::datatypes::Int64Type;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
 use crate::commit::Staged;
 use crate::conform::{Reason, Reject, conform, keep_rows};
+use crate::extract::ExtractDir;
 use crate::fingerprint::SourcePath;
 use crate::keys::KeyResolver;
 use crate::lifecycle::Lifecycle;
@@ -100,10 +101,13 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
     let lifecycle = Lifecycle::start(hub, &req.options);
     let spec = agora_cdm::spec(CdmVersion::V5_4);
     let source = req.options.source.clone();
-    let (files, unknown) =
-        tokio::task::spawn_blocking(move || discover(&source, |t| spec.table(t).is_some()))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+    let hub_dir = hub.data_dir.clone();
+    let (files, unknown) = tokio::task::spawn_blocking(move || {
+        let extract = ExtractDir::open(&source, &hub_dir)?;
+        discover(&extract, |t| spec.table(t).is_some())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
     if files.is_empty() {
         return Err(Error::NoInput {
             path: req.options.source.display().to_string(),
@@ -135,7 +139,7 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
         check_required_columns(plan, &reader)?;
         warnings.extend(extra.iter().map(|c| {
             format!(
-                "{}: column {c} is not in CDM {} table {}, not ingested",
+                "{}: {c} is not in CDM {} table {}, not ingested",
                 plan.file.name,
                 spec.version(),
                 plan.table.name
@@ -394,16 +398,16 @@ impl Job {
             }
             let identity = match self.identity {
                 IdentitySource::SourceValue => {
-                    let v = if values.is_valid(row) {
-                        values.value(row).trim()
-                    } else {
-                        ""
-                    };
-                    if v.is_empty() {
+                    // The canonical form the opt-out registry keys too (agora-privacy).
+                    let identity = values
+                        .is_valid(row)
+                        .then(|| source_identity(IdentityKind::Any, values.value(row)).ok())
+                        .flatten();
+                    let Some(identity) = identity else {
                         rejects.push((row, Some(value_col), Reason::MissingIdentity));
                         continue;
-                    }
-                    [b"src\0".as_slice(), v.as_bytes()].concat()
+                    };
+                    identity
                 }
                 IdentitySource::PersonId => {
                     format!("ds\0{}\0{}", self.dataset, source_ids.value(row)).into_bytes()

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::io_err;
+use crate::extract::{ExtractDir, open_file, read_file};
 use crate::source::{Form, MAX_DOCUMENT_BYTES, SourceFile};
 use crate::{Error, Result};
 
@@ -24,10 +25,10 @@ pub(crate) struct Found {
 /// Lists `data_dir` (and `schema_dir`, when the schemas live elsewhere) recursively and
 /// pairs schemas with data files by name, case-insensitively. Returns the pairs (sorted by
 /// name) and warnings for everything left unpaired. Hidden files and directories are
-/// skipped, and so are symbolic links to directories (no cycles).
+/// skipped; a link or a file out of bounds fails the ingest (see [`ExtractDir`]).
 pub(crate) fn discover(
-    data_dir: &Path,
-    schema_dir: Option<&Path>,
+    data_dir: &ExtractDir,
+    schema_dir: Option<&ExtractDir>,
 ) -> Result<(Vec<Found>, Vec<String>)> {
     let mut data_files = Vec::new();
     let mut schema_files = Vec::new();
@@ -54,7 +55,7 @@ pub(crate) fn discover(
     };
     let mut schemas: BTreeMap<String, (String, String, PathBuf)> = BTreeMap::new();
     for (relative, path) in schema_files {
-        if !is_table_schema(&path)? {
+        if !is_table_schema(&path, &relative)? {
             warnings.push(format!(
                 "{relative}: not a Table Schema (no `fields`), not used"
             ));
@@ -103,7 +104,7 @@ pub(crate) fn discover(
             Form::Csv { delimiter: b'\t' }
         } else {
             Form::Csv {
-                delimiter: sniff_delimiter(&path)?,
+                delimiter: sniff_delimiter(&path, &relative)?,
             }
         };
         found.push(Found {
@@ -123,25 +124,16 @@ pub(crate) fn discover(
 }
 
 /// Calls `f` with the relative path (`/`-separated) and path of every regular file under
-/// `dir`, in name order.
-fn walk(dir: &Path, prefix: &str, f: &mut dyn FnMut(&str, &Path)) -> Result<()> {
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io_err(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
+/// the extract's directory `prefix`, in name order.
+fn walk(dir: &ExtractDir, prefix: &str, f: &mut dyn FnMut(&str, &Path)) -> Result<()> {
+    for entry in dir.list(prefix)? {
+        if entry.name.starts_with('.') {
             continue;
         }
-        let path = entry.path();
-        let relative = format!("{prefix}{name}");
-        let file_type = entry.file_type().map_err(io_err(&path))?;
-        if file_type.is_dir() {
-            walk(&path, &format!("{relative}/"), f)?;
-        } else if path.is_file() {
-            f(&relative, &path);
+        if entry.is_dir {
+            walk(dir, &format!("{}/", entry.relative), f)?;
+        } else {
+            f(&entry.relative, &entry.path);
         }
     }
     Ok(())
@@ -149,12 +141,12 @@ fn walk(dir: &Path, prefix: &str, f: &mut dyn FnMut(&str, &Path)) -> Result<()> 
 
 /// A JSON file is a Table Schema when it is an object with a `fields` member. Data
 /// Package descriptors and other JSON files are not (and are reported).
-fn is_table_schema(path: &Path) -> Result<bool> {
+fn is_table_schema(path: &Path, name: &str) -> Result<bool> {
     let bytes = std::fs::metadata(path).map_err(io_err(path))?.len();
     if bytes > MAX_DOCUMENT_BYTES {
         return Ok(false);
     }
-    let text = std::fs::read(path).map_err(io_err(path))?;
+    let text = read_file(path, name)?;
     Ok(match serde_json::from_slice::<serde_json::Value>(&text) {
         Ok(serde_json::Value::Object(o)) => o.contains_key("fields"),
         Ok(_) => false,
@@ -166,10 +158,9 @@ fn is_table_schema(path: &Path) -> Result<bool> {
 /// The delimiter of a `.csv` file, from its header line: the most frequent of `,` `;` `\t`
 /// `|` outside quotes (`,` when none occurs). Table Schema does not say; SNDS
 /// nomenclatures use `;`.
-pub(crate) fn sniff_delimiter(path: &Path) -> Result<u8> {
+pub(crate) fn sniff_delimiter(path: &Path, name: &str) -> Result<u8> {
     let mut head = Vec::with_capacity(64 << 10);
-    std::fs::File::open(path)
-        .map_err(io_err(path))?
+    open_file(path, name)?
         .take(64 << 10)
         .read_to_end(&mut head)
         .map_err(io_err(path))?;

@@ -41,13 +41,14 @@ use std::path::PathBuf;
 
 use agora_core::{ColumnDef, ColumnType, TableSchema};
 use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
-use agora_privacy::PersonKeyer;
+use agora_privacy::{IdentityKind, PersonKeyer, source_identity};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
 use crate::commit::Staged;
 use crate::conform::{Reason, Reject, keep_rows};
 use crate::error::io_err;
+use crate::extract::{ExtractDir, read_file};
 use crate::fingerprint::SourcePath;
 use crate::keys::KeyResolver;
 use crate::lifecycle::Lifecycle;
@@ -118,10 +119,16 @@ struct Plan {
 pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<IngestReport> {
     let lifecycle = Lifecycle::start(hub, &req.options);
     let (source, schemas) = (req.options.source.clone(), req.schemas.clone());
-    let (found, mut warnings) =
-        tokio::task::spawn_blocking(move || discover(&source, schemas.as_deref()))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+    let hub_dir = hub.data_dir.clone();
+    let (found, mut warnings) = tokio::task::spawn_blocking(move || {
+        let data = ExtractDir::open(&source, &hub_dir)?;
+        let schemas = schemas
+            .map(|dir| ExtractDir::open(&dir, &hub_dir))
+            .transpose()?;
+        discover(&data, schemas.as_ref())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
     if found.is_empty() {
         return Err(Error::NoTableSchemaInput {
             path: req.options.source.display().to_string(),
@@ -160,7 +167,7 @@ pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<Ing
         }
         warnings.extend(extra.iter().map(|c| {
             format!(
-                "{}: column {c} is not in the schema, not ingested",
+                "{}: {c} is not in the schema, not ingested",
                 plan.found.data.name
             )
         }));
@@ -226,7 +233,7 @@ fn plan(found: Vec<Found>, person_ids: &[String], warnings: &mut Vec<String>) ->
                 max: MAX_DOCUMENT_BYTES,
             });
         }
-        let text = std::fs::read(&f.schema_path).map_err(io_err(&f.schema_path))?;
+        let text = read_file(&f.schema_path, &f.schema_name)?;
         let schema = schema::parse(&f.schema_name, &text, person_ids, &mut unknown_constraints)?;
         let table = table_name(&f.name);
         if let Some(first) = tables.insert(table.clone(), f.schema_name.clone()) {
@@ -530,9 +537,16 @@ async fn write_release(
     } else {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
     };
-    let schemas: Vec<(String, PathBuf)> = plans
+    let schemas: Vec<(String, PathBuf, String)> = plans
         .iter()
-        .map(|p| (p.table.clone(), p.found.schema_path.clone()))
+        .map(|p| {
+            let f = &p.found;
+            (
+                p.table.clone(),
+                f.schema_path.clone(),
+                f.schema_name.clone(),
+            )
+        })
         .collect();
     let files: Vec<(String, u64)> = plans
         .iter()
@@ -550,8 +564,11 @@ async fn write_release(
         .map_err(|e| Error::Internal(e.to_string()))??;
 
     // The schemas are kept with the release: what each column means and how it was checked.
-    for (table, path) in schemas {
-        let bytes = tokio::fs::read(&path).await.map_err(io_err(&path))?;
+    for (table, path, name) in schemas {
+        // Opened as every extract file is: a file swapped for a link meanwhile is refused.
+        let bytes = tokio::task::spawn_blocking(move || read_file(&path, &name))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
         writer
             .put_file(&format!("schemas/{table}.json"), bytes)
             .await?;
@@ -813,10 +830,12 @@ fn check_batch(
             }
         }
         for (p, &c) in person.iter().enumerate() {
-            // The same identity bytes as OMOP's person_source_value: the same person links.
+            // The same identity bytes as OMOP's person_source_value and the opt-out registry
+            // (one canonical form, agora-privacy): the same person links. A blank one is no
+            // identity.
             let identity = texts[c]
                 .filter(|_| !rejected[row])
-                .map(|t| [b"src\0".as_slice(), t.trim().as_bytes()].concat());
+                .and_then(|t| source_identity(IdentityKind::Any, t).ok());
             identities[p].push(identity);
         }
         for (c, builder) in builders.iter_mut().enumerate() {

@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use agora_ingest::fhir::{FhirIdentity, FhirIngest, ingest_fhir};
-use agora_ingest::{Error, IngestOptions, IngestReport, MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES};
+use agora_ingest::{
+    Error, IngestOptions, IngestReport, MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES, UnsafeReason,
+};
 use proptest::prelude::*;
 
 use crate::support::{TestHub, extract, files_under};
@@ -297,5 +299,186 @@ proptest! {
             std::fs::remove_file(dir.path().join("bundle.json")).unwrap();
             let _ = t.fhir(dir.path()).await;
         });
+    }
+}
+
+/// A person file and a death file, valid.
+fn omop_extract() -> tempfile::TempDir {
+    extract(&[
+        ("person.csv", &format!("{PERSON_HEADER}1,8507,1980,0,0,A\n")),
+        ("death.csv", "person_id,death_date\n1,2020-01-01\n"),
+    ])
+}
+
+/// Issue 11, item 16: no extract file is read through a link (to a file outside, to the
+/// hub's own secret, to another file of the extract, to a directory), nor from the hub's
+/// data directory; the error names the file and the reason, never content; nothing is
+/// committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_issue_11_16_links_and_hub_files_are_refused() {
+    use agora_core::HasKind;
+    use std::os::unix::fs::symlink;
+    let t = TestHub::new().await;
+    let secret = "hub-secret-bytes-0123456789";
+    std::fs::create_dir_all(t.dir.path().join("keys")).unwrap();
+    let hub_key = t.dir.path().join("keys/hub.key");
+    std::fs::write(&hub_key, secret).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let planted = "person_id,planted_outside\n1,outside-content-42\n";
+    std::fs::write(outside.path().join("passwd"), planted).unwrap();
+    std::fs::create_dir(outside.path().join("dir")).unwrap();
+
+    let refused = |err: Error, file: &str, reason: UnsafeReason| {
+        let message = err.to_string();
+        assert!(
+            matches!(&err, Error::UnsafeSource { file: f, reason: r } if f == file && *r == reason),
+            "{message}"
+        );
+        assert!(
+            message.starts_with(&format!("{file}: refused: it ")),
+            "{message}"
+        );
+        for content in [secret, "outside-content-42", "planted_outside"] {
+            assert!(!message.contains(content), "{message}");
+        }
+        assert_eq!(err.kind(), agora_core::ErrorKind::InvalidInput);
+    };
+    // A link to a file outside (as to /etc/passwd), as the person file.
+    let src = omop_extract();
+    std::fs::remove_file(src.path().join("person.csv")).unwrap();
+    symlink(outside.path().join("passwd"), src.path().join("person.csv")).unwrap();
+    let err = t.ingest("links", src.path()).await.unwrap_err();
+    refused(err, "person.csv", UnsafeReason::SymbolicLink);
+    // A link to the hub's own key, as the death file.
+    let src = omop_extract();
+    std::fs::remove_file(src.path().join("death.csv")).unwrap();
+    symlink(&hub_key, src.path().join("death.csv")).unwrap();
+    let err = t.ingest("links", src.path()).await.unwrap_err();
+    refused(err, "death.csv", UnsafeReason::SymbolicLink);
+    // A hard link to it: no link to follow, but it is the hub's file.
+    let src = omop_extract();
+    std::fs::remove_file(src.path().join("death.csv")).unwrap();
+    if std::fs::hard_link(&hub_key, src.path().join("death.csv")).is_ok() {
+        let err = t.ingest("links", src.path()).await.unwrap_err();
+        refused(err, "death.csv", UnsafeReason::HubFile);
+    }
+    // A link to another file of the extract: refused too (no links at all).
+    let src = omop_extract();
+    std::fs::rename(src.path().join("death.csv"), src.path().join("d.txt")).unwrap();
+    symlink(src.path().join("d.txt"), src.path().join("death.csv")).unwrap();
+    let err = t.ingest("links", src.path()).await.unwrap_err();
+    refused(err, "death.csv", UnsafeReason::SymbolicLink);
+    // A link to a directory.
+    let src = omop_extract();
+    symlink(outside.path().join("dir"), src.path().join("more")).unwrap();
+    let err = t.ingest("links", src.path()).await.unwrap_err();
+    refused(err, "more", UnsafeReason::SymbolicLink);
+    // FHIR and Table Schema extracts go through the same listing.
+    let fhir = extract(&[(
+        "Patient.ndjson",
+        "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n",
+    )]);
+    symlink(&hub_key, fhir.path().join("Observation.ndjson")).unwrap();
+    let err = t.fhir(fhir.path()).await.unwrap_err();
+    refused(err, "Observation.ndjson", UnsafeReason::SymbolicLink);
+    let ts = extract(&[
+        ("t.json", "{\"fields\": [{\"name\": \"a\"}]}"),
+        ("t.csv", "a\nx\n"),
+    ]);
+    std::fs::create_dir(ts.path().join("sub")).unwrap();
+    symlink(outside.path().join("dir"), ts.path().join("sub/nested")).unwrap();
+    let err = t.ingest_ts("ts", ts.path(), &[]).await.unwrap_err();
+    refused(err, "sub/nested", UnsafeReason::SymbolicLink);
+    // An extract inside the hub's data directory.
+    let inside = t.dir.path().join("incoming");
+    std::fs::create_dir(&inside).unwrap();
+    std::fs::write(
+        inside.join("person.csv"),
+        format!("{PERSON_HEADER}1,8507,1980,0,0,A\n"),
+    )
+    .unwrap();
+    let err = t.ingest("links", &inside).await.unwrap_err();
+    refused(err, ".", UnsafeReason::InsideHub);
+    // Except the hub's own samples (what `agora demo` generates and ingests).
+    let samples = t.dir.path().join("samples/demo");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(
+        samples.join("person.csv"),
+        format!("{PERSON_HEADER}1,8507,1980,0,0,A\n"),
+    )
+    .unwrap();
+    t.ingest("samples", &samples).await.unwrap();
+
+    // Nothing was committed, and nothing of the targets reached the lake.
+    for dataset in ["links", "ts", "f"] {
+        assert!(
+            t.hub
+                .meta
+                .release(&dataset.parse().unwrap(), None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    for file in files_under(&t.lake_dir()) {
+        let bytes = std::fs::read(&file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(secret) && !text.contains("outside-content-42"));
+    }
+}
+
+/// Issue 11, item 16: an unknown column's header text reaches the warnings (which anyone
+/// with the release reads) only when it is a plausible column name; otherwise its position.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_issue_11_16_planted_header_text_is_never_published() {
+    let t = TestHub::new().await;
+    let planted = "api_key=sk-live-PLANTED-51f0c2";
+    let src = extract(&[(
+        "person.csv",
+        &format!(
+            "{},shoe_size,{planted}\n1,8507,1980,0,0,A,42,x\n",
+            PERSON_HEADER.trim_end()
+        ),
+    )]);
+    let report = t.ingest("headers", src.path()).await.unwrap();
+    let warnings = report.warnings.join("\n");
+    assert!(
+        warnings.contains("person.csv: column shoe_size is not in CDM"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("person.csv: an unrecognised column at position 8 is not in CDM"),
+        "{warnings}"
+    );
+    let ts = extract(&[
+        ("t.json", "{\"fields\": [{\"name\": \"a\"}]}"),
+        ("t.csv", &format!("a,{planted}\nx,y\n")),
+    ]);
+    let ts_report = t.ingest_ts("headers_ts", ts.path(), &[]).await.unwrap();
+    let ts_warnings = ts_report.warnings.join("\n");
+    assert!(
+        ts_warnings.contains("t.csv: an unrecognised column at position 2 is not in the schema"),
+        "{ts_warnings}"
+    );
+    // Not in the reports, nor in any file of the lake (manifests, quarantine reports).
+    let reports = format!(
+        "{}{}",
+        serde_json::to_string(&report).unwrap(),
+        serde_json::to_string(&ts_report).unwrap()
+    );
+    assert!(
+        !reports.contains("PLANTED") && !reports.contains("planted"),
+        "{reports}"
+    );
+    let files = files_under(&t.lake_dir());
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("manifests"))
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        assert!(!text.contains("planted"), "{}", file.display());
     }
 }

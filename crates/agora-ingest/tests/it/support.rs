@@ -34,6 +34,7 @@ impl TestHub {
                 .unwrap(),
             secret,
             locks_dir: dir.path().join("locks"),
+            data_dir: dir.path().to_path_buf(),
         };
         Self { dir, hub }
     }

@@ -52,6 +52,7 @@ async fn env() -> Env {
         meta: meta.clone(),
         secret: HubSecret::from_bytes([7; 32]),
         locks_dir: dir.path().join("locks"),
+        data_dir: dir.path().to_path_buf(),
     };
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/omop/synthea27nj_csv");
@@ -181,6 +182,7 @@ impl Env {
             }],
             expires_at: None,
             output: Default::default(),
+            expiry_beyond_request_reason: None,
         };
         let permit = m
             .approve_application(&self.rev, &id, grant, None)
@@ -559,4 +561,61 @@ async fn opt_outs_reach_cohort_rows_through_subject_id() {
             .any(|l| l.contains("Anti") && l.contains("subject_id")),
         "no anti-join on cohort.subject_id:\n{plan}"
     );
+}
+
+/// Issue 11, item 13: a citizen who opts out typing their identifier differently from the
+/// source (case, braces, spaces) is still the person ingest keyed, and leaves the permit's
+/// person set.
+#[tokio::test]
+async fn regression_issue_11_13_an_opt_out_typed_as_a_variant_excludes_the_person() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+    let persons = |env: &'static Env, permit: String| async move {
+        ints(
+            &env.researcher_sql(&permit, "SELECT person_id FROM person ORDER BY 1")
+                .await
+                .unwrap(),
+        )
+    };
+    let env: &'static Env = Box::leak(Box::new(env));
+    let before = persons(env, permit.clone()).await;
+    // Person 1 of the fixture (born 1998, an adult in scope): person_source_value
+    // 1007c05b-8d20-8fe6-6790-44622f8316df, typed in upper case, in braces, with spaces.
+    let keyer = agora_privacy::PersonKeyer::new(&HubSecret::from_bytes([7; 32]));
+    let recorded = env
+        .meta
+        .record_opt_out(
+            &keyer,
+            "  {1007C05B-8D20-8FE6-6790-44622F8316DF} ",
+            agora_privacy::IdentityKind::Any,
+            OptOutChannel::Portal,
+            "citizen",
+        )
+        .await
+        .unwrap();
+    assert!(recorded.created);
+    let keys = env.meta.opted_out_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    // The key is the one ingest gave the person (not a reservation for a stranger)...
+    let everyone = ints(&env.operator_sql("SELECT person_id FROM person").await);
+    assert!(everyone.contains(&keys[0]));
+    assert!(before.contains(&keys[0]));
+    // ...and the person is gone from the researcher's person set, nobody else.
+    let after = persons(env, permit.clone()).await;
+    assert!(!after.contains(&keys[0]));
+    assert_eq!(after.len(), before.len() - 1);
+    // The lower-case source form finds the same opt-out.
+    let again = env
+        .meta
+        .record_opt_out(
+            &keyer,
+            "1007c05b-8d20-8fe6-6790-44622f8316df",
+            agora_privacy::IdentityKind::Uuid,
+            OptOutChannel::Portal,
+            "citizen",
+        )
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.receipt, recorded.receipt);
 }
