@@ -217,8 +217,26 @@ pub(crate) struct SqlArgs {
     pub format: OutputFormat,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// The SQL statement; `-` reads it from standard input.
-    pub sql: String,
+    #[command(flatten)]
+    pub statement: Statement,
+}
+
+/// Where a statement comes from: the argument (which may start with a `--` comment, as
+/// statements pasted from files do), standard input (`-`), or a file.
+#[derive(Debug, Args)]
+pub(crate) struct Statement {
+    /// The SQL statement (it may begin with a `--` comment); `-` reads it from standard
+    /// input.
+    #[arg(
+        allow_hyphen_values = true,
+        required_unless_present = "file",
+        conflicts_with = "file",
+        value_name = "SQL"
+    )]
+    pub sql: Option<String>,
+    /// Read the statement from this file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -242,17 +242,28 @@ pub(crate) fn limits(args: &LimitArgs) -> QueryLimits {
     }
 }
 
+impl crate::cli::Statement {
+    /// The statement's text, from the argument, standard input or the file.
+    pub(crate) fn read(&self) -> Result<String> {
+        match (&self.sql, &self.file) {
+            (_, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the statement from {}", path.display())),
+            (Some(sql), None) if sql == "-" => {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("cannot read SQL from stdin")?;
+                Ok(s)
+            }
+            (Some(sql), None) => Ok(sql.clone()),
+            (None, None) => bail!("give a statement, `-` for standard input, or --file PATH"),
+        }
+    }
+}
+
 async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
     let home = Hub::open(dir).await?;
-    let text = if args.sql == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read SQL from stdin")?;
-        s
-    } else {
-        args.sql
-    };
+    let text = args.statement.read()?;
     let session = local_session(
         &home,
         Target::Release {

@@ -398,3 +398,31 @@ fn ingest_tableschema_snds_pseudonymizes_declared_identifiers_and_refuses_a_repe
         "{err}"
     );
 }
+
+#[test]
+fn statements_may_start_with_a_comment_and_come_from_a_file_or_stdin() {
+    let hub = Hub::init();
+    hub.ingest("s", &shared("data/omop/synthea27nj_csv"));
+    // Pasted from a file: the statement starts with `--`, which is not a flag.
+    let commented = "-- persons in the extract\nSELECT COUNT(*) AS n FROM person";
+    assert_eq!(
+        hub.ok(&["sql", "--dataset", "s", "--format", "csv", commented]),
+        "n\n28\n"
+    );
+    let file = hub.data_dir().join("q.sql");
+    std::fs::write(&file, format!("{commented};\n")).unwrap();
+    let path = file.to_str().unwrap();
+    assert_eq!(
+        hub.ok(&["sql", "--dataset", "s", "--format", "csv", "--file", path]),
+        "n\n28\n"
+    );
+    assert_eq!(hub.sql_stdin("s", commented).unwrap(), "n\n28\n");
+    // One source at a time, and a missing file is named.
+    let err = hub.fails(&["sql", "--dataset", "s", "--file", path, "SELECT 1"]);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let err = hub.fails(&["sql", "--dataset", "s", "--file", "/nonexistent/q.sql"]);
+    assert!(
+        err.contains("cannot read the statement from /nonexistent/q.sql"),
+        "{err}"
+    );
+}
