@@ -132,6 +132,8 @@ pub(crate) type Reject = (usize, Option<usize>, Reason);
 pub(crate) struct Conformed {
     pub columns: Vec<ArrayRef>,
     pub rejects: Vec<Reject>,
+    /// Per target column, how many integers were written as integral decimals (`12.0`).
+    pub decimal_integers: Vec<u64>,
 }
 
 /// Casts every column of `raw` to its CDM type. `columns[i]` describes target column `i`.
@@ -152,6 +154,7 @@ pub(crate) fn conform(
     }
     let mut rejects: Vec<Reject> = raw.row_errors;
     let mut out = Vec::with_capacity(columns.len());
+    let mut decimal_integers = vec![0; columns.len()];
     for (i, (spec, source)) in columns.iter().zip(raw.columns).enumerate() {
         let target_type = spec.datatype.column_type().arrow_type();
         let Some(source) = source else {
@@ -165,12 +168,14 @@ pub(crate) fn conform(
             out.push(arrow::array::new_null_array(&target_type, rows));
             continue;
         };
-        let typed = cast_column(&source, spec.datatype).map_err(|e| Error::Conversion {
-            file: file.to_owned(),
-            table: table.to_owned(),
-            column: spec.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let (typed, decimals) =
+            cast_column(&source, spec.datatype).map_err(|e| Error::Conversion {
+                file: file.to_owned(),
+                table: table.to_owned(),
+                column: spec.name.clone(),
+                reason: e.to_string(),
+            })?;
+        decimal_integers[i] = decimals;
         for r in (0..rows).filter(|&r| !broken[r]) {
             if source.is_null(r) {
                 if spec.required {
@@ -203,10 +208,19 @@ pub(crate) fn conform(
     Ok(Conformed {
         columns: out,
         rejects,
+        decimal_integers,
     })
 }
 
-fn cast_column(source: &ArrayRef, ty: CdmType) -> arrow::error::Result<ArrayRef> {
+/// The column cast to `ty`, and how many of its values were integers written as decimals.
+fn cast_column(source: &ArrayRef, ty: CdmType) -> arrow::error::Result<(ArrayRef, u64)> {
+    if let (CdmType::Integer, DataType::Utf8) = (ty, source.data_type()) {
+        return Ok(parse_integers(source.as_string::<i32>()));
+    }
+    cast_other(source, ty).map(|typed| (typed, 0))
+}
+
+fn cast_other(source: &ArrayRef, ty: CdmType) -> arrow::error::Result<ArrayRef> {
     let safe = CastOptions {
         safe: true,
         ..Default::default()
@@ -237,7 +251,6 @@ fn cast_column(source: &ArrayRef, ty: CdmType) -> arrow::error::Result<ArrayRef>
             let same = arrow::compute::kernels::cmp::eq(source, &back)?;
             null_where_false(&ints, &same)
         }
-        (CdmType::Integer, DataType::Utf8) => Ok(parse_integers(source.as_string::<i32>())),
         _ => cast_with_options(source, &target, &safe),
     }
 }
@@ -248,21 +261,77 @@ fn null_where_false(values: &ArrayRef, keep: &BooleanArray) -> arrow::error::Res
     arrow::compute::nullif(values, &arrow::compute::kernels::boolean::not(&keep)?)
 }
 
-/// Strict decimal integers (optional leading '-'), unlike a general cast that would accept
-/// forms a producer did not mean.
-fn parse_integers(strings: &StringArray) -> ArrayRef {
+/// Strict integers: decimal digits with an optional leading '-', unlike a general cast that
+/// would accept forms a producer did not mean. An exactly integral decimal (`4180628.0`,
+/// `1.5e3`), as pandas, R and several databases write integer columns holding nulls, is
+/// accepted too and counted; a fraction (`3.5`) or a value past 64 bits (`1e30`) is not.
+fn parse_integers(strings: &StringArray) -> (ArrayRef, u64) {
+    let mut decimals = 0;
     let values: Int64Array = strings
         .iter()
         .map(|s| {
             let s = s?;
             let digits = s.strip_prefix('-').unwrap_or(s);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                return s.parse::<i64>().ok();
             }
-            s.parse::<i64>().ok()
+            let value = integral_decimal(s)?;
+            decimals += 1;
+            Some(value)
         })
         .collect();
-    Arc::new(values)
+    (Arc::new(values), decimals)
+}
+
+/// `[-]digits[.digits][(e|E)[+|-]digits]` whose value is an integer that fits in 64 bits,
+/// computed on the digits (no floating point, so nothing is rounded).
+fn integral_decimal(s: &str) -> Option<i64> {
+    let (negative, rest) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => {
+            let exp = &rest[at + 1..];
+            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            (&rest[..at], exp.parse::<i32>().ok()?)
+        }
+        None => (rest, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    // The value is digits × 10^shift.
+    let mut digits: String = format!("{whole}{fraction}");
+    let shift = exponent - i32::try_from(fraction.len()).ok()?;
+    if shift < 0 {
+        let cut = digits.len().checked_sub(shift.unsigned_abs() as usize)?;
+        if !digits[cut..].bytes().all(|b| b == b'0') {
+            return None;
+        }
+        digits.truncate(cut);
+    } else {
+        digits.extend(std::iter::repeat_n('0', shift as usize).take(20));
+    }
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    if digits.len() > 19 {
+        return None;
+    }
+    let magnitude = digits.parse::<i128>().ok()?;
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
 }
 
 /// `YYYY-MM-DD`, optionally followed by a midnight time (`00:00:00`, `T00:00:00.000`...):
@@ -371,9 +440,10 @@ mod tests {
             "+5",
             "99999999999999999999",
         ]));
-        let parsed = parsed.as_primitive::<arrow::datatypes::Int64Type>();
+        let parsed = parsed.0.as_primitive::<arrow::datatypes::Int64Type>();
         let got: Vec<_> = parsed.iter().collect();
-        assert_eq!(got, vec![Some(12), Some(-3), None, None, None, None, None]);
+        // `1.0` is an integer written as a decimal (issue 12): accepted, and counted.
+        assert_eq!(got, vec![Some(12), Some(-3), Some(1), None, None, None, None]);
     }
 
     #[test]
@@ -469,5 +539,59 @@ mod tests {
         .unwrap();
         assert_eq!(out.columns[0].null_count(), 1);
         assert_eq!(out.rejects, vec![(0, Some(1), Reason::MissingRequired)]);
+    }
+}
+
+#[cfg(test)]
+mod decimal_integer_tests {
+    use super::*;
+
+    #[test]
+    fn integral_decimals_are_integers_and_fractions_are_not() {
+        for (text, value) in [
+            ("4180628.0", 4180628),
+            ("4180628.000", 4180628),
+            ("-12.0", -12),
+            ("7.", 7),
+            ("1.5e3", 1500),
+            ("1e+05", 100_000),
+            ("2500E-2", 25),
+            ("0.0", 0),
+            ("9223372036854775807.0", i64::MAX),
+            ("-9223372036854775808.0", i64::MIN),
+        ] {
+            assert_eq!(integral_decimal(text), Some(value), "{text}");
+        }
+        for text in [
+            "3.5",
+            "1e30",
+            "0.5e1x",
+            "1e-1",
+            "9223372036854775808.0",
+            ".",
+            "",
+            "e5",
+            "1e",
+            "1.0.0",
+            "+1.0",
+            " 1.0",
+            "0x10",
+            "NaN",
+            "inf",
+            "1e99999",
+        ] {
+            assert_eq!(integral_decimal(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_column_counts_its_decimal_integers_and_rejects_fractions() {
+        let strings = StringArray::from(vec![Some("12"), Some("4180628.0"), None, Some("3.5")]);
+        let (values, decimals) = parse_integers(&strings);
+        let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(decimals, 1);
+        assert_eq!(values.value(0), 12);
+        assert_eq!(values.value(1), 4180628);
+        assert!(values.is_null(2) && values.is_null(3));
     }
 }

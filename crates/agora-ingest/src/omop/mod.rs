@@ -196,6 +196,7 @@ async fn write_release(
         identity: req.identity,
         dataset: req.options.dataset.clone(),
         progress,
+        notes: Mutex::new(Vec::new()),
     };
     let source_files: Vec<(String, u64)> = plans
         .iter()
@@ -203,10 +204,12 @@ async fn write_release(
         .collect();
     let forms: HashSet<&'static str> = plans.iter().map(|p| p.file.form.name()).collect();
 
-    let (entries, reports, quarantine, new_persons) =
+    let (entries, reports, quarantine, new_persons, notes) =
         tokio::task::spawn_blocking(move || job.run(plans, resolver))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
+    let mut warnings = warnings;
+    warnings.extend(notes);
 
     let mut forms: Vec<_> = forms.into_iter().collect();
     forms.sort();
@@ -246,6 +249,8 @@ struct Job {
     identity: IdentitySource,
     dataset: DatasetName,
     progress: MultiProgress,
+    /// Warnings found while writing tables (integers written as decimals).
+    notes: Mutex<Vec<String>>,
 }
 
 type JobOutput = (
@@ -253,6 +258,7 @@ type JobOutput = (
     Vec<TableReport>,
     Quarantine,
     Vec<(i64, i64)>,
+    Vec<String>,
 );
 
 impl Job {
@@ -310,7 +316,9 @@ impl Job {
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         reports.sort_by(|a, b| a.table.cmp(&b.table));
-        Ok((entries, reports, quarantine, resolver.new_persons))
+        let mut notes = self.notes.into_inner().expect("notes poisoned");
+        notes.sort();
+        Ok((entries, reports, quarantine, resolver.new_persons, notes))
     }
 
     /// Streams one table: read, conform, apply `rekey` (which may reject more rows and
@@ -329,6 +337,7 @@ impl Job {
         let columns: Vec<_> = plan.table.columns.iter().collect();
         let mut quarantine = Quarantine::default();
         let mut rows_read = 0u64;
+        let mut decimal_integers = vec![0u64; columns.len()];
         std::thread::scope(|scope| -> Result<()> {
             // Parsing and encoding overlap: a reader thread parses the next batches while this
             // one conforms, pseudonymizes and encodes, so one big table keeps two cores busy.
@@ -338,6 +347,9 @@ impl Job {
                 rows_read += raw.len() as u64;
                 let lines = raw.lines.clone();
                 let conformed = conform(raw, &columns, &plan.file.name, &plan.table.name)?;
+                for (total, n) in decimal_integers.iter_mut().zip(&conformed.decimal_integers) {
+                    *total += n;
+                }
                 let mut typed = conformed.columns;
                 let mut rejects = conformed.rejects;
                 rekey(&lines, &mut typed, &mut rejects)?;
@@ -355,6 +367,15 @@ impl Job {
             Ok(())
         })?;
         bar.finish_and_clear();
+        let mut notes = self.notes.lock().expect("notes poisoned");
+        for (column, n) in columns.iter().zip(decimal_integers).filter(|(_, n)| *n > 0) {
+            notes.push(format!(
+                "{}: {n} value(s) of integer column {}.{} written as integral decimals \
+                 (like 12.0) were read as integers",
+                plan.file.name, plan.table.name, column.name
+            ));
+        }
+        drop(notes);
         let entry = table.finish()?;
         let report = TableReport {
             table: plan.table.name.clone(),

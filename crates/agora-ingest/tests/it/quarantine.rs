@@ -170,3 +170,86 @@ async fn unknown_files_and_columns_are_reported_not_dropped_silently() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integers_written_as_decimals_are_read_and_counted_fractions_are_quarantined() {
+    // pandas writes an integer column holding nulls as floats: `8507.0`, empty for null.
+    let person = format!(
+        "{PERSON_HEADER}\
+         1,8507.0,1980.0,0,0,NIR-111\n\
+         2,8532,1.99e3,0,0,NIR-222\n\
+         3,8532.5,1990,0,0,NIR-333\n\
+         4,8532,1e30,0,0,NIR-444\n"
+    );
+    let condition = format!(
+        "{CONDITION_HEADER}\
+         10.0,1,28060.0,2020-01-01,32020,a\n\
+         11,2,28060,2020-01-01,32020.0,b\n"
+    );
+    let src = extract(&[
+        ("person.csv", &person),
+        ("condition_occurrence.csv", &condition),
+    ]);
+    let t = TestHub::new().await;
+    let report = t.ingest("decimals", src.path()).await.unwrap();
+    let person = report.tables.iter().find(|r| r.table == "person").unwrap();
+    assert_eq!((person.rows_stored, person.rows_quarantined), (2, 2));
+    let cond = report
+        .tables
+        .iter()
+        .find(|r| r.table == "condition_occurrence")
+        .unwrap();
+    assert_eq!((cond.rows_stored, cond.rows_quarantined), (2, 0));
+    // Counted per column, in the report's warnings.
+    let warnings = report.warnings.join("\n");
+    for (column, n) in [
+        ("person.gender_concept_id", 1),
+        ("person.year_of_birth", 2),
+        ("condition_occurrence.condition_occurrence_id", 1),
+        ("condition_occurrence.condition_concept_id", 1),
+        ("condition_occurrence.condition_type_concept_id", 1),
+    ] {
+        let line = format!("{n} value(s) of integer column {column} written as integral decimals");
+        assert!(warnings.contains(&line), "{line} not in:\n{warnings}");
+    }
+    // Read as the integers they are.
+    let tables = t.read_release("decimals").await;
+    let years: Vec<i64> = tables["person"]
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name("year_of_birth").unwrap();
+            c.as_any()
+                .downcast_ref::<arrow::array::Int32Array>()
+                .map(|a| a.iter().flatten().map(i64::from).collect::<Vec<_>>())
+                .or_else(|| {
+                    c.as_any()
+                        .downcast_ref::<arrow::array::Int64Array>()
+                        .map(|a| a.iter().flatten().collect())
+                })
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(years, [1980, 1990]);
+    // A fraction or a value past 64 bits stays a bad value, with its reason.
+    let info = t
+        .hub
+        .meta
+        .release(&"decimals".parse().unwrap(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let manifest = t.hub.lake.read_manifest(&info.manifest_path).await.unwrap();
+    let csv = std::fs::read_to_string(
+        t.lake_dir()
+            .join(manifest.quarantine.file.as_deref().unwrap()),
+    )
+    .unwrap();
+    assert!(
+        csv.contains("person,person.csv,4,gender_concept_id,not a valid integer"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("person,person.csv,5,year_of_birth,not a valid integer"),
+        "{csv}"
+    );
+}
