@@ -214,10 +214,16 @@ pub(crate) fn conform(
 
 /// The column cast to `ty`, and how many of its values were integers written as decimals.
 fn cast_column(source: &ArrayRef, ty: CdmType) -> arrow::error::Result<(ArrayRef, u64)> {
-    if let (CdmType::Integer, DataType::Utf8) = (ty, source.data_type()) {
-        return Ok(parse_integers(source.as_string::<i32>()));
+    match (ty, source.data_type()) {
+        (CdmType::Integer, DataType::Utf8) => Ok(parse_integers(source.as_string::<i32>())),
+        // A float column of integers (Parquet from pandas): every value kept was integral.
+        (CdmType::Integer, DataType::Float16 | DataType::Float32 | DataType::Float64) => {
+            let typed = cast_other(source, ty)?;
+            let kept = typed.len() - typed.null_count();
+            Ok((typed, kept as u64))
+        }
+        _ => cast_other(source, ty).map(|typed| (typed, 0)),
     }
-    cast_other(source, ty).map(|typed| (typed, 0))
 }
 
 fn cast_other(source: &ArrayRef, ty: CdmType) -> arrow::error::Result<ArrayRef> {
