@@ -353,6 +353,10 @@ pub(crate) struct ServeArgs {
     /// raise it and limit at the proxy.
     #[arg(long, env = "AGORA_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
     pub max_connections_per_address: usize,
+    /// Queries one user may have planning or running at once; more are refused until one
+    /// finishes.
+    #[arg(long, env = "AGORA_MAX_QUERIES_PER_USER", default_value_t = agora_service::DEFAULT_MAX_RUNNING_PER_PRINCIPAL, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_queries_per_user: usize,
     #[command(flatten)]
     pub oidc: OidcArgs,
 }

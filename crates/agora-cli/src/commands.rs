@@ -132,6 +132,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             // Configuration errors first, before touching the data directory.
             let options = api_options(&args)?;
             let home = Hub::open(&dir).await?;
+            home.query()
+                .set_max_running_per_principal(args.max_queries_per_user);
             agora_http::serve(home, args.listen, limits(&args.limits), options, |addr| {
                 eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
             })
@@ -480,6 +482,8 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
         eprintln!("Initialized a new hub in {}", dir.root().display());
     }
     let home = Hub::open(dir).await?;
+    home.query()
+        .set_max_running_per_principal(args.serve.max_queries_per_user);
     let dataset: DatasetName = DEMO_DATASET.parse().expect("valid name");
     if home.governance().release(&dataset, None).await?.is_none() {
         let source = dir.root().join("samples").join("omop-demo");

@@ -449,7 +449,10 @@ mod tests {
         let parsed = parsed.0.as_primitive::<arrow::datatypes::Int64Type>();
         let got: Vec<_> = parsed.iter().collect();
         // `1.0` is an integer written as a decimal (issue 12): accepted, and counted.
-        assert_eq!(got, vec![Some(12), Some(-3), Some(1), None, None, None, None]);
+        assert_eq!(
+            got,
+            vec![Some(12), Some(-3), Some(1), None, None, None, None]
+        );
     }
 
     #[test]

@@ -57,6 +57,15 @@ pub enum Error {
     /// A quality profile could not be computed.
     #[error(transparent)]
     Quality(#[from] agora_quality::Error),
+    /// The principal already has as many queries running as the hub allows.
+    #[error(
+        "you already have {running} queries running, the most one user may run at once; \
+         wait for one to finish"
+    )]
+    Busy {
+        /// The limit reached.
+        running: usize,
+    },
     /// A broken invariant (details for the operator's log).
     #[error("{0}")]
     Internal(String),
@@ -80,6 +89,7 @@ impl HasKind for Error {
             Error::Lake(e) => e.kind(),
             Error::Ingest(e) => e.kind(),
             Error::Quality(e) => e.kind(),
+            Error::Busy { .. } => ErrorKind::ResourceExhausted,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

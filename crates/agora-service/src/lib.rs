@@ -60,8 +60,8 @@ pub use agora_query::{
 pub use error::{Error, Result};
 pub use hub::{Hub, Initialized};
 pub use query::{
-    Answer, Authenticated, Credential, CredentialKind, Front, PlannedQuery, QueryService,
-    QuerySession, Target,
+    Answer, Authenticated, Credential, CredentialKind, DEFAULT_MAX_RUNNING_PER_PRINCIPAL, Front,
+    PlannedQuery, QueryService, QuerySession, Target,
 };
 
 /// The stable name of an error kind, as fronts show it (`{"error": {"kind": ...}}`) and as

@@ -155,6 +155,57 @@ pub struct QueryService {
     lake: Lake,
     access: Arc<dyn AccessLog>,
     spill_dir: PathBuf,
+    running: Arc<Running>,
+}
+
+/// Most statements one principal may have planning or running at once, by default.
+pub const DEFAULT_MAX_RUNNING_PER_PRINCIPAL: usize = 4;
+
+/// Statements planning or running, per principal: one user cannot take every query thread
+/// and every query's memory of the hub.
+#[derive(Debug)]
+struct Running {
+    max: std::sync::atomic::AtomicUsize,
+    by_principal: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl Running {
+    fn acquire(self: &Arc<Self>, principal: &str) -> Result<RunningSlot> {
+        let max = self.max.load(std::sync::atomic::Ordering::Relaxed);
+        let mut by = self.by_principal.lock().expect("running queries poisoned");
+        let count = by.entry(principal.to_owned()).or_default();
+        if *count >= max {
+            return Err(Error::Busy { running: max });
+        }
+        *count += 1;
+        Ok(RunningSlot {
+            running: self.clone(),
+            principal: principal.to_owned(),
+        })
+    }
+}
+
+/// One statement's place among its principal's; given back when dropped.
+#[derive(Debug)]
+struct RunningSlot {
+    running: Arc<Running>,
+    principal: String,
+}
+
+impl Drop for RunningSlot {
+    fn drop(&mut self) {
+        let mut by = self
+            .running
+            .by_principal
+            .lock()
+            .expect("running queries poisoned");
+        if let Some(count) = by.get_mut(&self.principal) {
+            *count -= 1;
+            if *count == 0 {
+                by.remove(&self.principal);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for QueryService {
@@ -181,7 +232,20 @@ impl QueryService {
             lake,
             access,
             spill_dir,
+            running: Arc::new(Running {
+                max: DEFAULT_MAX_RUNNING_PER_PRINCIPAL.into(),
+                by_principal: Default::default(),
+            }),
         }
+    }
+
+    /// Sets how many statements one principal may have planning or running at once
+    /// (default [`DEFAULT_MAX_RUNNING_PER_PRINCIPAL`]); past it, `plan` answers
+    /// [`Error::Busy`]. Applies to every clone of this service.
+    pub fn set_max_running_per_principal(&self, max: usize) {
+        self.running
+            .max
+            .store(max.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Resolves a credential to its principal. Unknown, revoked and expired credentials and
@@ -281,6 +345,7 @@ impl QueryService {
         Ok(QuerySession {
             workspace,
             output,
+            running: self.running.clone(),
             record: Record {
                 access: self.access.clone(),
                 actor: principal.name.clone(),
@@ -329,6 +394,7 @@ impl Record {
 pub struct QuerySession {
     workspace: SessionKind,
     output: OutputStep,
+    running: Arc<Running>,
     record: Record,
 }
 
@@ -362,17 +428,22 @@ impl QuerySession {
     /// of the plan. The result's schema is known before anything runs. A refusal is
     /// recorded before it is returned.
     pub async fn plan(&self, sql: &str) -> Result<PlannedQuery> {
-        let planned = match &self.workspace {
-            SessionKind::Release(ws) => ws.plan(sql).await,
-            SessionKind::Permit(ws) => ws.plan(sql).await,
-        }
-        .map_err(Error::from)
-        .and_then(|p| self.output.check(p));
+        let planned = match self.running.acquire(&self.record.actor) {
+            Ok(slot) => match &self.workspace {
+                SessionKind::Release(ws) => ws.plan(sql).await,
+                SessionKind::Permit(ws) => ws.plan(sql).await,
+            }
+            .map_err(Error::from)
+            .and_then(|p| self.output.check(p))
+            .map(|p| (p, slot)),
+            Err(busy) => Err(busy),
+        };
         match planned {
-            Ok(planned) => Ok(PlannedQuery {
+            Ok((planned, slot)) => Ok(PlannedQuery {
                 planned,
                 statement: sql.to_owned(),
                 record: self.record.clone(),
+                slot,
             }),
             Err(e) => {
                 self.record
@@ -394,6 +465,8 @@ pub struct PlannedQuery {
     planned: Planned,
     statement: String,
     record: Record,
+    /// Held until the answer is dropped.
+    slot: RunningSlot,
 }
 
 impl std::fmt::Debug for PlannedQuery {
@@ -430,6 +503,7 @@ impl PlannedQuery {
         Ok(Answer {
             stream,
             failure: Some((self.record, self.statement)),
+            _slot: self.slot,
         })
     }
 }
@@ -441,6 +515,8 @@ pub struct Answer {
     stream: QueryStream,
     /// Taken when a failure has been recorded.
     failure: Option<(Record, String)>,
+    /// The statement counts against its principal's running queries until dropped.
+    _slot: RunningSlot,
 }
 
 impl std::fmt::Debug for Answer {

@@ -201,3 +201,45 @@ async fn errors_raised_on_data_are_input_errors_that_never_quote_it() {
         }
     }
 }
+
+#[tokio::test]
+async fn one_user_may_run_only_so_many_queries_at_once() {
+    let env = hub().await;
+    env.hub.query().set_max_running_per_principal(2);
+    let who = operator(&env.hub).await;
+    let session = env
+        .hub
+        .query()
+        .open(&who, release(None), Front::Http, small())
+        .await
+        .unwrap();
+    let first = session.plan("SELECT 1").await.unwrap();
+    let second = session
+        .plan("SELECT 2")
+        .await
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
+    let e = session.plan("SELECT 3").await.unwrap_err();
+    assert!(matches!(e, Error::Busy { running: 2 }), "{e}");
+    assert_eq!(e.kind(), ErrorKind::ResourceExhausted);
+    // Another user is not held up.
+    let other = env
+        .hub
+        .query()
+        .authenticate(agora_service::Credential::DataDirectory { user: "other" })
+        .await
+        .unwrap();
+    let theirs = env
+        .hub
+        .query()
+        .open(&other, release(None), Front::Http, small())
+        .await
+        .unwrap();
+    theirs.sql("SELECT 4").await.unwrap();
+    // A finished (dropped) answer gives its place back.
+    drop(second);
+    drop(first);
+    assert_eq!(session.sql("SELECT 5").await.unwrap().num_rows(), 1);
+}
