@@ -27,7 +27,7 @@ use agora_service::Hub;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) home: Arc<Hub>,
-    limits: QueryLimits,
+    pub(crate) limits: QueryLimits,
     /// How clients reach the hub: the base of catalogue IRIs, and an origin of its own pages.
     pub(crate) public_url: Arc<str>,
     /// Per-client-address limit of the endpoints anyone may call (login, opt-out).

@@ -28,7 +28,7 @@ use agora_govern::{MetaStore, ReleaseSelector, RowFilter, TableScope};
 use agora_lake::{Lake, ReleaseManifest, TableEntry};
 use chrono::{NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::{Column, JoinType, ScalarValue, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
@@ -149,6 +149,8 @@ pub struct PermitWorkspace {
     session: Session,
     scope: PermitScope,
     tables: Vec<String>,
+    /// Each visible table's schema: exactly its permitted columns.
+    schemas: Vec<(String, SchemaRef)>,
 }
 
 impl QueryEngine {
@@ -167,6 +169,7 @@ impl QueryEngine {
             .ok_or_else(|| Error::Engine("the session has no default catalog".into()))?;
         let opted_out = opted_out_plan(&scope.opted_out)?;
         let mut tables = Vec::new();
+        let mut schemas = Vec::new();
         for release in &scope.releases {
             let schema = release.dataset.as_str();
             if catalog.schema(schema).is_none() {
@@ -182,11 +185,16 @@ impl QueryEngine {
                     ))
                 })?;
                 let plan = scoped_plan(&session, entry, table, opted_out.as_ref())?;
+                let provider = Arc::new(PolicyTable::new(plan));
+                schemas.push((
+                    format!("{schema}.{}", table.table),
+                    datafusion::catalog::TableProvider::schema(provider.as_ref()),
+                ));
                 let replaced = session
                     .ctx()
                     .register_table(
                         TableReference::partial(schema, table.table.as_str()),
-                        Arc::new(PolicyTable::new(plan)),
+                        provider,
                     )
                     .map_err(|e| session.error(e))?;
                 if replaced.is_some() {
@@ -200,10 +208,12 @@ impl QueryEngine {
             }
         }
         tables.sort();
+        schemas.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(PermitWorkspace {
             session,
             scope,
             tables,
+            schemas,
         })
     }
 }
@@ -233,6 +243,12 @@ impl PermitWorkspace {
     /// `dataset.table` names this workspace can see, sorted.
     pub fn tables(&self) -> &[String] {
         &self.tables
+    }
+
+    /// Each visible table (`dataset.table`, sorted) with its schema: exactly the permitted
+    /// columns, typed as queries see them.
+    pub fn table_schemas(&self) -> &[(String, SchemaRef)] {
+        &self.schemas
     }
 }
 

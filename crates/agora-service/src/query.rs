@@ -416,6 +416,25 @@ impl QuerySession {
         }
     }
 
+    /// Every table the session can see with its schema, sorted by name: under a permit,
+    /// exactly the permitted tables (`dataset.table`) and columns; on a release, its tables.
+    pub fn table_schemas(&self) -> Vec<(String, SchemaRef)> {
+        match &self.workspace {
+            SessionKind::Release(ws) => {
+                let mut tables: Vec<(String, SchemaRef)> = ws
+                    .grant()
+                    .manifest()
+                    .tables
+                    .iter()
+                    .map(|t| (t.name.clone(), t.schema.arrow_schema()))
+                    .collect();
+                tables.sort_by(|a, b| a.0.cmp(&b.0));
+                tables
+            }
+            SessionKind::Permit(ws) => ws.table_schemas().to_vec(),
+        }
+    }
+
     /// The release a release session reads (`None` under a permit).
     pub fn release(&self) -> Option<(&DatasetName, i64)> {
         match &self.workspace {

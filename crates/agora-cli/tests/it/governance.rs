@@ -736,6 +736,12 @@ fn every_endpoint_as_every_role() {
             expect: [U, 200, 404, 200, 200, 404, U, U],
         },
         Case {
+            name: "permit schema",
+            method: "GET",
+            requests: same(format!("{}/schema", permit(&pa)), None),
+            expect: [U, 403, 403, 403, 200, 403, U, U],
+        },
+        Case {
             name: "amend permit",
             method: "POST",
             requests: per_role(|i| {
@@ -965,6 +971,42 @@ fn isolation_between_projects(w: &World) {
                 .iter()
                 .all(|p| p["application_id"] != json!(theirs))
         );
+        // A permit's schema: exactly the permitted tables and columns for its holder; for
+        // anyone else the same refusal as for an id that does not exist.
+        let schema = w.ok(
+            "GET",
+            &format!("/api/v1/permits/{}/schema", mine_permit(w, mine)),
+            who,
+            None,
+        );
+        assert_eq!(schema["tables"][0]["name"], "demo.person", "{schema}");
+        let columns: Vec<&str> = schema["tables"][0]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(columns, ["person_id", "year_of_birth"], "{schema}");
+        assert_eq!(schema["tables"].as_array().unwrap().len(), 1, "{schema}");
+        let real = call(
+            s,
+            "GET",
+            &format!("/api/v1/permits/{their_permit}/schema"),
+            who,
+            None,
+        );
+        let fake = call(
+            s,
+            "GET",
+            "/api/v1/permits/pmt_00000000000000000000000000000000/schema",
+            who,
+            None,
+        );
+        assert_eq!(real.status, 403, "{}", real.text);
+        assert_eq!(
+            real.text, fake.text,
+            "a refusal must not say which permits exist"
+        );
         // Moves on someone else's project are refused as if it did not exist.
         let r = call(
             s,
@@ -975,6 +1017,11 @@ fn isolation_between_projects(w: &World) {
         );
         assert_eq!(r.status, 404);
     }
+}
+
+/// The permit of one of `w`'s two active projects.
+fn mine_permit<'w>(w: &'w World, project: &str) -> &'w str {
+    if project == w.a { &w.pa } else { &w.pb }
 }
 
 /// Two reviewers approving the same application at once: exactly one wins, one permit.

@@ -33,6 +33,8 @@ pub(crate) enum Who {
     ReviewerOrOperator,
     /// An applicant of the project, or an operator.
     ApplicantOrOperator,
+    /// A member of the permit's project, while the permit is usable.
+    PermitHolder,
 }
 
 impl Who {
@@ -75,6 +77,12 @@ impl Who {
             Who::ApplicantOrOperator => {
                 "An applicant of the project, or an operator; others who may see it get 403, \
                  the rest 404."
+                    .into()
+            }
+            Who::PermitHolder => {
+                "A member of the permit's project while the permit is usable (issued, not \
+                 expired, not revoked); anyone else gets the same 403, whatever the reason, \
+                 so the answer does not say which permits exist."
                     .into()
             }
         }

@@ -1,8 +1,10 @@
 //! Data permits: read (members, applicants, reviewers, operators; anyone else gets 404),
 //! amended into a new version (a reviewer who is not an applicant), revoked (such a
-//! reviewer, or an operator). Expiry and revocation take effect for the next query.
+//! reviewer, or an operator). Expiry and revocation take effect for the next query. A
+//! permit's schema (what its holder may query) is read through the query service.
 
 use agora_service::governance::PermitAmendment;
+use agora_service::{Front, Target};
 use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
@@ -12,7 +14,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::openapi::{Doc, Who};
 use super::{Api, Body, Path};
-use crate::http::{ApiResult, AppState};
+use crate::http::{ApiError, ApiResult, AppState};
 
 pub(super) fn routes(api: Api) -> Api {
     api.route(
@@ -48,6 +50,23 @@ pub(super) fn routes(api: Api) -> Api {
             .who(Who::Visible)
             .ok(200, "PermitVersionList"),
         versions,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/permits/{id}/schema",
+        Doc::new(
+            "permitSchema",
+            "Exactly the tables and columns a permit lets its holder query",
+        )
+        .tag("permits")
+        .who(Who::PermitHolder)
+        .describe(
+            "Each permitted table (`dataset.table`, as SQL names it) with its permitted \
+             columns and their types, as queries through the permit see them: for SQL \
+             clients, schema browsers and the console.",
+        )
+        .ok(200, "PermitSchema"),
+        schema,
     )
     .route(
         Method::POST,
@@ -114,6 +133,43 @@ async fn versions(
         .permit_versions(&caller.principal, &id)
         .await?;
     Ok(Json(json!({ "permit_id": id, "versions": versions })))
+}
+
+async fn schema(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let session = state
+        .home
+        .query()
+        .open(
+            &caller.authenticated,
+            Target::Permit { id: id.clone() },
+            Front::Http,
+            state.limits.clone(),
+        )
+        .await
+        .map_err(ApiError::from_error)?;
+    let tables: Vec<Value> = session
+        .table_schemas()
+        .iter()
+        .map(|(name, schema)| {
+            let columns: Vec<Value> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    json!({
+                        "name": f.name(),
+                        "type": f.data_type().to_string(),
+                        "nullable": f.is_nullable(),
+                    })
+                })
+                .collect();
+            json!({ "name": name, "columns": columns })
+        })
+        .collect();
+    Ok(Json(json!({ "permit_id": id, "tables": tables })))
 }
 
 #[derive(Deserialize)]

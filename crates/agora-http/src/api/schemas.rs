@@ -613,6 +613,31 @@ pub(super) fn all() -> Value {
         object(&[("permits", array(r("Permit")))], &[]),
     );
     m.insert(
+        "PermitColumn".into(),
+        object(
+            &[
+                ("name", string()),
+                ("type", string()),
+                ("nullable", boolean()),
+            ],
+            &[],
+        ),
+    );
+    m.insert(
+        "PermitTable".into(),
+        object(
+            &[("name", string()), ("columns", array(r("PermitColumn")))],
+            &[],
+        ),
+    );
+    m.insert(
+        "PermitSchema".into(),
+        object(
+            &[("permit_id", string()), ("tables", array(r("PermitTable")))],
+            &[],
+        ),
+    );
+    m.insert(
         "PermitVersion".into(),
         object(
             &[
