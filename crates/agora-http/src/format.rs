@@ -16,6 +16,8 @@ pub enum OutputFormat {
     Tsv,
     /// A JSON array of objects, one per row.
     Json,
+    /// An Arrow IPC stream (schema, then batches), for programs that read Arrow.
+    ArrowIpc,
 }
 
 /// Writes `out` in `format`. An empty result still shows its columns (table, CSV, TSV) or is
@@ -65,6 +67,16 @@ pub fn render(out: &QueryOutput, format: OutputFormat) -> Result<Vec<u8>, ArrowE
                 buf.extend_from_slice(b"[]");
             }
             buf.push(b'\n');
+            buf
+        }
+        OutputFormat::ArrowIpc => {
+            let mut buf = Vec::new();
+            let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut buf, &out.schema)?;
+            for batch in &out.batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+            drop(writer);
             buf
         }
     })

@@ -763,24 +763,15 @@ struct SqlRequest {
     format: Option<String>,
 }
 
-/// Operators' SQL. Researchers will query through permits instead.
+/// Operators' SQL on a release. Researchers query through their permit
+/// (`POST /api/v1/permits/{id}/sql`).
 async fn run_sql(
     State(state): State<AppState>,
     caller: Caller,
     Body(request): Body<SqlRequest>,
 ) -> ApiResult<Response> {
     caller.require(Role::Operator, OPERATORS_ONLY)?;
-    let format = match request.format.as_deref() {
-        None | Some("json") => OutputFormat::Json,
-        Some("csv") => OutputFormat::Csv,
-        Some("tsv") => OutputFormat::Tsv,
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorKind::InvalidInput,
-                format!("unknown format {other:?}: use json, csv or tsv"),
-            ));
-        }
-    };
+    let format = answer_format(request.format.as_deref())?;
     let dataset = parse_dataset(&request.dataset)?;
     let target = Target::Release {
         dataset: dataset.clone(),
@@ -798,8 +789,40 @@ async fn run_sql(
         .await
         .map_err(ApiError::from_error)?;
     let release = session.release().map_or(0, |(_, n)| n);
+    answer(
+        &session,
+        &request.sql,
+        format,
+        json!({"dataset": dataset, "release": release}),
+    )
+    .await
+}
+
+/// The `format` of a SQL request: `json` (the default), `csv`, `tsv` or `arrow` (an Arrow
+/// IPC stream).
+pub(crate) fn answer_format(format: Option<&str>) -> ApiResult<OutputFormat> {
+    match format {
+        None | Some("json") => Ok(OutputFormat::Json),
+        Some("csv") => Ok(OutputFormat::Csv),
+        Some("tsv") => Ok(OutputFormat::Tsv),
+        Some("arrow") => Ok(OutputFormat::ArrowIpc),
+        Some(_) => Err(ApiError::new(
+            ErrorKind::InvalidInput,
+            "unknown format: use json, csv, tsv or arrow",
+        )),
+    }
+}
+
+/// Plans, runs and renders one statement of `session`: the one way an HTTP answer is made
+/// from a query. JSON answers carry `about` (what was queried) beside the columns and rows.
+pub(crate) async fn answer(
+    session: &agora_service::QuerySession,
+    sql: &str,
+    format: OutputFormat,
+    about: Value,
+) -> ApiResult<Response> {
     let out = session
-        .plan(&request.sql)
+        .plan(sql)
         .await
         .map_err(ApiError::from_error)?
         .execute()
@@ -810,7 +833,7 @@ async fn run_sql(
         .map_err(ApiError::from_error)?;
     let bytes = crate::format::render(&out, format)
         .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-    Ok(match format {
+    let content_type = match format {
         OutputFormat::Json => {
             let rows: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
@@ -820,24 +843,18 @@ async fn run_sql(
                 .iter()
                 .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
                 .collect();
-            Json(json!({
-                "dataset": dataset,
-                "release": release,
-                "columns": columns,
-                "rows": rows,
-                "row_count": out.num_rows(),
-            }))
-            .into_response()
+            let mut body = about;
+            body["columns"] = json!(columns);
+            body["rows"] = rows;
+            body["row_count"] = json!(out.num_rows());
+            return Ok(Json(body).into_response());
         }
-        _ => {
-            let ct = if format == OutputFormat::Csv {
-                "text/csv"
-            } else {
-                "text/tab-separated-values"
-            };
-            ([(header::CONTENT_TYPE, ct)], bytes).into_response()
-        }
-    })
+        OutputFormat::Csv => "text/csv",
+        OutputFormat::Tsv => "text/tab-separated-values",
+        OutputFormat::ArrowIpc => "application/vnd.apache.arrow.stream",
+        OutputFormat::Table => "text/plain",
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 #[cfg(test)]

@@ -83,6 +83,22 @@ fn http_api_lists_datasets_and_serves_operator_sql() {
     assert_eq!(body["rows"], json!([{"n": 28}]));
     assert_eq!(body["columns"][0]["name"], "n");
 
+    // An Arrow IPC stream, for programs: the schema, then the batches.
+    let arrow = ureq::post(&sql)
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(
+            json!({"dataset": "synthea", "sql": "SELECT person_id FROM person", "format": "arrow"}),
+        )
+        .unwrap();
+    assert_eq!(arrow.content_type(), "application/vnd.apache.arrow.stream");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut arrow.into_reader(), &mut bytes).unwrap();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    assert_eq!(reader.schema().field(0).name(), "person_id");
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 28);
+
     let (status, body) = post_sql(
         &sql,
         Some(&token),

@@ -70,6 +70,23 @@ pub(super) fn routes(api: Api) -> Api {
     )
     .route(
         Method::POST,
+        "/api/v1/permits/{id}/sql",
+        Doc::new("permitSql", "Read-only SQL through a data permit")
+            .tag("permits")
+            .who(Who::PermitHolder)
+            .describe(
+                "The statement sees only the permit's tables, columns and rows (opted-out \
+                 persons removed), runs under the hub's limits, and its answer leaves only \
+                 through the permit's output policy; every statement, answered or refused, \
+                 is recorded as an access event first.",
+            )
+            .body("PermitSqlRequest")
+            .ok(200, "PermitSqlResult")
+            .errors(&[422]),
+        sql,
+    )
+    .route(
+        Method::POST,
         "/api/v1/permits/{id}/amendments",
         Doc::new("amendPermit", "Amend a permit: writes a new version")
             .tag("permits")
@@ -170,6 +187,35 @@ async fn schema(
         })
         .collect();
     Ok(Json(json!({ "permit_id": id, "tables": tables })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlRequest {
+    sql: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn sql(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<SqlRequest>,
+) -> ApiResult<axum::response::Response> {
+    let format = crate::http::answer_format(request.format.as_deref())?;
+    let session = state
+        .home
+        .query()
+        .open(
+            &caller.authenticated,
+            Target::Permit { id: id.clone() },
+            Front::Http,
+            state.limits.clone(),
+        )
+        .await
+        .map_err(ApiError::from_error)?;
+    crate::http::answer(&session, &request.sql, format, json!({ "permit_id": id })).await
 }
 
 #[derive(Deserialize)]

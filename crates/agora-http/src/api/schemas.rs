@@ -229,12 +229,12 @@ pub(super) fn all() -> Value {
             &[("dataset", string()), ("sql", string())],
             &[
                 ("release", integer()),
-                ("format", enumeration(&["json", "csv", "tsv"])),
+                ("format", enumeration(&["json", "csv", "tsv", "arrow"])),
             ],
         ),
     );
     m.insert("SqlResult".into(), json!({
-            "description": "With format csv or tsv the body is text/csv or text/tab-separated-values instead.",
+            "description": "With format csv, tsv or arrow the body is text/csv, text/tab-separated-values or an Arrow IPC stream (application/vnd.apache.arrow.stream) instead.",
             "type": "object",
             "properties": {
                 "dataset": string(), "release": integer(),
@@ -612,6 +612,23 @@ pub(super) fn all() -> Value {
         "PermitList".into(),
         object(&[("permits", array(r("Permit")))], &[]),
     );
+    m.insert(
+        "PermitSqlRequest".into(),
+        object(
+            &[("sql", string())],
+            &[("format", enumeration(&["json", "csv", "tsv", "arrow"]))],
+        ),
+    );
+    m.insert("PermitSqlResult".into(), json!({
+            "description": "With format csv, tsv or arrow the body is text/csv, text/tab-separated-values or an Arrow IPC stream (application/vnd.apache.arrow.stream) instead.",
+            "type": "object",
+            "properties": {
+                "permit_id": string(),
+                "columns": array(object(&[("name", string()), ("type", string())], &[])),
+                "rows": array(json!({"type": "object"})), "row_count": integer(),
+            },
+            "required": ["permit_id", "columns", "rows", "row_count"],
+        }));
     m.insert(
         "PermitColumn".into(),
         object(
