@@ -49,6 +49,9 @@ pub(crate) enum Command {
     Ingest(IngestCommand),
     /// Run a read-only SQL query on a release (operators).
     Sql(SqlArgs),
+    /// Run a read-only SQL query through a data permit (researchers): only the permit's
+    /// tables, columns and rows, and only what its output policy lets leave.
+    Query(QueryArgs),
     /// List datasets and their releases.
     Datasets(DatasetsArgs),
     /// Data-quality profile of a release: counts, null rates, code distributions,
@@ -219,6 +222,33 @@ pub(crate) struct SqlArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub statement: Statement,
+}
+
+#[derive(Args)]
+pub(crate) struct QueryArgs {
+    /// The data permit to query through (`pmt_...`).
+    #[arg(long)]
+    pub permit: String,
+    /// The researcher's API or session token.
+    #[arg(long, env = "AGORA_TOKEN", hide_env_values = true)]
+    pub token: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub statement: Statement,
+}
+
+impl std::fmt::Debug for QueryArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        f.debug_struct("QueryArgs")
+            .field("permit", &self.permit)
+            .field("format", &self.format)
+            .field("statement", &self.statement)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a statement comes from: the argument (which may start with a `--` comment, as

@@ -125,6 +125,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Sql(args) => sql(&dir, args).await,
+        Command::Query(args) => query(&dir, args).await,
         Command::Datasets(args) => datasets(&dir, args).await,
         Command::Quality(args) => quality(&dir, args).await,
         Command::Catalogue(args) => crate::catalogue_cmd::run(&dir, args).await,
@@ -261,6 +262,28 @@ impl crate::cli::Statement {
             (None, None) => bail!("give a statement, `-` for standard input, or --file PATH"),
         }
     }
+}
+
+/// A researcher's statement through their permit, on the local data directory.
+async fn query(dir: &DataDir, args: crate::cli::QueryArgs) -> Result<()> {
+    let home = Hub::open(dir).await?;
+    let text = args.statement.read()?;
+    let Some(who) = agora_auth::resolve_token(&home, args.token.trim()).await? else {
+        bail!(
+            "the token given with --token / AGORA_TOKEN does not authenticate (unknown, revoked or expired, or its user is deactivated)"
+        );
+    };
+    let target = Target::Permit { id: args.permit };
+    let session = home
+        .query()
+        .open(&who, target, Front::Cli, limits(&args.limits))
+        .await?;
+    let out = session.sql(&text).await?;
+    let bytes = agora_http::format::render(&out, args.format.into())?;
+    if let Err(e) = std::io::stdout().write_all(&bytes) {
+        crate::stdout_failed(e);
+    }
+    Ok(())
 }
 
 async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {

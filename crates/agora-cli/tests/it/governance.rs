@@ -1048,6 +1048,27 @@ fn isolation_between_projects(w: &World) {
             real.text, fake.text,
             "a refusal must not say which permits exist"
         );
+        // The same through the command line, on the data directory with the token.
+        if let Cred::Bearer(token) = who {
+            let mine_p = mine_permit(w, mine);
+            let sql = "SELECT COUNT(*) FROM demo.person";
+            let own = w
+                .hub
+                .fails(&["query", "--permit", mine_p, "--token", token, sql]);
+            assert!(own.contains("output policy"), "{own}");
+            let theirs_e = w
+                .hub
+                .fails(&["query", "--permit", their_permit, "--token", token, sql]);
+            assert!(
+                theirs_e.contains("no data permit with this id is usable by you now"),
+                "{theirs_e}"
+            );
+            assert!(!theirs_e.contains(their_permit.as_str()), "{theirs_e}");
+            let bad = w
+                .hub
+                .fails(&["query", "--permit", mine_p, "--token", "agora_nope", sql]);
+            assert!(bad.contains("does not authenticate"), "{bad}");
+        }
         // Moves on someone else's project are refused as if it did not exist.
         let r = call(
             s,
