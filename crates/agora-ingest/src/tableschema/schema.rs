@@ -798,6 +798,42 @@ mod tests {
     }
 
     #[test]
+    fn composite_identities_are_declared_or_named() {
+        let fields = r#""fields": [{"name": "NIR"}, {"name": "RNG"}, {"name": "X"}]"#;
+        let parse_with = |extra: &str, ids: &[&str]| {
+            let ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+            let doc = format!("{{{fields}{extra}}}");
+            parse("s.json", doc.as_bytes(), &ids, &mut BTreeMap::new())
+        };
+        let s = parse_with(r#", "agora:personIdentity": ["NIR", "RNG"]"#, &[]).unwrap();
+        assert_eq!(s.identities, vec![vec![0, 1]]);
+        assert!(s.fields[0].person && s.fields[1].person && !s.fields[2].person);
+        let s = parse_with("", &["nir+rng"]).unwrap();
+        assert_eq!(s.identities, vec![vec![0, 1]]);
+        // Only the number here: keyed alone, with a note naming fields only.
+        let s = parse_with("", &["NIR+OTHER"]).unwrap();
+        assert!(s.identities.is_empty() && s.fields[0].person);
+        assert_eq!(s.notes.len(), 1);
+        for (extra, message) in [
+            (
+                r#", "agora:personIdentity": ["NIR"]"#,
+                "at least two field names",
+            ),
+            (
+                r#", "agora:personIdentity": ["NIR", "NOPE"]"#,
+                "names field NOPE",
+            ),
+            (
+                r#", "agora:personIdentity": ["NIR", "NIR"]"#,
+                "part of two person identities",
+            ),
+        ] {
+            let err = parse_with(extra, &[]).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_constraints_are_counted_not_fatal() {
         let mut unknown = BTreeMap::new();
         parse(
