@@ -258,10 +258,16 @@ pub(crate) fn scrub(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
+        // An id that is not a string (invalid FHIR) is keyed from its JSON text.
+        let raw_id = match obj.get("id") {
+            Some(Value::String(id)) => Some(id.clone()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
         if ty != "Patient"
-            && let Some(Value::String(id)) = obj.get("id")
+            && let Some(raw) = raw_id
         {
-            let (raw, keyed) = (id.clone(), ids.key(&ty, id));
+            let keyed = ids.key(&ty, &raw);
             obj.insert("id".into(), Value::String(keyed));
             if let Some(Value::Array(list)) = obj.get_mut("identifier") {
                 list.retain(|i| i.get("value").and_then(Value::as_str) != Some(raw.as_str()));
@@ -492,5 +498,8 @@ mod tests {
             "identifier": [{"value": "o1"}, {"value": "npi-1"}]});
         scrub(&mut r, &patients(), &FullUrls::new(), &ids());
         assert_eq!(r["identifier"], json!([{"value": "npi-1"}]));
+        let mut r = json!({"resourceType": "Encounter", "id": 12});
+        scrub(&mut r, &patients(), &FullUrls::new(), &ids());
+        assert_eq!(r["id"], json!(ids().key("Encounter", "12")));
     }
 }
