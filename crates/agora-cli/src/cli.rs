@@ -111,10 +111,12 @@ pub(crate) struct IngestTableSchemaArgs {
     /// Directory holding the schemas, when they are not beside the data files.
     #[arg(long)]
     pub schemas: Option<PathBuf>,
-    /// A field holding a person identifier (e.g. BEN_NIR_PSA), in every table that has it;
-    /// repeatable. Stored as the hub person key, never as written. Schemas may also declare
-    /// such fields with `"agora:identifier": "person"`.
-    #[arg(long = "person-id", value_name = "FIELD")]
+    /// A field holding a person identifier (e.g. NIR_ANO_17), in every table that has it;
+    /// repeatable. Stored as the hub person key, never as written. `A+B` names fields that
+    /// identify a person together (SNDS: BEN_NIR_PSA+BEN_RNG_GEM, number then rank): the
+    /// pair gets one key. Schemas may also declare them (`"agora:identifier": "person"`,
+    /// `"agora:personIdentity": [...]`).
+    #[arg(long = "person-id", value_name = "FIELD[+FIELD...]")]
     pub person_ids: Vec<String>,
     /// Validate, pseudonymize and report as a real ingest would, but commit nothing.
     #[arg(long)]

@@ -121,6 +121,24 @@ pub fn source_identity(kind: IdentityKind, raw: &str) -> Result<Vec<u8>, Identif
     Ok([b"src\0".as_slice(), canonical.as_bytes()].concat())
 }
 
+/// The identity bytes of a person identified by several values *together* (SNDS: the pair
+/// `BEN_NIR_PSA`, `BEN_RNG_GEM`; twins share the number and differ by rank). Each part goes
+/// through [`normalize_identifier`] with its kind; the encoding is `"srcn\0"`, the number of
+/// parts, then each canonical form prefixed by its length (all `u32` big-endian): no two
+/// different tuples, and no single identity ([`source_identity`]), give the same bytes.
+pub fn composite_source_identity(
+    parts: &[(IdentityKind, &str)],
+) -> Result<Vec<u8>, IdentifierError> {
+    let mut out = b"srcn\0".to_vec();
+    out.extend_from_slice(&(parts.len() as u32).to_be_bytes());
+    for (kind, raw) in parts {
+        let canonical = normalize_identifier(*kind, raw)?;
+        out.extend_from_slice(&(canonical.len() as u32).to_be_bytes());
+        out.extend_from_slice(canonical.as_bytes());
+    }
+    Ok(out)
+}
+
 fn uuid(s: &str) -> Option<String> {
     let s = match s.get(..9) {
         Some(prefix) if prefix.eq_ignore_ascii_case("urn:uuid:") => &s[9..],
@@ -301,5 +319,23 @@ mod tests {
         );
         assert_eq!("NIR".parse::<IdentityKind>(), Ok(IdentityKind::Nir));
         assert!("ssn".parse::<IdentityKind>().is_err());
+    }
+
+    #[test]
+    fn composite_identities_are_unambiguous_and_normalised() {
+        let any = IdentityKind::Any;
+        let pair = |a: &str, b: &str| composite_source_identity(&[(any, a), (any, b)]).unwrap();
+        assert_eq!(
+            pair("1.84.12.75.108.123.47", " 1"),
+            pair("184127510812347", "1")
+        );
+        assert_ne!(pair("A", "1"), pair("A", "2"));
+        assert_ne!(pair("ab", "c"), pair("a", "bc"));
+        let single = composite_source_identity(&[(any, "A")]).unwrap();
+        assert_ne!(single, source_identity(any, "A").unwrap());
+        assert_eq!(
+            composite_source_identity(&[(any, "A"), (any, " ")]),
+            Err(IdentifierError::Empty)
+        );
     }
 }

@@ -18,7 +18,10 @@
 //!
 //! Identifiers are first brought to one canonical form ([`source_identity`]): ingest and
 //! the opt-out registry call the same function, so every typing of an identifier reaches
-//! the same key.
+//! the same key. A person identified by several values together (SNDS: number and rank)
+//! keys their canonical forms, length-prefixed ([`composite_source_identity`]).
+//!
+//! FHIR resource ids get keyed pseudonyms of their own ([`ResourceKeyer`]).
 //!
 //! Not here: the person registry that makes keys collision-free (it needs storage, see
 //! `agora-govern`), per-project re-keying and disclosure control (later capabilities).
@@ -27,8 +30,12 @@
 
 mod identity;
 mod person_key;
+mod resource_key;
 mod secret;
 
-pub use identity::{IdentifierError, IdentityKind, normalize_identifier, source_identity};
+pub use identity::{
+    IdentifierError, IdentityKind, composite_source_identity, normalize_identifier, source_identity,
+};
 pub use person_key::{PersonDigest, PersonKeyer};
+pub use resource_key::{ResourceDigest, ResourceKeyer};
 pub use secret::{HubSecret, SECRET_LEN, SecretError};

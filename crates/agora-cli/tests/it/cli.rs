@@ -426,3 +426,41 @@ fn statements_may_start_with_a_comment_and_come_from_a_file_or_stdin() {
         "{err}"
     );
 }
+
+/// Issue 12, item 5: SNDS beneficiaries keyed on the (number, rank) pair through the binary.
+#[test]
+fn ingest_tableschema_keys_snds_beneficiaries_on_number_and_rank() {
+    let hub = Hub::init();
+    let src = shared("data/snds/schemas");
+    let report: serde_json::Value = serde_json::from_str(&hub.ok(&[
+        "ingest",
+        "tableschema",
+        "--dataset",
+        "snds",
+        "--person-id",
+        "BEN_NIR_PSA+BEN_RNG_GEM",
+        "--person-id",
+        "NIR_ANO_17",
+        "--json",
+        src.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(report["tables"].as_array().unwrap().len(), 191);
+    assert_eq!(
+        hub.sql_tsv(
+            "snds",
+            "SELECT COUNT(DISTINCT ben_nir_psa) AS persons, \
+             SUM(CASE WHEN ben_nir_psa = ben_rng_gem THEN 1 ELSE 0 END) AS same \
+             FROM ir_ben_r"
+        ),
+        "persons\tsame\n10\t10\n"
+    );
+    assert_eq!(
+        hub.sql_tsv(
+            "snds",
+            "SELECT COUNT(*) AS linked FROM ir_imb_r i JOIN ir_ben_r b \
+             ON b.ben_nir_psa = i.ben_nir_psa AND b.ben_rng_gem = i.ben_rng_gem"
+        ),
+        "linked\n10\n"
+    );
+}

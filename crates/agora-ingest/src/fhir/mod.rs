@@ -3,7 +3,7 @@
 //! ```text
 //! discover files (skip export logs, warn) ─► pass 1, all files: Patients ─► identity
 //!   ─► hub person key (KeyResolver, as for OMOP)
-//!   (and Encounter ids ─► OMOP visit ids)
+//!   (and Encounter ids ─► keyed ids = OMOP visit ids)
 //!   ─► pass 2, all files: parse ─► quarantine structural errors
 //!        ─► pseudonymize (pseudo) ─► fhir_<type> raw table
 //!        ─► each ViewDefinition of that type ─► typed view table (+ person_id)
@@ -32,7 +32,7 @@ use std::str::FromStr;
 
 use agora_core::DatasetName;
 use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
-use agora_privacy::PersonKeyer;
+use agora_privacy::{PersonKeyer, ResourceKeyer};
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::Value;
 
@@ -41,7 +41,7 @@ use crate::keys::KeyResolver;
 use crate::lifecycle::Lifecycle;
 use crate::quarantine::Quarantine;
 use crate::{Error, Hub, IngestOptions, IngestReport, Reason, Result, TableReport};
-use pseudo::{Outcome, Patients};
+use pseudo::{Outcome, Patients, ResourceIds};
 use read::{FhirFile, FileKind, Position};
 use tables::{RawTable, ViewTable};
 use views::NamedView;
@@ -131,6 +131,9 @@ const DROPPED: &[&str] = &[
     "*.note",
     "Attachment.data",
     "Reference.display and Reference.identifier of patient references",
+    "*.id except Patient.id (replaced by a keyed pseudonym, as in every reference)",
+    "Reference.reference that cannot be keyed (conditional, unresolved urn:)",
+    "Reference.identifier",
 ];
 
 /// Ingests a FHIR R4 extract as a new release of `req.options.dataset`: all of it or nothing.
@@ -186,7 +189,8 @@ async fn write_release(
         progress: req.options.progress,
         files,
         views: views.clone(),
-        omop: vocabulary.map(|v| (v, omop::Visits::new(PersonKeyer::new(&hub.secret)))),
+        omop: vocabulary,
+        ids: ResourceIds::new(ResourceKeyer::new(&hub.secret)),
         runtime,
     };
     let out = tokio::task::spawn_blocking(move || job.run(resolver))
@@ -234,8 +238,10 @@ struct Job {
     progress: bool,
     files: Vec<FhirFile>,
     views: Vec<NamedView>,
-    /// The vocabulary and visit registry of the OMOP mapping, when it is on.
-    omop: Option<(omop::Vocabulary, omop::Visits)>,
+    /// The vocabulary of the OMOP mapping, when it is on.
+    omop: Option<omop::Vocabulary>,
+    /// Keyed resource ids (and, after pass 1, the extract's Encounters).
+    ids: ResourceIds,
     runtime: tokio::runtime::Handle,
 }
 
@@ -265,12 +271,13 @@ type PatientStatus = HashMap<Position, std::result::Result<i64, Reason>>;
 
 impl Job {
     fn run(mut self, mut resolver: KeyResolver) -> Result<JobOutput> {
-        let mut omop = self.omop.take();
-        let (patients, status, identifiers) =
-            self.key_patients(&mut resolver, omop.as_mut().map(|(_, visits)| visits))?;
-        let mut omop = omop
-            .map(|(vocabulary, visits)| omop::OmopWriter::new(&self.writer, vocabulary, visits));
+        let (patients, status, identifiers) = self.key_patients(&mut resolver)?;
         let mut warnings = self.relabel_files(&identifiers);
+        let mut omop = self.omop.take().map(|vocabulary| {
+            let visits = omop::Visits::new(self.ids.encounter_keys());
+            omop::OmopWriter::new(&self.writer, vocabulary, visits)
+        });
+        let ids = &self.ids;
         let bar = self.progress_bar();
         let options = WriterOptions::default();
         let mut raw: BTreeMap<String, (RawTable, HashSet<usize>)> = BTreeMap::new();
@@ -311,14 +318,14 @@ impl Job {
                         match status.get(&pos) {
                             Some(Ok(key)) => {
                                 pseudo::scrub_patient(&mut resource, *key);
-                                pseudo::scrub(&mut resource, &patients, urls);
+                                pseudo::scrub(&mut resource, &patients, urls, ids);
                                 Ok(Some(*key))
                             }
                             Some(Err(reason)) => Err((None, reason.clone())),
                             None => Err((None, Reason::MissingIdentity)),
                         }
                     } else {
-                        match pseudo::scrub(&mut resource, &patients, urls) {
+                        match pseudo::scrub(&mut resource, &patients, urls, ids) {
                             Outcome::Stored { person } => Ok(person),
                             Outcome::UnknownPatient { element } => {
                                 Err((Some(element), Reason::UnknownPatient))
@@ -434,13 +441,12 @@ impl Job {
     }
 
     /// Pass 1: every Patient of every file gets its hub person key, and every Encounter id
-    /// is registered in `visits` (when mapping to OMOP). Returns the patients, each Patient
-    /// position's verdict, and the identifying strings seen (ids and identifier values),
-    /// used only to keep them out of file names shown in reports.
+    /// is registered in `self.ids`. Returns the patients, each Patient position's verdict,
+    /// and the identifying strings seen (ids and identifier values), used only to keep them
+    /// out of file names shown in reports.
     fn key_patients(
-        &self,
+        &mut self,
         resolver: &mut KeyResolver,
-        mut visits: Option<&mut omop::Visits>,
     ) -> Result<(Patients, PatientStatus, Vec<String>)> {
         struct Candidate {
             position: Position,
@@ -450,8 +456,10 @@ impl Job {
         }
         let mut candidates = Vec::new();
         let mut identifiers = Vec::new();
+        let ids = std::cell::RefCell::new(&mut self.ids);
+        let mut collision = false;
+        let collided = std::cell::Cell::new(false);
         for (i, file) in self.files.iter().enumerate() {
-            let visits_cell = std::cell::RefCell::new(visits.as_deref_mut());
             read::for_each_resource(
                 i,
                 file,
@@ -460,13 +468,13 @@ impl Job {
                         return true;
                     }
                     // An NDJSON Encounter line: only its id is needed, read without a tree.
-                    if let Some(visits) = visits_cell.borrow_mut().as_mut()
-                        && line.contains("\"Encounter\"")
+                    if line.contains("\"Encounter\"")
                         && let Ok(head) = serde_json::from_str::<Head>(line)
                         && head.resource_type.as_deref() == Some("Encounter")
                         && let Some(id) = head.id.as_deref()
+                        && ids.borrow_mut().register_encounter(id).is_err()
                     {
-                        visits.register(id);
+                        collided.set(true);
                     }
                     false
                 },
@@ -474,10 +482,10 @@ impl Job {
                     let Ok(patient) = parsed else { return Ok(()) };
                     // Bundles are parsed whole: their Encounters arrive here.
                     if patient["resourceType"] == "Encounter"
-                        && let (Some(visits), Some(id)) =
-                            (visits_cell.borrow_mut().as_mut(), patient["id"].as_str())
+                        && let Some(id) = patient["id"].as_str()
+                        && ids.borrow_mut().register_encounter(id).is_err()
                     {
-                        visits.register(id);
+                        collided.set(true);
                     }
                     if patient["resourceType"] != "Patient" {
                         return Ok(());
@@ -504,6 +512,14 @@ impl Job {
                     Ok(())
                 },
             )?;
+            collision |= collided.get();
+        }
+        if collision {
+            // Two source ids, one 63-bit pseudonym (about n²/2⁶⁴ for n Encounters): the
+            // references could not tell them apart. Never silent; no id is named.
+            return Err(Error::Internal(
+                "two Encounter ids of the extract have the same keyed pseudonym; the ingest cannot keep them apart".into(),
+            ));
         }
         let keyed: Vec<&Candidate> = candidates
             .iter()

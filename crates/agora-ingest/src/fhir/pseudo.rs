@@ -9,14 +9,23 @@
 //!   mother's maiden name or birth place, identify).
 //! - **Every resource about a patient** (all but [`NOT_ABOUT_A_PERSON`]): business
 //!   `identifier`s (visit, order, specimen, device numbers) are dropped: they are the
-//!   producer's keys back to the person. Resource ids are kept (references need them).
+//!   producer's keys back to the person.
+//! - **Every resource but Patient**: its `id` becomes a keyed pseudonym ([`ResourceIds`],
+//!   `agora_privacy::ResourceKeyer`: HMAC under the hub secret of the resource type and id),
+//!   and every reference to it, wherever it sits (contained resources included), becomes
+//!   `Type/<keyed id>`: resource ids are the producer's record numbers. An identifier whose
+//!   value is the resource's own id is dropped with it (Synthea repeats Organization ids so).
+//!   A reference that cannot be keyed (a conditional `Type?identifier=...`, a `urn:` of no
+//!   entry of the extract, text that names no resource type) loses its `reference` string;
+//!   local references to contained resources (`#id`) are kept as they are. A logical
+//!   reference's `identifier` (a single Identifier in a Reference) is dropped too.
 //! - **Every resource**: narratives (`text.div`), attachment contents (`Attachment.data`:
 //!   base64 documents and notes) and annotations (`note`) are removed, since free text
 //!   names people. Every reference to a patient (`Patient/<id>`, an absolute URL ending so,
 //!   or the `fullUrl` of a Patient entry) becomes `{"reference": "Patient/<hub key>"}`
 //!   (its `display` and `identifier` are dropped); a reference to a patient the extract does
 //!   not hold makes the resource unstorable (quarantine). References between entries of a
-//!   Bundle (`urn:uuid:`) become `Type/id`.
+//!   Bundle (`urn:uuid:`) become `Type/<keyed id>`.
 //!
 //! - **RelatedPerson and Person** (relatives, other people): `identifier`, `name`,
 //!   `telecom`, `address` and `photo` are dropped. Patients *contained* in another resource
@@ -28,9 +37,11 @@
 
 use std::collections::HashMap;
 
+use agora_privacy::ResourceKeyer;
 use serde_json::{Map, Value};
 
 use super::read::FullUrls;
+use super::resource_types::is_r4_resource_type;
 
 /// Resource types that describe no patient: they keep their business identifiers.
 const NOT_ABOUT_A_PERSON: &[&str] = &[
@@ -88,6 +99,73 @@ pub(crate) struct Patients {
     pub(crate) by_url: HashMap<String, i64>,
 }
 
+/// Keyed resource ids: the keyer, and the Encounters of the extract (keyed id → check bits),
+/// registered in pass 1 so that a `urn:uuid:` reference to another Bundle's Encounter can be
+/// keyed, and so that OMOP visit ids are known before any event refers to one.
+#[derive(Debug)]
+pub(crate) struct ResourceIds {
+    keyer: ResourceKeyer,
+    encounters: HashMap<i64, i64>,
+}
+
+/// Two different Encounter ids of one extract have the same 63-bit keyed id.
+#[derive(Debug)]
+pub(crate) struct KeyCollision;
+
+impl ResourceIds {
+    pub(crate) fn new(keyer: ResourceKeyer) -> Self {
+        Self {
+            keyer,
+            encounters: HashMap::new(),
+        }
+    }
+
+    /// Pass 1: an Encounter with this (source) id is in the extract.
+    pub(crate) fn register_encounter(&mut self, id: &str) -> Result<(), KeyCollision> {
+        let d = self.keyer.derive("Encounter", id);
+        match *self.encounters.entry(d.key).or_insert(d.check) {
+            check if check == d.check => Ok(()),
+            _ => Err(KeyCollision),
+        }
+    }
+
+    /// The keyed ids of the extract's Encounters (OMOP visit ids).
+    pub(crate) fn encounter_keys(&self) -> impl Iterator<Item = i64> + '_ {
+        self.encounters.keys().copied()
+    }
+
+    /// The stored id of the resource `ty`/`id`.
+    pub(crate) fn key(&self, ty: &str, id: &str) -> String {
+        self.keyer.pseudonym(ty, id)
+    }
+
+    fn knows_encounter(&self, id: &str) -> bool {
+        let d = self.keyer.derive("Encounter", id);
+        self.encounters.get(&d.key) == Some(&d.check)
+    }
+
+    /// A reference that is neither to a patient nor to an entry of its Bundle, keyed; `None`
+    /// when it cannot be keyed (and must not be stored).
+    fn rewrite(&self, reference: &str) -> Option<String> {
+        if reference.starts_with('#') {
+            return Some(reference.to_owned());
+        }
+        if let Some(uuid) = reference.strip_prefix("urn:uuid:") {
+            // Another Bundle's entry: Synthea and most exports use the id as its uuid.
+            return self
+                .knows_encounter(uuid)
+                .then(|| format!("Encounter/{}", self.key("Encounter", uuid)));
+        }
+        if reference.starts_with("urn:") || reference.contains('?') {
+            return None;
+        }
+        let path = reference.split("/_history/").next().unwrap_or(reference);
+        let (prefix, id) = path.rsplit_once('/')?;
+        let ty = prefix.rsplit('/').next().unwrap_or(prefix);
+        (is_r4_resource_type(ty) && !id.is_empty()).then(|| format!("{ty}/{}", self.key(ty, id)))
+    }
+}
+
 /// What pseudonymizing a non-Patient resource found.
 pub(crate) enum Outcome {
     /// The resource may be stored; its person, if it refers to one.
@@ -107,7 +185,7 @@ impl Patients {
                     .get(id)
                     .map_or(Resolution::UnknownPatient, |&k| Resolution::Patient(k))
             } else {
-                Resolution::Entry(format!("{ty}/{id}"))
+                Resolution::Entry(ty.clone(), id.clone())
             };
         }
         if reference.starts_with("Patient?") {
@@ -136,7 +214,7 @@ impl Patients {
 enum Resolution {
     Patient(i64),
     UnknownPatient,
-    Entry(String),
+    Entry(String, String),
     Other,
 }
 
@@ -165,11 +243,36 @@ pub(crate) fn scrub_patient(patient: &mut Value, key: i64) {
 
 /// Removes free text and rewrites references of any resource (Patients included, after
 /// [`scrub_patient`]).
-pub(crate) fn scrub(resource: &mut Value, patients: &Patients, urls: &FullUrls) -> Outcome {
+pub(crate) fn scrub(
+    resource: &mut Value,
+    patients: &Patients,
+    urls: &FullUrls,
+    ids: &ResourceIds,
+) -> Outcome {
     let mut found: Vec<(String, i64)> = Vec::new();
     let mut unknown: Option<String> = None;
     if let Some(obj) = resource.as_object_mut() {
         obj.remove("note");
+        let ty = obj
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        // An id that is not a string (invalid FHIR) is keyed from its JSON text.
+        let raw_id = match obj.get("id") {
+            Some(Value::String(id)) => Some(id.clone()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
+        if ty != "Patient"
+            && let Some(raw) = raw_id
+        {
+            let keyed = ids.key(&ty, &raw);
+            obj.insert("id".into(), Value::String(keyed));
+            if let Some(Value::Array(list)) = obj.get_mut("identifier") {
+                list.retain(|i| i.get("value").and_then(Value::as_str) != Some(raw.as_str()));
+            }
+        }
         let keeps_identifiers = obj
             .get("resourceType")
             .and_then(Value::as_str)
@@ -190,7 +293,7 @@ pub(crate) fn scrub(resource: &mut Value, patients: &Patients, urls: &FullUrls) 
             contained.retain(|c| c.get("resourceType").and_then(Value::as_str) != Some("Patient"));
         }
         for (element, value) in obj.iter_mut() {
-            walk(value, patients, urls, &mut |r| match r {
+            walk(value, patients, urls, ids, &mut |r| match r {
                 Some(key) => found.push((element.clone(), key)),
                 None => {
                     unknown.get_or_insert_with(|| element.clone());
@@ -216,23 +319,30 @@ fn remove_narrative(obj: &mut Map<String, Value>) {
 }
 
 /// Visits every object under `value`: drops narratives and attachment data, rewrites
-/// references; `on_patient` gets each patient key (or `None` for an unknown patient).
+/// references (patients to hub keys, other resources to keyed ids); `on_patient` gets each
+/// patient key (or `None` for an unknown patient).
 fn walk(
     value: &mut Value,
     patients: &Patients,
     urls: &FullUrls,
+    ids: &ResourceIds,
     on_patient: &mut dyn FnMut(Option<i64>),
 ) {
     match value {
         Value::Array(items) => {
             for item in items {
-                walk(item, patients, urls, on_patient);
+                walk(item, patients, urls, ids, on_patient);
             }
         }
         Value::Object(obj) => {
             remove_narrative(obj);
             if obj.contains_key("contentType") {
                 obj.remove("data");
+            }
+            if obj.get("identifier").is_some_and(Value::is_object) {
+                // A Reference.identifier (logical reference): the producer's number for the
+                // target (Synthea puts Organization ids there). References are by keyed id.
+                obj.remove("identifier");
             }
             if let Some(Value::String(reference)) = obj.get("reference") {
                 match patients.resolve(reference, urls) {
@@ -246,14 +356,22 @@ fn walk(
                         on_patient(None);
                         return;
                     }
-                    Resolution::Entry(relative) => {
-                        obj.insert("reference".into(), Value::String(relative));
+                    Resolution::Entry(ty, id) => {
+                        let keyed = format!("{ty}/{}", ids.key(&ty, &id));
+                        obj.insert("reference".into(), Value::String(keyed));
                     }
-                    Resolution::Other => {}
+                    Resolution::Other => match ids.rewrite(reference) {
+                        Some(keyed) => {
+                            obj.insert("reference".into(), Value::String(keyed));
+                        }
+                        None => {
+                            obj.remove("reference");
+                        }
+                    },
                 }
             }
             for (_, child) in obj.iter_mut() {
-                walk(child, patients, urls, on_patient);
+                walk(child, patients, urls, ids, on_patient);
             }
         }
         _ => {}
@@ -263,7 +381,12 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_privacy::HubSecret;
     use serde_json::json;
+
+    fn ids() -> ResourceIds {
+        ResourceIds::new(ResourceKeyer::new(&HubSecret::from_bytes([5; 32])))
+    }
 
     fn patients() -> Patients {
         let mut p = Patients::default();
@@ -280,12 +403,14 @@ mod tests {
             "evidence": [{"detail": [{"reference": "http://x/fhir/Patient/p1/_history/2"}]}]});
         let mut urls = FullUrls::new();
         urls.insert("urn:uuid:e1".into(), ("Encounter".into(), "e1".into()));
-        let Outcome::Stored { person } = scrub(&mut r, &patients(), &urls) else {
+        let ids = ids();
+        let Outcome::Stored { person } = scrub(&mut r, &patients(), &urls, &ids) else {
             panic!("stored");
         };
         assert_eq!(person, Some(7));
         assert_eq!(r["subject"], json!({"reference": "Patient/7"}));
-        assert_eq!(r["encounter"], json!({"reference": "Encounter/e1"}));
+        let e1 = format!("Encounter/{}", ids.key("Encounter", "e1"));
+        assert_eq!(r["encounter"], json!({"reference": e1}));
         assert_eq!(
             r["evidence"][0]["detail"][0],
             json!({"reference": "Patient/7"})
@@ -299,7 +424,7 @@ mod tests {
             "telecom": [{"value": "555"}], "patient": {"reference": "Patient/p1"},
             "contained": [{"resourceType": "Patient", "name": [{"family": "Roe"}]}]});
         assert!(matches!(
-            scrub(&mut r, &patients(), &FullUrls::new()),
+            scrub(&mut r, &patients(), &FullUrls::new(), &ids()),
             Outcome::Stored { person: Some(7) }
         ));
         assert_eq!(
@@ -312,7 +437,7 @@ mod tests {
     #[test]
     fn unknown_patient_is_reported_with_its_element() {
         let mut r = json!({"resourceType": "Encounter", "subject": {"reference": "Patient/zz"}});
-        match scrub(&mut r, &patients(), &FullUrls::new()) {
+        match scrub(&mut r, &patients(), &FullUrls::new(), &ids()) {
             Outcome::UnknownPatient { element } => assert_eq!(element, "subject"),
             Outcome::Stored { .. } => panic!("must not be stored"),
         }
@@ -331,5 +456,50 @@ mod tests {
             json!({"resourceType": "Patient", "id": "7", "gender": "female", "extension": [],
                    "address": [{"city": "Lyon", "postalCode": "69001"}]})
         );
+    }
+
+    #[test]
+    fn resource_ids_and_references_are_keyed_per_type() {
+        let mut ids = ids();
+        ids.register_encounter("e2").unwrap();
+        let mut r = json!({"resourceType": "Condition", "id": "1",
+            "subject": {"reference": "Patient/p1"},
+            "encounter": {"reference": "http://x/fhir/Encounter/1/_history/2"},
+            "evidence": [{"detail": [{"reference": "urn:uuid:e2"}, {"reference": "urn:uuid:zz"},
+                                     {"reference": "Organization?identifier=s|1", "display": "O"},
+                                     {"reference": "#med1"}]}],
+            "contained": [{"resourceType": "Medication", "id": "med1",
+                           "manufacturer": {"reference": "Organization/1"}}]});
+        assert!(matches!(
+            scrub(&mut r, &patients(), &FullUrls::new(), &ids),
+            Outcome::Stored { person: Some(7) }
+        ));
+        let (c1, e1) = (ids.key("Condition", "1"), ids.key("Encounter", "1"));
+        assert_ne!(c1, e1);
+        assert_eq!(r["id"], json!(c1));
+        assert_eq!(
+            r["encounter"]["reference"],
+            json!(format!("Encounter/{e1}"))
+        );
+        let detail = &r["evidence"][0]["detail"];
+        let e2 = format!("Encounter/{}", ids.key("Encounter", "e2"));
+        assert_eq!(detail[0], json!({"reference": e2}));
+        assert_eq!(detail[1], json!({}));
+        assert_eq!(detail[2], json!({"display": "O"}));
+        assert_eq!(detail[3], json!({"reference": "#med1"}));
+        let org = format!("Organization/{}", ids.key("Organization", "1"));
+        assert_eq!(r["contained"][0]["manufacturer"]["reference"], json!(org));
+        assert_eq!(r["contained"][0]["id"], json!("med1"));
+    }
+
+    #[test]
+    fn an_identifier_repeating_the_id_goes_with_it() {
+        let mut r = json!({"resourceType": "Organization", "id": "o1",
+            "identifier": [{"value": "o1"}, {"value": "npi-1"}]});
+        scrub(&mut r, &patients(), &FullUrls::new(), &ids());
+        assert_eq!(r["identifier"], json!([{"value": "npi-1"}]));
+        let mut r = json!({"resourceType": "Encounter", "id": 12});
+        scrub(&mut r, &patients(), &FullUrls::new(), &ids());
+        assert_eq!(r["id"], json!(ids().key("Encounter", "12")));
     }
 }

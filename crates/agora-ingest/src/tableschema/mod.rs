@@ -2,7 +2,7 @@
 //! JSON files (the SNDS schemas, for instance).
 //!
 //! ```text
-//! discover NAME.json + NAME.csv|.tsv pairs ─► parse every schema ─► resolve foreign keys,
+//! discover datapackage.json resources, or NAME.json + NAME.csv|.tsv pairs ─► parse every schema ─► resolve foreign keys,
 //!   propagate person identifiers along them, order parents before children
 //!   ─► check every file's header (before writing anything) ─► fingerprint, lock
 //!   ─► each resource, parents first: read ─► type each cell ─► constraints ─► foreign keys
@@ -23,6 +23,16 @@
 //! identifier field is one too, whichever side was declared: the raw identifier reaches the
 //! lake through no path.
 //!
+//! **Composite identities.** Fields that identify a person only together (SNDS: number and
+//! rank, `--person-id BEN_NIR_PSA+BEN_RNG_GEM` or a schema's `"agora:personIdentity"`) get
+//! one hub key for the tuple (`agora_privacy::composite_source_identity`), stored in each
+//! of them; the tuple spreads whole along foreign keys that cover it, its first field alone
+//! along others, never a qualifier (a rank) alone. A row with part of the tuple is
+//! quarantined.
+//!
+//! **Data Packages.** A `datapackage.json` at the top of the extract lists the resources
+//! (see `discover`).
+//!
 //! **Keys.** Primary keys, `uniqueKeys` and `unique` fields are checked over the whole
 //! resource; foreign keys against the rows of the referenced resource that were stored
 //! (a reference to a quarantined row is quarantined too). Key sets hold a 128-bit hash
@@ -41,7 +51,7 @@ use std::path::PathBuf;
 
 use agora_core::{ColumnDef, ColumnType, TableSchema};
 use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
-use agora_privacy::{IdentityKind, PersonKeyer, source_identity};
+use agora_privacy::{IdentityKind, PersonKeyer, composite_source_identity, source_identity};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
@@ -56,8 +66,8 @@ use crate::quarantine::Quarantine;
 use crate::source::{CsvOptions, MAX_DOCUMENT_BYTES, RawBatch, SourceReader, read_ahead};
 use crate::{Error, Hub, IngestOptions, IngestReport, Result, TableReport};
 use discover::{Found, discover};
-pub use schema::IDENTIFIER_PROPERTY;
 use schema::{Field, Schema};
+pub use schema::{IDENTIFIER_PROPERTY, PERSON_IDENTITY_PROPERTY};
 use value::{Cell, ColumnBuilder, encode_text};
 
 /// What to ingest and how.
@@ -69,7 +79,9 @@ pub struct TableSchemaIngest {
     /// Where the schemas (`NAME.json`) are, when not beside the data files.
     pub schemas: Option<PathBuf>,
     /// Fields holding person identifiers, in every resource that has them (case-insensitive),
-    /// in addition to those the schemas declare.
+    /// in addition to those the schemas declare. `A+B` names fields that identify a person
+    /// together (SNDS: `BEN_NIR_PSA+BEN_RNG_GEM`), the person's number first: in a resource
+    /// with all of them, the tuple is keyed as one identity.
     pub person_ids: Vec<String>,
 }
 
@@ -138,11 +150,18 @@ pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<Ing
     let person_fields: Vec<String> = plans
         .iter()
         .flat_map(|p| {
-            p.schema
-                .fields
+            let fields = &p.schema.fields;
+            let composite = p.schema.identities.iter().map(|members| {
+                let columns: Vec<&str> =
+                    members.iter().map(|&i| fields[i].column.as_str()).collect();
+                format!("{}.({})", p.table, columns.join("+"))
+            });
+            let single = fields
                 .iter()
-                .filter(|f| f.person)
-                .map(|f| format!("{}.{}", p.table, f.column))
+                .enumerate()
+                .filter(|(i, f)| f.person && !p.schema.identities.iter().any(|m| m.contains(i)))
+                .map(|(_, f)| format!("{}.{}", p.table, f.column));
+            composite.chain(single).collect::<Vec<_>>()
         })
         .collect();
 
@@ -174,12 +193,18 @@ pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<Ing
     }
 
     let locked = lifecycle.lock().await?;
+    let mut seen = HashSet::new();
     let sources = plans
         .iter()
         .flat_map(|p| {
+            // An inline schema is part of the descriptor, fingerprinted once.
+            let schema = match p.found.schema_text {
+                Some(_) => format!("schema/{}", discover::DATAPACKAGE),
+                None => format!("schema/{}", p.found.schema_name),
+            };
             [
                 SourcePath {
-                    relative: format!("schema/{}", p.found.schema_name),
+                    relative: schema,
                     path: p.found.schema_path.clone(),
                 },
                 SourcePath {
@@ -188,6 +213,7 @@ pub async fn ingest_tableschema(hub: &Hub, req: TableSchemaIngest) -> Result<Ing
                 },
             ]
         })
+        .filter(|s| seen.insert(s.relative.clone()))
         .collect();
     let admitted = locked.admit(sources).await?;
 
@@ -224,17 +250,24 @@ fn plan(found: Vec<Found>, person_ids: &[String], warnings: &mut Vec<String>) ->
     let mut parsed = Vec::with_capacity(found.len());
     let mut tables: HashMap<String, String> = HashMap::new();
     for f in found {
-        let bytes = std::fs::metadata(&f.schema_path)
-            .map_err(io_err(&f.schema_path))?
-            .len();
-        if bytes > MAX_DOCUMENT_BYTES {
-            return Err(Error::DocumentTooLarge {
-                file: f.schema_name.clone(),
-                max: MAX_DOCUMENT_BYTES,
-            });
-        }
-        let text = read_file(&f.schema_path, &f.schema_name)?;
-        let schema = schema::parse(&f.schema_name, &text, person_ids, &mut unknown_constraints)?;
+        let text = match &f.schema_text {
+            Some(inline) => inline.clone(),
+            None => {
+                let bytes = std::fs::metadata(&f.schema_path)
+                    .map_err(io_err(&f.schema_path))?
+                    .len();
+                if bytes > MAX_DOCUMENT_BYTES {
+                    return Err(Error::DocumentTooLarge {
+                        file: f.schema_name.clone(),
+                        max: MAX_DOCUMENT_BYTES,
+                    });
+                }
+                read_file(&f.schema_path, &f.schema_name)?
+            }
+        };
+        let mut schema =
+            schema::parse(&f.schema_name, &text, person_ids, &mut unknown_constraints)?;
+        warnings.append(&mut schema.notes);
         let table = table_name(&f.name);
         if let Some(first) = tables.insert(table.clone(), f.schema_name.clone()) {
             return Err(Error::DuplicateResource {
@@ -245,13 +278,15 @@ fn plan(found: Vec<Found>, person_ids: &[String], warnings: &mut Vec<String>) ->
         }
         parsed.push((f, table, schema));
     }
-    for field in person_ids {
-        let known = parsed
-            .iter()
-            .any(|(_, _, s)| s.fields.iter().any(|f| f.name.eq_ignore_ascii_case(field)));
+    for field in person_ids.iter().flat_map(|spec| spec.split('+')) {
+        let known = parsed.iter().any(|(_, _, s)| {
+            s.fields
+                .iter()
+                .any(|f| f.name.eq_ignore_ascii_case(field.trim()))
+        });
         if !known {
             return Err(Error::UnknownPersonField {
-                field: field.clone(),
+                field: field.to_owned(),
             });
         }
     }
@@ -326,14 +361,46 @@ fn plan(found: Vec<Found>, person_ids: &[String], warnings: &mut Vec<String>) ->
         ));
     }
 
-    // Person identifiers spread along foreign keys, both ways, until nothing changes.
+    // Person identifiers spread along foreign keys, both ways, until nothing changes. A
+    // composite identity spreads whole along a foreign key that covers all its fields; alone,
+    // only its first field (the person's number) spreads, never what qualifies it (a rank
+    // alone identifies no one, and SNDS ranks refer to a nomenclature of ranks).
     loop {
         let mut changed = false;
         for (child, k, parent, parent_fields) in &edges {
             let child_fields = parsed[*child].2.foreign_keys[*k].fields.clone();
+            for (from, to, from_fields, to_fields) in [
+                (*parent, *child, parent_fields, &child_fields),
+                (*child, *parent, &child_fields, parent_fields),
+            ] {
+                for members in parsed[from].2.identities.clone() {
+                    let mapped: Option<Vec<usize>> = members
+                        .iter()
+                        .map(|m| {
+                            from_fields
+                                .iter()
+                                .position(|f| f == m)
+                                .map(|at| to_fields[at])
+                        })
+                        .collect();
+                    let target = &mut parsed[to].2;
+                    if let Some(mapped) = mapped
+                        && !target
+                            .identities
+                            .iter()
+                            .any(|e| e.iter().any(|x| mapped.contains(x)))
+                    {
+                        for &i in &mapped {
+                            target.fields[i].person = true;
+                        }
+                        target.identities.push(mapped);
+                        changed = true;
+                    }
+                }
+            }
             for (&cf, &pf) in child_fields.iter().zip(parent_fields) {
                 let person =
-                    parsed[*child].2.fields[cf].person || parsed[*parent].2.fields[pf].person;
+                    spreads_alone(&parsed[*child].2, cf) || spreads_alone(&parsed[*parent].2, pf);
                 for (r, i) in [(*child, cf), (*parent, pf)] {
                     if person && !parsed[r].2.fields[i].person {
                         parsed[r].2.fields[i].person = true;
@@ -483,6 +550,16 @@ fn plan(found: Vec<Found>, person_ids: &[String], warnings: &mut Vec<String>) ->
     Ok(ordered)
 }
 
+/// Whether field `i` makes the field a foreign key pairs it with a person identifier: a
+/// person field, unless it only qualifies a composite identity (not its first field).
+fn spreads_alone(schema: &Schema, i: usize) -> bool {
+    schema.fields[i].person
+        && !schema
+            .identities
+            .iter()
+            .any(|members| members.iter().skip(1).any(|&q| q == i))
+}
+
 /// Resources ordered parents first (Kahn's algorithm, by name among equals). A cycle is
 /// broken at its first resource by index; the foreign keys that then point forward are the
 /// ones reported as not checked.
@@ -537,7 +614,8 @@ async fn write_release(
     } else {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
     };
-    let schemas: Vec<(String, PathBuf, String)> = plans
+    type KeptSchema = (String, PathBuf, String, Option<Vec<u8>>);
+    let schemas: Vec<KeptSchema> = plans
         .iter()
         .map(|p| {
             let f = &p.found;
@@ -545,6 +623,7 @@ async fn write_release(
                 p.table.clone(),
                 f.schema_path.clone(),
                 f.schema_name.clone(),
+                f.schema_text.clone(),
             )
         })
         .collect();
@@ -564,11 +643,14 @@ async fn write_release(
         .map_err(|e| Error::Internal(e.to_string()))??;
 
     // The schemas are kept with the release: what each column means and how it was checked.
-    for (table, path, name) in schemas {
-        // Opened as every extract file is: a file swapped for a link meanwhile is refused.
-        let bytes = tokio::task::spawn_blocking(move || read_file(&path, &name))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+    for (table, path, name, inline) in schemas {
+        let bytes = match inline {
+            Some(bytes) => bytes,
+            // Opened as every extract file is: a file swapped for a link meanwhile is refused.
+            None => tokio::task::spawn_blocking(move || read_file(&path, &name))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??,
+        };
         writer
             .put_file(&format!("schemas/{table}.json"), bytes)
             .await?;
@@ -727,7 +809,17 @@ fn check_batch(
         .iter()
         .map(|f| (!f.person).then(|| ColumnBuilder::new(f.ty.column_type(), rows)))
         .collect();
-    let person: Vec<usize> = (0..fields.len()).filter(|&i| fields[i].person).collect();
+    // Key groups: each composite identity, then each other person field alone.
+    let composites = &plan.schema.identities;
+    let person: Vec<Vec<usize>> = composites
+        .iter()
+        .cloned()
+        .chain(
+            (0..fields.len())
+                .filter(|&i| fields[i].person && !composites.iter().any(|m| m.contains(&i)))
+                .map(|i| vec![i]),
+        )
+        .collect();
     let mut identities: Vec<Vec<Option<Vec<u8>>>> = vec![Vec::with_capacity(rows); person.len()];
     let mut cells: Vec<Option<Cell<'_>>> = Vec::with_capacity(fields.len());
     let mut texts: Vec<Option<&str>> = Vec::with_capacity(fields.len());
@@ -775,6 +867,19 @@ fn check_batch(
             };
             cells.push(cell);
             texts.push(text);
+        }
+        if !rejected[row] {
+            // A composite identity is all of its values or none of them.
+            for members in composites {
+                let present = |c: &usize| texts[*c].is_some_and(|t| !t.trim().is_empty());
+                if members.iter().any(present)
+                    && let Some(&missing) = members.iter().find(|c| !present(c))
+                {
+                    rejected[row] = true;
+                    rejects.push((row, Some(missing), Reason::MissingIdentity));
+                    break;
+                }
+            }
         }
         if !rejected[row] {
             for fk in &plan.foreign {
@@ -829,13 +934,32 @@ fn check_batch(
                 }
             }
         }
-        for (p, &c) in person.iter().enumerate() {
+        for (p, members) in person.iter().enumerate() {
             // The same identity bytes as OMOP's person_source_value and the opt-out registry
             // (one canonical form, agora-privacy): the same person links. A blank one is no
-            // identity.
-            let identity = texts[c]
-                .filter(|_| !rejected[row])
-                .and_then(|t| source_identity(IdentityKind::Any, t).ok());
+            // identity. A composite keys the canonical form of each value, length-prefixed.
+            let identity = if rejected[row] {
+                None
+            } else if let [c] = members.as_slice() {
+                texts[*c].and_then(|t| source_identity(IdentityKind::Any, t).ok())
+            } else {
+                // An integer part (a rank) by its value: `01` and `1` are one rank, as the
+                // typed foreign-key checks say.
+                let values: Option<Vec<std::borrow::Cow<'_, str>>> = members
+                    .iter()
+                    .map(|&c| match &cells[c] {
+                        Some(Cell::Int(i)) => Some(i.to_string().into()),
+                        _ => texts[c].map(Into::into),
+                    })
+                    .collect();
+                values.and_then(|values| {
+                    let parts: Vec<(IdentityKind, &str)> = values
+                        .iter()
+                        .map(|v| (IdentityKind::Any, v.as_ref()))
+                        .collect();
+                    composite_source_identity(&parts).ok()
+                })
+            };
             identities[p].push(identity);
         }
         for (c, builder) in builders.iter_mut().enumerate() {
@@ -845,24 +969,28 @@ fn check_batch(
         }
     }
 
-    let mut keyed: Vec<ArrayRef> = Vec::with_capacity(person.len());
-    for ids in &identities {
+    // Every field of a group holds the group's key.
+    let mut keyed: Vec<Option<ArrayRef>> = vec![None; fields.len()];
+    for (ids, members) in identities.iter().zip(&person) {
         let wanted: Vec<&[u8]> = ids.iter().flatten().map(Vec::as_slice).collect();
         let mut keys = resolver.resolve(&wanted)?.into_iter();
-        let column: Int64Array = ids
-            .iter()
-            .map(|id| id.as_ref().and_then(|_| keys.next()))
-            .collect();
-        keyed.push(std::sync::Arc::new(column));
+        let column: ArrayRef = std::sync::Arc::new(
+            ids.iter()
+                .map(|id| id.as_ref().and_then(|_| keys.next()))
+                .collect::<Int64Array>(),
+        );
+        for &c in members {
+            keyed[c] = Some(column.clone());
+        }
     }
     // The quarantine lists a batch's rows in file order (read errors were found first).
     rejects.sort_by_key(|r| r.0);
-    let mut keyed = keyed.into_iter();
     let columns = builders
         .into_iter()
-        .map(|b| match b {
+        .zip(keyed)
+        .map(|(b, k)| match b {
             Some(b) => b.finish(),
-            None => keyed.next().expect("one key column per person field"),
+            None => k.expect("one key column per person field"),
         })
         .collect();
     Ok(Checked { columns, rejects })

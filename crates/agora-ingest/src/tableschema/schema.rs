@@ -4,7 +4,9 @@
 //! `missingValues`, `uniqueKeys`, `exclusiveMinimum`/`exclusiveMaximum`), the `required`,
 //! `unique`, `enum`, `minLength`/`maxLength`, `minimum`/`maximum` and `pattern`
 //! constraints, `missingValues`, `primaryKey` and `foreignKeys`. One extension: a field with
-//! `"agora:identifier": "person"` holds a person identifier (see the module docs).
+//! `"agora:identifier": "person"` holds a person identifier, and a schema-level
+//! `"agora:personIdentity": ["A", "B"]` says that fields `A` and `B` *together* identify a
+//! person (SNDS: number and rank); see the module docs.
 //! Properties the spec does not define (SNDS adds `length`, `nomenclature`, a `decimals`
 //! constraint...) are ignored; unknown constraints are reported as warnings.
 
@@ -21,6 +23,10 @@ use crate::{Error, Reason, Result};
 /// The custom field property declaring a person identifier.
 pub const IDENTIFIER_PROPERTY: &str = "agora:identifier";
 
+/// The custom schema property declaring fields that identify a person together (an array
+/// of at least two field names, the person's number first).
+pub const PERSON_IDENTITY_PROPERTY: &str = "agora:personIdentity";
+
 #[derive(Debug, Clone)]
 pub(crate) struct Schema {
     pub fields: Vec<Field>,
@@ -28,6 +34,11 @@ pub(crate) struct Schema {
     pub primary_key: Vec<usize>,
     pub unique_keys: Vec<Vec<usize>>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// Composite person identities: field indices, the person's number first, then what
+    /// qualifies it (a rank). Every member is also `person`.
+    pub identities: Vec<Vec<usize>>,
+    /// Warnings about the person identities of this schema (field names only).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -245,11 +256,59 @@ pub(crate) fn parse(
             .collect::<Result<_>>()?,
         Some(_) => return Err(err("`foreignKeys` must be an array".into())),
     };
+    let mut identities: Vec<Vec<usize>> = Vec::new();
+    let mut notes = Vec::new();
+    if let Some(v) = doc.get(PERSON_IDENTITY_PROPERTY) {
+        let list = names(v).filter(|l| l.len() >= 2).ok_or_else(|| {
+            err(format!(
+                "`{PERSON_IDENTITY_PROPERTY}` must be an array of at least two field names"
+            ))
+        })?;
+        let members = list
+            .iter()
+            .map(|n| index(n, &format!("`{PERSON_IDENTITY_PROPERTY}`")))
+            .collect::<Result<Vec<_>>>()?;
+        identities.push(members);
+    }
+    for spec in person_ids.iter().filter(|p| p.contains('+')) {
+        let found: Vec<Option<usize>> = spec
+            .split('+')
+            .map(|part| {
+                fields
+                    .iter()
+                    .position(|f| f.name.eq_ignore_ascii_case(part.trim()))
+            })
+            .collect();
+        if let Some(members) = found.iter().copied().collect::<Option<Vec<usize>>>() {
+            identities.push(members);
+        } else if let Some(first) = found[0] {
+            // The number without what qualifies it: still a direct identifier.
+            fields[first].person = true;
+            notes.push(format!(
+                "{file}: --person-id {spec}: only {} is in this resource; it is keyed alone",
+                fields[first].name
+            ));
+        }
+    }
+    let mut seen = HashSet::new();
+    for members in &identities {
+        for &i in members {
+            if !seen.insert(i) {
+                return Err(err(format!(
+                    "field {} is part of two person identities (or named twice in one)",
+                    fields[i].name
+                )));
+            }
+            fields[i].person = true;
+        }
+    }
     let mut schema = Schema {
         fields,
         primary_key,
         unique_keys,
         foreign_keys,
+        identities,
+        notes,
     };
     // Primary-key fields are required (Table Schema).
     for &i in &schema.primary_key.clone() {
@@ -736,6 +795,42 @@ mod tests {
         )
         .unwrap();
         assert!(s.fields[0].person && !s.fields[1].person);
+    }
+
+    #[test]
+    fn composite_identities_are_declared_or_named() {
+        let fields = r#""fields": [{"name": "NIR"}, {"name": "RNG"}, {"name": "X"}]"#;
+        let parse_with = |extra: &str, ids: &[&str]| {
+            let ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+            let doc = format!("{{{fields}{extra}}}");
+            parse("s.json", doc.as_bytes(), &ids, &mut BTreeMap::new())
+        };
+        let s = parse_with(r#", "agora:personIdentity": ["NIR", "RNG"]"#, &[]).unwrap();
+        assert_eq!(s.identities, vec![vec![0, 1]]);
+        assert!(s.fields[0].person && s.fields[1].person && !s.fields[2].person);
+        let s = parse_with("", &["nir+rng"]).unwrap();
+        assert_eq!(s.identities, vec![vec![0, 1]]);
+        // Only the number here: keyed alone, with a note naming fields only.
+        let s = parse_with("", &["NIR+OTHER"]).unwrap();
+        assert!(s.identities.is_empty() && s.fields[0].person);
+        assert_eq!(s.notes.len(), 1);
+        for (extra, message) in [
+            (
+                r#", "agora:personIdentity": ["NIR"]"#,
+                "at least two field names",
+            ),
+            (
+                r#", "agora:personIdentity": ["NIR", "NOPE"]"#,
+                "names field NOPE",
+            ),
+            (
+                r#", "agora:personIdentity": ["NIR", "NIR"]"#,
+                "part of two person identities",
+            ),
+        ] {
+            let err = parse_with(extra, &[]).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! FHIR R4 ingest: pseudonymization (no patient identifier in any Parquet file), reference
 //! rewriting, linkage, quarantine of broken lines and unknown patients, file-level errors.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use agora_ingest::fhir::{FhirIdentity, FhirIngest, ingest_fhir};
@@ -118,6 +118,32 @@ fn direct_identifiers(patients: &[Value], practitioners: &[Value]) -> HashSet<St
     out
 }
 
+/// The ids of every resource but Patients (whose ids are checked as identifiers) in both
+/// fixtures.
+fn raw_resource_ids() -> HashSet<String> {
+    let mut out = HashSet::new();
+    for f in files_under(&shared(BULK)) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".ndjson") && name != "log.ndjson" && !name.starts_with("Patient") {
+            for line in std::fs::read_to_string(&f).unwrap().lines() {
+                let r: Value = serde_json::from_str(line).unwrap();
+                out.insert(r["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    for f in files_under(&shared(BUNDLES)) {
+        if f.extension().is_some_and(|e| e == "json") {
+            let b: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+            for e in b["entry"].as_array().unwrap() {
+                if e["resource"]["resourceType"] != "Patient" {
+                    out.insert(e["resource"]["id"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn no_patient_identifier_reaches_any_parquet_file() {
     let t = TestHub::new().await;
@@ -131,6 +157,12 @@ async fn no_patient_identifier_reaches_any_parquet_file() {
     assert_eq!(patients.len(), 18);
     let identifiers = direct_identifiers(&patients, &fixture_resources("Practitioner"));
     assert!(identifiers.len() > 80, "{}", identifiers.len());
+    // Resource ids are the producer's record numbers: none is stored either (issue 12,
+    // item 4). Synthea ids are UUIDs, so a substring match is no accident.
+    let resource_ids = raw_resource_ids();
+    assert!(resource_ids.len() > 5000, "{}", resource_ids.len());
+    assert!(resource_ids.iter().all(|id| id.len() >= 16));
+    let identifiers: HashSet<String> = identifiers.into_iter().chain(resource_ids).collect();
 
     let mut cells = 0u64;
     for path in files_under(&t.lake_dir()) {
@@ -431,4 +463,183 @@ async fn fhir_and_omop_sources_link_on_the_same_identity() {
         })
         .collect();
     assert!(fhir_keys.contains(&omop_key));
+}
+
+/// All `reference` strings under `v`.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| references(x, out)),
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("reference") {
+                out.push(r.clone());
+            }
+            o.values().for_each(|x| references(x, out));
+        }
+        _ => {}
+    }
+}
+
+/// The strings of column `column` of `table`.
+fn strings(
+    tables: &HashMap<String, Vec<arrow::array::RecordBatch>>,
+    table: &str,
+    column: &str,
+) -> Vec<String> {
+    tables[table]
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name(column).unwrap();
+            c.as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The integers of column `column` of `table`.
+fn ints(
+    tables: &HashMap<String, Vec<arrow::array::RecordBatch>>,
+    table: &str,
+    column: &str,
+) -> Vec<i64> {
+    tables[table]
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name(column).unwrap();
+            c.as_primitive::<Int64Type>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Issue 12, item 4: resource ids are keyed per type, every reference points at a keyed id
+/// of the release, the raw tables, the views and the OMOP tables join on them, and a second
+/// ingest of the same files gives the same ids.
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_ids_are_keyed_and_references_views_and_omop_agree() {
+    let t = TestHub::new().await;
+    for (ds, src) in [("bulk", BULK), ("bulk_again", BULK), ("bundles", BUNDLES)] {
+        t.ingest_fhir(ds, &shared(src), FhirIdentity::PatientId)
+            .await
+            .unwrap();
+    }
+    let raw = raw_resource_ids();
+    for ds in ["bulk", "bundles"] {
+        let tables = t.read_release(ds).await;
+        // Keyed ids by resource type, from every raw table.
+        let mut ids: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut refs = Vec::new();
+        for (name, batches) in &tables {
+            if !name.starts_with("fhir_") || name == "fhir_patient" {
+                continue;
+            }
+            for b in batches {
+                let id = b.column_by_name("id").unwrap().as_string::<i32>();
+                let resource = b.column_by_name("resource").unwrap().as_string::<i32>();
+                for (id, r) in id.iter().zip(resource.iter()) {
+                    let (id, r): (&str, Value) =
+                        (id.unwrap(), serde_json::from_str(r.unwrap()).unwrap());
+                    assert!(id.parse::<i64>().is_ok_and(|k| k > 0), "{ds} {name}");
+                    assert!(!raw.contains(id));
+                    assert_eq!(r["id"], Value::String(id.to_owned()));
+                    let ty = r["resourceType"].as_str().unwrap().to_owned();
+                    // (Bundles repeat shared Organizations and Practitioners.)
+                    ids.entry(ty).or_default().insert(id.to_owned());
+                    references(&r, &mut refs);
+                }
+            }
+        }
+        let mut resolved = 0;
+        for r in &refs {
+            if r.starts_with('#') || r.starts_with("Patient/") {
+                continue;
+            }
+            let (ty, id) = r.split_once('/').expect("Type/id");
+            assert!(id.parse::<i64>().is_ok(), "{ds}: a reference is not keyed");
+            if let Some(known) = ids.get(ty) {
+                assert!(
+                    known.contains(id),
+                    "{ds}: a {ty} reference resolves to no {ty}"
+                );
+                resolved += 1;
+            }
+        }
+        assert!(resolved > 1000, "{ds}: {resolved} references resolved");
+
+        // Views flatten the keyed resource: the same ids.
+        let encounters = &ids["Encounter"];
+        let view_ids: HashSet<String> = strings(&tables, "encounter", "id").into_iter().collect();
+        assert_eq!(&view_ids, encounters, "{ds}");
+        let condition_visits = strings(&tables, "condition", "encounter_id");
+        assert!(!condition_visits.is_empty());
+        assert!(
+            condition_visits.iter().all(|e| encounters.contains(e)),
+            "{ds}"
+        );
+        let condition_ids: HashSet<String> =
+            strings(&tables, "condition", "id").into_iter().collect();
+        assert_eq!(&condition_ids, &ids["Condition"], "{ds}");
+
+        // OMOP visit ids are the same keys, as integers: a join on the keyed id works.
+        let visits: HashSet<String> = ints(&tables, "visit_occurrence", "visit_occurrence_id")
+            .into_iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(&visits, encounters, "{ds}");
+        let linked = ints(&tables, "condition_occurrence", "visit_occurrence_id");
+        assert!(!linked.is_empty());
+        assert!(
+            linked.iter().all(|k| visits.contains(&k.to_string())),
+            "{ds}"
+        );
+    }
+    // Deterministic: the same files give the same keyed ids.
+    let (a, b) = (
+        t.read_release("bulk").await,
+        t.read_release("bulk_again").await,
+    );
+    for table in ["fhir_encounter", "fhir_condition", "encounter", "condition"] {
+        let (mut x, mut y) = (strings(&a, table, "id"), strings(&b, table, "id"));
+        x.sort();
+        y.sort();
+        assert_eq!(x, y, "{table}");
+    }
+}
+
+/// Keyed ids differ between resource types with the same source id.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_raw_id_in_two_resource_types_gets_two_keyed_ids() {
+    let t = TestHub::new().await;
+    let dir = extract(&[(
+        "all.ndjson",
+        concat!(
+            r#"{"resourceType":"Patient","id":"p-0001"}"#,
+            "\n",
+            r#"{"resourceType":"Encounter","id":"1","subject":{"reference":"Patient/p-0001"}}"#,
+            "\n",
+            r#"{"resourceType":"Condition","id":"1","subject":{"reference":"Patient/p-0001"},"encounter":{"reference":"Encounter/1"}}"#,
+            "\n",
+        ),
+    )]);
+    t.ingest_fhir("small", dir.path(), FhirIdentity::PatientId)
+        .await
+        .unwrap();
+    let tables = t.read_release("small").await;
+    let (e, c) = (
+        strings(&tables, "fhir_encounter", "id"),
+        strings(&tables, "fhir_condition", "id"),
+    );
+    assert_eq!((e.len(), c.len()), (1, 1));
+    assert_ne!(e[0], c[0]);
+    assert_ne!(e[0], "1");
+    let r: Value =
+        serde_json::from_str(&strings(&tables, "fhir_condition", "resource")[0]).unwrap();
+    assert_eq!(
+        r["encounter"]["reference"],
+        Value::String(format!("Encounter/{}", e[0]))
+    );
 }

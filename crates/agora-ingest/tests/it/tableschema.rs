@@ -524,3 +524,283 @@ async fn a_dry_run_commits_nothing() {
         Err(Error::Io { .. })
     ));
 }
+
+/// Every lake file as text (Parquet cells cast to text), for "no identifier anywhere" checks.
+fn lake_texts(t: &TestHub) -> Vec<(String, String)> {
+    files_under(&t.lake_dir())
+        .into_iter()
+        .map(|path| {
+            let text = if path.extension().is_some_and(|e| e == "parquet") {
+                read_parquet(&path)
+                    .iter()
+                    .flat_map(|b| b.columns().to_vec())
+                    .map(|c| {
+                        let s = arrow::compute::cast(&c, &DataType::Utf8).unwrap();
+                        s.as_string::<i32>()
+                            .iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned()
+            };
+            (path.display().to_string(), text)
+        })
+        .collect()
+}
+
+fn int_column(batch: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+    batch
+        .column_by_name(name)
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .iter()
+        .collect()
+}
+
+// SNDS-like: a beneficiary is (number, rank); twins share the number (one parent's).
+const BEN_SCHEMA: &str = r#"{
+  "fields": [{"name": "BEN_NIR_PSA"}, {"name": "BEN_RNG_GEM", "type": "integer"},
+             {"name": "SEX"}],
+  "primaryKey": ["BEN_NIR_PSA", "BEN_RNG_GEM"],
+  "foreignKeys": [{"fields": "BEN_RNG_GEM", "reference": {"resource": "ranks", "fields": "BEN_RNG_GEM"}}]
+  AGORA
+}"#;
+const BEN: &str =
+    "BEN_NIR_PSA,BEN_RNG_GEM,SEX\nNIRAAAA0001,1,1\nNIRAAAA0001,2,2\nNIRBBBB0002,1,2\n";
+const RANKS_SCHEMA: &str =
+    r#"{"fields": [{"name": "BEN_RNG_GEM", "type": "integer"}, {"name": "LABEL"}]}"#;
+const RANKS: &str = "BEN_RNG_GEM,LABEL\n1,first\n2,second\n";
+const CARE_SCHEMA: &str = r#"{
+  "fields": [{"name": "ID", "type": "integer"}, {"name": "BEN_NIR_PSA"},
+             {"name": "BEN_RNG_GEM", "type": "integer"}],
+  "foreignKeys": [{"fields": ["BEN_NIR_PSA", "BEN_RNG_GEM"],
+                   "reference": {"resource": "ben", "fields": ["BEN_NIR_PSA", "BEN_RNG_GEM"]}}]
+}"#;
+// Line 5: a number without its rank cannot be keyed as a person.
+// Line 4: the rank written `01` is rank 1.
+const CARE: &str = "ID,BEN_NIR_PSA,BEN_RNG_GEM\n1,NIRAAAA0001,1\n2,NIRAAAA0001,2\n3,NIRAAAA0001,01\n4,NIRAAAA0001,\n";
+
+/// Issue 12, item 5: twins (one number, two ranks) are two persons, the same pair in two
+/// tables one person, whether the composite is declared in the schema or by
+/// `--person-id A+B`; the rank nomenclature is not keyed; no number reaches the lake.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_composite_identity_keys_the_pair() {
+    let declared = BEN_SCHEMA.replace(
+        "AGORA",
+        r#", "agora:personIdentity": ["BEN_NIR_PSA", "BEN_RNG_GEM"]"#,
+    );
+    let plain = BEN_SCHEMA.replace("AGORA", "");
+    let t = TestHub::new().await;
+    for (dataset, schema, person_ids) in [
+        ("declared", declared.as_str(), &[][..]),
+        ("named", plain.as_str(), &["BEN_NIR_PSA+BEN_RNG_GEM"][..]),
+    ] {
+        let src = extract(&[
+            ("ben.json", schema),
+            ("ben.csv", BEN),
+            ("ranks.json", RANKS_SCHEMA),
+            ("ranks.csv", RANKS),
+            ("care.json", CARE_SCHEMA),
+            ("care.csv", CARE),
+        ]);
+        let report = t.ingest_ts(dataset, src.path(), person_ids).await.unwrap();
+        let batches = t.read_release(dataset).await;
+        let ben = tables(&batches, "ben");
+        let (nir, rank) = (
+            int_column(&ben, "ben_nir_psa"),
+            int_column(&ben, "ben_rng_gem"),
+        );
+        assert_eq!(nir, rank, "{dataset}: both fields hold the pair's key");
+        let keys: std::collections::HashSet<i64> = nir.iter().flatten().copied().collect();
+        assert_eq!(keys.len(), 3, "{dataset}: twins are two persons");
+        let care = tables(&batches, "care");
+        let care_keys = int_column(&care, "ben_nir_psa");
+        assert_eq!(care_keys.len(), 3, "{dataset}");
+        assert_eq!(care_keys[0], nir[0], "{dataset}: same pair, same person");
+        assert_eq!(care_keys[1], nir[1], "{dataset}");
+        assert_eq!(care_keys[2], nir[0], "{dataset}");
+        assert_ne!(care_keys[0], care_keys[1], "{dataset}");
+        let care_report = report.tables.iter().find(|r| r.table == "care").unwrap();
+        assert_eq!(care_report.rows_quarantined, 1, "{dataset}");
+        // The rank nomenclature is not an identifier: its codes are stored as written.
+        let ranks = tables(&batches, "ranks");
+        assert_eq!(int_column(&ranks, "ben_rng_gem"), vec![Some(1), Some(2)]);
+    }
+    // Both forms give the same keys; a new release met no new person.
+    let (a, b) = (
+        tables(&t.read_release("declared").await, "ben"),
+        tables(&t.read_release("named").await, "ben"),
+    );
+    assert_eq!(int_column(&a, "ben_nir_psa"), int_column(&b, "ben_nir_psa"));
+    let lines = t.quarantine_lines("named").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("care.csv") && l.contains(",5,")),
+        "{lines:?}"
+    );
+    for (path, text) in lake_texts(&t) {
+        for nir in ["NIRAAAA0001", "NIRBBBB0002"] {
+            assert!(!text.contains(nir), "a number in {path}");
+        }
+    }
+}
+
+/// The shared SNDS fixture keyed on the (BEN_NIR_PSA, BEN_RNG_GEM) pair: every table
+/// stored, every claims table keyed on the pair and linked to its beneficiary, no NIR
+/// anywhere in the lake.
+#[tokio::test(flavor = "multi_thread")]
+async fn snds_beneficiaries_are_number_and_rank() {
+    let t = TestHub::new().await;
+    let root = shared("data/snds/schemas");
+    let report = t
+        .ingest_ts("snds", &root, &["BEN_NIR_PSA+BEN_RNG_GEM", "NIR_ANO_17"])
+        .await
+        .unwrap();
+    assert_eq!(report.tables.len(), 191);
+    assert_eq!(report.rows_read, 1910);
+    let mut raw = std::collections::HashSet::new();
+    for file in files_under(&root) {
+        if file.extension().is_some_and(|e| e == "csv") {
+            let mut reader = csv::Reader::from_path(&file).unwrap();
+            let headers = reader.headers().unwrap().clone();
+            for (i, h) in headers.iter().enumerate() {
+                if h == "BEN_NIR_PSA" || h == "NIR_ANO_17" {
+                    for rec in csv::Reader::from_path(&file).unwrap().records() {
+                        raw.insert(rec.unwrap()[i].to_owned());
+                    }
+                }
+            }
+        }
+    }
+    // Pseudonymized NIRs are 17 characters; shorter strings of these columns are random
+    // text that the generator also drew for unrelated columns.
+    raw.retain(|v| v.len() == 17);
+    assert!(raw.len() >= 10, "{}", raw.len());
+    let batches = t.read_release("snds").await;
+    let ben = tables(&batches, "ir_ben_r");
+    assert_eq!(
+        int_column(&ben, "ben_nir_psa"),
+        int_column(&ben, "ben_rng_gem")
+    );
+    let persons: std::collections::HashSet<i64> = int_column(&ben, "ben_nir_psa")
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(persons.len(), 10);
+    let imb = tables(&batches, "ir_imb_r");
+    let linked = int_column(&imb, "ben_nir_psa");
+    assert!(!linked.is_empty());
+    assert!(linked.iter().flatten().all(|k| persons.contains(k)));
+    let info = t
+        .hub
+        .meta
+        .release(&"snds".parse().unwrap(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let manifest = t.hub.lake.read_manifest(&info.manifest_path).await.unwrap();
+    assert!(
+        manifest
+            .pseudonymization
+            .identity
+            .contains("ir_ben_r.(ben_nir_psa+ben_rng_gem)"),
+        "{}",
+        manifest.pseudonymization.identity
+    );
+    for (path, text) in lake_texts(&t) {
+        for nir in &raw {
+            assert!(!text.contains(nir.as_str()), "a NIR in {path}");
+        }
+    }
+}
+
+const PACKAGE: &str = r#"{
+  "name": "mini",
+  "resources": [
+    {"name": "ben", "path": "data/ben.csv",
+     "schema": {"fields": [{"name": "NIR"}, {"name": "RANK", "type": "integer"}],
+                "primaryKey": ["NIR", "RANK"],
+                "agora:personIdentity": ["NIR", "RANK"]}},
+    {"name": "care", "path": "data/care.tsv", "schema": "schemas/care.json"}
+  ]
+}"#;
+const PACKAGE_CARE_SCHEMA: &str = r#"{
+  "fields": [{"name": "ID", "type": "integer"}, {"name": "NIR"}, {"name": "RANK", "type": "integer"}],
+  "foreignKeys": [{"fields": ["NIR", "RANK"], "reference": {"resource": "ben", "fields": ["NIR", "RANK"]}}]
+}"#;
+
+/// Issue 12, item 5: a Frictionless `datapackage.json` describes the extract: inline and
+/// referenced schemas, foreign keys between its resources; a path out of the extract is
+/// refused and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_package_is_read_with_its_foreign_keys() {
+    let t = TestHub::new().await;
+    let src = extract(&[("datapackage.json", PACKAGE)]);
+    std::fs::create_dir_all(src.path().join("data")).unwrap();
+    std::fs::create_dir_all(src.path().join("schemas")).unwrap();
+    for (name, content) in [
+        ("data/ben.csv", "NIR;RANK\nNIR-PKG-1;1\nNIR-PKG-1;2\n"),
+        (
+            "data/care.tsv",
+            "ID\tNIR\tRANK\n1\tNIR-PKG-1\t2\n2\tNIR-PKG-9\t1\n",
+        ),
+        ("schemas/care.json", PACKAGE_CARE_SCHEMA),
+        ("notes.csv", "a\n1\n"),
+    ] {
+        std::fs::write(src.path().join(name), content).unwrap();
+    }
+    let report = t.ingest_ts("pkg", src.path(), &[]).await.unwrap();
+    assert_eq!(report.tables.len(), 2);
+    let care = report.tables.iter().find(|r| r.table == "care").unwrap();
+    assert_eq!((care.rows_stored, care.rows_quarantined), (1, 1));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("notes.csv: not a resource of datapackage.json")),
+        "{:?}",
+        report.warnings
+    );
+    let batches = t.read_release("pkg").await;
+    let ben = int_column(&tables(&batches, "ben"), "nir");
+    assert_eq!(int_column(&tables(&batches, "care"), "nir"), vec![ben[1]]);
+    let lines = t.quarantine_lines("pkg").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("data/care.tsv") && l.contains(",3,")),
+        "{lines:?}"
+    );
+    for (path, text) in lake_texts(&t) {
+        assert!(!text.contains("NIR-PKG"), "a number in {path}");
+    }
+
+    // A resource whose path leaves the extract is refused, whatever it points at.
+    for path in ["../outside.csv", "/etc/passwd", "data/../../x.csv"] {
+        let bad = PACKAGE.replace("data/care.tsv", path);
+        std::fs::write(src.path().join("datapackage.json"), bad).unwrap();
+        let err = t.ingest_ts("bad", src.path(), &[]).await.unwrap_err();
+        assert!(matches!(err, Error::UnsafeSource { .. }), "{path}: {err}");
+        assert!(err.to_string().contains("resource 2"), "{err}");
+    }
+    let bad = PACKAGE.replace("data/care.tsv", "data/missing.csv");
+    std::fs::write(src.path().join("datapackage.json"), bad).unwrap();
+    let err = t.ingest_ts("bad", src.path(), &[]).await.unwrap_err();
+    assert!(
+        err.to_string().contains("names no file of the extract"),
+        "{err}"
+    );
+    assert!(
+        t.hub
+            .meta
+            .release(&"bad".parse().unwrap(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
