@@ -232,6 +232,25 @@ fn suite_gives_the_same_answers_on_the_cdm53_form() {
         "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('episode', 'episode_event', 'cohort')",
     );
     assert_eq!(tables, "count(*)\n0\n");
+
+    // The public catalogue says both: stored as 5.4, delivered as 5.3.
+    let doc: serde_json::Value = serde_json::from_str(&hub53.ok(&[
+        "catalogue",
+        "--format",
+        "jsonld",
+        "--public-url",
+        "https://hub.example",
+    ]))
+    .unwrap();
+    let conforms = &doc["dcat:dataset"][0]["dct:conformsTo"];
+    assert_eq!(
+        conforms[0]["dct:title"], "OMOP Common Data Model 5.4",
+        "{conforms}"
+    );
+    assert_eq!(
+        conforms[1]["@id"], "https://ohdsi.github.io/CommonDataModel/cdm53.html",
+        "{conforms}"
+    );
 }
 
 #[test]
