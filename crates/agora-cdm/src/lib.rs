@@ -21,7 +21,8 @@
 //! assert_eq!(cdm.table("concept").unwrap().person_rows(), PersonRows::Absent);
 //! ```
 //!
-//! CDM 5.3 and 5.4 are embedded. Adding a version is one embedded file, one [`CdmVersion`]
+//! CDM 5.3 and 5.4 are embedded; [`upgrade`] says how a 5.3 extract is stored in the 5.4
+//! shape. Adding a version is one embedded file, one [`CdmVersion`]
 //! variant and one arm in [`CdmVersion`]'s source lookup.
 
 #![deny(missing_docs)]
@@ -31,6 +32,8 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use agora_core::ColumnType;
+
+pub mod upgrade;
 
 /// A version of the OMOP CDM that Agora knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

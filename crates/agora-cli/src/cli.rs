@@ -196,11 +196,35 @@ pub(crate) struct IngestOmopArgs {
     /// Where person identities come from.
     #[arg(long, value_enum, default_value_t = Identity::SourceValue)]
     pub identity: Identity,
+    /// The extract's OMOP CDM version; by default `cdm_source.cdm_version`, else the tables'
+    /// columns, tell. Either is stored as CDM 5.4.
+    #[arg(long, value_enum)]
+    pub cdm_version: Option<CdmVersionArg>,
     /// Print the ingest report as JSON.
     #[arg(long)]
     pub json: bool,
     /// Directory holding the extract.
     pub path: PathBuf,
+}
+
+/// An OMOP CDM version `agora ingest omop` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CdmVersionArg {
+    /// CDM 5.3 (5.3.1).
+    #[value(name = "5.3")]
+    V5_3,
+    /// CDM 5.4.
+    #[value(name = "5.4")]
+    V5_4,
+}
+
+impl CdmVersionArg {
+    pub(crate) fn version(self) -> agora_cdm::CdmVersion {
+        match self {
+            CdmVersionArg::V5_3 => agora_cdm::CdmVersion::V5_3,
+            CdmVersionArg::V5_4 => agora_cdm::CdmVersion::V5_4,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

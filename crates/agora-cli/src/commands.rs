@@ -10,8 +10,8 @@ use agora_service::{Credential, Front, QueryLimits, Target};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{
-    Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity, IngestCommand,
-    LimitArgs, QualityArgs, ServeArgs, SqlArgs, ViewsCommand,
+    CdmVersionArg, Cli, Command, DatasetsArgs, DemoArgs, GenerateCommand, GenerateFormat, Identity,
+    IngestCommand, LimitArgs, QualityArgs, ServeArgs, SqlArgs, ViewsCommand,
 };
 use agora_service::{Hub, Initialized};
 
@@ -47,6 +47,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                         Identity::SourceValue => IdentitySource::SourceValue,
                         Identity::PersonId => IdentitySource::PersonId,
                     },
+                    cdm_version: args.cdm_version.map(CdmVersionArg::version),
                 })
                 .await;
             finish_ingest(report, &args.path, args.json, &dir)
@@ -445,6 +446,9 @@ fn print_report(report: &IngestReport, dir: &DataDir) {
             report.elapsed_ms as f64 / 1000.0
         );
     }
+    if let Some(converted) = &report.converted {
+        out!("{converted}");
+    }
     out!(
         "{:<24} {:>12} {:>12} {:>12}",
         "table",
@@ -532,6 +536,7 @@ async fn demo(dir: &DataDir, args: DemoArgs) -> Result<()> {
             .ingest_omop(OmopIngest {
                 options: ingest_options(dataset.clone(), &source, false, false),
                 identity: IdentitySource::SourceValue,
+                cdm_version: None,
             })
             .await?;
         print_report(&report, dir);

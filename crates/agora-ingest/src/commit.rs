@@ -76,6 +76,13 @@ pub(crate) async fn commit(
     mut staged: Staged,
 ) -> Result<IngestReport> {
     let dataset = &options.dataset;
+    let converted = staged.source.converted_from.as_ref().map(|from| {
+        format!(
+            "{} extract, stored as {}",
+            model_title(from),
+            model_title(&staged.source.model)
+        )
+    });
     if options.dry_run {
         if let Some(release) = admission.duplicate_of
             && !admission.allow_duplicate
@@ -95,6 +102,7 @@ pub(crate) async fn commit(
             rows_quarantined: staged.quarantine.rows(),
             new_persons: staged.new_persons.len() as u64,
             tables: staged.reports,
+            converted,
             quarantine: staged.quarantine.summary(None),
             warnings: staged.warnings,
             source_fingerprint: admission.fingerprint,
@@ -162,9 +170,18 @@ pub(crate) async fn commit(
         rows_quarantined: quarantined,
         new_persons,
         tables: staged.reports,
+        converted,
         quarantine: manifest.quarantine,
         warnings: manifest.warnings,
         source_fingerprint: admission.fingerprint,
         elapsed_ms: 0,
     })
+}
+
+/// A model id as people write it: `omop-cdm-5.3` → `CDM 5.3`.
+fn model_title(model: &str) -> String {
+    match model.strip_prefix("omop-cdm-") {
+        Some(version) => format!("CDM {version}"),
+        None => model.to_owned(),
+    }
 }

@@ -51,6 +51,15 @@ pub enum Error {
         /// The missing column.
         column: String,
     },
+    /// The OMOP extract's CDM version cannot be settled: a file has columns of both 5.3 and
+    /// 5.4, files disagree, the columns contradict `cdm_source.cdm_version` or
+    /// `--cdm-version`, or `cdm_version` names a version Agora does not read. The detail
+    /// names files, lines and CDM column names, never a value.
+    #[error("{detail}")]
+    CdmVersion {
+        /// What betrays which version, and where.
+        detail: String,
+    },
     /// A CSV record exceeds [`MAX_RECORD_BYTES`](crate::MAX_RECORD_BYTES); usually a
     /// missing closing quote or newline that runs the rest of the file into one record.
     #[error(
@@ -247,6 +256,7 @@ impl HasKind for Error {
             | Error::NoInput { .. }
             | Error::Csv { .. }
             | Error::MissingColumn { .. }
+            | Error::CdmVersion { .. }
             | Error::RecordTooLong { .. }
             | Error::DocumentTooLarge { .. }
             | Error::DuplicateColumn { .. }

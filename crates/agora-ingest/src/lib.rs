@@ -18,6 +18,7 @@
 //!         allow_duplicate: false,
 //!     },
 //!     identity: IdentitySource::SourceValue,
+//!     cdm_version: None, // detected: CDM 5.3 or 5.4
 //! }).await?;
 //! println!("release {} stored {} rows", report.release, report.rows_stored);
 //! # Ok(()) }
@@ -92,6 +93,10 @@ pub struct IngestReport {
     pub dry_run: bool,
     /// One report per table written.
     pub tables: Vec<TableReport>,
+    /// For an extract converted to the stored model, what it was and how it is stored
+    /// (`CDM 5.3 extract, stored as CDM 5.4`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converted: Option<String>,
     /// Source records read (rows, or resources for FHIR).
     pub rows_read: u64,
     /// Rows in the release, over all tables (for a dry run, the rows it would have).

@@ -45,8 +45,13 @@ impl ReleaseManifest {
 /// Where a release's data came from. Holds no path or host, which could name people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {
-    /// e.g. `omop-cdm-5.4`.
+    /// e.g. `omop-cdm-5.4`: the model the release is stored as.
     pub model: String,
+    /// The model of the extract when it was converted to `model`, e.g. `omop-cdm-5.3` for a
+    /// CDM 5.3 extract stored as CDM 5.4; absent when the extract was `model` already (and in
+    /// manifests older than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_from: Option<String>,
     /// `csv` or `parquet`.
     pub form: String,
     /// File names (not paths: paths can name people or hosts) and sizes of what was read.
@@ -112,4 +117,21 @@ pub struct QuarantineCount {
     /// Rows rejected for this reason on this column; a row rejected for several reasons is
     /// counted under each, so these may add up to more than [`QuarantineSummary::rows`].
     pub rows: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Manifests written before `converted_from` existed still read.
+    #[test]
+    fn source_info_without_converted_from_reads() {
+        let old: SourceInfo = serde_json::from_str(
+            r#"{"model":"omop-cdm-5.4","form":"csv","files":[["person.csv",10]]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.converted_from, None);
+        let json = serde_json::to_string(&old).unwrap();
+        assert!(!json.contains("converted_from"), "{json}");
+    }
 }

@@ -61,6 +61,10 @@ pub struct ReleaseSummary {
     pub temporal: Option<Temporal>,
     /// The profile's check summary.
     pub quality: QualitySummary,
+    /// The model of the extract when the release stores it converted (`omop-cdm-5.3` for a
+    /// CDM 5.3 extract stored as CDM 5.4); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converted_from: Option<String>,
     /// Tables and columns.
     pub tables: Vec<TableSummary>,
 }
@@ -222,6 +226,7 @@ async fn entry(home: &Hub, name: &DatasetName, model: String) -> Result<Catalogu
                 persons: persons(&tables),
                 temporal: profile.as_deref().and_then(temporal),
                 quality,
+                converted_from: manifest.source.converted_from.clone(),
                 tables,
             })
         }
@@ -339,6 +344,10 @@ fn model_spec(model: &str) -> Option<(&'static str, &'static str)> {
             "https://ohdsi.github.io/CommonDataModel/cdm54.html",
             "OMOP Common Data Model 5.4",
         ),
+        "omop-cdm-5.3" => (
+            "https://ohdsi.github.io/CommonDataModel/cdm53.html",
+            "OMOP Common Data Model 5.3",
+        ),
         "fhir-r4" => ("http://hl7.org/fhir/R4/", "HL7 FHIR R4"),
         _ => return None,
     })
@@ -452,10 +461,25 @@ fn dcat_dataset(e: &CatalogueEntry, base: &str) -> Value {
         obj.insert("healthdcatap:hasCodingSystem".into(), json!(standards));
     }
     if let Some((iri, title)) = model_spec(&e.model) {
-        obj.insert(
-            "dct:conformsTo".into(),
-            json!({ "@id": iri, "@type": "dct:Standard", "dct:title": title }),
-        );
+        let stored = json!({ "@id": iri, "@type": "dct:Standard", "dct:title": title });
+        // A converted extract conforms to both: as stored, and as its producer made it.
+        let source = e
+            .latest_release
+            .as_ref()
+            .and_then(|r| r.converted_from.as_deref())
+            .and_then(model_spec);
+        let conforms = match source {
+            None => stored,
+            Some((source_iri, source_title)) => json!([
+                stored,
+                {
+                    "@id": source_iri,
+                    "@type": "dct:Standard",
+                    "dct:title": format!("{source_title} (the extract as delivered; stored as {title})"),
+                },
+            ]),
+        };
+        obj.insert("dct:conformsTo".into(), conforms);
     }
     if let Some(r) = &e.latest_release {
         obj.insert("dcat:version".into(), json!(r.number.to_string()));
@@ -543,6 +567,7 @@ mod tests {
                     checks: 10,
                     failed: 1,
                 },
+                converted_from: None,
                 tables: vec![],
             }),
         }
@@ -627,6 +652,28 @@ mod tests {
                 "prefix {p} is not in the @context"
             );
         }
+    }
+
+    #[test]
+    fn a_converted_extract_conforms_to_both_models() {
+        let doc = healthdcat_ap(&[entry()], "https://hub.example/");
+        assert_eq!(
+            doc["dcat:dataset"][0]["dct:conformsTo"]["dct:title"],
+            "OMOP Common Data Model 5.4"
+        );
+        let mut e = entry();
+        e.latest_release.as_mut().unwrap().converted_from = Some("omop-cdm-5.3".into());
+        let doc = healthdcat_ap(&[e], "https://hub.example/");
+        let conforms = doc["dcat:dataset"][0]["dct:conformsTo"].as_array().unwrap();
+        assert_eq!(conforms[0]["dct:title"], "OMOP Common Data Model 5.4");
+        assert_eq!(
+            conforms[1]["@id"],
+            "https://ohdsi.github.io/CommonDataModel/cdm53.html"
+        );
+        assert_eq!(
+            conforms[1]["dct:title"],
+            "OMOP Common Data Model 5.3 (the extract as delivered; stored as OMOP Common Data Model 5.4)"
+        );
     }
 
     #[test]

@@ -245,6 +245,7 @@ async fn generated_sql_never_kills_the_process_nor_breaks_its_limits() {
             allow_duplicate: false,
         },
         identity: IdentitySource::SourceValue,
+        cdm_version: None,
     })
     .await
     .unwrap();

@@ -214,6 +214,7 @@ async fn write_release(
     Ok(Staged {
         source: SourceInfo {
             model: "fhir-r4".into(),
+            converted_from: None,
             form: out.forms.join("+"),
             files: out.source_files,
         },

@@ -1,7 +1,9 @@
-//! OMOP CDM 5.4 ingest: a directory of CSV/TSV or Parquet files, one per table.
+//! OMOP CDM ingest: a directory of CSV/TSV or Parquet files, one per table, of CDM 5.3 or 5.4,
+//! always stored in the 5.4 shape (how: [`agora_cdm::upgrade`]).
 //!
 //! ```text
-//! discover files ─► check headers (all files, before writing anything)
+//! discover files ─► CDM version (--cdm-version, else cdm_source.cdm_version, else columns)
+//!   ─► check headers (all files, before writing anything)
 //!   ─► person table: conform ─► identity ─► hub person key ─► write
 //!   ─► other tables, in parallel: conform ─► person_id → hub key ─► write
 //!   ─► quarantine report ─► manifest ─► commit (metadata store)
@@ -13,7 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use agora_cdm::{CdmTable, CdmVersion, PersonRows};
+use agora_cdm::upgrade::{self, ColumnSource, Derived, TableUpgrade};
+use agora_cdm::{CdmColumn, CdmTable, CdmVersion, PersonRows};
 use agora_core::{ColumnDef, DatasetName, TableSchema};
 use agora_lake::{PseudonymizationInfo, ReleaseWriter, SourceInfo, TableEntry, WriterOptions};
 use agora_privacy::{IdentityKind, PersonKeyer, source_identity};
@@ -40,14 +43,22 @@ pub struct OmopIngest {
     pub options: IngestOptions,
     /// Where each person's identity comes from: decides which persons link across datasets.
     pub identity: IdentitySource,
+    /// The extract's CDM version; `None` detects it: `cdm_source.cdm_version` when the
+    /// extract has one, else the columns of its tables (5.4 when nothing tells).
+    pub cdm_version: Option<CdmVersion>,
 }
 
 /// One table's plan: which source file, which columns are read, stored and re-keyed.
 struct TablePlan {
     file: SourceFile,
+    /// The stored table, its columns as the extract's version declares them (type, length,
+    /// required) under their stored names: what each cell is validated against.
     table: CdmTable,
-    /// Read columns (all CDM columns, lower-case), in CDM order.
+    /// Read columns (all stored columns, lower-case, as the file spells them), in the stored
+    /// table's order.
     read_names: Vec<String>,
+    /// Columns the extract's version lacks whose value is derived (index into `read_names`).
+    derived: Vec<(usize, Derived)>,
     /// Indices into `read_names` of the stored columns.
     stored: Vec<usize>,
     /// Indices into `read_names` of the person-id columns to re-key.
@@ -56,35 +67,77 @@ struct TablePlan {
 }
 
 impl TablePlan {
-    fn new(file: SourceFile, table: &CdmTable) -> Self {
-        let read_names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
-        let stored: Vec<usize> = (0..read_names.len())
-            .filter(|&i| !policy::is_dropped(&table.name, &read_names[i]))
+    fn new(file: SourceFile, upgrade: &TableUpgrade) -> Result<Self> {
+        // A column with several accepted spellings is read under the one the file uses.
+        let mut read_names = Vec::with_capacity(upgrade.columns.len());
+        let mut columns = Vec::with_capacity(upgrade.columns.len());
+        let mut derived = Vec::new();
+        for (i, map) in upgrade.columns.iter().enumerate() {
+            let target = &map.target;
+            match &map.source {
+                ColumnSource::Read { column, spellings } => {
+                    let name = if spellings.len() > 1 {
+                        let names: Vec<String> =
+                            spellings.iter().map(|s| (*s).to_owned()).collect();
+                        let (reader, _) = SourceReader::open(&file, &names)?;
+                        let present = reader.present();
+                        spellings
+                            .iter()
+                            .zip(present)
+                            .find(|(_, p)| *p)
+                            .map_or(spellings[0], |(s, _)| *s)
+                    } else {
+                        spellings[0]
+                    };
+                    read_names.push(name.to_owned());
+                    columns.push(CdmColumn {
+                        name: target.name.clone(),
+                        ..column.clone()
+                    });
+                }
+                ColumnSource::Null | ColumnSource::Derived(_) => {
+                    if let ColumnSource::Derived(d) = &map.source {
+                        derived.push((i, *d));
+                    }
+                    read_names.push(target.name.clone());
+                    columns.push(CdmColumn {
+                        required: false,
+                        ..target.clone()
+                    });
+                }
+            }
+        }
+        let mut table = upgrade.stored.clone();
+        let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        table.columns = columns;
+        let stored: Vec<usize> = (0..names.len())
+            .filter(|&i| !policy::is_dropped(&table.name, &names[i]))
             .collect();
-        let person_columns = (0..read_names.len())
-            .filter(|&i| matches!(table.person_rows(), PersonRows::Keyed(c) if c == read_names[i]))
+        let person_columns = (0..names.len())
+            .filter(|&i| matches!(table.person_rows(), PersonRows::Keyed(c) if c == names[i]))
             .collect();
         let schema = TableSchema {
             columns: stored
                 .iter()
                 .map(|&i| {
-                    let c = &table.columns[i];
+                    let map = &upgrade.columns[i];
                     ColumnDef {
-                        name: c.name.clone(),
-                        ty: c.datatype.column_type(),
-                        nullable: !c.required,
+                        name: map.target.name.clone(),
+                        ty: map.target.datatype.column_type(),
+                        nullable: map.nullable(),
                     }
                 })
                 .collect(),
         };
-        Self {
+        Ok(Self {
             file,
-            table: table.clone(),
+            table,
             read_names,
+            derived,
             stored,
             person_columns,
             schema,
-        }
+        })
     }
 
     fn open(&self) -> Result<(SourceReader, Vec<String>)> {
@@ -93,18 +146,25 @@ impl TablePlan {
     }
 }
 
-/// Ingests an OMOP CDM 5.4 extract as a new release of `req.options.dataset`.
+/// Ingests an OMOP CDM 5.3 or 5.4 extract as a new release of `req.options.dataset`, in the
+/// CDM 5.4 shape.
 ///
 /// Either the whole release is committed or nothing is: on any error, files already written
 /// are removed, and if the process dies they are collected by the next ingest of the dataset.
 pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
     let lifecycle = Lifecycle::start(hub, &req.options);
-    let spec = agora_cdm::spec(CdmVersion::V5_4);
     let source = req.options.source.clone();
     let hub_dir = hub.data_dir.clone();
-    let (files, unknown) = tokio::task::spawn_blocking(move || {
+    let forced = req.cdm_version;
+    let (files, unknown, version) = tokio::task::spawn_blocking(move || {
         let extract = ExtractDir::open(&source, &hub_dir)?;
-        discover(&extract, |t| spec.table(t).is_some())
+        let (files, unknown) = discover(&extract, |t| {
+            CdmVersion::ALL
+                .iter()
+                .any(|&v| upgrade::table(v, t).is_some())
+        })?;
+        let version = detect_version(&files, forced)?;
+        Ok::<_, Error>((files, unknown, version))
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
@@ -115,17 +175,32 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
     }
     let mut warnings: Vec<String> = unknown
         .iter()
-        .map(|f| format!("{f}: not a CDM {} table, not ingested", spec.version()))
+        .map(|f| format!("{f}: not a CDM {version} table, not ingested"))
         .collect();
-    let plans: Vec<TablePlan> = files
-        .into_iter()
-        .map(|f| {
-            let table = spec
-                .table(&f.table)
-                .expect("discovered tables are in the spec");
-            TablePlan::new(f, table)
-        })
-        .collect();
+    let mut plans: Vec<TablePlan> = Vec::with_capacity(files.len());
+    for f in files {
+        let Some(upgrade) = upgrade::table(version, &f.table) else {
+            warnings.push(format!(
+                "{}: not a CDM {version} table, not ingested",
+                f.name
+            ));
+            continue;
+        };
+        if upgrade.source_only {
+            warnings.push(format!(
+                "{}: CDM {version} table {} has no CDM {} counterpart, stored as it is",
+                f.name,
+                f.table,
+                upgrade::STORED
+            ));
+        }
+        plans.push(TablePlan::new(f, &upgrade)?);
+    }
+    if plans.is_empty() {
+        return Err(Error::NoInput {
+            path: req.options.source.display().to_string(),
+        });
+    }
 
     // Structural checks on every file before anything is written.
     let has_person = plans.iter().any(|p| p.table.name == "person");
@@ -139,10 +214,8 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
         check_required_columns(plan, &reader)?;
         warnings.extend(extra.iter().map(|c| {
             format!(
-                "{}: {c} is not in CDM {} table {}, not ingested",
-                plan.file.name,
-                spec.version(),
-                plan.table.name
+                "{}: {c} is not in CDM {version} table {}, not ingested",
+                plan.file.name, plan.table.name
             )
         }));
     }
@@ -157,7 +230,9 @@ pub async fn ingest_omop(hub: &Hub, req: OmopIngest) -> Result<IngestReport> {
     let admitted = lifecycle.lock().await?.admit(sources).await?;
     let req = &req;
     admitted
-        .write(|writer| async move { write_release(hub, req, &writer, plans, warnings).await })
+        .write(|writer| async move {
+            write_release(hub, req, &writer, plans, warnings, version).await
+        })
         .await
 }
 
@@ -181,6 +256,7 @@ async fn write_release(
     writer: &ReleaseWriter,
     plans: Vec<TablePlan>,
     warnings: Vec<String>,
+    version: CdmVersion,
 ) -> Result<Staged> {
     let runtime = tokio::runtime::Handle::current();
     let keyer = PersonKeyer::new(&hub.secret);
@@ -228,7 +304,8 @@ async fn write_release(
     };
     Ok(Staged {
         source: SourceInfo {
-            model: "omop-cdm-5.4".into(),
+            model: format!("omop-cdm-{}", upgrade::STORED),
+            converted_from: (version != upgrade::STORED).then(|| format!("omop-cdm-{version}")),
             form: forms.join("+"),
             files: source_files,
         },
@@ -344,6 +421,7 @@ impl Job {
             let batches = read_ahead(scope, reader);
             for batch in batches {
                 let (raw, position) = batch?;
+                let first_row = rows_read + 1;
                 rows_read += raw.len() as u64;
                 let lines = raw.lines.clone();
                 let conformed = conform(raw, &columns, &plan.file.name, &plan.table.name)?;
@@ -352,6 +430,9 @@ impl Job {
                 }
                 let mut typed = conformed.columns;
                 let mut rejects = conformed.rejects;
+                for &(i, derived) in &plan.derived {
+                    typed[i] = derive(derived, first_row, lines.len());
+                }
                 rekey(&lines, &mut typed, &mut rejects)?;
                 let rejected = quarantine.record(
                     &plan.table.name,
@@ -492,6 +573,124 @@ fn rekey_persons(
         columns[col] = Arc::new(Int64Array::from(keyed));
     }
     Ok(())
+}
+
+/// The values of a derived column for `rows` rows, the first being the file's `first_row`.
+fn derive(derived: Derived, first_row: u64, rows: usize) -> ArrayRef {
+    Arc::new(match derived {
+        Derived::Constant(value) => Int64Array::from(vec![value; rows]),
+        Derived::RowNumber => (first_row..first_row + rows as u64)
+            .map(|n| Some(n as i64))
+            .collect(),
+    })
+}
+
+/// A CDM column name that only one version has, found in a file's header.
+struct Telltale {
+    file: String,
+    column: &'static str,
+    version: CdmVersion,
+}
+
+impl Telltale {
+    fn describe(&self) -> String {
+        format!("{} has {} (CDM {})", self.file, self.column, self.version)
+    }
+}
+
+/// The extract's CDM version: `forced` (`--cdm-version`), else `cdm_source.cdm_version`,
+/// else what the columns betray, else 5.4. Columns of the other version than the one
+/// chosen fail the ingest (they would otherwise be dropped), as does a file with columns
+/// of both.
+fn detect_version(files: &[SourceFile], forced: Option<CdmVersion>) -> Result<CdmVersion> {
+    let mut telltales: Vec<Telltale> = Vec::new();
+    for file in files {
+        let candidates = upgrade::telltales(&file.table);
+        if candidates.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = candidates.iter().map(|(n, _)| (*n).to_owned()).collect();
+        let (reader, _) = SourceReader::open(file, &names)?;
+        let found: Vec<Telltale> = candidates
+            .iter()
+            .zip(reader.present())
+            .filter(|(_, present)| *present)
+            .map(|(&(column, version), _)| Telltale {
+                file: file.name.clone(),
+                column,
+                version,
+            })
+            .collect();
+        let of = |v: CdmVersion| found.iter().find(|t| t.version == v);
+        if let (Some(old), Some(new)) = (of(CdmVersion::V5_3), of(CdmVersion::V5_4)) {
+            return Err(Error::CdmVersion {
+                detail: format!(
+                    "{} has {} (CDM 5.3) and {} (CDM 5.4): its columns fit neither version",
+                    file.name, old.column, new.column
+                ),
+            });
+        }
+        telltales.extend(found);
+    }
+    let (chosen, basis) = match forced {
+        Some(v) => (Some(v), "--cdm-version"),
+        None => (declared_version(files)?, "cdm_source.cdm_version"),
+    };
+    let Some(chosen) = chosen else {
+        let of = |v: CdmVersion| telltales.iter().find(|t| t.version == v);
+        return match (of(CdmVersion::V5_3), of(CdmVersion::V5_4)) {
+            (Some(old), Some(new)) => Err(Error::CdmVersion {
+                detail: format!(
+                    "the extract mixes CDM versions: {}, {}",
+                    old.describe(),
+                    new.describe()
+                ),
+            }),
+            (Some(_), None) => Ok(CdmVersion::V5_3),
+            _ => Ok(upgrade::STORED),
+        };
+    };
+    if let Some(other) = telltales.iter().find(|t| t.version != chosen) {
+        return Err(Error::CdmVersion {
+            detail: format!(
+                "{}, but the extract is read as CDM {chosen} ({basis})",
+                other.describe()
+            ),
+        });
+    }
+    Ok(chosen)
+}
+
+/// The version `cdm_source.cdm_version` names (its first non-empty value), if the extract
+/// has one.
+fn declared_version(files: &[SourceFile]) -> Result<Option<CdmVersion>> {
+    let Some(file) = files.iter().find(|f| f.table == "cdm_source") else {
+        return Ok(None);
+    };
+    let (mut reader, _) = SourceReader::open(file, &["cdm_version".to_owned()])?;
+    while let Some(batch) = reader.next_batch()? {
+        let Some(Some(column)) = batch.columns.first() else {
+            return Ok(None);
+        };
+        let Some(texts) = column.as_string_opt::<i32>() else {
+            return Ok(None);
+        };
+        for (row, text) in texts.iter().enumerate() {
+            let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+                continue;
+            };
+            return match CdmVersion::parse(text) {
+                Some(v) => Ok(Some(v)),
+                None => Err(Error::CdmVersion {
+                    detail: format!(
+                        "{}: line {}: cdm_version names no CDM version Agora reads (5.3, 5.4)",
+                        file.name, batch.lines[row]
+                    ),
+                }),
+            };
+        }
+    }
+    Ok(None)
 }
 
 fn progress_bar(file: &SourceFile, total: u64) -> ProgressBar {

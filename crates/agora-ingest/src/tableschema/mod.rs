@@ -658,6 +658,7 @@ async fn write_release(
     Ok(Staged {
         source: SourceInfo {
             model: "tableschema".into(),
+            converted_from: None,
             form: forms.join("+"),
             files,
         },

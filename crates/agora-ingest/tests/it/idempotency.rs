@@ -41,6 +41,7 @@ impl TestHub {
                             allow_duplicate,
                         },
                         identity: IdentitySource::SourceValue,
+                        cdm_version: None,
                     },
                 )
                 .await

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cdm53;
 mod fhir;
 mod fhir_omop;
 mod idempotency;

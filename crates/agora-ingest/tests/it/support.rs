@@ -68,6 +68,18 @@ impl TestHub {
         identity: IdentitySource,
         dry_run: bool,
     ) -> agora_ingest::Result<IngestReport> {
+        self.ingest_version(dataset, source, identity, dry_run, None)
+            .await
+    }
+
+    pub(crate) async fn ingest_version(
+        &self,
+        dataset: &str,
+        source: &Path,
+        identity: IdentitySource,
+        dry_run: bool,
+        cdm_version: Option<agora_cdm::CdmVersion>,
+    ) -> agora_ingest::Result<IngestReport> {
         ingest_omop(
             &self.hub,
             OmopIngest {
@@ -80,6 +92,7 @@ impl TestHub {
                     allow_duplicate: false,
                 },
                 identity,
+                cdm_version,
             },
         )
         .await

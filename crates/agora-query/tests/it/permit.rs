@@ -68,6 +68,7 @@ async fn env() -> Env {
                 allow_duplicate: false,
             },
             identity: IdentitySource::SourceValue,
+            cdm_version: None,
         },
     )
     .await

@@ -29,6 +29,7 @@ pub(crate) async fn hub() -> Env {
             allow_duplicate: false,
         },
         identity: IdentitySource::SourceValue,
+        cdm_version: None,
     })
     .await
     .unwrap();
