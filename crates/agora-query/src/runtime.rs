@@ -30,6 +30,9 @@ fn runtime() -> &'static Runtime {
             .thread_name(THREAD_NAME)
             .thread_stack_size(QUERY_THREAD_STACK)
             .worker_threads(std::thread::available_parallelism().map_or(2, usize::from))
+            // Blocking threads (file reads of the lake) get the same large stack: keep their
+            // number, and so the address space reserved, modest.
+            .max_blocking_threads(64)
             .enable_all()
             .build()
             .expect("the query runtime starts (threads can be spawned)")

@@ -12,15 +12,16 @@
 
 use std::time::{Duration, Instant};
 
-use agora_core::{DataDir, ErrorKind, HasKind};
-use agora_ingest::IngestOptions;
-use agora_ingest::omop::{IdentitySource, OmopIngest};
-use agora_service::{Credential, Front, Hub, QueryLimits, Target};
+use agora_core::{ErrorKind, HasKind};
+use agora_service::{Credential, Front, QueryLimits, Target};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-const FIXTURE: &str = "../../../shared/data/omop/synthea27nj_csv";
+#[path = "it/support.rs"]
+#[allow(dead_code)] // shared with the `it` binary, which uses all of it
+mod support;
+
 const GRACE: Duration = Duration::from_secs(2);
 const MARGIN: u64 = 256 << 20;
 const WORKERS: usize = 2;
@@ -231,24 +232,8 @@ fn statement(rng: &mut StdRng) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_sql_never_kills_the_process_nor_breaks_its_limits() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::new(dir.path().join("hub"));
-    Hub::init(&data).await.unwrap();
-    let hub = Hub::open(&data).await.unwrap();
-    hub.ingest_omop(OmopIngest {
-        options: IngestOptions {
-            dataset: "omop".parse().unwrap(),
-            source: FIXTURE.into(),
-            actor: "fuzz".into(),
-            progress: false,
-            dry_run: false,
-            allow_duplicate: false,
-        },
-        identity: IdentitySource::SourceValue,
-        cdm_version: None,
-    })
-    .await
-    .unwrap();
+    let env = support::hub().await;
+    let hub = env.hub.clone();
     let who = hub
         .query()
         .authenticate(Credential::DataDirectory { user: "fuzz" })

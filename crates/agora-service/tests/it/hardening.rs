@@ -4,7 +4,7 @@
 use agora_core::{ErrorKind, HasKind};
 use agora_service::{Error, Front, QueryLimits};
 
-use crate::service::{Env, hub, operator, release};
+use crate::support::{Env, hub, operator, release};
 
 async fn run(env: &Env, limits: QueryLimits, sql: &str) -> Result<usize, Error> {
     let who = operator(&env.hub).await;

@@ -4,3 +4,4 @@
 
 mod hardening;
 mod service;
+mod support;

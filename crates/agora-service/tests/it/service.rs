@@ -1,54 +1,11 @@
 use std::time::Duration;
 
-use agora_core::{DataDir, ErrorKind, HasKind};
-use agora_ingest::IngestOptions;
-use agora_ingest::omop::{IdentitySource, OmopIngest};
+use agora_core::{ErrorKind, HasKind};
 use agora_service::governance::{AccessOutcome, AccessTarget, NewUser, Role};
 use agora_service::{Credential, Error, Front, Hub, QueryLimits, Target};
 use futures::StreamExt;
 
-const FIXTURE: &str = "../../../shared/data/omop/synthea27nj_csv";
-
-pub(crate) struct Env {
-    _dir: tempfile::TempDir,
-    pub(crate) hub: Hub,
-}
-
-pub(crate) async fn hub() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::new(dir.path().join("hub"));
-    Hub::init(&data).await.unwrap();
-    let hub = Hub::open(&data).await.unwrap();
-    hub.ingest_omop(OmopIngest {
-        options: IngestOptions {
-            dataset: "omop".parse().unwrap(),
-            source: FIXTURE.into(),
-            actor: "test".into(),
-            progress: false,
-            dry_run: false,
-            allow_duplicate: false,
-        },
-        identity: IdentitySource::SourceValue,
-        cdm_version: None,
-    })
-    .await
-    .unwrap();
-    Env { _dir: dir, hub }
-}
-
-pub(crate) fn release(n: Option<i64>) -> Target {
-    Target::Release {
-        dataset: "omop".parse().unwrap(),
-        release: n,
-    }
-}
-
-pub(crate) async fn operator(hub: &Hub) -> agora_service::Authenticated {
-    hub.query()
-        .authenticate(Credential::DataDirectory { user: "tester" })
-        .await
-        .unwrap()
-}
+use crate::support::{hub, operator, release};
 
 /// A researcher with an API token, authenticated through the service.
 async fn researcher(hub: &Hub) -> agora_service::Authenticated {
