@@ -270,21 +270,14 @@ async fn query(dir: &DataDir, args: crate::cli::QueryArgs) -> Result<()> {
     let home = Hub::open(dir).await?;
     let text = args.statement.read()?;
     let Some(who) = agora_auth::resolve_token(&home, args.token.trim()).await? else {
-        bail!(
-            "the token given with --token / AGORA_TOKEN does not authenticate (unknown, revoked or expired, or its user is deactivated)"
-        );
+        bail!(crate::gov::BAD_TOKEN);
     };
     let target = Target::Permit { id: args.permit };
     let session = home
         .query()
         .open(&who, target, Front::Cli, limits(&args.limits))
         .await?;
-    let out = session.sql(&text).await?;
-    let bytes = agora_http::format::render(&out, args.format.into())?;
-    if let Err(e) = std::io::stdout().write_all(&bytes) {
-        crate::stdout_failed(e);
-    }
-    Ok(())
+    print_answer(&session, &text, args.format).await
 }
 
 async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
@@ -299,14 +292,17 @@ async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {
         limits(&args.limits),
     )
     .await?;
-    let out = session
-        .plan(&text)
-        .await?
-        .execute()
-        .await?
-        .collect()
-        .await?;
-    let bytes = agora_http::format::render(&out, args.format.into())?;
+    print_answer(&session, &text, args.format).await
+}
+
+/// Runs one statement of `session` and writes its answer to standard output.
+async fn print_answer(
+    session: &agora_service::QuerySession,
+    text: &str,
+    format: crate::cli::OutputFormat,
+) -> Result<()> {
+    let out = session.sql(text).await?;
+    let bytes = agora_http::format::render(&out, format.into())?;
     if let Err(e) = std::io::stdout().write_all(&bytes) {
         crate::stdout_failed(e);
     }

@@ -27,7 +27,7 @@ use agora_service::Hub;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) home: Arc<Hub>,
-    pub(crate) limits: QueryLimits,
+    limits: QueryLimits,
     /// How clients reach the hub: the base of catalogue IRIs, and an origin of its own pages.
     pub(crate) public_url: Arc<str>,
     /// Per-client-address limit of the endpoints anyone may call (login, opt-out).
@@ -105,6 +105,24 @@ impl AppState {
             public_limiter: Arc::new(RateLimiter::per_minute(options.public_rate_limit)),
             body_timeout: options.body_timeout,
         }
+    }
+
+    /// A query session for the caller on `target`, under the server's query limits.
+    pub(crate) async fn open_session(
+        &self,
+        caller: &Caller,
+        target: Target,
+    ) -> ApiResult<agora_service::QuerySession> {
+        self.home
+            .query()
+            .open(
+                &caller.authenticated,
+                target,
+                Front::Http,
+                self.limits.clone(),
+            )
+            .await
+            .map_err(ApiError::from_error)
     }
 }
 
@@ -777,17 +795,7 @@ async fn run_sql(
         dataset: dataset.clone(),
         release: request.release,
     };
-    let session = state
-        .home
-        .query()
-        .open(
-            &caller.authenticated,
-            target,
-            Front::Http,
-            state.limits.clone(),
-        )
-        .await
-        .map_err(ApiError::from_error)?;
+    let session = state.open_session(&caller, target).await?;
     let release = session.release().map_or(0, |(_, n)| n);
     answer(
         &session,

@@ -22,6 +22,9 @@ pub(crate) mod permits;
 pub(crate) mod projects;
 pub(crate) mod users;
 
+/// The refusal of a `--token` that does not authenticate.
+pub(crate) const BAD_TOKEN: &str = "the token given with --token / AGORA_TOKEN does not authenticate (unknown, revoked or expired, or its user is deactivated)";
+
 /// Who acts, and how to print.
 #[derive(Args)]
 pub(crate) struct AsArgs {
@@ -70,9 +73,7 @@ impl Session {
                     dir.operator_token().display()
                 );
             }
-            bail!(
-                "the token given with --token / AGORA_TOKEN does not authenticate (unknown, revoked or expired, or its user is deactivated)"
-            );
+            bail!(BAD_TOKEN);
         };
         Ok(Self {
             home,

@@ -3,8 +3,8 @@
 //! reviewer, or an operator). Expiry and revocation take effect for the next query. A
 //! permit's schema (what its holder may query) is read through the query service.
 
+use agora_service::Target;
 use agora_service::governance::PermitAmendment;
-use agora_service::{Front, Target};
 use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::openapi::{Doc, Who};
 use super::{Api, Body, Path};
-use crate::http::{ApiError, ApiResult, AppState};
+use crate::http::{ApiResult, AppState};
 
 pub(super) fn routes(api: Api) -> Api {
     api.route(
@@ -158,16 +158,8 @@ async fn schema(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let session = state
-        .home
-        .query()
-        .open(
-            &caller.authenticated,
-            Target::Permit { id: id.clone() },
-            Front::Http,
-            state.limits.clone(),
-        )
-        .await
-        .map_err(ApiError::from_error)?;
+        .open_session(&caller, Target::Permit { id: id.clone() })
+        .await?;
     let tables: Vec<Value> = session
         .table_schemas()
         .iter()
@@ -205,16 +197,8 @@ async fn sql(
 ) -> ApiResult<axum::response::Response> {
     let format = crate::http::answer_format(request.format.as_deref())?;
     let session = state
-        .home
-        .query()
-        .open(
-            &caller.authenticated,
-            Target::Permit { id: id.clone() },
-            Front::Http,
-            state.limits.clone(),
-        )
-        .await
-        .map_err(ApiError::from_error)?;
+        .open_session(&caller, Target::Permit { id: id.clone() })
+        .await?;
     crate::http::answer(&session, &request.sql, format, json!({ "permit_id": id })).await
 }
 
