@@ -68,8 +68,9 @@ pub use deadlines::{
 pub use error::{Error, Result};
 pub use optout::{OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut};
 pub use permits::{
-    DatasetScope, DisclosureProfile, OutputPolicy, PERMIT_SCHEMA, Permit, PermitAmendment,
-    PermitGrant, PermitStatus, PermitTerms, PermitVersion, ReleaseSelector, RowFilter, TableScope,
+    DatasetScope, DisclosureProfile, DisclosureRules, DpPolicy, OutputPolicy, PERMIT_SCHEMA,
+    Permit, PermitAmendment, PermitGrant, PermitStatus, PermitTerms, PermitVersion,
+    ReleaseSelector, RowFilter, TableScope,
 };
 pub use projects::{
     Application, ApplicationEvent, ApplicationForm, ApplicationState, DateRange, EventKind,

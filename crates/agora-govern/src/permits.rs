@@ -37,42 +37,270 @@ use crate::{Error, MetaStore, Principal, Result, Role, random_id};
 /// The `schema` value of every permit document.
 pub const PERMIT_SCHEMA: &str = "agora/data-permit/v1";
 
-/// Disclosure-control rules applied to outputs (implemented by the output-control layer).
+/// The disclosure-control profile a permit's aggregate outputs pass (applied by the query
+/// service's output step; see `agora-service`'s `output` module for what each rule does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DisclosureProfile {
-    /// Every released cell backed by at least `k` distinct persons (SNDS default k = 10).
-    KAnonymity,
-    /// OpenSAFELY: counts ≤ 7 redacted, others rounded to the nearest 5.
+    /// SNDS: every released cell backed by at least `k` distinct persons (k ≥ 10, default
+    /// 10). Stored permits written before the profiles were named say `k_anonymity`.
+    #[serde(alias = "k_anonymity")]
+    Snds,
+    /// OpenSAFELY: counts ≤ 7 redacted (cells of fewer than 8 persons withheld), other
+    /// counts rounded to the nearest 5.
     Opensafely,
-    /// OHDSI: counts below 5 suppressed.
+    /// OHDSI: cells of fewer than 5 persons suppressed.
     Ohdsi,
+    /// The permit's own `k`, `rounding` and `dominance_percent`.
+    Custom,
 }
 
-/// What may leave the workspace, and under which rule.
+impl DisclosureProfile {
+    /// The name used in permits and explanations (`snds`, `opensafely`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisclosureProfile::Snds => "snds",
+            DisclosureProfile::Opensafely => "opensafely",
+            DisclosureProfile::Ohdsi => "ohdsi",
+            DisclosureProfile::Custom => "custom",
+        }
+    }
+
+    /// The smallest `k` the profile allows, and its default.
+    fn min_k(self) -> u32 {
+        match self {
+            DisclosureProfile::Snds => 10,
+            DisclosureProfile::Opensafely => 8,
+            DisclosureProfile::Ohdsi => 5,
+            DisclosureProfile::Custom => 2,
+        }
+    }
+}
+
+/// Differential privacy for a permit's aggregates: noise on every released count and sum,
+/// drawn against the project's budget.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DpPolicy {
+    /// The project's total epsilon; queries are refused once it is spent.
+    pub epsilon_budget: f64,
+    /// Epsilon one query spends (split across its noisy columns); default a tenth of the
+    /// budget.
+    #[serde(default)]
+    pub epsilon_per_query: Option<f64>,
+    /// 0 (the default): Laplace noise, pure ε-DP. Above 0: Gaussian noise, (ε, δ)-DP, with
+    /// this δ per query (and the same δ spent from `delta_budget`).
+    #[serde(default)]
+    pub delta: f64,
+    /// Each person counts at most this many rows in a group (default 1), which bounds the
+    /// sensitivity of counts and sums.
+    #[serde(default)]
+    pub max_rows_per_person: Option<u32>,
+    /// Values summed are clamped to `[-sum_bound, sum_bound]` (default 1000).
+    #[serde(default)]
+    pub sum_bound: Option<f64>,
+}
+
+impl DpPolicy {
+    /// Epsilon one query spends.
+    pub fn query_epsilon(&self) -> f64 {
+        self.epsilon_per_query.unwrap_or(self.epsilon_budget / 10.0)
+    }
+
+    /// Rows of one person a group may count.
+    pub fn rows_per_person(&self) -> u32 {
+        self.max_rows_per_person.unwrap_or(1)
+    }
+
+    /// The clamp applied to every summed value.
+    pub fn clamp(&self) -> f64 {
+        self.sum_bound.unwrap_or(1000.0)
+    }
+}
+
+/// What may leave the workspace, and under which rule: aggregates over persons only, each
+/// released cell checked against the disclosure profile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "OutputPolicyDocument")]
 pub struct OutputPolicy {
     /// The disclosure-control rule outputs must pass.
     pub profile: DisclosureProfile,
-    /// Minimum number of distinct persons behind a released cell under
-    /// [`DisclosureProfile::KAnonymity`] (default 10).
-    #[serde(default = "default_k")]
-    pub k: u32,
-    /// Total differential-privacy budget (epsilon) of the project, if DP outputs are used.
+    /// Minimum number of distinct persons behind a released cell; `None`: the profile's
+    /// (snds 10, opensafely 8, ohdsi 5). Never below the profile's. Required for `custom`.
     #[serde(default)]
-    pub dp_epsilon_budget: Option<f64>,
+    pub k: Option<u32>,
+    /// `custom`: counts are rounded to the nearest multiple (opensafely: 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding: Option<u32>,
+    /// `custom`: a cell whose largest single contribution to a sum exceeds this share (in
+    /// percent) of the cell's total is suppressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominance_percent: Option<f64>,
+    /// Whether exported files wait for a reviewer; `None`: the profile's (snds and
+    /// opensafely: yes, ohdsi: no, custom: yes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_review: Option<bool>,
+    /// Differential privacy on released counts and sums, if the permit uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<DpPolicy>,
 }
 
-fn default_k() -> u32 {
-    10
+/// The rules an output policy comes to, with the profile's defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DisclosureRules {
+    /// The profile, for explanations.
+    pub profile: DisclosureProfile,
+    /// Cells backed by fewer distinct persons are withheld.
+    pub k: u32,
+    /// Counts are rounded to the nearest multiple of this (1: not rounded).
+    pub rounding: u32,
+    /// Dominance rule for sums, in percent.
+    pub dominance_percent: Option<f64>,
+    /// Exports wait for a reviewer.
+    pub export_review: bool,
+    /// Differential privacy.
+    pub dp: Option<DpPolicy>,
+}
+
+impl OutputPolicy {
+    /// The rules this policy applies.
+    pub fn rules(&self) -> DisclosureRules {
+        let profile = self.profile;
+        let custom = profile == DisclosureProfile::Custom;
+        DisclosureRules {
+            profile,
+            k: self.k.unwrap_or(profile.min_k()).max(profile.min_k()),
+            rounding: match profile {
+                DisclosureProfile::Opensafely => 5,
+                DisclosureProfile::Custom => self.rounding.unwrap_or(1).max(1),
+                _ => 1,
+            },
+            dominance_percent: if custom { self.dominance_percent } else { None },
+            export_review: self
+                .export_review
+                .unwrap_or(profile != DisclosureProfile::Ohdsi),
+            dp: self.dp,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let profile = self.profile;
+        if let Some(k) = self.k {
+            if k < profile.min_k() || k > 1_000_000 {
+                return Err(invalid(format!(
+                    "output policy: k must be between {} and 1000000 under profile {}",
+                    profile.min_k(),
+                    profile.as_str()
+                )));
+            }
+        } else if profile == DisclosureProfile::Custom {
+            return Err(invalid("output policy: the custom profile needs k"));
+        }
+        if profile != DisclosureProfile::Custom
+            && (self.rounding.is_some() || self.dominance_percent.is_some())
+        {
+            return Err(invalid(
+                "output policy: rounding and dominance_percent are set by the profile; use \
+                 the custom profile to choose them",
+            ));
+        }
+        if let Some(base) = self.rounding
+            && !(1..=1000).contains(&base)
+        {
+            return Err(invalid(
+                "output policy: rounding must be between 1 and 1000",
+            ));
+        }
+        if let Some(p) = self.dominance_percent
+            && !(p.is_finite() && p > 0.0 && p <= 100.0)
+        {
+            return Err(invalid(
+                "output policy: dominance_percent must be above 0 and at most 100",
+            ));
+        }
+        if let Some(dp) = &self.dp {
+            let positive = |x: f64| x.is_finite() && x > 0.0;
+            if !positive(dp.epsilon_budget) {
+                return Err(invalid(
+                    "output policy: the epsilon budget must be a positive number",
+                ));
+            }
+            if let Some(eps) = dp.epsilon_per_query
+                && !(positive(eps) && eps <= dp.epsilon_budget)
+            {
+                return Err(invalid(
+                    "output policy: epsilon_per_query must be positive and at most the budget",
+                ));
+            }
+            if !(dp.delta.is_finite() && (0.0..1e-3).contains(&dp.delta)) {
+                return Err(invalid(
+                    "output policy: delta must be at least 0 and below 0.001",
+                ));
+            }
+            if dp.max_rows_per_person == Some(0) || dp.max_rows_per_person > Some(1000) {
+                return Err(invalid(
+                    "output policy: max_rows_per_person must be between 1 and 1000",
+                ));
+            }
+            if let Some(b) = dp.sum_bound
+                && !positive(b)
+            {
+                return Err(invalid(
+                    "output policy: sum_bound must be a positive number",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stored form, which also reads permits written before differential privacy had its
+/// own section (`dp_epsilon_budget`).
+#[derive(Deserialize)]
+struct OutputPolicyDocument {
+    profile: DisclosureProfile,
+    #[serde(default)]
+    k: Option<u32>,
+    #[serde(default)]
+    rounding: Option<u32>,
+    #[serde(default)]
+    dominance_percent: Option<f64>,
+    #[serde(default)]
+    export_review: Option<bool>,
+    #[serde(default)]
+    dp: Option<DpPolicy>,
+    #[serde(default)]
+    dp_epsilon_budget: Option<f64>,
+}
+
+impl From<OutputPolicyDocument> for OutputPolicy {
+    fn from(d: OutputPolicyDocument) -> Self {
+        let legacy = d.dp_epsilon_budget.map(|epsilon_budget| DpPolicy {
+            epsilon_budget,
+            epsilon_per_query: None,
+            delta: 0.0,
+            max_rows_per_person: None,
+            sum_bound: None,
+        });
+        OutputPolicy {
+            profile: d.profile,
+            k: d.k,
+            rounding: d.rounding,
+            dominance_percent: d.dominance_percent,
+            export_review: d.export_review,
+            dp: d.dp.or(legacy),
+        }
+    }
 }
 
 impl Default for OutputPolicy {
     fn default() -> Self {
         Self {
-            profile: DisclosureProfile::KAnonymity,
-            k: default_k(),
-            dp_epsilon_budget: None,
+            profile: DisclosureProfile::Snds,
+            k: None,
+            rounding: None,
+            dominance_percent: None,
+            export_review: None,
+            dp: None,
         }
     }
 }
@@ -1098,17 +1326,7 @@ impl MetaStore {
         if terms.expires_at.year() > 9999 {
             return Err(invalid("the permit's expiry is too far in the future"));
         }
-        let o = &terms.output;
-        if o.k == 0 || o.k > 1_000_000 {
-            return Err(invalid("output policy: k must be between 1 and 1000000"));
-        }
-        if let Some(eps) = o.dp_epsilon_budget
-            && !(eps.is_finite() && eps > 0.0)
-        {
-            return Err(invalid(
-                "output policy: the epsilon budget must be a positive number",
-            ));
-        }
+        terms.output.validate()?;
         Ok(())
     }
 }
@@ -1244,8 +1462,9 @@ mod tests {
             json["datasets"][0]["tables"][0]["row_filters"][0]["kind"],
             "age_range"
         );
-        assert_eq!(json["output"]["profile"], "k_anonymity");
-        assert_eq!(json["output"]["k"], 10);
+        assert_eq!(json["output"]["profile"], "snds");
+        assert_eq!(json["output"].get("k"), Some(&serde_json::Value::Null));
+        assert_eq!(OutputPolicy::default().rules().k, 10);
         assert_eq!(json["expires_at"], "2027-01-01T00:00:00Z");
         let back: PermitTerms = serde_json::from_value(json).unwrap();
         assert_eq!(back, terms);

@@ -74,10 +74,20 @@ pub(crate) fn print_permit(p: &Permit) {
             out!("    {}: {}{filters}", t.table, t.columns.join(", "));
         }
     }
+    let rules = p.terms.output.rules();
     out!(
-        "  output:    {:?}, k = {}",
-        p.terms.output.profile,
-        p.terms.output.k
+        "  output:    aggregates, profile {} (k = {}{}{})",
+        rules.profile.as_str(),
+        rules.k,
+        if rules.rounding > 1 {
+            format!(", counts rounded to {}", rules.rounding)
+        } else {
+            String::new()
+        },
+        match rules.dp {
+            Some(dp) => format!(", differential privacy: budget ε = {}", dp.epsilon_budget),
+            None => String::new(),
+        }
     );
     if let Some(r) = &p.revoked_at {
         out!(

@@ -758,7 +758,7 @@ fn every_endpoint_as_every_role() {
                 (
                     format!("{}/amendments", permit(&active_permits[i])),
                     Some(
-                        json!({"reason": "fewer members", "output": {"profile": "k_anonymity", "k": 11}}),
+                        json!({"reason": "fewer members", "output": {"profile": "snds", "k": 11}}),
                     ),
                 )
             }),

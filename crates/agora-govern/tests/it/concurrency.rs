@@ -121,7 +121,7 @@ async fn concurrent_amendments_do_not_overwrite_each_other() {
             let permit = permit.clone();
             tasks.push(tokio::spawn(async move {
                 let output = agora_govern::OutputPolicy {
-                    k,
+                    k: Some(k),
                     ..Default::default()
                 };
                 barrier.wait().await;

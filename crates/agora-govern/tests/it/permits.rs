@@ -33,8 +33,15 @@ async fn approval_issues_a_machine_readable_permit_that_takes_effect_at_activati
             .push(claims_scope(ReleaseSelector::LatestAtActivation));
         g.output = OutputPolicy {
             profile: DisclosureProfile::Opensafely,
-            k: 10,
-            dp_epsilon_budget: Some(1.5),
+            k: Some(10),
+            dp: Some(agora_govern::DpPolicy {
+                epsilon_budget: 1.5,
+                epsilon_per_query: None,
+                delta: 0.0,
+                max_rows_per_person: None,
+                sum_bound: None,
+            }),
+            ..Default::default()
         };
         let permit = h.approve_application(&h.rev1, &id, g, None).await.unwrap();
         assert_eq!(permit.schema, PERMIT_SCHEMA);
@@ -58,7 +65,7 @@ async fn approval_issues_a_machine_readable_permit_that_takes_effect_at_activati
         assert_eq!(json["members"][1], "bob");
         assert_eq!(json["datasets"][1]["release"], "latest_at_activation");
         assert_eq!(json["output"]["profile"], "opensafely");
-        assert_eq!(json["output"]["dp_epsilon_budget"], 1.5);
+        assert_eq!(json["output"]["dp"]["epsilon_budget"], 1.5);
         let back: agora_govern::Permit = serde_json::from_value(json).unwrap();
         assert_eq!(back, permit);
 
@@ -369,10 +376,25 @@ async fn permit_terms_are_validated() {
         g.expires_at = Some(h.env.now() - TimeDelta::days(1));
         bad.push(g);
         let mut g = grant();
-        g.output.k = 0;
+        g.output.k = Some(0);
         bad.push(g);
         let mut g = grant();
-        g.output.dp_epsilon_budget = Some(f64::NAN);
+        g.output.k = Some(9);
+        bad.push(g);
+        let mut g = grant();
+        g.output.rounding = Some(5);
+        bad.push(g);
+        let mut g = grant();
+        g.output.profile = DisclosureProfile::Custom;
+        bad.push(g);
+        let mut g = grant();
+        g.output.dp = Some(agora_govern::DpPolicy {
+            epsilon_budget: f64::NAN,
+            epsilon_per_query: None,
+            delta: 0.0,
+            max_rows_per_person: None,
+            sum_bound: None,
+        });
         bad.push(g);
         let mut g = grant();
         g.datasets.clear();

@@ -555,12 +555,45 @@ pub(super) fn all() -> Value {
         object(
             &[(
                 "profile",
-                enumeration(&["k_anonymity", "opensafely", "ohdsi"]),
+                enumeration(&["snds", "opensafely", "ohdsi", "custom"]),
             )],
             &[
-                ("k", json!({"type": "integer", "minimum": 1, "default": 10})),
+                ("k", nullable(json!({"type": "integer", "minimum": 2}))),
                 (
-                    "dp_epsilon_budget",
+                    "rounding",
+                    nullable(json!({"type": "integer", "minimum": 1})),
+                ),
+                (
+                    "dominance_percent",
+                    nullable(json!({"type": "number", "exclusiveMinimum": 0, "maximum": 100})),
+                ),
+                ("export_review", nullable(json!({"type": "boolean"}))),
+                ("dp", nullable(r("DpPolicy"))),
+            ],
+        ),
+    );
+    m.insert(
+        "DpPolicy".into(),
+        object(
+            &[(
+                "epsilon_budget",
+                json!({"type": "number", "exclusiveMinimum": 0}),
+            )],
+            &[
+                (
+                    "epsilon_per_query",
+                    nullable(json!({"type": "number", "exclusiveMinimum": 0})),
+                ),
+                (
+                    "delta",
+                    json!({"type": "number", "minimum": 0, "default": 0}),
+                ),
+                (
+                    "max_rows_per_person",
+                    nullable(json!({"type": "integer", "minimum": 1})),
+                ),
+                (
+                    "sum_bound",
                     nullable(json!({"type": "number", "exclusiveMinimum": 0})),
                 ),
             ],
