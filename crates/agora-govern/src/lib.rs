@@ -19,7 +19,9 @@
 //!   permits;
 //! * the **citizen opt-out registry** ([`optout`]): hub person keys only, for a query-time
 //!   anti-join ([`MetaStore::opted_out_keys`]);
-//! * operator-written **catalogue metadata** per dataset ([`catalogue`]).
+//! * operator-written **catalogue metadata** per dataset ([`catalogue`]);
+//! * **export requests** ([`exports`]): result files a researcher asks to take out, their
+//!   content hash and every decision on them.
 //!
 //! Everything public is also re-exported at the crate root.
 //!
@@ -49,6 +51,7 @@ mod clock;
 mod config;
 pub mod deadlines;
 mod error;
+pub mod exports;
 mod migrate;
 pub mod optout;
 pub mod permits;
@@ -66,6 +69,10 @@ pub use deadlines::{
     Deadlines, Period, Step, StepDeadline, add_period, add_working_days, is_working_day,
 };
 pub use error::{Error, Result};
+pub use exports::{
+    ExportDecision, ExportEvent, ExportEventKind, ExportFormat, ExportRequest, ExportStatus,
+    NewExport,
+};
 pub use optout::{OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut};
 pub use permits::{
     DatasetScope, DisclosureProfile, DisclosureRules, DpPolicy, OutputPolicy, PERMIT_SCHEMA,

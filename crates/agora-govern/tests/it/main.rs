@@ -4,6 +4,7 @@
 mod accounts;
 mod catalogue;
 mod concurrency;
+mod exports;
 mod migration;
 mod optout;
 mod permits;
