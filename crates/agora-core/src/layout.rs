@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 ///   keys/operator.token  the local operator's API token (0600)
 ///   locks/           advisory locks held by running ingests
 ///   views/           operator-added SQL-on-FHIR ViewDefinitions (`agora views add`)
+///   exports/         result files researchers asked to take out (`exp_<id>.csv`, 0600)
 /// ```
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -93,6 +94,12 @@ impl DataDir {
     /// Operator-added SQL-on-FHIR ViewDefinitions, applied at every FHIR ingest.
     pub fn views(&self) -> PathBuf {
         self.root.join("views")
+    }
+
+    /// Result files of export requests, one per request, named after its id; created on
+    /// first use (owner only).
+    pub fn exports(&self) -> PathBuf {
+        self.root.join("exports")
     }
 
     /// Derived facts about immutable releases (quality profiles), recomputable at any time.

@@ -25,6 +25,7 @@ use agora_quality::QualityProfile;
 
 use crate::access::StoreAccessLog;
 use crate::catalogue::CatalogueEntry;
+use crate::exports::Exports;
 use crate::governance::Governance;
 use crate::profiles::Profiles;
 use crate::query::{Front, QueryService, Target};
@@ -39,6 +40,7 @@ pub struct Hub {
     secret: HubSecret,
     query: QueryService,
     governance: Governance,
+    exports: Exports,
     pub(crate) profiles: Profiles,
 }
 
@@ -93,9 +95,11 @@ impl Hub {
         let meta = MetaStore::open(&dir.meta_url()).await?;
         let lake = Lake::open_local(dir.lake())?;
         let access = Arc::new(StoreAccessLog::new(meta.clone()));
+        let query = QueryService::new(meta.clone(), lake.clone(), access, dir.spill());
         Ok(Self {
             dir: dir.clone(),
-            query: QueryService::new(meta.clone(), lake.clone(), access, dir.spill()),
+            exports: Exports::new(query.clone(), meta.clone(), dir.exports()),
+            query,
             governance: Governance::new(meta.clone(), PersonKeyer::new(&secret)),
             lake,
             meta,
@@ -118,6 +122,12 @@ impl Hub {
     /// catalogue descriptions). Each takes the caller's principal and decides itself.
     pub fn governance(&self) -> &Governance {
         &self.governance
+    }
+
+    /// Export requests: result files researchers take out through a permit (the statement
+    /// runs through the query service), their review and download.
+    pub fn exports(&self) -> &Exports {
+        &self.exports
     }
 
     fn ingest_target(&self) -> agora_ingest::Hub {

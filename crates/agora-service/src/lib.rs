@@ -44,6 +44,7 @@
 pub mod access;
 pub mod catalogue;
 mod error;
+pub mod exports;
 pub mod governance;
 mod hub;
 mod output;
