@@ -107,6 +107,11 @@ impl AppState {
         }
     }
 
+    /// The server's query limits (for statements the service runs on a caller's behalf).
+    pub(crate) fn query_limits(&self) -> QueryLimits {
+        self.limits.clone()
+    }
+
     /// A query session for the caller on `target`, under the server's query limits.
     pub(crate) async fn open_session(
         &self,

@@ -1,5 +1,5 @@
-//! The governance API: accounts, project applications, permits, the public registry and
-//! the citizen opt-out, over HTTP. Every endpoint is registered through [`Api`], which
+//! The governance API: accounts, project applications, permits, export requests, the public
+//! registry and the citizen opt-out, over HTTP. Every endpoint is registered through [`Api`], which
 //! records its OpenAPI description beside the route, so the served document
 //! (`GET /api/v1/openapi.json`) lists exactly the routes the server answers.
 //!
@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::http::{ApiError, AppState};
 
 pub(crate) mod auth;
+mod exports;
 pub(crate) mod limit;
 pub(crate) mod openapi;
 mod optout;
@@ -93,6 +94,7 @@ pub(crate) fn governance(api: Api) -> Api {
     let api = users::routes(api);
     let api = projects::routes(api);
     let api = permits::routes(api);
+    let api = exports::routes(api);
     let api = registry::routes(api);
     optout::routes(api)
 }

@@ -35,6 +35,8 @@ pub(crate) enum Who {
     ApplicantOrOperator,
     /// A member of the permit's project, while the permit is usable.
     PermitHolder,
+    /// A reviewer who is neither an applicant nor a member of the export's project.
+    ExportReviewer,
 }
 
 impl Who {
@@ -85,6 +87,11 @@ impl Who {
                  so the answer does not say which permits exist."
                     .into()
             }
+            Who::ExportReviewer => {
+                "A reviewer who is neither an applicant nor a permit member of the export's \
+                 project; others who may see the export get 403, the rest 404."
+                    .into()
+            }
         }
     }
 }
@@ -101,6 +108,7 @@ pub(crate) struct Doc {
     ok: (u16, &'static str),
     errors: Vec<u16>,
     query: Vec<(&'static str, &'static str)>,
+    media: &'static str,
 }
 
 impl Doc {
@@ -115,7 +123,14 @@ impl Doc {
             ok: (200, "Error"),
             errors: Vec::new(),
             query: Vec::new(),
+            media: "application/json",
         }
+    }
+
+    /// The success answer's media type, when not JSON.
+    pub(crate) fn media(mut self, media: &'static str) -> Self {
+        self.media = media;
+        self
     }
 
     pub(crate) fn tag(mut self, tag: &'static str) -> Self {
@@ -208,7 +223,7 @@ impl Doc {
             status.to_string(),
             json!({
                 "description": if status == 201 { "Created" } else { "OK" },
-                "content": {"application/json": {"schema": schema_ref(schema)}},
+                "content": {(self.media): {"schema": schema_ref(schema)}},
             }),
         );
         for e in errors {
@@ -255,7 +270,10 @@ fn path_params(path: &str) -> Vec<&str> {
 
 fn param_description(name: &str) -> &'static str {
     match name {
-        "id" => "The object's id (user id, project id `app_...`, permit id `pmt_...`).",
+        "id" => {
+            "The object's id (user id, project id `app_...`, permit id `pmt_...`, export id \
+             `exp_...`)."
+        }
         "name" => "A dataset name.",
         "number" => "A release number.",
         "token_id" => "An API token's id (`tok_...`).",
@@ -304,6 +322,7 @@ pub(crate) fn document(ops: &[(Method, &'static str, Doc)]) -> Value {
             {"name": "users", "description": "Accounts, roles, passwords, API tokens"},
             {"name": "projects", "description": "Project applications and their review"},
             {"name": "permits", "description": "Data permits: the single source of truth for access"},
+            {"name": "exports", "description": "Export requests: result files taken out under a permit, reviewed, hashed"},
             {"name": "registry", "description": "The public project registry"},
             {"name": "optout", "description": "The citizen opt-out registry"},
             {"name": "datasets", "description": "Datasets, releases, quality, operator SQL"},

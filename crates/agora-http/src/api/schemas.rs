@@ -732,6 +732,78 @@ pub(super) fn all() -> Value {
     );
     m.insert("RevokeRequest".into(), object(&[("reason", string())], &[]));
     m.insert(
+        "ExportStatus".into(),
+        enumeration(&["pending_review", "approved", "rejected"]),
+    );
+    m.insert(
+        "ExportRequestBody".into(),
+        object(&[("sql", string())], &[]),
+    );
+    m.insert(
+        "ExportDecisionRequest".into(),
+        object(
+            &[
+                ("decision", enumeration(&["approve", "reject"])),
+                ("reason", string()),
+            ],
+            &[],
+        ),
+    );
+    m.insert(
+        "ExportEvent".into(),
+        object(
+            &[
+                ("at", datetime()),
+                ("actor", string()),
+                (
+                    "kind",
+                    enumeration(&["requested", "approved", "rejected", "downloaded"]),
+                ),
+                ("status", r("ExportStatus")),
+                ("reason", nullable(string())),
+            ],
+            &[],
+        ),
+    );
+    m.insert(
+        "ExportRequest".into(),
+        object(
+            &[
+                ("id", string()),
+                ("permit_id", string()),
+                ("permit_version", integer()),
+                ("project_id", string()),
+                ("requested_by", string()),
+                ("requested_at", datetime()),
+                ("statement", string()),
+                ("format", enumeration(&["csv"])),
+                ("rows", integer()),
+                ("bytes", integer()),
+                (
+                    "sha256",
+                    json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+                ),
+                ("status", r("ExportStatus")),
+                ("decided_by", nullable(string())),
+                ("decided_at", nullable(datetime())),
+                ("reason", nullable(string())),
+                ("history", array(r("ExportEvent"))),
+            ],
+            &[],
+        ),
+    );
+    m.insert(
+        "ExportList".into(),
+        object(&[("exports", array(r("ExportRequest")))], &[]),
+    );
+    m.insert(
+        "ExportFile".into(),
+        json!({
+            "description": "The CSV file (UTF-8, header row) as exported, sent as an attachment; its SHA-256 is in the `X-Content-SHA256` header.",
+            "type": "string",
+        }),
+    );
+    m.insert(
         "RegistryDataset".into(),
         object(
             &[
