@@ -82,23 +82,28 @@ impl PersonTables {
 enum Carry {
     /// Data.
     Data,
-    /// A person key, as stored (a permitted `person_id`).
-    Person,
+    /// A person key, as stored (a permitted `person_id`): the same value as person tag `.0`.
+    Person(u32),
     /// A value computed from a person key.
     Derived,
-    /// Hidden: the person each row belongs to.
-    PersonTag,
+    /// Hidden: the person each row belongs to (tags with the same number hold the same
+    /// person on every row).
+    PersonTag(u32),
     /// Hidden: the fewest distinct persons behind any group this row was aggregated from.
     CountTag,
 }
 
 impl Carry {
     fn is_tag(self) -> bool {
-        matches!(self, Carry::PersonTag | Carry::CountTag)
+        matches!(self, Carry::PersonTag(_) | Carry::CountTag)
     }
 
     fn is_person(self) -> bool {
-        matches!(self, Carry::Person | Carry::Derived)
+        matches!(self, Carry::Person(_) | Carry::Derived)
+    }
+
+    fn is_key(self) -> bool {
+        matches!(self, Carry::Person(_))
     }
 }
 
@@ -368,6 +373,11 @@ struct Rewriter<'a> {
 }
 
 impl Rewriter<'_> {
+    fn tag_id(&mut self) -> u32 {
+        self.next += 1;
+        self.next as u32
+    }
+
     fn fresh(&mut self, prefix: &str) -> String {
         self.next += 1;
         format!("__agora_{prefix}{}", self.next)
@@ -464,11 +474,30 @@ impl Rewriter<'_> {
             hidden_index.insert(key, i);
             i
         };
+        // The statement's own COUNT(DISTINCT person_id) already is a tag's count: reuse it.
+        let counted_by_statement = |t: usize| {
+            let Carry::PersonTag(id) = input.carry[t] else {
+                return None;
+            };
+            agg.aggr_expr.iter().position(|e| match strip(e) {
+                Expr::AggregateFunction(f) => {
+                    f.func.name() == "count"
+                        && f.params.distinct
+                        && f.params.filter.is_none()
+                        && f.params.args.len() == 1
+                        && input.carry_of(&f.params.args[0]) == Carry::Person(id)
+                }
+                _ => false,
+            })
+        };
         let group_hidden: Vec<usize> = tags
             .iter()
-            .map(|&t| {
-                let e = persons_behind(&input, t, None);
-                add_hidden(e, &mut hidden, self)
+            .map(|&t| match counted_by_statement(t) {
+                Some(j) => first_cell + j,
+                None => {
+                    let e = persons_behind(&input, t, None);
+                    add_hidden(e, &mut hidden, self)
+                }
             })
             .collect();
 
@@ -506,11 +535,23 @@ impl Rewriter<'_> {
                     None => present,
                 });
             }
+            // A cell over a tag's own person key, unfiltered, rests on the group's persons.
+            let over_key = |t: usize| {
+                f.params.filter.is_none()
+                    && matches!(
+                        (input.carry[t], f.params.args.first().map(|a| input.carry_of(a))),
+                        (Carry::PersonTag(id), Some(Carry::Person(key))) if id == key
+                    )
+            };
             let hidden_cols = match condition {
                 None => group_hidden.clone(),
                 Some(c) => tags
                     .iter()
-                    .map(|&t| {
+                    .zip(&group_hidden)
+                    .map(|(&t, &group)| {
+                        if over_key(t) {
+                            return group;
+                        }
                         let e = persons_behind(&input, t, Some(c.clone()));
                         add_hidden(e, &mut hidden, self)
                     })
@@ -585,11 +626,12 @@ impl Rewriter<'_> {
                 let n = schema.fields().len();
                 let mut exprs = Vec::with_capacity(n);
                 let mut carry = Vec::with_capacity(n);
+                let id = self.tag_id();
                 for i in 0..n - 1 {
                     let (q, f) = schema.qualified_field(i);
                     exprs.push(Expr::Column(Column::from((q, f))));
                     carry.push(if *f.name() == table.key {
-                        Carry::Person
+                        Carry::Person(id)
                     } else {
                         Carry::Data
                     });
@@ -598,7 +640,7 @@ impl Rewriter<'_> {
                     Expr::Column(Column::from(schema.qualified_field(n - 1)))
                         .alias(self.fresh("p")),
                 );
-                carry.push(Carry::PersonTag);
+                carry.push(Carry::PersonTag(id));
                 let plan = Projection::try_new(exprs, Arc::new(tagged)).map_err(df)?;
                 Ok(Rel {
                     plan: LogicalPlan::Projection(plan),
@@ -636,9 +678,24 @@ impl Rewriter<'_> {
             LogicalPlan::Join(join) => {
                 let left = self.tag(&join.left)?;
                 let right = self.tag(&join.right)?;
+                // Rows joined on equal person keys belong to one person: one tag is enough
+                // (the side whose rows are always there keeps its tag).
+                let (mut left_carry, mut right_carry) = (left.carry.clone(), right.carry.clone());
+                for (l, r) in &join.on {
+                    let (Carry::Person(a), Carry::Person(b)) =
+                        (left.carry_of(l), right.carry_of(r))
+                    else {
+                        continue;
+                    };
+                    match join.join_type {
+                        JoinType::Inner | JoinType::Left => merge_tag(&mut right_carry, b, a),
+                        JoinType::Right => merge_tag(&mut left_carry, a, b),
+                        _ => {}
+                    }
+                }
                 let carry = match join.join_type {
                     JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
-                        [left.carry.as_slice(), right.carry.as_slice()].concat()
+                        [left_carry.as_slice(), right_carry.as_slice()].concat()
                     }
                     JoinType::LeftSemi | JoinType::LeftAnti => left.carry.clone(),
                     JoinType::RightSemi | JoinType::RightAnti => right.carry.clone(),
@@ -666,7 +723,7 @@ impl Rewriter<'_> {
                 if !on
                     .on_expr
                     .iter()
-                    .any(|e| input.carry_of(e) == Carry::Person)
+                    .any(|e| input.carry_of(e).is_key())
                 {
                     return Err(refuse(format!(
                         "DISTINCT ON {}",
@@ -702,7 +759,7 @@ impl Rewriter<'_> {
                             params
                                 .partition_by
                                 .iter()
-                                .any(|p| input.carry_of(p) == Carry::Person)
+                                .any(|p| input.carry_of(p).is_key())
                         }
                         _ => false,
                     };
@@ -743,7 +800,7 @@ impl Rewriter<'_> {
         let per_person = !grouping_sets
             && group_exprs
                 .iter()
-                .any(|e| input.carry_of(e) == Carry::Person);
+                .any(|e| input.carry_of(e).is_key());
         let mut carry: Vec<Carry> = group_exprs.iter().map(|e| input.carry_of(e)).collect();
         if grouping_sets {
             carry.push(Carry::Data);
@@ -770,11 +827,11 @@ impl Rewriter<'_> {
         for t in input.tags().collect::<Vec<_>>() {
             let tag = input.column(t);
             let (expr, kind) = match input.carry[t] {
-                Carry::PersonTag if per_person => (min(tag), Carry::PersonTag),
-                Carry::PersonTag => (count_distinct(tag), Carry::CountTag),
+                Carry::PersonTag(id) if per_person => (min(tag), Carry::PersonTag(id)),
+                Carry::PersonTag(_) => (count_distinct(tag), Carry::CountTag),
                 _ => (min(tag), Carry::CountTag),
             };
-            let prefix = if kind == Carry::PersonTag { "p" } else { "c" };
+            let prefix = if kind == Carry::CountTag { "c" } else { "p" };
             aggr.push(expr.alias(self.fresh(prefix)));
             carry.push(kind);
         }
@@ -787,44 +844,59 @@ impl Rewriter<'_> {
     }
 
     /// A union: each side's visible columns, then its person tags and count tags padded
-    /// with nulls to the same number on every side.
+    /// with nulls to the same number on every side. A person key stays one where every
+    /// side's key is its tag in the same slot.
     fn union(&mut self, inputs: &[Arc<LogicalPlan>]) -> Result<Rel> {
         let sides = inputs
             .iter()
             .map(|i| self.tag(i))
             .collect::<Result<Vec<_>>>()?;
-        let count = |rel: &Rel, kind: Carry| rel.carry.iter().filter(|c| **c == kind).count();
-        let persons = sides
-            .iter()
-            .map(|s| count(s, Carry::PersonTag))
-            .max()
-            .unwrap_or(0);
-        let counts = sides
-            .iter()
-            .map(|s| count(s, Carry::CountTag))
-            .max()
-            .unwrap_or(0);
-        let mut names = Vec::new();
-        for _ in 0..persons + counts {
-            let prefix = if names.len() < persons { "p" } else { "c" };
-            names.push(self.fresh(prefix));
+        let person_tags = |rel: &Rel| -> Vec<usize> {
+            (0..rel.carry.len())
+                .filter(|&i| matches!(rel.carry[i], Carry::PersonTag(_)))
+                .collect()
+        };
+        let count_tags = |rel: &Rel| -> Vec<usize> {
+            (0..rel.carry.len())
+                .filter(|&i| rel.carry[i] == Carry::CountTag)
+                .collect()
+        };
+        let persons = sides.iter().map(|s| person_tags(s).len()).max().unwrap_or(0);
+        let counts = sides.iter().map(|s| count_tags(s).len()).max().unwrap_or(0);
+        let ids: Vec<u32> = (0..persons).map(|_| self.tag_id()).collect();
+        let names: Vec<String> = (0..persons + counts)
+            .map(|i| self.fresh(if i < persons { "p" } else { "c" }))
+            .collect();
+        /// Where a visible column of a side stands: data, a person key in tag slot `n`,
+        /// or anything else computed from persons.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Slot {
+            Data,
+            Key(usize),
+            Derived,
         }
-        let mut visible_carry: Option<Vec<Carry>> = None;
+        let mut slots: Option<Vec<Slot>> = None;
         let mut projected = Vec::with_capacity(sides.len());
         for side in sides {
+            let side_persons = person_tags(&side);
+            let slot_of = |c: Carry| match c {
+                Carry::Person(id) => side_persons
+                    .iter()
+                    .position(|&t| side.carry[t] == Carry::PersonTag(id))
+                    .map_or(Slot::Derived, Slot::Key),
+                Carry::Derived => Slot::Derived,
+                _ => Slot::Data,
+            };
             let mut exprs = Vec::new();
             let mut vis = Vec::new();
             for i in 0..side.carry.len() {
                 if !side.carry[i].is_tag() {
                     exprs.push(side.column(i));
-                    vis.push(side.carry[i]);
+                    vis.push(slot_of(side.carry[i]));
                 }
             }
-            let tagged = |kind: Carry, slots: usize, offset: usize, exprs: &mut Vec<Expr>| {
-                let mut have: Vec<Expr> = (0..side.carry.len())
-                    .filter(|&i| side.carry[i] == kind)
-                    .map(|i| side.column(i))
-                    .collect();
+            let padded = |tags: Vec<usize>, slots: usize, offset: usize, exprs: &mut Vec<Expr>| {
+                let mut have: Vec<Expr> = tags.into_iter().map(|i| side.column(i)).collect();
                 while have.len() < slots {
                     have.push(lit(ScalarValue::Int64(None)));
                 }
@@ -832,17 +904,17 @@ impl Rewriter<'_> {
                     exprs.push(cast(e, DataType::Int64).alias(names[offset + k].clone()));
                 }
             };
-            tagged(Carry::PersonTag, persons, 0, &mut exprs);
-            tagged(Carry::CountTag, counts, persons, &mut exprs);
-            visible_carry = Some(match visible_carry {
+            padded(side_persons.clone(), persons, 0, &mut exprs);
+            padded(count_tags(&side), counts, persons, &mut exprs);
+            slots = Some(match slots {
                 None => vis,
                 Some(prev) => prev
                     .into_iter()
                     .zip(vis)
                     .map(|(a, b)| match (a, b) {
-                        (Carry::Person, Carry::Person) => Carry::Person,
-                        (a, b) if a.is_person() || b.is_person() => Carry::Derived,
-                        _ => Carry::Data,
+                        (a, b) if a == b => a,
+                        (Slot::Data, Slot::Data) => Slot::Data,
+                        _ => Slot::Derived,
                     })
                     .collect(),
             });
@@ -850,11 +922,19 @@ impl Rewriter<'_> {
                 Projection::try_new(exprs, Arc::new(side.plan)).map_err(df)?,
             )));
         }
-        let mut carry = visible_carry.unwrap_or_default();
-        carry.extend(std::iter::repeat_n(Carry::PersonTag, persons));
+        let mut carry: Vec<Carry> = slots
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| match s {
+                Slot::Data => Carry::Data,
+                Slot::Key(n) => Carry::Person(ids[n]),
+                Slot::Derived => Carry::Derived,
+            })
+            .collect();
+        carry.extend(ids.iter().map(|&id| Carry::PersonTag(id)));
         carry.extend(std::iter::repeat_n(Carry::CountTag, counts));
-        let union =
-            datafusion::logical_expr::Union::try_new_with_loose_types(projected).map_err(df)?;
+        let union = datafusion::logical_expr::Union::try_new_with_loose_types(projected)
+            .map_err(df)?;
         Ok(Rel {
             plan: LogicalPlan::Union(union),
             carry,
@@ -873,8 +953,20 @@ fn persons_behind(input: &Rel, t: usize, only: Option<Expr>) -> Expr {
         None => tag,
     };
     match input.carry[t] {
-        Carry::PersonTag => count_distinct(value),
+        Carry::PersonTag(_) => count_distinct(value),
         _ => min(value),
+    }
+}
+
+/// Makes person tag `from` the same person as tag `to`: its column stops being a tag and
+/// its keys become keys of `to`.
+fn merge_tag(carry: &mut [Carry], from: u32, to: u32) {
+    for c in carry {
+        match *c {
+            Carry::PersonTag(id) if id == from => *c = Carry::Data,
+            Carry::Person(id) if id == from => *c = Carry::Person(to),
+            _ => {}
+        }
     }
 }
 
