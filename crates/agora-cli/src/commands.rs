@@ -301,10 +301,18 @@ async fn print_answer(
     text: &str,
     format: crate::cli::OutputFormat,
 ) -> Result<()> {
-    let out = session.sql(text).await?;
+    let answer = session.plan(text).await?.execute().await?;
+    let disclosure = answer.disclosure().cloned();
+    let out = answer.collect().await?;
     let bytes = agora_http::format::render(&out, format.into())?;
     if let Err(e) = std::io::stdout().write_all(&bytes) {
         crate::stdout_failed(e);
+    }
+    // The rules the answer passed, on standard error so the answer stays machine-readable.
+    if let Some(d) = disclosure {
+        for note in &d.notes {
+            eprintln!("note: {note}");
+        }
     }
     Ok(())
 }

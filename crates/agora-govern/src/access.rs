@@ -79,6 +79,12 @@ pub struct AccessEvent {
     pub outcome: AccessOutcome,
     /// The error kind of a refusal or failure (`invalid_input`, `resource_exhausted`...).
     pub error_kind: Option<String>,
+    /// The tables the statement read (`dataset.table` under a permit), when it was planned.
+    pub tables: Vec<String>,
+    /// Rows returned, when known before the answer left (released aggregates).
+    pub rows: Option<i64>,
+    /// Cells disclosure control suppressed (withheld groups' cells and blanked cells).
+    pub cells_suppressed: Option<i64>,
 }
 
 type Row = (
@@ -93,6 +99,9 @@ type Row = (
     String,
     String,
     Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
 );
 
 impl MetaStore {
@@ -118,8 +127,9 @@ impl MetaStore {
         };
         sqlx::query(
             "INSERT INTO access_events (id, at, actor, front, target_kind, dataset, \
-             release_number, permit_id, permit_version, statement, outcome, error_kind) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             release_number, permit_id, permit_version, statement, outcome, error_kind, \
+             tables_read, rows_returned, cells_suppressed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(random_id("acc_"))
         .bind(format_ts(at))
@@ -133,6 +143,9 @@ impl MetaStore {
         .bind(&event.statement)
         .bind(event.outcome.as_str())
         .bind(event.error_kind.as_deref())
+        .bind(serde_json::to_string(&event.tables).unwrap_or_else(|_| "[]".into()))
+        .bind(event.rows)
+        .bind(event.cells_suppressed)
         .execute(self.pool())
         .await?;
         Ok(at)
@@ -143,7 +156,8 @@ impl MetaStore {
     pub async fn recent_access_events(&self, limit: i64) -> Result<Vec<AccessEvent>> {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT at, actor, front, target_kind, dataset, release_number, permit_id, \
-             permit_version, statement, outcome, error_kind FROM access_events \
+             permit_version, statement, outcome, error_kind, tables_read, rows_returned, \
+             cells_suppressed FROM access_events \
              ORDER BY at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
@@ -163,6 +177,9 @@ impl MetaStore {
                     statement,
                     outcome,
                     error_kind,
+                    tables,
+                    rows,
+                    cells_suppressed,
                 )| {
                     let target = if kind == "permit" {
                         AccessTarget::Permit {
@@ -183,6 +200,11 @@ impl MetaStore {
                         statement,
                         outcome: AccessOutcome::parse(&outcome),
                         error_kind,
+                        tables: tables
+                            .and_then(|t| serde_json::from_str(&t).ok())
+                            .unwrap_or_default(),
+                        rows,
+                        cells_suppressed,
                     })
                 },
             )

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_governance.sql")),
     (3, include_str!("migrations/0003_release_source.sql")),
     (4, include_str!("migrations/0004_access_events.sql")),
+    (5, include_str!("migrations/0005_access_detail.sql")),
     (6, include_str!("migrations/0006_exports.sql")),
 ];
 

@@ -834,16 +834,15 @@ pub(crate) async fn answer(
     format: OutputFormat,
     about: Value,
 ) -> ApiResult<Response> {
-    let out = session
+    let answer = session
         .plan(sql)
         .await
         .map_err(ApiError::from_error)?
         .execute()
         .await
-        .map_err(ApiError::from_error)?
-        .collect()
-        .await
         .map_err(ApiError::from_error)?;
+    let disclosure = answer.disclosure().cloned();
+    let out = answer.collect().await.map_err(ApiError::from_error)?;
     let bytes = crate::format::render(&out, format)
         .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
     let content_type = match format {
@@ -860,6 +859,9 @@ pub(crate) async fn answer(
             body["columns"] = json!(columns);
             body["rows"] = rows;
             body["row_count"] = json!(out.num_rows());
+            if let Some(d) = &disclosure {
+                body["disclosure"] = json!({"profile": d.profile, "notes": d.notes});
+            }
             return Ok(Json(body).into_response());
         }
         OutputFormat::Csv => "text/csv",
@@ -867,7 +869,20 @@ pub(crate) async fn answer(
         OutputFormat::ArrowIpc => "application/vnd.apache.arrow.stream",
         OutputFormat::Table => "text/plain",
     };
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+    let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
+    if let Some(d) = &disclosure {
+        // The JSON answer's `disclosure` member, as headers for the other formats.
+        let headers = response.headers_mut();
+        if let Ok(v) = header::HeaderValue::from_str(d.profile) {
+            headers.insert("agora-disclosure-profile", v);
+        }
+        for note in &d.notes {
+            if let Ok(v) = header::HeaderValue::from_str(note) {
+                headers.append("agora-disclosure-note", v);
+            }
+        }
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

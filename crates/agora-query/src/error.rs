@@ -65,6 +65,10 @@ pub enum Error {
     /// the permit). Names tables and columns, never data.
     #[error("the data permit cannot be applied: {0}")]
     Permit(String),
+    /// The permit's output policy cannot let this answer leave (per-person rows, a person
+    /// key, a function returning one row's value...). Says what to change; never a value.
+    #[error("the permit's output policy refuses this query: {0}")]
+    Disclosure(String),
     /// Anything else the engine reported (details withheld).
     #[error("query engine error: {0}")]
     Engine(String),
@@ -83,7 +87,7 @@ impl HasKind for Error {
             Error::Panic => ErrorKind::Internal,
             Error::Lake(e) => e.kind(),
             Error::Store(e) => e.kind(),
-            Error::NoPermit => ErrorKind::PermissionDenied,
+            Error::NoPermit | Error::Disclosure(_) => ErrorKind::PermissionDenied,
             Error::Permit(_) => ErrorKind::Conflict,
             Error::Engine(_) => ErrorKind::Internal,
         }

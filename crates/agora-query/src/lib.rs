@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod barrier;
+mod disclosure;
 mod error;
 mod guard;
 mod limits;
@@ -37,6 +38,7 @@ mod registry;
 mod runtime;
 mod workspace;
 
+pub use disclosure::Disclosure;
 pub use error::{Error, Result};
 pub use limits::{MAX_EXPRESSION_DEPTH, MAX_PLAN_DEPTH, MAX_SQL_BYTES};
 pub use permit::{PERSON_KEY, PermitScope, PermitWorkspace};

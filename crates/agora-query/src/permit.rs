@@ -24,7 +24,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use agora_core::{ColumnType, DatasetName};
-use agora_govern::{MetaStore, ReleaseSelector, RowFilter, TableScope};
+use agora_govern::{
+    DisclosureRules, MetaStore, OutputPolicy, ReleaseSelector, RowFilter, TableScope,
+};
 use agora_lake::{Lake, ReleaseManifest, TableEntry};
 use chrono::{NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Int64Array, RecordBatch};
@@ -35,6 +37,7 @@ use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
 use crate::barrier::PolicyTable;
+use crate::disclosure::{PersonTables, Protection};
 use crate::workspace::{Planned, QueryLimits, QueryOutput, Session};
 use crate::{Error, QueryEngine, Result};
 
@@ -54,6 +57,8 @@ pub struct PermitScope {
     releases: Vec<PermittedRelease>,
     /// Hub person keys with an opt-out in force, ascending.
     opted_out: Arc<[i64]>,
+    /// What may leave: the permit's output policy.
+    output: OutputPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +119,7 @@ impl PermitScope {
             permit_version: permit.version,
             releases,
             opted_out,
+            output: permit.terms.output,
         })
     }
 
@@ -137,6 +143,11 @@ impl PermitScope {
         self.releases.iter().map(|r| (&r.dataset, r.release))
     }
 
+    /// The permit's output policy.
+    pub fn output_policy(&self) -> &OutputPolicy {
+        &self.output
+    }
+
     /// How many persons are excluded by opt-out (a count, never the keys).
     pub fn opted_out_count(&self) -> usize {
         self.opted_out.len()
@@ -151,6 +162,8 @@ pub struct PermitWorkspace {
     tables: Vec<String>,
     /// Each visible table's schema: exactly its permitted columns.
     schemas: Vec<(String, SchemaRef)>,
+    /// The person-level tables, for disclosure control.
+    persons: PersonTables,
 }
 
 impl QueryEngine {
@@ -170,6 +183,7 @@ impl QueryEngine {
         let opted_out = opted_out_plan(&scope.opted_out)?;
         let mut tables = Vec::new();
         let mut schemas = Vec::new();
+        let mut persons = PersonTables::default();
         for release in &scope.releases {
             let schema = release.dataset.as_str();
             if catalog.schema(schema).is_none() {
@@ -184,12 +198,13 @@ impl QueryEngine {
                         table.table, release.release
                     ))
                 })?;
-                let plan = scoped_plan(&session, entry, table, opted_out.as_ref())?;
-                let provider = Arc::new(PolicyTable::new(plan));
-                schemas.push((
-                    format!("{schema}.{}", table.table),
-                    datafusion::catalog::TableProvider::schema(provider.as_ref()),
-                ));
+                let (plan, tagged) = scoped_plan(&session, entry, table, opted_out.as_ref())?;
+                let provider: Arc<dyn datafusion::catalog::TableProvider> =
+                    Arc::new(PolicyTable::new(plan));
+                if let Some((plan, key)) = tagged {
+                    persons.add(provider.clone(), Arc::new(PolicyTable::new(plan)), &key);
+                }
+                schemas.push((format!("{schema}.{}", table.table), provider.schema()));
                 let replaced = session
                     .ctx()
                     .register_table(
@@ -214,6 +229,7 @@ impl QueryEngine {
             scope,
             tables,
             schemas,
+            persons,
         })
     }
 }
@@ -224,9 +240,23 @@ impl PermitWorkspace {
         &self.scope
     }
 
-    /// Plans one read-only SQL statement inside the permit's scope.
+    /// Plans one read-only SQL statement inside the permit's scope, without disclosure
+    /// control: its answer is the raw result (for the query service's own checks and
+    /// tests; a researcher's answer goes through [`PermitWorkspace::plan_aggregates`]).
     pub async fn plan(&self, sql: &str) -> Result<Planned> {
         self.session.plan(sql).await
+    }
+
+    /// Plans one statement under the `aggregates` output policy (see the `disclosure`
+    /// module): refused unless its answer is made of aggregates over persons; executing it
+    /// withholds and rounds cells as `rules` say and reports what it did
+    /// ([`crate::QueryStream::disclosure`]).
+    pub async fn plan_aggregates(&self, sql: &str, rules: DisclosureRules) -> Result<Planned> {
+        let planned = self.session.plan(sql).await?;
+        let persons = self.persons.clone();
+        planned
+            .protect(move |plan| Protection::new(plan, &persons, rules))
+            .await
     }
 
     /// Plans, runs and collects one read-only SQL statement under the workspace's limits.
@@ -252,13 +282,17 @@ impl PermitWorkspace {
     }
 }
 
-/// The view plan of one permitted table.
+/// Name of the hidden last column of a person-level table's tagged twin.
+const PERSON_TAG: &str = "__agora_person";
+
+/// The view plan of one permitted table, and for a person-level table its tagged twin
+/// (the same plan yielding the person key as a last column) with the key column's name.
 fn scoped_plan(
     session: &Session,
     entry: &TableEntry,
     scope: &TableScope,
     opted_out: Option<&LogicalPlan>,
-) -> Result<LogicalPlan> {
+) -> Result<(LogicalPlan, Option<(LogicalPlan, String)>)> {
     let err = |e| session.error(e);
     let provider = session.listing_table(entry)?;
     let mut plan =
@@ -325,7 +359,29 @@ fn scoped_plan(
             entry.name
         )));
     }
-    plan.project(projection).map_err(err)?.build().map_err(err)
+    let tagged = match person_key {
+        Some(key) => {
+            let mut tagged = projection.clone();
+            tagged.push(
+                Expr::Column(Column::new(Some(entry.name.as_str()), key.name.as_str()))
+                    .alias(PERSON_TAG),
+            );
+            let plan = plan
+                .clone()
+                .project(tagged)
+                .map_err(err)?
+                .build()
+                .map_err(err)?;
+            Some((plan, key.name.clone()))
+        }
+        None => None,
+    };
+    let plan = plan
+        .project(projection)
+        .map_err(err)?
+        .build()
+        .map_err(err)?;
+    Ok((plan, tagged))
 }
 
 /// The opted-out keys as a one-column relation, or `None` when nobody opted out.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use agora_core::DatasetName;
 use agora_lake::{LAKE_URL, Lake, ReleaseManifest, TableEntry};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -27,6 +27,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt as _;
 use object_store::path::Path;
 
+use crate::disclosure::{Disclosure, Protection, release};
 use crate::registry::LakeOnly;
 use crate::{Error, Result};
 
@@ -393,6 +394,7 @@ impl Session {
             df,
             limits: self.limits.clone(),
             deadline: started + self.limits.timeout,
+            protection: None,
         })
     }
 }
@@ -404,6 +406,8 @@ pub struct Planned {
     limits: QueryLimits,
     /// The time limit runs from the start of planning.
     deadline: tokio::time::Instant,
+    /// Disclosure control, under a permit's `aggregates` policy.
+    protection: Option<Arc<Protection>>,
 }
 
 impl std::fmt::Debug for Planned {
@@ -420,9 +424,56 @@ impl Planned {
         &self.schema
     }
 
+    /// The tables the statement reads, `schema.table`, sorted (for the access record).
+    pub fn tables(&self) -> Vec<String> {
+        let default_schema = self
+            .df
+            .task_ctx()
+            .session_config()
+            .options()
+            .catalog
+            .default_schema
+            .clone();
+        let mut tables = std::collections::BTreeSet::new();
+        let _ = self.df.logical_plan().apply_with_subqueries(|p| {
+            if let LogicalPlan::TableScan(scan) = p {
+                let r = scan.table_name.clone().resolve("agora", &default_schema);
+                tables.insert(format!("{}.{}", r.schema, r.table));
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+        tables.into_iter().collect()
+    }
+
     /// The optimized-to-be logical plan (what output policies inspect and rewrite).
     pub fn logical_plan(&self) -> &LogicalPlan {
         self.df.logical_plan()
+    }
+
+    /// Puts the statement under disclosure control: `cut` (run on the query runtime, as it
+    /// recurses over the plan) finds its release points or refuses it. A plain `EXPLAIN`
+    /// shows no data and is left as it is. Every column of the answer becomes nullable: any
+    /// cell may be withheld.
+    pub(crate) async fn protect<F>(self, cut: F) -> Result<Planned>
+    where
+        F: FnOnce(LogicalPlan) -> Result<Protection> + Send + 'static,
+    {
+        if matches!(self.df.logical_plan(), LogicalPlan::Explain(_)) {
+            return Ok(self);
+        }
+        let plan = self.df.logical_plan().clone();
+        let protection = crate::runtime::on_query_runtime(async move { cut(plan) }).await?;
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        Ok(Planned {
+            schema: Arc::new(Schema::new(fields)),
+            protection: Some(Arc::new(protection)),
+            ..self
+        })
     }
 
     /// Starts execution: a stream of batches under the query's limits. Dropping the stream
@@ -431,7 +482,19 @@ impl Planned {
     /// The query runs on the query runtime (optimization and physical planning included),
     /// feeding a small channel: the caller's runtime only receives batches, a slow reader
     /// pauses the query, and a deadline or a dropped stream aborts it where it is.
-    pub async fn execute(self) -> Result<QueryStream> {
+    ///
+    /// Under disclosure control, each release point runs first and is released (withheld
+    /// groups, blanked cells, rounded counts); the rest of the statement then runs over the
+    /// released rows only, and the stream reports what was withheld
+    /// ([`QueryStream::disclosure`]).
+    pub async fn execute(mut self) -> Result<QueryStream> {
+        match self.protection.take() {
+            Some(protection) => self.execute_protected(&protection).await,
+            None => self.execute_plain().await,
+        }
+    }
+
+    async fn execute_plain(self) -> Result<QueryStream> {
         let limit_mb = self.limits.memory_bytes >> 20;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<()>>();
@@ -455,12 +518,70 @@ impl Planned {
         Ok(QueryStream {
             schema: self.schema,
             rx,
-            _task: task,
+            _task: Some(task),
             sleep: Box::pin(tokio::time::sleep_until(self.deadline)),
             limits: self.limits,
             rows: 0,
             bytes: 0,
             done: false,
+            disclosure: None,
+        })
+    }
+
+    async fn execute_protected(self, protection: &Protection) -> Result<QueryStream> {
+        let (state, _) = self.df.into_parts();
+        let rules = &protection.rules;
+        let mut report = Disclosure {
+            profile: rules.profile.as_str(),
+            ..Disclosure::default()
+        };
+        let mut released = Vec::with_capacity(protection.points.len());
+        for point in &protection.points {
+            let df = DataFrame::new(state.clone(), point.plan.clone());
+            let phase = Planned {
+                schema: Arc::new(df.schema().as_arrow().clone()),
+                df,
+                limits: self.limits.clone(),
+                deadline: self.deadline,
+                protection: None,
+            };
+            let rows = phase.execute_plain().await?.collect().await?;
+            let (batch, tally) = release(point, rules, rows.schema, &rows.batches)?;
+            report.groups_withheld += tally.groups_withheld;
+            report.cells_suppressed += tally.cells_suppressed;
+            released.push(batch);
+        }
+        report.notes = crate::disclosure::notes(protection);
+        let plan = protection.substitute(released)?;
+        let answer = Planned {
+            schema: self.schema.clone(),
+            df: DataFrame::new(state, plan),
+            limits: self.limits.clone(),
+            deadline: self.deadline,
+            protection: None,
+        };
+        // Released answers are small (aggregates): read whole, so the access record can say
+        // how many rows left before the first one does.
+        let out = answer.execute_plain().await?.collect().await?;
+        report.rows = out.num_rows() as u64;
+        let (tx, rx) = tokio::sync::mpsc::channel(out.batches.len().max(1));
+        for batch in out.batches {
+            // The declared schema is the statement's with every column nullable.
+            let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+                .map_err(|e| Error::Engine(format!("answer schema: {e}")))?;
+            let _ = tx.try_send(Ok(batch));
+        }
+        drop(tx);
+        Ok(QueryStream {
+            schema: self.schema,
+            rx,
+            _task: None,
+            sleep: Box::pin(tokio::time::sleep_until(self.deadline)),
+            limits: self.limits,
+            rows: 0,
+            bytes: 0,
+            done: false,
+            disclosure: Some(report),
         })
     }
 }
@@ -512,13 +633,16 @@ fn batch_bytes(batch: &RecordBatch) -> usize {
 pub struct QueryStream {
     schema: SchemaRef,
     rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
-    /// The query's task on the query runtime, aborted when the stream is dropped.
-    _task: crate::runtime::AbortOnDrop,
+    /// The query's task on the query runtime, aborted when the stream is dropped (none
+    /// when the answer is already in memory).
+    _task: Option<crate::runtime::AbortOnDrop>,
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
     limits: QueryLimits,
     rows: usize,
     bytes: usize,
     done: bool,
+    /// What disclosure control withheld, under a permit's `aggregates` policy.
+    disclosure: Option<Disclosure>,
 }
 
 impl std::fmt::Debug for QueryStream {
@@ -535,6 +659,11 @@ impl QueryStream {
     /// The schema of every batch.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    /// What disclosure control withheld from this answer (`None`: no output policy).
+    pub fn disclosure(&self) -> Option<&Disclosure> {
+        self.disclosure.as_ref()
     }
 
     /// Reads the whole result into memory (bounded by the row and byte limits).
@@ -579,7 +708,17 @@ impl futures::Stream for QueryStream {
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => self.fail(e),
-            Poll::Ready(Some(Ok(batch))) => {
+            Poll::Ready(Some(Ok(mut batch))) => {
+                if batch.schema() != self.schema {
+                    // Released answers declare every column nullable.
+                    batch =
+                        match RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec()) {
+                            Ok(batch) => batch,
+                            Err(e) => {
+                                return self.fail(Error::Engine(format!("answer schema: {e}")));
+                            }
+                        };
+                }
                 self.rows += batch.num_rows();
                 self.bytes = self.bytes.saturating_add(batch_bytes(&batch));
                 if self.rows > self.limits.max_rows {

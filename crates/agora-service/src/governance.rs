@@ -15,8 +15,9 @@ use agora_core::DatasetName;
 use agora_govern::MetaStore;
 pub use agora_govern::{
     AccessEvent, AccessOutcome, AccessTarget, ApiTokenInfo, Application, ApplicationEvent,
-    ApplicationForm, ApplicationState, DatasetDescription, DatasetInfo, DatasetMetadata, Error,
-    GovernConfig, NewProjectResult, NewUser, OptOutChannel, OptOutReceipt, PERMIT_SCHEMA, Permit,
+    ApplicationForm, ApplicationState, DatasetDescription, DatasetInfo, DatasetMetadata,
+    DatasetScope, DateRange, DisclosureProfile, DisclosureRules, DpPolicy, Error, GovernConfig,
+    OutputPolicy, RequestedDataset, RequestedTable, RowFilter, TableScope, NewProjectResult, NewUser, OptOutChannel, OptOutReceipt, PERMIT_SCHEMA, Permit,
     PermitAmendment, PermitGrant, PermitVersion, Principal, ProjectResult, RecordedOptOut,
     RegistryEntry, ReleaseInfo, ReleaseSelector, Result, Role, SessionToken, TRANSITIONS, User,
     now_utc, token_id,

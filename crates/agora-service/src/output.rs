@@ -1,33 +1,39 @@
 //! The output step: what may leave the hub, decided on the plan before anything runs.
 //!
 //! Operators' sessions release what they ask (they hold the whole data directory anyway).
-//! A permit's answers must first pass its output policy — disclosure control for
-//! `aggregates`, per-project pseudonyms for `pseudonymized-rows` — which the output-control
-//! issue plugs in here; until then a permit session plans and describes its scope but
-//! releases no answer.
+//! A permit's answers pass its output policy. Today every permit's policy is `aggregates`:
+//! disclosure control (`agora_query`'s `disclosure` module) refuses statements whose answer
+//! is not made of aggregates over persons, and withholds, blanks and rounds the cells of the
+//! others as the permit's disclosure profile says (snds, opensafely, ohdsi, custom). The
+//! `pseudonymized-rows` policy (individual-level permits) will be a third step here.
 
-use agora_query::Planned;
+use agora_govern::DisclosureRules;
+use agora_query::{PermitWorkspace, Planned, Workspace};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// The output policy a session applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum OutputStep {
     /// Operators: the answer as computed.
     Operator,
-    /// A data permit, whose output policy this hub cannot enforce yet: refuse every answer.
-    AwaitingDisclosureControl,
+    /// A data permit's `aggregates` policy under these rules.
+    Aggregates(DisclosureRules),
 }
 
 impl OutputStep {
-    /// Checks (later: rewrites) a planned statement.
-    pub(crate) fn check(self, planned: Planned) -> Result<Planned> {
+    /// Plans a statement of an operator's session.
+    pub(crate) async fn plan_release(self, ws: &Workspace, sql: &str) -> Result<Planned> {
+        Ok(ws.plan(sql).await?)
+    }
+
+    /// Plans a statement of a permit session under the permit's output policy.
+    pub(crate) async fn plan_permit(self, ws: &PermitWorkspace, sql: &str) -> Result<Planned> {
         match self {
-            OutputStep::Operator => Ok(planned),
-            OutputStep::AwaitingDisclosureControl => Err(Error::PermissionDenied(
-                "answers under a data permit must pass its output policy (disclosure \
-                 control), which this hub does not apply yet; no answer can leave"
-                    .into(),
+            OutputStep::Aggregates(rules) => Ok(ws.plan_aggregates(sql, rules).await?),
+            // A permit session always has its permit's policy (set in `QueryService::open`).
+            OutputStep::Operator => Err(crate::Error::PermissionDenied(
+                "a permit session without its output policy releases nothing".into(),
             )),
         }
     }

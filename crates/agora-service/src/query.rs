@@ -23,8 +23,8 @@ use agora_core::{DatasetName, ErrorKind, HasKind};
 use agora_govern::{MetaStore, Principal, Role};
 use agora_lake::Lake;
 use agora_query::{
-    Grant, PermitScope, PermitWorkspace, Planned, QueryEngine, QueryLimits, QueryOutput,
-    QueryStream, Workspace,
+    Disclosure, Grant, PermitScope, PermitWorkspace, Planned, QueryEngine, QueryLimits,
+    QueryOutput, QueryStream, Workspace,
 };
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -334,12 +334,9 @@ impl QueryService {
                     permit_id: scope.permit_id().to_owned(),
                     version: scope.permit_version(),
                 };
+                let output = OutputStep::Aggregates(scope.output_policy().rules());
                 let ws = self.engine.permit_workspace(scope, limits).await?;
-                (
-                    SessionKind::Permit(ws),
-                    record_target,
-                    OutputStep::AwaitingDisclosureControl,
-                )
+                (SessionKind::Permit(ws), record_target, output)
             }
         };
         Ok(QuerySession {
@@ -376,6 +373,7 @@ impl Record {
         statement: &str,
         outcome: AccessOutcome,
         error: Option<ErrorKind>,
+        detail: Detail,
     ) -> Result<()> {
         let event = AccessEvent {
             at: chrono::Utc::now(),
@@ -385,8 +383,28 @@ impl Record {
             statement: statement.to_owned(),
             outcome,
             error_kind: error.map(|kind| crate::kind_name(kind).to_owned()),
+            tables: detail.tables,
+            rows: detail.rows,
+            cells_suppressed: detail.cells_suppressed,
         };
         self.access.record(&event).await
+    }
+}
+
+/// What an access event says beyond its outcome, when known.
+#[derive(Debug, Clone, Default)]
+struct Detail {
+    tables: Vec<String>,
+    rows: Option<i64>,
+    cells_suppressed: Option<i64>,
+}
+
+impl Detail {
+    fn tables(tables: Vec<String>) -> Self {
+        Self {
+            tables,
+            ..Self::default()
+        }
     }
 }
 
@@ -449,11 +467,9 @@ impl QuerySession {
     pub async fn plan(&self, sql: &str) -> Result<PlannedQuery> {
         let planned = match self.running.acquire(&self.record.actor) {
             Ok(slot) => match &self.workspace {
-                SessionKind::Release(ws) => ws.plan(sql).await,
-                SessionKind::Permit(ws) => ws.plan(sql).await,
+                SessionKind::Release(ws) => self.output.plan_release(ws, sql).await,
+                SessionKind::Permit(ws) => self.output.plan_permit(ws, sql).await,
             }
-            .map_err(Error::from)
-            .and_then(|p| self.output.check(p))
             .map(|p| (p, slot)),
             Err(busy) => Err(busy),
         };
@@ -466,7 +482,12 @@ impl QuerySession {
             }),
             Err(e) => {
                 self.record
-                    .write(sql, AccessOutcome::Refused, Some(e.kind()))
+                    .write(
+                        sql,
+                        AccessOutcome::Refused,
+                        Some(e.kind()),
+                        Detail::default(),
+                    )
                     .await?;
                 Err(e)
             }
@@ -506,21 +527,34 @@ impl PlannedQuery {
     /// returned only once the record is durable. An error starting execution is recorded
     /// as a failure.
     pub async fn execute(self) -> Result<Answer> {
+        let tables = self.planned.tables();
         let stream = match self.planned.execute().await {
             Ok(stream) => stream,
             Err(e) => {
                 let e = Error::from(e);
                 self.record
-                    .write(&self.statement, AccessOutcome::Failed, Some(e.kind()))
+                    .write(
+                        &self.statement,
+                        AccessOutcome::Failed,
+                        Some(e.kind()),
+                        Detail::tables(tables),
+                    )
                     .await?;
                 return Err(e);
             }
         };
+        let disclosure = stream.disclosure().cloned();
+        let detail = Detail {
+            tables,
+            rows: disclosure.as_ref().map(|d| d.rows as i64),
+            cells_suppressed: disclosure.as_ref().map(|d| d.cells_suppressed as i64),
+        };
         self.record
-            .write(&self.statement, AccessOutcome::Answered, None)
+            .write(&self.statement, AccessOutcome::Answered, None, detail)
             .await?;
         Ok(Answer {
             stream,
+            disclosure,
             failure: Some((self.record, self.statement)),
             _slot: self.slot,
         })
@@ -532,6 +566,8 @@ impl PlannedQuery {
 /// ends the stream and is recorded as a failure; dropping the answer cancels the query.
 pub struct Answer {
     stream: QueryStream,
+    /// What the output policy withheld (permit answers).
+    disclosure: Option<Disclosure>,
     /// Taken when a failure has been recorded.
     failure: Option<(Record, String)>,
     /// The statement counts against its principal's running queries until dropped.
@@ -550,6 +586,13 @@ impl Answer {
     /// The schema of every batch.
     pub fn schema(&self) -> &SchemaRef {
         self.stream.schema()
+    }
+
+    /// What the permit's output policy did to this answer: the rules that applied and how
+    /// to get more out of the data (`None` for operators' answers). It never says whether
+    /// a group was withheld.
+    pub fn disclosure(&self) -> Option<&Disclosure> {
+        self.disclosure.as_ref()
     }
 
     /// Reads the whole answer (bounded by the session's row limit).
@@ -580,7 +623,12 @@ impl Stream for Answer {
                     let kind = e.kind();
                     tokio::spawn(async move {
                         if let Err(err) = record
-                            .write(&statement, AccessOutcome::Failed, Some(kind))
+                            .write(
+                                &statement,
+                                AccessOutcome::Failed,
+                                Some(kind),
+                                Detail::default(),
+                            )
                             .await
                         {
                             tracing::error!(error = %err, "access event of a failed query not recorded");

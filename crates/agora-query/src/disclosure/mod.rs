@@ -1,0 +1,100 @@
+//! Disclosure control: what of a permit query's answer may leave the hub.
+//!
+//! Under the `aggregates` output policy a result must be an aggregate over persons. The
+//! statement's plan is cut at its **release points** — the topmost aggregates (and
+//! `SELECT DISTINCT` over rows) on every path from the answer down to person-level data —
+//! and runs in two phases:
+//!
+//! ```text
+//!  phase 1  each release point, rewritten so every group (and every aggregate cell) also
+//!           carries its hidden count of distinct persons ─► suppression, rounding
+//!           (release.rs) ─► the released aggregate, an in-memory table
+//!  phase 2  the statement's plan above its release points (ORDER BY, HAVING, LIMIT, joins
+//!           of aggregates, windows over groups, ratios...) over the released tables only
+//! ```
+//!
+//! So everything the statement computes after its aggregates sees released values only: a
+//! window summing groups, a `HAVING` or a total computed from the groups cannot bring back a
+//! withheld one. Below a release point (the "row world", `rewrite.rs`) every person-level
+//! row carries its person as a hidden **tag** column through projections, filters, joins
+//! (both sides' tags), unions, per-person windows and inner aggregates (a per-person
+//! aggregate keeps the person; any other inner aggregate turns its tags into hidden counts,
+//! released only if every inner group it rests on has enough persons).
+//!
+//! What is refused, with a message saying what to do instead: rows that are not aggregated
+//! (per-person rows), person keys in a group or an answer column, `MIN`/`MAX` and other
+//! functions that return one row's value (allowed inside a per-person aggregate), window
+//! functions over rows of several persons, scalar subqueries over person-level data,
+//! recursive queries, `UNNEST`.
+
+mod release;
+mod rewrite;
+
+pub(crate) use release::release;
+pub(crate) use rewrite::{PersonTables, Protection};
+
+/// What disclosure control did to one answer, for the access record and the caller.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Disclosure {
+    /// The disclosure profile applied (`snds`, `opensafely`...).
+    pub profile: &'static str,
+    /// Groups withheld (never shown to the caller: it would say a hidden group exists).
+    pub groups_withheld: u64,
+    /// Cells suppressed: withheld groups' cells plus cells blanked in released groups.
+    pub cells_suppressed: u64,
+    /// Rows of the answer.
+    pub rows: u64,
+    /// What applies to this answer and how to get more out of it. The same whether or not
+    /// anything was withheld, so a note reveals nothing about hidden groups; except where a
+    /// blanked cell is visible in the answer anyway (a `NULL` in a released row).
+    pub notes: Vec<String>,
+}
+
+/// The notes of an answer: the rules that apply to it and how to get more out of it. They
+/// depend on the statement and the rules only, never on what was withheld.
+pub(crate) fn notes(protection: &Protection) -> Vec<String> {
+    let rules = &protection.rules;
+    let (k, profile) = (rules.k, rules.profile.as_str());
+    let points = &protection.points;
+    let mut notes = Vec::new();
+    if points.iter().any(|p| p.groups > 0) {
+        notes.push(format!(
+            "groups backed by fewer than {k} distinct persons are withheld (profile {profile}): \
+             a group missing from the answer has fewer than {k} persons, or none. To see more, \
+             widen the groups: coarser categories, wider age bands, years instead of days"
+        ));
+    }
+    if points.iter().any(|p| p.groups == 0) {
+        notes.push(format!(
+            "a value resting on fewer than {k} distinct persons is shown as NULL (profile \
+             {profile}); widen the selection: fewer conditions, a longer period"
+        ));
+    }
+    if !points.is_empty() {
+        notes.push(format!(
+            "a cell whose values come from fewer than {k} distinct persons (a sum or mean of a \
+             value few persons have, a FILTER or CASE that selects few persons) is shown as \
+             NULL even in a released group"
+        ));
+    }
+    if rules.rounding > 1 && points.iter().any(|p| p.cells.iter().any(|c| c.is_count)) {
+        notes.push(format!(
+            "counts are rounded to the nearest {} (profile {profile})",
+            rules.rounding
+        ));
+    }
+    if let Some(p) = rules.dominance_percent {
+        notes.push(format!(
+            "a sum or mean to which one row contributes more than {p} % is shown as NULL \
+             (dominance rule)"
+        ));
+    }
+    if points.iter().any(|p| p.grouping_id.is_some()) {
+        notes.push(
+            "in ROLLUP, CUBE and GROUPING SETS answers further cells may be withheld, so that \
+             no withheld cell can be recovered by subtracting the others from a total"
+                .into(),
+        );
+    }
+    notes
+}

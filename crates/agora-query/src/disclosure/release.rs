@@ -1,0 +1,275 @@
+//! Phase 1's second half: a release point's rows, with their hidden counts, become the
+//! released aggregate (withheld groups, blanked cells, rounded counts).
+
+use std::sync::Arc;
+
+use agora_govern::DisclosureRules;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, nullif};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+
+use super::rewrite::ReleasePoint;
+use crate::{Error, Result};
+
+/// What one release point withheld.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub(crate) groups_withheld: u64,
+    pub(crate) cells_suppressed: u64,
+}
+
+/// Applies `rules` to the rows of `point` (its aggregate's columns, then the hidden ones);
+/// returns the released rows under the aggregate's own columns, every one nullable.
+pub(crate) fn release(
+    point: &ReleasePoint,
+    rules: &DisclosureRules,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(RecordBatch, Tally)> {
+    let err = |e: datafusion::arrow::error::ArrowError| Error::Engine(format!("release: {e}"));
+    let batch = concat_batches(&schema, batches).map_err(err)?;
+    let rows = batch.num_rows();
+    let k = i64::from(rules.k);
+    let counts = |cols: &[usize]| -> Result<Vec<i64>> {
+        let arrays = cols
+            .iter()
+            .map(|&c| cast(batch.column(c), &DataType::Int64).map_err(err))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        Ok((0..rows)
+            .map(|r| {
+                arrays
+                    .iter()
+                    .map(|a| a.as_primitive::<Int64Type>())
+                    .filter(|a| a.is_valid(r) && a.value(r) > 0)
+                    .map(|a| a.value(r))
+                    .min()
+                    .unwrap_or(0)
+            })
+            .collect())
+    };
+
+    let group_persons = counts(&point.group_hidden)?;
+    let mut keep: Vec<bool> = group_persons.iter().map(|&n| n >= k).collect();
+    let mut cell_persons = Vec::with_capacity(point.cells.len());
+    let mut cell_ok = Vec::with_capacity(point.cells.len());
+    for cell in &point.cells {
+        let persons = counts(&cell.hidden)?;
+        let mut ok: Vec<bool> = persons.iter().map(|&n| n >= k).collect();
+        if let (Some((largest, total)), Some(p)) = (cell.dominance, rules.dominance_percent) {
+            let largest = cast(batch.column(largest), &DataType::Float64).map_err(err)?;
+            let total = cast(batch.column(total), &DataType::Float64).map_err(err)?;
+            let (largest, total) = (
+                largest.as_primitive::<Float64Type>(),
+                total.as_primitive::<Float64Type>(),
+            );
+            for (r, ok) in ok.iter_mut().enumerate() {
+                if total.is_valid(r) && total.value(r) > 0.0 && largest.is_valid(r) {
+                    *ok &= largest.value(r) * 100.0 <= p * total.value(r);
+                }
+            }
+        }
+        cell_persons.push(persons);
+        cell_ok.push(ok);
+    }
+
+    // Margins (ROLLUP, CUBE, GROUPING SETS): withhold more until no margin minus its
+    // visible parts gives back a withheld part.
+    if let Some(gid) = point.grouping_id {
+        let coords = coordinates(&batch, point.groups, gid)?;
+        let mut withheld: Vec<bool> = keep.iter().map(|k| !k).collect();
+        secondary(&coords, &mut withheld, &group_persons, k);
+        for (keep, withheld) in keep.iter_mut().zip(&withheld) {
+            *keep = !withheld;
+        }
+        for (persons, ok) in cell_persons.iter().zip(cell_ok.iter_mut()) {
+            let mut blank: Vec<bool> = (0..rows).map(|r| !keep[r] || !ok[r]).collect();
+            secondary(&coords, &mut blank, persons, k);
+            for (ok, blank) in ok.iter_mut().zip(blank) {
+                *ok = !blank;
+            }
+        }
+    }
+
+    let mut tally = Tally::default();
+    let grouped = point.groups > 0;
+    let mut columns: Vec<ArrayRef> = batch.columns()[..point.schema.fields().len()].to_vec();
+    for (c, cell) in point.cells.iter().enumerate() {
+        // A withheld group of a global aggregate stays as a row of blanks.
+        let blank: BooleanArray = (0..rows)
+            .map(|r| Some(!cell_ok[c][r] || (!grouped && !keep[r])))
+            .collect();
+        tally.cells_suppressed += (0..rows).filter(|&r| !cell_ok[c][r] || !keep[r]).count() as u64;
+        let mut array = nullif(&columns[cell.index], &blank).map_err(err)?;
+        if cell.is_count && rules.rounding > 1 {
+            array = round(&array, i64::from(rules.rounding)).map_err(err)?;
+        }
+        columns[cell.index] = array;
+    }
+    let fields: Vec<Field> = point
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let released = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(err)?;
+    let released = if grouped {
+        tally.groups_withheld = keep.iter().filter(|k| !**k).count() as u64;
+        filter_record_batch(&released, &BooleanArray::from(keep)).map_err(err)?
+    } else {
+        released
+    };
+    Ok((released, tally))
+}
+
+/// Rounds counts to the nearest multiple of `base` (halves up).
+fn round(
+    array: &ArrayRef,
+    base: i64,
+) -> std::result::Result<ArrayRef, datafusion::arrow::error::ArrowError> {
+    let ints = cast(array, &DataType::Int64)?;
+    let rounded: datafusion::arrow::array::Int64Array = ints
+        .as_primitive::<Int64Type>()
+        .unary(|v| (v + base / 2).div_euclid(base) * base);
+    cast(&(Arc::new(rounded) as ArrayRef), array.data_type())
+}
+
+/// One row of a grouping-sets aggregate: which group columns it is grouped by (a bit per
+/// column) and their values.
+struct Coordinate {
+    grouped: u64,
+    keys: Vec<ScalarValue>,
+}
+
+fn coordinates(batch: &RecordBatch, groups: usize, gid: usize) -> Result<Vec<Coordinate>> {
+    let err = |e: datafusion::error::DataFusionError| Error::Engine(format!("release: {e}"));
+    let ids = cast(batch.column(gid), &DataType::UInt64)
+        .map_err(|e| Error::Engine(format!("release: {e}")))?;
+    let ids = ids.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+    let all = if groups >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << groups) - 1
+    };
+    (0..batch.num_rows())
+        .map(|r| {
+            // DataFusion sets bit (groups - 1 - i) when group column i is *not* grouped.
+            let absent = ids.value(r) & all;
+            let mut grouped = 0u64;
+            for i in 0..groups.min(64) {
+                if absent & (1 << (groups - 1 - i)) == 0 {
+                    grouped |= 1 << i;
+                }
+            }
+            let keys = (0..groups)
+                .map(|i| ScalarValue::try_from_array(batch.column(i), r).map_err(err))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Coordinate { grouped, keys })
+        })
+        .collect()
+}
+
+/// Secondary suppression. For every margin row `m` and every finer grouping that contains
+/// its columns, the rows of that grouping inside `m` are its parts: `m` minus the visible
+/// parts is the sum of the withheld ones. While that sum rests on fewer than `k` persons
+/// (or on one part alone), the smallest visible part is withheld too.
+fn secondary(coords: &[Coordinate], withheld: &mut [bool], persons: &[i64], k: i64) {
+    loop {
+        let mut changed = false;
+        for m in 0..coords.len() {
+            if withheld[m] {
+                continue;
+            }
+            let outer = coords[m].grouped;
+            let mut finer: Vec<u64> = coords
+                .iter()
+                .map(|c| c.grouped)
+                .filter(|g| *g != outer && g & outer == outer)
+                .collect();
+            finer.sort_unstable();
+            finer.dedup();
+            for level in finer {
+                let parts: Vec<usize> = (0..coords.len())
+                    .filter(|&r| {
+                        coords[r].grouped == level
+                            && (0..coords[m].keys.len())
+                                .filter(|i| outer & (1 << i) != 0)
+                                .all(|i| coords[r].keys[i] == coords[m].keys[i])
+                    })
+                    .collect();
+                loop {
+                    let hidden: Vec<usize> =
+                        parts.iter().copied().filter(|&r| withheld[r]).collect();
+                    if hidden.is_empty() {
+                        break;
+                    }
+                    let behind: i64 = hidden.iter().map(|&r| persons[r]).sum();
+                    if hidden.len() >= 2 && behind >= k {
+                        break;
+                    }
+                    let Some(&next) = parts
+                        .iter()
+                        .filter(|&&r| !withheld[r])
+                        .min_by_key(|&&r| persons[r])
+                    else {
+                        break;
+                    };
+                    withheld[next] = true;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(grouped: u64, keys: &[i64]) -> Coordinate {
+        Coordinate {
+            grouped,
+            keys: keys.iter().map(|k| ScalarValue::Int64(Some(*k))).collect(),
+        }
+    }
+
+    #[test]
+    fn a_total_cannot_give_back_one_withheld_group() {
+        // Total (grouped by nothing) and three groups, one withheld.
+        let coords = [at(0, &[0]), at(1, &[1]), at(1, &[2]), at(1, &[3])];
+        let persons = [60, 3, 27, 30];
+        let mut withheld = [false, true, false, false];
+        secondary(&coords, &mut withheld, &persons, 10);
+        assert_eq!(
+            withheld,
+            [false, true, true, false],
+            "the smallest other group goes too"
+        );
+    }
+
+    #[test]
+    fn nothing_more_is_withheld_when_nothing_is() {
+        let coords = [at(0, &[0]), at(1, &[1]), at(1, &[2])];
+        let mut withheld = [false, false, false];
+        secondary(&coords, &mut withheld, &[40, 20, 20], 10);
+        assert_eq!(withheld, [false, false, false]);
+    }
+
+    #[test]
+    fn two_small_withheld_parts_are_not_enough_together() {
+        let coords = [
+            at(0, &[0]),
+            at(1, &[1]),
+            at(1, &[2]),
+            at(1, &[3]),
+            at(1, &[4]),
+        ];
+        let persons = [80, 2, 3, 35, 40];
+        let mut withheld = [false, true, true, false, false];
+        secondary(&coords, &mut withheld, &persons, 10);
+        assert_eq!(withheld, [false, true, true, true, false]);
+    }
+}

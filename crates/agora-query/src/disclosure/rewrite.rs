@@ -1,0 +1,1016 @@
+//! Finding a statement's release points and rewriting each so that its groups carry their
+//! hidden counts of distinct persons (see the module documentation of `disclosure`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use agora_govern::DisclosureRules;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchemaRef, JoinType, ScalarValue};
+use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
+use datafusion::functions_aggregate::expr_fn::{count_distinct, max, min, sum};
+use datafusion::logical_expr::expr::WindowFunction;
+use datafusion::logical_expr::utils::grouping_set_to_exprlist;
+use datafusion::logical_expr::{
+    Aggregate, Distinct, DistinctOn, Expr, LogicalPlan, Projection, TableScanBuilder, Window, cast,
+    lit, when,
+};
+
+use crate::{Error, Result};
+
+/// The permitted person-level tables of a session: for each, the provider the statement
+/// sees and its twin that also yields the person key as a last, hidden column.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PersonTables {
+    tables: Vec<PersonTable>,
+}
+
+#[derive(Debug, Clone)]
+struct PersonTable {
+    visible: Arc<dyn TableProvider>,
+    tagged: Arc<dyn TableProvider>,
+    /// The visible column holding the person key, if the permit grants it.
+    key: String,
+}
+
+impl PersonTables {
+    pub(crate) fn add(
+        &mut self,
+        visible: Arc<dyn TableProvider>,
+        tagged: Arc<dyn TableProvider>,
+        key: &str,
+    ) {
+        self.tables.push(PersonTable {
+            visible,
+            tagged,
+            key: key.to_owned(),
+        });
+    }
+
+    fn find(
+        &self,
+        source: &Arc<dyn datafusion::logical_expr::TableSource>,
+    ) -> Option<&PersonTable> {
+        let provider = source_as_provider(source).ok()?;
+        let at = Arc::as_ptr(&provider) as *const ();
+        self.tables
+            .iter()
+            .find(|t| Arc::as_ptr(&t.visible) as *const () == at)
+    }
+
+    /// Whether `plan` (subqueries included) reads a person-level table.
+    pub(crate) fn reads_persons(&self, plan: &LogicalPlan) -> bool {
+        let mut found = false;
+        let _ = plan.apply_with_subqueries(|p| {
+            if let LogicalPlan::TableScan(scan) = p
+                && self.find(&scan.source).is_some()
+            {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    }
+}
+
+/// What a column of a rewritten plan carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carry {
+    /// Data.
+    Data,
+    /// A person key, as stored (a permitted `person_id`): the same value as person tag `.0`.
+    Person(u32),
+    /// A value computed from a person key.
+    Derived,
+    /// Hidden: the person each row belongs to (tags with the same number hold the same
+    /// person on every row).
+    PersonTag(u32),
+    /// Hidden: the fewest distinct persons behind any group this row was aggregated from.
+    CountTag,
+}
+
+impl Carry {
+    fn is_tag(self) -> bool {
+        matches!(self, Carry::PersonTag(_) | Carry::CountTag)
+    }
+
+    fn is_person(self) -> bool {
+        matches!(self, Carry::Person(_) | Carry::Derived)
+    }
+
+    fn is_key(self) -> bool {
+        matches!(self, Carry::Person(_))
+    }
+}
+
+/// A rewritten plan and what each of its columns carries.
+struct Rel {
+    plan: LogicalPlan,
+    carry: Vec<Carry>,
+}
+
+impl Rel {
+    fn data(plan: &LogicalPlan) -> Rel {
+        Rel {
+            carry: vec![Carry::Data; plan.schema().fields().len()],
+            plan: plan.clone(),
+        }
+    }
+
+    fn tags(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.carry.len()).filter(|&i| self.carry[i].is_tag())
+    }
+
+    fn column(&self, i: usize) -> Expr {
+        Expr::Column(Column::from(self.plan.schema().qualified_field(i)))
+    }
+
+    /// What `expr`, evaluated over this relation, carries.
+    fn carry_of(&self, expr: &Expr) -> Carry {
+        let schema = self.plan.schema();
+        let carries = |c: &Column| {
+            schema
+                .maybe_index_of_column(c)
+                .map_or(Carry::Data, |i| self.carry[i])
+        };
+        if let Expr::Column(c) = strip(expr) {
+            return match carries(c) {
+                tag if tag.is_tag() => Carry::Data,
+                other => other,
+            };
+        }
+        if expr
+            .column_refs()
+            .into_iter()
+            .any(|c| carries(c).is_person())
+        {
+            Carry::Derived
+        } else {
+            Carry::Data
+        }
+    }
+}
+
+/// `expr` without aliases and casts.
+fn strip(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(a) => strip(&a.expr),
+        Expr::Cast(c) => strip(&c.expr),
+        Expr::TryCast(c) => strip(&c.expr),
+        other => other,
+    }
+}
+
+fn refuse(msg: impl Into<String>) -> Error {
+    Error::Disclosure(msg.into())
+}
+
+const PER_PERSON: &str = "the answer would show rows of individual persons; under this \
+     permit only aggregates over persons can leave. Aggregate instead: for example \
+     SELECT gender_concept_id, COUNT(*) FROM person GROUP BY gender_concept_id";
+
+const PERSON_KEY_OUT: &str = "the answer would group by or show a person key (or a value \
+     computed from one), which releases one row per person; group by attributes (a year of \
+     birth, a concept) and count persons with COUNT(DISTINCT person_id) instead";
+
+const PERSON_ONLY_FUNCTION: &str = "returns the value of a single row, which discloses one \
+     person's data; it is only allowed inside a per-person aggregate (GROUP BY person_id in a \
+     subquery). For a distribution use median(x) or approx_percentile_cont(x, 0.05)";
+
+/// Aggregate functions that may be released over groups of persons: their value summarises
+/// many rows. Everything else (`min`, `max`, `first_value`, `array_agg`, `string_agg`...
+/// and any function not listed) returns or lists row values.
+const RELEASABLE_AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "median",
+    "approx_median",
+    "approx_percentile_cont",
+    "approx_percentile_cont_with_weight",
+    "percentile_cont",
+    "approx_distinct",
+    "stddev",
+    "stddev_pop",
+    "var",
+    "var_pop",
+    "var_samp",
+    "stddev_samp",
+    "corr",
+    "covar",
+    "covar_samp",
+    "covar_pop",
+    "regr_slope",
+    "regr_intercept",
+    "regr_count",
+    "regr_r2",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_sxx",
+    "regr_syy",
+    "regr_sxy",
+    "bool_and",
+    "bool_or",
+    "grouping",
+];
+
+/// Aggregates whose value is a number of rows or values: rounded by the profile.
+const COUNTS: &[&str] = &["count", "approx_distinct", "regr_count"];
+
+/// Aggregates for which a row whose argument is 0 does not contribute (a sum of
+/// `CASE WHEN rare THEN 1 ELSE 0 END` rests on the rare persons only).
+const ZERO_IS_ABSENT: &[&str] = &[
+    "sum",
+    "avg",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "var",
+    "var_pop",
+    "var_samp",
+];
+
+/// How one aggregate column of a release point is released.
+#[derive(Debug, Clone)]
+pub(crate) struct Cell {
+    /// Its index in the aggregate's output.
+    pub(crate) index: usize,
+    /// A count (rounded by the profile).
+    pub(crate) is_count: bool,
+    /// Hidden columns holding, per tag, the persons contributing to this cell.
+    pub(crate) hidden: Vec<usize>,
+    /// Hidden `(largest |value|, sum of |value|)` for the dominance rule.
+    pub(crate) dominance: Option<(usize, usize)>,
+}
+
+/// One release point: an aggregate rewritten to carry hidden counts.
+#[derive(Debug, Clone)]
+pub(crate) struct ReleasePoint {
+    /// The rewritten aggregate: its original columns, then the hidden ones.
+    pub(crate) plan: LogicalPlan,
+    /// The node of the statement's plan it stands for.
+    pub(crate) original: LogicalPlan,
+    /// The original aggregate's schema (what phase 2 reads).
+    pub(crate) schema: DFSchemaRef,
+    /// Group columns (before the grouping id).
+    pub(crate) groups: usize,
+    /// The grouping id column of a ROLLUP / CUBE / GROUPING SETS aggregate.
+    pub(crate) grouping_id: Option<usize>,
+    /// Hidden columns holding, per tag, the distinct persons of the group.
+    pub(crate) group_hidden: Vec<usize>,
+    /// The aggregate columns.
+    pub(crate) cells: Vec<Cell>,
+}
+
+/// A statement cut at its release points.
+#[derive(Debug, Clone)]
+pub(crate) struct Protection {
+    /// The statement's plan, release points included (phase 2 replaces them).
+    pub(crate) plan: LogicalPlan,
+    /// In the order [`Protection::substitute`] meets them.
+    pub(crate) points: Vec<ReleasePoint>,
+    pub(crate) rules: DisclosureRules,
+}
+
+impl Protection {
+    /// Cuts `plan` at its release points, or refuses it.
+    pub(crate) fn new(
+        plan: LogicalPlan,
+        persons: &PersonTables,
+        rules: DisclosureRules,
+    ) -> Result<Self> {
+        let mut rewriter = Rewriter {
+            persons,
+            next: 0,
+            dominance: rules.dominance_percent.is_some(),
+        };
+        let mut points = Vec::new();
+        rewriter.cut(&plan, &mut points)?;
+        Ok(Self {
+            plan,
+            points,
+            rules,
+        })
+    }
+
+    /// The statement's plan with each release point replaced by its released rows
+    /// (`released[i]` for `points[i]`, each with that point's original schema).
+    pub(crate) fn substitute(&self, released: Vec<RecordBatch>) -> Result<LogicalPlan> {
+        let mut released = released.into_iter();
+        let mut index = 0;
+        let plan = self
+            .plan
+            .clone()
+            .transform_down_with_subqueries(|p| {
+                if index < self.points.len() && self.is_point(&p, index) {
+                    let batch = released.next().ok_or_else(|| {
+                        datafusion::error::DataFusionError::Internal(
+                            "a release point without released rows".into(),
+                        )
+                    })?;
+                    let replaced = released_scan(&self.points[index], batch)?;
+                    index += 1;
+                    return Ok(Transformed::new(replaced, true, TreeNodeRecursion::Jump));
+                }
+                Ok(Transformed::no(p))
+            })
+            .map_err(|e| Error::Engine(format!("disclosure control: {e}")))?
+            .data;
+        if index != self.points.len() {
+            return Err(Error::Engine(
+                "disclosure control: release points out of step".into(),
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// Whether `p` is release point `index` (the traversal meets them in `cut`'s order).
+    fn is_point(&self, p: &LogicalPlan, index: usize) -> bool {
+        matches!(
+            p,
+            LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(Distinct::All(_))
+        ) && *p == self.points[index].original
+    }
+}
+
+/// A scan of a point's released rows under the point's own column names and qualifiers.
+fn released_scan(
+    point: &ReleasePoint,
+    batch: RecordBatch,
+) -> datafusion::error::Result<LogicalPlan> {
+    let schema = batch.schema();
+    let table = MemTable::try_new(schema.clone(), vec![vec![batch]])?;
+    let name = "agora_released";
+    let scan = datafusion::logical_expr::LogicalPlanBuilder::scan(
+        name,
+        provider_as_source(Arc::new(table)),
+        None,
+    )?
+    .build()?;
+    let exprs = point
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            Expr::Column(Column::new(Some(name), schema.field(i).name()))
+                .alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect::<Vec<_>>();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(scan),
+    )?))
+}
+
+struct Rewriter<'a> {
+    persons: &'a PersonTables,
+    next: usize,
+    dominance: bool,
+}
+
+impl Rewriter<'_> {
+    fn tag_id(&mut self) -> u32 {
+        self.next += 1;
+        self.next as u32
+    }
+
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("__agora_{prefix}{}", self.next)
+    }
+
+    /// Walks the part of the plan above the release points: everything there runs on
+    /// released rows only, so anything is allowed but reading person-level rows.
+    fn cut(&mut self, plan: &LogicalPlan, points: &mut Vec<ReleasePoint>) -> Result<()> {
+        if !self.persons.reads_persons(plan) {
+            return Ok(());
+        }
+        match plan {
+            LogicalPlan::Aggregate(agg) => {
+                let mut point = self.release_point(agg)?;
+                point.original = plan.clone();
+                points.push(point);
+                return Ok(());
+            }
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                let agg = distinct_as_aggregate(input)?;
+                let mut point = self.release_point(&agg)?;
+                point.schema = plan.schema().clone();
+                point.original = plan.clone();
+                points.push(point);
+                return Ok(());
+            }
+            LogicalPlan::TableScan(_) | LogicalPlan::Distinct(Distinct::On(_)) => {
+                return Err(refuse(PER_PERSON));
+            }
+            LogicalPlan::Window(_) => {
+                // Over released rows (an aggregate below) it is fine; over persons' rows,
+                // refused where the rows are reached.
+            }
+            LogicalPlan::RecursiveQuery(_) => {
+                return Err(refuse(
+                    "recursive queries over person-level data cannot be checked for \
+                     disclosure; write the steps as ordinary subqueries",
+                ));
+            }
+            LogicalPlan::Unnest(_) | LogicalPlan::Extension(_) => {
+                return Err(refuse(
+                    "UNNEST over person-level data cannot be checked for disclosure",
+                ));
+            }
+            _ => {}
+        }
+        let mut failed = None;
+        let _ = plan.apply_subqueries(|sub| {
+            if let Err(e) = self.cut(sub, points) {
+                failed = Some(e);
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for input in plan.inputs() {
+            self.cut(input, points)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites a release point: its input tagged, hidden counts added.
+    fn release_point(&mut self, agg: &Aggregate) -> Result<ReleasePoint> {
+        let input = self.tag(&agg.input)?;
+        let tags: Vec<usize> = input.tags().collect();
+        if tags.is_empty() {
+            return Err(refuse(
+                "this aggregate counts rows of reference tables selected through \
+                 person-level data, which cannot be checked for disclosure; aggregate the \
+                 person-level table itself (join it to the reference table)",
+            ));
+        }
+        let group_exprs = grouping_set_to_exprlist(&agg.group_expr).map_err(df)?;
+        if group_exprs.iter().any(|e| input.carry_of(e).is_person()) {
+            return Err(refuse(PERSON_KEY_OUT));
+        }
+        let groups = group_exprs.len();
+        let grouping_id =
+            matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]).then_some(groups);
+        let first_cell = groups + usize::from(grouping_id.is_some());
+
+        let mut hidden: Vec<Expr> = Vec::new();
+        let mut hidden_index: HashMap<String, usize> = HashMap::new();
+        let base = first_cell + agg.aggr_expr.len();
+        let mut add_hidden = |expr: Expr, hidden: &mut Vec<Expr>, this: &mut Self| -> usize {
+            let key = format!("{expr}");
+            if let Some(&i) = hidden_index.get(&key) {
+                return i;
+            }
+            let i = base + hidden.len();
+            hidden.push(expr.alias(this.fresh("h")));
+            hidden_index.insert(key, i);
+            i
+        };
+        // The statement's own COUNT(DISTINCT person_id) already is a tag's count: reuse it.
+        let counted_by_statement = |t: usize| {
+            let Carry::PersonTag(id) = input.carry[t] else {
+                return None;
+            };
+            agg.aggr_expr.iter().position(|e| match strip(e) {
+                Expr::AggregateFunction(f) => {
+                    f.func.name() == "count"
+                        && f.params.distinct
+                        && f.params.filter.is_none()
+                        && f.params.args.len() == 1
+                        && input.carry_of(&f.params.args[0]) == Carry::Person(id)
+                }
+                _ => false,
+            })
+        };
+        let group_hidden: Vec<usize> = tags
+            .iter()
+            .map(|&t| match counted_by_statement(t) {
+                Some(j) => first_cell + j,
+                None => {
+                    let e = persons_behind(&input, t, None);
+                    add_hidden(e, &mut hidden, self)
+                }
+            })
+            .collect();
+
+        let mut cells = Vec::with_capacity(agg.aggr_expr.len());
+        for (j, expr) in agg.aggr_expr.iter().enumerate() {
+            let Expr::AggregateFunction(f) = strip(expr) else {
+                return Err(refuse(
+                    "an aggregate output this hub cannot check for disclosure",
+                ));
+            };
+            let name = f.func.name().to_ascii_lowercase();
+            if !RELEASABLE_AGGREGATES.contains(&name.as_str()) {
+                return Err(refuse(format!(
+                    "{} {PERSON_ONLY_FUNCTION}",
+                    name.to_uppercase()
+                )));
+            }
+            let is_count = COUNTS.contains(&name.as_str());
+            if !is_count && f.params.args.iter().any(|a| input.carry_of(a).is_person()) {
+                return Err(refuse(PERSON_KEY_OUT));
+            }
+            // The persons contributing to the cell: rows passing its FILTER whose first
+            // argument is not null (and not 0 for sums and means).
+            let mut condition = f.params.filter.as_deref().cloned();
+            if let Some(arg) = f.params.args.first()
+                && !matches!(arg, Expr::Literal(..))
+                && name != "grouping"
+            {
+                let mut present = arg.clone().is_not_null();
+                if ZERO_IS_ABSENT.contains(&name.as_str()) {
+                    present = present.and(cast(arg.clone(), DataType::Float64).not_eq(lit(0.0)));
+                }
+                condition = Some(match condition {
+                    Some(c) => c.and(present),
+                    None => present,
+                });
+            }
+            // A cell over a tag's own person key, unfiltered, rests on the group's persons.
+            let over_key = |t: usize| {
+                f.params.filter.is_none()
+                    && matches!(
+                        (input.carry[t], f.params.args.first().map(|a| input.carry_of(a))),
+                        (Carry::PersonTag(id), Some(Carry::Person(key))) if id == key
+                    )
+            };
+            let hidden_cols = match condition {
+                None => group_hidden.clone(),
+                Some(c) => tags
+                    .iter()
+                    .zip(&group_hidden)
+                    .map(|(&t, &group)| {
+                        if over_key(t) {
+                            return group;
+                        }
+                        let e = persons_behind(&input, t, Some(c.clone()));
+                        add_hidden(e, &mut hidden, self)
+                    })
+                    .collect(),
+            };
+            let dominance = match (self.dominance, name.as_str(), f.params.args.first()) {
+                (true, "sum" | "avg", Some(arg)) => {
+                    let value = datafusion::functions::math::expr_fn::abs(cast(
+                        arg.clone(),
+                        DataType::Float64,
+                    ));
+                    let value = match f.params.filter.as_deref() {
+                        Some(filter) => when(filter.clone(), value).end().map_err(df)?,
+                        None => value,
+                    };
+                    let largest = add_hidden(max(value.clone()), &mut hidden, self);
+                    let total = add_hidden(sum(value), &mut hidden, self);
+                    Some((largest, total))
+                }
+                _ => None,
+            };
+            cells.push(Cell {
+                index: first_cell + j,
+                is_count,
+                hidden: hidden_cols,
+                dominance,
+            });
+        }
+        let mut aggr = agg.aggr_expr.clone();
+        aggr.extend(hidden);
+        let rewritten =
+            Aggregate::try_new(Arc::new(input.plan), agg.group_expr.clone(), aggr).map_err(df)?;
+        Ok(ReleasePoint {
+            plan: LogicalPlan::Aggregate(rewritten),
+            original: LogicalPlan::Aggregate(agg.clone()),
+            schema: agg.schema.clone(),
+            groups,
+            grouping_id,
+            group_hidden,
+            cells,
+        })
+    }
+
+    /// Rewrites the row world below a release point so every row carries its persons.
+    fn tag(&mut self, plan: &LogicalPlan) -> Result<Rel> {
+        if !self.persons.reads_persons(plan) {
+            return Ok(Rel::data(plan));
+        }
+        check_row_subqueries(plan, self.persons)?;
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                let table = self
+                    .persons
+                    .find(&scan.source)
+                    .ok_or_else(|| Error::Engine("disclosure control: an unknown table".into()))?;
+                let last = table.tagged.schema().fields().len() - 1;
+                let projection = scan.projection.clone().map(|mut p| {
+                    p.push(last);
+                    p
+                });
+                let tagged = TableScanBuilder::new(
+                    scan.table_name.clone(),
+                    provider_as_source(table.tagged.clone()),
+                )
+                .with_projection(projection)
+                .with_filters(scan.filters.clone())
+                .with_fetch(scan.fetch)
+                .build()
+                .map_err(df)?;
+                let tagged = LogicalPlan::TableScan(tagged);
+                let schema = tagged.schema().clone();
+                let n = schema.fields().len();
+                let mut exprs = Vec::with_capacity(n);
+                let mut carry = Vec::with_capacity(n);
+                let id = self.tag_id();
+                for i in 0..n - 1 {
+                    let (q, f) = schema.qualified_field(i);
+                    exprs.push(Expr::Column(Column::from((q, f))));
+                    carry.push(if *f.name() == table.key {
+                        Carry::Person(id)
+                    } else {
+                        Carry::Data
+                    });
+                }
+                exprs.push(
+                    Expr::Column(Column::from(schema.qualified_field(n - 1)))
+                        .alias(self.fresh("p")),
+                );
+                carry.push(Carry::PersonTag(id));
+                let plan = Projection::try_new(exprs, Arc::new(tagged)).map_err(df)?;
+                Ok(Rel {
+                    plan: LogicalPlan::Projection(plan),
+                    carry,
+                })
+            }
+            LogicalPlan::Projection(p) => {
+                let input = self.tag(&p.input)?;
+                let mut exprs = p.expr.clone();
+                let mut carry: Vec<Carry> = exprs.iter().map(|e| input.carry_of(e)).collect();
+                for t in input.tags().collect::<Vec<_>>() {
+                    exprs.push(input.column(t));
+                    carry.push(input.carry[t]);
+                }
+                let plan = Projection::try_new(exprs, Arc::new(input.plan)).map_err(df)?;
+                Ok(Rel {
+                    plan: LogicalPlan::Projection(plan),
+                    carry,
+                })
+            }
+            LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Repartition(_) => {
+                let input = self.tag(plan.inputs()[0])?;
+                let rebuilt = plan
+                    .with_new_exprs(plan.expressions(), vec![input.plan])
+                    .map_err(df)?;
+                Ok(Rel {
+                    plan: rebuilt,
+                    carry: input.carry,
+                })
+            }
+            LogicalPlan::Join(join) => {
+                let left = self.tag(&join.left)?;
+                let right = self.tag(&join.right)?;
+                // Rows joined on equal person keys belong to one person: one tag is enough
+                // (the side whose rows are always there keeps its tag).
+                let (mut left_carry, mut right_carry) = (left.carry.clone(), right.carry.clone());
+                for (l, r) in &join.on {
+                    let (Carry::Person(a), Carry::Person(b)) =
+                        (left.carry_of(l), right.carry_of(r))
+                    else {
+                        continue;
+                    };
+                    match join.join_type {
+                        JoinType::Inner | JoinType::Left => merge_tag(&mut right_carry, b, a),
+                        JoinType::Right => merge_tag(&mut left_carry, a, b),
+                        _ => {}
+                    }
+                }
+                let carry = match join.join_type {
+                    JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+                        [left_carry.as_slice(), right_carry.as_slice()].concat()
+                    }
+                    JoinType::LeftSemi | JoinType::LeftAnti => left.carry.clone(),
+                    JoinType::RightSemi | JoinType::RightAnti => right.carry.clone(),
+                    JoinType::LeftMark => [left.carry.as_slice(), &[Carry::Data]].concat(),
+                    JoinType::RightMark => [right.carry.as_slice(), &[Carry::Data]].concat(),
+                };
+                let rebuilt = plan
+                    .with_new_exprs(plan.expressions(), vec![left.plan, right.plan])
+                    .map_err(df)?;
+                if rebuilt.schema().fields().len() != carry.len() {
+                    return Err(Error::Engine("disclosure control: a join's columns".into()));
+                }
+                Ok(Rel {
+                    plan: rebuilt,
+                    carry,
+                })
+            }
+            LogicalPlan::Union(union) => self.union(&union.inputs),
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                let agg = distinct_as_aggregate(input)?;
+                self.inner_aggregate(&agg)
+            }
+            LogicalPlan::Distinct(Distinct::On(on)) => {
+                let input = self.tag(&on.input)?;
+                if !on
+                    .on_expr
+                    .iter()
+                    .any(|e| input.carry_of(e).is_key())
+                {
+                    return Err(refuse(format!(
+                        "DISTINCT ON {}",
+                        "keeps one row of several persons, which discloses that row; use \
+                         DISTINCT ON (person_id, ...) or GROUP BY"
+                    )));
+                }
+                let mut select = on.select_expr.clone();
+                let mut carry: Vec<Carry> = select.iter().map(|e| input.carry_of(e)).collect();
+                for t in input.tags().collect::<Vec<_>>() {
+                    select.push(input.column(t));
+                    carry.push(input.carry[t]);
+                }
+                let rebuilt = DistinctOn::try_new(
+                    on.on_expr.clone(),
+                    select,
+                    on.sort_expr.clone(),
+                    Arc::new(input.plan),
+                )
+                .map_err(df)?;
+                Ok(Rel {
+                    plan: LogicalPlan::Distinct(Distinct::On(rebuilt)),
+                    carry,
+                })
+            }
+            LogicalPlan::Aggregate(agg) => self.inner_aggregate(agg),
+            LogicalPlan::Window(w) => {
+                let input = self.tag(&w.input)?;
+                for e in &w.window_expr {
+                    let per_person = match strip(e) {
+                        Expr::WindowFunction(f) => {
+                            let WindowFunction { params, .. } = f.as_ref();
+                            params
+                                .partition_by
+                                .iter()
+                                .any(|p| input.carry_of(p).is_key())
+                        }
+                        _ => false,
+                    };
+                    if !per_person {
+                        return Err(refuse(
+                            "a window function over rows of several persons carries one \
+                             person's values into another's row; partition it by person_id, \
+                             or apply it to the aggregated answer (an outer query over the \
+                             GROUP BY)",
+                        ));
+                    }
+                }
+                let mut carry = input.carry.clone();
+                carry.extend(w.window_expr.iter().map(|e| input.carry_of(e)));
+                let rebuilt =
+                    Window::try_new(w.window_expr.clone(), Arc::new(input.plan)).map_err(df)?;
+                Ok(Rel {
+                    plan: LogicalPlan::Window(rebuilt),
+                    carry,
+                })
+            }
+            LogicalPlan::RecursiveQuery(_) => Err(refuse(
+                "recursive queries over person-level data cannot be checked for disclosure; \
+                 write the steps as ordinary subqueries",
+            )),
+            _ => Err(refuse(
+                "this construct over person-level data cannot be checked for disclosure",
+            )),
+        }
+    }
+
+    /// An aggregate below a release point: per person (grouped by a person key) it keeps
+    /// each row's person; otherwise each group becomes one row resting on its persons.
+    fn inner_aggregate(&mut self, agg: &Aggregate) -> Result<Rel> {
+        let input = self.tag(&agg.input)?;
+        let group_exprs = grouping_set_to_exprlist(&agg.group_expr).map_err(df)?;
+        let grouping_sets = matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]);
+        let per_person = !grouping_sets
+            && group_exprs
+                .iter()
+                .any(|e| input.carry_of(e).is_key());
+        let mut carry: Vec<Carry> = group_exprs.iter().map(|e| input.carry_of(e)).collect();
+        if grouping_sets {
+            carry.push(Carry::Data);
+        }
+        for e in &agg.aggr_expr {
+            if let Expr::AggregateFunction(f) = strip(e) {
+                let name = f.func.name().to_ascii_lowercase();
+                if !per_person && !RELEASABLE_AGGREGATES.contains(&name.as_str()) {
+                    return Err(refuse(format!(
+                        "{} {PERSON_ONLY_FUNCTION}",
+                        name.to_uppercase()
+                    )));
+                }
+                carry.push(if COUNTS.contains(&name.as_str()) {
+                    Carry::Data
+                } else {
+                    input.carry_of(e)
+                });
+            } else {
+                carry.push(input.carry_of(e));
+            }
+        }
+        let mut aggr = agg.aggr_expr.clone();
+        for t in input.tags().collect::<Vec<_>>() {
+            let tag = input.column(t);
+            let (expr, kind) = match input.carry[t] {
+                Carry::PersonTag(id) if per_person => (min(tag), Carry::PersonTag(id)),
+                Carry::PersonTag(_) => (count_distinct(tag), Carry::CountTag),
+                _ => (min(tag), Carry::CountTag),
+            };
+            let prefix = if kind == Carry::CountTag { "c" } else { "p" };
+            aggr.push(expr.alias(self.fresh(prefix)));
+            carry.push(kind);
+        }
+        let rebuilt =
+            Aggregate::try_new(Arc::new(input.plan), agg.group_expr.clone(), aggr).map_err(df)?;
+        Ok(Rel {
+            plan: LogicalPlan::Aggregate(rebuilt),
+            carry,
+        })
+    }
+
+    /// A union: each side's visible columns, then its person tags and count tags padded
+    /// with nulls to the same number on every side. A person key stays one where every
+    /// side's key is its tag in the same slot.
+    fn union(&mut self, inputs: &[Arc<LogicalPlan>]) -> Result<Rel> {
+        let sides = inputs
+            .iter()
+            .map(|i| self.tag(i))
+            .collect::<Result<Vec<_>>>()?;
+        let person_tags = |rel: &Rel| -> Vec<usize> {
+            (0..rel.carry.len())
+                .filter(|&i| matches!(rel.carry[i], Carry::PersonTag(_)))
+                .collect()
+        };
+        let count_tags = |rel: &Rel| -> Vec<usize> {
+            (0..rel.carry.len())
+                .filter(|&i| rel.carry[i] == Carry::CountTag)
+                .collect()
+        };
+        let persons = sides.iter().map(|s| person_tags(s).len()).max().unwrap_or(0);
+        let counts = sides.iter().map(|s| count_tags(s).len()).max().unwrap_or(0);
+        let ids: Vec<u32> = (0..persons).map(|_| self.tag_id()).collect();
+        let names: Vec<String> = (0..persons + counts)
+            .map(|i| self.fresh(if i < persons { "p" } else { "c" }))
+            .collect();
+        /// Where a visible column of a side stands: data, a person key in tag slot `n`,
+        /// or anything else computed from persons.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Slot {
+            Data,
+            Key(usize),
+            Derived,
+        }
+        let mut slots: Option<Vec<Slot>> = None;
+        let mut projected = Vec::with_capacity(sides.len());
+        for side in sides {
+            let side_persons = person_tags(&side);
+            let slot_of = |c: Carry| match c {
+                Carry::Person(id) => side_persons
+                    .iter()
+                    .position(|&t| side.carry[t] == Carry::PersonTag(id))
+                    .map_or(Slot::Derived, Slot::Key),
+                Carry::Derived => Slot::Derived,
+                _ => Slot::Data,
+            };
+            let mut exprs = Vec::new();
+            let mut vis = Vec::new();
+            for i in 0..side.carry.len() {
+                if !side.carry[i].is_tag() {
+                    exprs.push(side.column(i));
+                    vis.push(slot_of(side.carry[i]));
+                }
+            }
+            let padded = |tags: Vec<usize>, slots: usize, offset: usize, exprs: &mut Vec<Expr>| {
+                let mut have: Vec<Expr> = tags.into_iter().map(|i| side.column(i)).collect();
+                while have.len() < slots {
+                    have.push(lit(ScalarValue::Int64(None)));
+                }
+                for (k, e) in have.into_iter().enumerate() {
+                    exprs.push(cast(e, DataType::Int64).alias(names[offset + k].clone()));
+                }
+            };
+            padded(side_persons.clone(), persons, 0, &mut exprs);
+            padded(count_tags(&side), counts, persons, &mut exprs);
+            slots = Some(match slots {
+                None => vis,
+                Some(prev) => prev
+                    .into_iter()
+                    .zip(vis)
+                    .map(|(a, b)| match (a, b) {
+                        (a, b) if a == b => a,
+                        (Slot::Data, Slot::Data) => Slot::Data,
+                        _ => Slot::Derived,
+                    })
+                    .collect(),
+            });
+            projected.push(Arc::new(LogicalPlan::Projection(
+                Projection::try_new(exprs, Arc::new(side.plan)).map_err(df)?,
+            )));
+        }
+        let mut carry: Vec<Carry> = slots
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| match s {
+                Slot::Data => Carry::Data,
+                Slot::Key(n) => Carry::Person(ids[n]),
+                Slot::Derived => Carry::Derived,
+            })
+            .collect();
+        carry.extend(ids.iter().map(|&id| Carry::PersonTag(id)));
+        carry.extend(std::iter::repeat_n(Carry::CountTag, counts));
+        let union = datafusion::logical_expr::Union::try_new_with_loose_types(projected)
+            .map_err(df)?;
+        Ok(Rel {
+            plan: LogicalPlan::Union(union),
+            carry,
+        })
+    }
+}
+
+/// The hidden count of distinct persons of tag `t` (counting only rows meeting `only`), or
+/// for a count tag the fewest persons behind any group aggregated into the cell.
+fn persons_behind(input: &Rel, t: usize, only: Option<Expr>) -> Expr {
+    let tag = input.column(t);
+    let value = match only {
+        Some(c) => when(c, tag)
+            .end()
+            .unwrap_or_else(|_| lit(ScalarValue::Int64(None))),
+        None => tag,
+    };
+    match input.carry[t] {
+        Carry::PersonTag(_) => count_distinct(value),
+        _ => min(value),
+    }
+}
+
+/// Makes person tag `from` the same person as tag `to`: its column stops being a tag and
+/// its keys become keys of `to`.
+fn merge_tag(carry: &mut [Carry], from: u32, to: u32) {
+    for c in carry {
+        match *c {
+            Carry::PersonTag(id) if id == from => *c = Carry::Data,
+            Carry::Person(id) if id == from => *c = Carry::Person(to),
+            _ => {}
+        }
+    }
+}
+
+/// `SELECT DISTINCT ...` as the aggregate it means: one group per distinct row.
+fn distinct_as_aggregate(input: &Arc<LogicalPlan>) -> Result<Aggregate> {
+    let groups = input
+        .schema()
+        .iter()
+        .map(|(q, f)| Expr::Column(Column::from((q, f))))
+        .collect();
+    Aggregate::try_new(input.clone(), groups, vec![]).map_err(df)
+}
+
+/// Refuses subqueries in the row world that would carry other persons' values into a row:
+/// scalar subqueries, and `EXISTS` not correlated with the row, over person-level data.
+fn check_row_subqueries(plan: &LogicalPlan, persons: &PersonTables) -> Result<()> {
+    let mut failed = None;
+    let _ = plan.apply_expressions(|e| {
+        e.apply(|x| {
+            let bad = match x {
+                Expr::ScalarSubquery(sq) => persons.reads_persons(&sq.subquery),
+                Expr::Exists(ex) => {
+                    ex.subquery.outer_ref_columns.is_empty()
+                        && persons.reads_persons(&ex.subquery.subquery)
+                }
+                _ => false,
+            };
+            if bad {
+                failed = Some(refuse(
+                    "a scalar subquery (or an uncorrelated EXISTS) over person-level data \
+                     would apply one value computed from other persons to every row; join \
+                     the table, or use IN (SELECT person_id ...) or a correlated EXISTS",
+                ));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn df(e: datafusion::error::DataFusionError) -> Error {
+    Error::Engine(format!("disclosure control: {e}"))
+}
