@@ -142,7 +142,6 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs disclosure control (oc13)"]
 async fn an_export_is_reviewed_downloaded_and_its_hash_checked() {
     let env = hub().await;
     let hub = &env.hub;
