@@ -76,6 +76,8 @@ pub(crate) enum Command {
     Project(crate::gov::projects::ProjectArgs),
     /// Data permits: list, show, amend, revoke.
     Permit(crate::gov::permits::PermitArgs),
+    /// Export requests: take a result file out under a permit, review, download.
+    Exports(crate::gov::exports::ExportsArgs),
     /// The citizen opt-out registry (on a citizen's behalf).
     Optout(crate::gov::optout::OptoutArgs),
     /// Run the SQL-on-FHIR v2 conformance suite (a directory of its test JSON files) against

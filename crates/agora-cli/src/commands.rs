@@ -145,6 +145,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::User(args) => crate::gov::users::run(&dir, args).await,
         Command::Project(args) => crate::gov::projects::run(&dir, args).await,
         Command::Permit(args) => crate::gov::permits::run(&dir, args).await,
+        Command::Exports(args) => crate::gov::exports::run(&dir, args).await,
         Command::Optout(args) => crate::gov::optout::run(&dir, args).await,
         Command::Generate(GenerateCommand::Omop(args)) => {
             if !(0.0..=1.0).contains(&args.defects) {

@@ -1,4 +1,5 @@
-//! The governance CLI: `agora user`, `agora project`, `agora permit`, `agora optout`.
+//! The governance CLI: `agora user`, `agora project`, `agora permit`, `agora exports`,
+//! `agora optout`.
 //!
 //! Each command works on the local data directory through the same library calls as the
 //! HTTP API, as a principal: the local operator (whose API token `agora init` wrote into
@@ -15,8 +16,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::de::DeserializeOwned;
 
-use agora_service::Hub;
+use agora_service::{Authenticated, Hub};
 
+pub(crate) mod exports;
 pub(crate) mod optout;
 pub(crate) mod permits;
 pub(crate) mod projects;
@@ -49,6 +51,8 @@ impl std::fmt::Debug for AsArgs {
 pub(crate) struct Session {
     pub home: Hub,
     pub who: Principal,
+    /// The same caller as the query service authenticated it (to open query sessions).
+    pub authenticated: Authenticated,
     /// Acting with the data directory's own operator token (not `--token`).
     pub local_operator: bool,
     pub json: bool,
@@ -78,6 +82,7 @@ impl Session {
         Ok(Self {
             home,
             who: who.principal().clone(),
+            authenticated: who,
             local_operator,
             json: args.json,
         })

@@ -296,3 +296,150 @@ fn json_as_stdin(hub: &Hub, args: &[&str], stdin: &str) -> Value {
     args.push("--json");
     serde_json::from_str(&ok_as(hub, None, &args, stdin)).unwrap()
 }
+
+/// `agora exports`: a researcher asks for a file, a reviewer approves it, the researcher
+/// downloads it and its SHA-256 is the recorded one; a refused statement leaves nothing.
+#[test]
+fn exports_from_the_command_line() {
+    use sha2::{Digest, Sha256};
+    let hub = Hub::init();
+    let extract = hub.data_dir().join("samples/extract");
+    hub.ok(&[
+        "generate",
+        "omop",
+        "--persons",
+        "60",
+        "--out",
+        extract.to_str().unwrap(),
+    ]);
+    hub.ingest("demo", &extract);
+    for (id, role) in [("rita", "reviewer"), ("ray", "researcher"), ("ann", "researcher")] {
+        ok_as(
+            &hub,
+            None,
+            &["user", "create", id, "--name", id, "--role", role],
+            "",
+        );
+    }
+    let token = |id: &str| {
+        ok_as(&hub, None, &["user", "token", "issue", id], "")
+            .trim()
+            .to_owned()
+    };
+    let (rita, ray, ann) = (token("rita"), token("ray"), token("ann"));
+    let form = hub.data_dir().join("form.json");
+    std::fs::write(&form, ok_as(&hub, None, &["project", "template"], "")).unwrap();
+    let app = json_as(
+        &hub,
+        Some(&ray),
+        &["project", "create", "--file", form.to_str().unwrap()],
+    );
+    let app = app["id"].as_str().unwrap().to_owned();
+    ok_as(&hub, Some(&ray), &["project", "submit", &app], "");
+    ok_as(
+        &hub,
+        Some(&rita),
+        &["project", "move", &app, "under_review", "--comment", "ok"],
+        "",
+    );
+    let grant = hub.data_dir().join("grant.json");
+    std::fs::write(
+        &grant,
+        json!({"datasets": [{"dataset": "demo", "release": {"number": 1}, "tables": [
+            {"table": "person", "columns": ["person_id", "gender_concept_id"]}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    ok_as(
+        &hub,
+        Some(&rita),
+        &["project", "approve", &app, "--file", grant.to_str().unwrap()],
+        "",
+    );
+    ok_as(&hub, None, &["project", "move", &app, "active"], "");
+    let pid = json_as(&hub, Some(&ray), &["permit", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let sql = "SELECT gender_concept_id, COUNT(*) AS persons FROM demo.person GROUP BY 1";
+    let export = json_as(
+        &hub,
+        Some(&ray),
+        &["exports", "request", "--permit", &pid, sql],
+    );
+    assert_eq!(export["status"], "pending_review", "{export}");
+    assert_eq!(export["requested_by"], "ray");
+    let id = export["id"].as_str().unwrap().to_owned();
+    let sha = export["sha256"].as_str().unwrap().to_owned();
+
+    // Another researcher: as if it did not exist. The researcher: not before approval.
+    let err = fails_as(&hub, Some(&ann), &["exports", "show", &id]);
+    assert!(err.contains("export not found") && !err.contains(&id), "{err}");
+    assert_eq!(json_as(&hub, Some(&ann), &["exports", "list"]), json!([]));
+    let err = fails_as(&hub, Some(&ray), &["exports", "download", &id]);
+    assert!(err.contains("waiting for a reviewer"), "{err}");
+    let err = fails_as(
+        &hub,
+        Some(&ray),
+        &["exports", "decide", &id, "approve", "--reason", "mine"],
+    );
+    assert!(err.contains("needs a reviewer"), "{err}");
+
+    let shown = ok_as(
+        &hub,
+        Some(&rita),
+        &[
+            "exports",
+            "decide",
+            &id,
+            "approve",
+            "--reason",
+            "aggregates, cells checked",
+        ],
+        "",
+    );
+    assert!(shown.contains("approved") && shown.contains(&sha), "{shown}");
+    let approved = json_as(
+        &hub,
+        Some(&ray),
+        &["exports", "list", "--status", "approved"],
+    );
+    assert_eq!(approved.as_array().unwrap().len(), 1);
+
+    let out = hub.data_dir().join("../export.csv");
+    ok_as(
+        &hub,
+        Some(&ray),
+        &["exports", "download", &id, "-o", out.to_str().unwrap()],
+        "",
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), sha);
+    assert!(bytes.starts_with(b"gender_concept_id,persons\n"));
+    let stdout = ok_as(&hub, Some(&ray), &["exports", "download", &id], "");
+    assert_eq!(stdout.as_bytes(), bytes);
+    let history = json_as(&hub, None, &["exports", "show", &id])["history"].clone();
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["requested", "approved", "downloaded", "downloaded"]
+    );
+
+    // Per-person rows are refused: no new request, no new file.
+    let out = run_as(
+        &hub,
+        Some(&ray),
+        &["exports", "request", "--permit", &pid, "-"],
+        "SELECT person_id FROM demo.person",
+    );
+    assert!(!out.status.success());
+    assert_eq!(json_as(&hub, None, &["exports", "list"]).as_array().unwrap().len(), 1);
+    let files = std::fs::read_dir(hub.data_dir().join("exports")).unwrap().count();
+    assert_eq!(files, 1);
+}
