@@ -407,7 +407,7 @@ fn exports_from_the_command_line() {
     );
     assert_eq!(approved.as_array().unwrap().len(), 1);
 
-    let out = hub.data_dir().join("../export.csv");
+    let out = hub.data_dir().join("samples/export.csv");
     ok_as(
         &hub,
         Some(&ray),
