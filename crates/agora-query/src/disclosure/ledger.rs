@@ -141,7 +141,7 @@ impl PersonSketch {
 
     /// Reads [`PersonSketch::to_bytes`]'s output; `None` if it is not one.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < 8 || (bytes.len() - 8) % 24 != 0 {
+        if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(24) {
             return None;
         }
         let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
