@@ -29,7 +29,9 @@
 //! epsilon_per_query⌋` (at most 1). Under an unchanged policy the ε check therefore decides;
 //! the δ check matters when an amendment raises δ.
 //!
-//! The noise of a query must be derived from the permit version recorded here
+//! `query_hash` is the caller's name for the question, e.g. `agora_privacy::question_hash`
+//! of the statement; the ledger keys it by permit and permit version. The noise of a query
+//! must be derived from the permit version recorded here
 //! ([`BudgetSpend::permit_version`]): the caller compares it with its session's version
 //! (they differ only if the permit was amended meanwhile, and then the answer must not be
 //! released), or folds the version into `query_hash`.

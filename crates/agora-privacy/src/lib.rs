@@ -41,6 +41,7 @@ mod secret;
 
 pub use dp::{
     CountMechanism, DpError, IntegerNoise, NoiseKind, NoiseSource, NoiseStream, SumMechanism,
+    question_hash,
 };
 pub use identity::{
     IdentifierError, IdentityKind, composite_source_identity, normalize_identifier, source_identity,

@@ -199,6 +199,14 @@ fn known_answer() {
 const KNOWN_FIRST_U64: u64 = 12_486_120_426_679_843_361;
 
 #[test]
+fn question_hashes_name_the_text() {
+    let a = question_hash("SELECT count(*) FROM person");
+    assert_eq!(a.len(), 64);
+    assert_eq!(a, question_hash("SELECT count(*) FROM person"));
+    assert_ne!(a, question_hash("SELECT count(*) FROM person "));
+}
+
+#[test]
 fn debug_output_is_redacted() {
     assert_eq!(format!("{:?}", source(5)), "NoiseSource(<redacted>)");
     assert_eq!(
