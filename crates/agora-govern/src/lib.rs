@@ -19,7 +19,9 @@
 //!   permits;
 //! * the **citizen opt-out registry** ([`optout`]): hub person keys only, for a query-time
 //!   anti-join ([`MetaStore::opted_out_keys`]);
-//! * operator-written **catalogue metadata** per dataset ([`catalogue`]).
+//! * operator-written **catalogue metadata** per dataset ([`catalogue`]);
+//! * each project's **privacy budget ledger** ([`dp_budget`]): differential-privacy spends
+//!   per query, refused once the permit's budget is spent, a repeated question free.
 //!
 //! Everything public is also re-exported at the crate root.
 //!
@@ -48,6 +50,7 @@ pub mod catalogue;
 mod clock;
 mod config;
 pub mod deadlines;
+pub mod dp_budget;
 mod error;
 mod migrate;
 pub mod optout;
@@ -65,6 +68,7 @@ pub use config::{GovernConfig, LoginPolicy, PasswordPolicy, PermitPolicy, Sessio
 pub use deadlines::{
     Deadlines, Period, Step, StepDeadline, add_period, add_working_days, is_working_day,
 };
+pub use dp_budget::{BudgetSpend, BudgetStatus};
 pub use error::{Error, Result};
 pub use optout::{OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut};
 pub use permits::{
