@@ -211,3 +211,59 @@ impl MetaStore {
             .collect()
     }
 }
+
+impl MetaStore {
+    /// The sketches of groups released under `permit_id` resting on `lo..=hi` persons
+    /// (the disclosure ledger; see `agora-query`'s disclosure control).
+    pub async fn ledger_sketches(&self, permit_id: &str, lo: i64, hi: i64) -> Result<Vec<Vec<u8>>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT sketch FROM disclosure_ledger WHERE permit_id = $1 AND persons >= $2 \
+             AND persons <= $3",
+        )
+        .bind(permit_id)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter_map(|(s,)| from_hex(&s)).collect())
+    }
+
+    /// Adds released groups (`(persons, sketch)`) to `permit_id`'s ledger, in one
+    /// transaction, durable when this returns.
+    pub async fn record_ledger(&self, permit_id: &str, entries: &[(i64, Vec<u8>)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let at = format_ts(self.now());
+        let mut tx = self.pool().begin().await?;
+        for (persons, sketch) in entries {
+            sqlx::query(
+                "INSERT INTO disclosure_ledger (id, permit_id, at, persons, sketch) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(random_id("led_"))
+            .bind(permit_id)
+            .bind(&at)
+            .bind(*persons)
+            .bind(to_hex(sketch))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}

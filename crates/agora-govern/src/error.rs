@@ -67,6 +67,22 @@ pub enum Error {
     /// message names the rule, not the value.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The project's differential-privacy budget cannot pay for this query. Carries amounts
+    /// of ε or δ only.
+    #[error(
+        "the project's privacy budget is spent: this query needs {which} {needed} and \
+         {remaining} of {budget} remains; a reviewer can amend the permit to raise the budget"
+    )]
+    PrivacyBudgetSpent {
+        /// `epsilon` or `delta`: which budget ran out.
+        which: &'static str,
+        /// What the query would spend.
+        needed: f64,
+        /// What is left of the budget.
+        remaining: f64,
+        /// The budget.
+        budget: f64,
+    },
     /// argon2 failed to hash or parse a password hash (never says which password).
     #[error("password hashing failed")]
     PasswordHash,
@@ -82,7 +98,9 @@ impl HasKind for Error {
             Error::UnsupportedUrl(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
-            Error::RateLimited { .. } => ErrorKind::ResourceExhausted,
+            Error::RateLimited { .. } | Error::PrivacyBudgetSpent { .. } => {
+                ErrorKind::ResourceExhausted
+            }
             Error::Migration { .. } | Error::Corrupt(_) | Error::PasswordHash => {
                 ErrorKind::Internal
             }

@@ -21,7 +21,9 @@
 //!   anti-join ([`MetaStore::opted_out_keys`]);
 //! * operator-written **catalogue metadata** per dataset ([`catalogue`]);
 //! * **export requests** ([`exports`]): result files a researcher asks to take out, their
-//!   content hash and every decision on them.
+//!   content hash and every decision on them;
+//! * each project's **privacy budget ledger** ([`dp_budget`]): differential-privacy spends
+//!   per query, refused once the permit's budget is spent, a repeated question free.
 //!
 //! Everything public is also re-exported at the crate root.
 //!
@@ -50,6 +52,7 @@ pub mod catalogue;
 mod clock;
 mod config;
 pub mod deadlines;
+pub mod dp_budget;
 mod error;
 pub mod exports;
 mod migrate;
@@ -68,6 +71,7 @@ pub use config::{GovernConfig, LoginPolicy, PasswordPolicy, PermitPolicy, Sessio
 pub use deadlines::{
     Deadlines, Period, Step, StepDeadline, add_period, add_working_days, is_working_day,
 };
+pub use dp_budget::{BudgetSpend, BudgetStatus};
 pub use error::{Error, Result};
 pub use exports::{
     ExportDecision, ExportEvent, ExportEventKind, ExportFormat, ExportRequest, ExportStatus,

@@ -5,6 +5,11 @@ use crate::{Error, Result};
 
 /// Ordered schema migrations; each runs once, in a transaction, recorded in
 /// `schema_migrations`. Never edit a released migration: add a new one.
+///
+/// Each version is applied if it is not recorded, whatever else is: versions may be
+/// numbered ahead of others still being written (7 before 5 and 6), and a store that has
+/// 7 gets 5 and 6 when they arrive. A migration must therefore depend only on versions
+/// below it that are already listed here.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_governance.sql")),
@@ -12,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_access_events.sql")),
     (5, include_str!("migrations/0005_access_detail.sql")),
     (6, include_str!("migrations/0006_exports.sql")),
+    (7, include_str!("migrations/0007_dp_budget.sql")),
 ];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
@@ -73,6 +79,12 @@ fn split_statements(sql: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn versions_are_increasing_and_unique() {
+        let versions: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    }
+
     #[test]
     fn splits_statements_and_drops_comments() {
         let parts = super::split_statements(

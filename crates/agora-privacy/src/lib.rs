@@ -23,16 +23,26 @@
 //!
 //! FHIR resource ids get keyed pseudonyms of their own ([`ResourceKeyer`]).
 //!
-//! Not here: the person registry that makes keys collision-free (it needs storage, see
-//! `agora-govern`), per-project re-keying and disclosure control (later capabilities).
+//! Differential privacy ([`dp`]): exact integer noise (discrete Laplace, discrete
+//! Gaussian) for released counts and sums, calibrated from (sensitivity, ε, δ), drawn from a
+//! keyed stream that gives the same question the same noise.
+//!
+//! Not here: the person registry that makes keys collision-free and the privacy budget
+//! ledger (they need storage, see `agora-govern`), per-project re-keying and the rest of
+//! disclosure control (the query service's output step).
 
 #![warn(missing_docs)]
 
+pub mod dp;
 mod identity;
 mod person_key;
 mod resource_key;
 mod secret;
 
+pub use dp::{
+    CountMechanism, DpError, IntegerNoise, NoiseKind, NoiseSource, NoiseStream, SumMechanism,
+    question_hash,
+};
 pub use identity::{
     IdentifierError, IdentityKind, composite_source_identity, normalize_identifier, source_identity,
 };

@@ -37,7 +37,7 @@ use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
 use crate::barrier::PolicyTable;
-use crate::disclosure::{PersonTables, Protection};
+use crate::disclosure::{Ledger, PersonTables, Protection};
 use crate::workspace::{Planned, QueryLimits, QueryOutput, Session};
 use crate::{Error, QueryEngine, Result};
 
@@ -59,6 +59,8 @@ pub struct PermitScope {
     opted_out: Arc<[i64]>,
     /// What may leave: the permit's output policy.
     output: OutputPolicy,
+    /// The store the scope was resolved from (the disclosure ledger lives there).
+    meta: MetaStore,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +122,7 @@ impl PermitScope {
             releases,
             opted_out,
             output: permit.terms.output,
+            meta: meta.clone(),
         })
     }
 
@@ -254,8 +257,12 @@ impl PermitWorkspace {
     pub async fn plan_aggregates(&self, sql: &str, rules: DisclosureRules) -> Result<Planned> {
         let planned = self.session.plan(sql).await?;
         let persons = self.persons.clone();
+        let ledger = Ledger {
+            meta: self.scope.meta.clone(),
+            permit_id: self.scope.permit_id.clone(),
+        };
         planned
-            .protect(move |plan| Protection::new(plan, &persons, rules))
+            .protect(move |plan| Protection::new(plan, &persons, rules, Some(ledger)))
             .await
     }
 

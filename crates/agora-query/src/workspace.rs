@@ -27,7 +27,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt as _;
 use object_store::path::Path;
 
-use crate::disclosure::{Disclosure, Protection, release};
+use crate::disclosure::{Disclosure, LedgerCheck, Protection, one_batch, release};
 use crate::registry::LakeOnly;
 use crate::{Error, Result};
 
@@ -536,6 +536,7 @@ impl Planned {
             ..Disclosure::default()
         };
         let mut released = Vec::with_capacity(protection.points.len());
+        let mut check = LedgerCheck::default();
         for point in &protection.points {
             let df = DataFrame::new(state.clone(), point.plan.clone());
             let phase = Planned {
@@ -546,10 +547,23 @@ impl Planned {
                 protection: None,
             };
             let rows = phase.execute_plain().await?.collect().await?;
-            let (batch, tally) = release(point, rules, rows.schema, &rows.batches)?;
+            let batch = one_batch(rows.schema, &rows.batches)?;
+            let sketches = point.sketch.map(|c| batch.column(c).clone());
+            let differencing = match (&protection.ledger, &sketches) {
+                (Some(ledger), Some(column)) => check.differencing(ledger, column, rules.k).await?,
+                _ => vec![false; batch.num_rows()],
+            };
+            let (batch, tally, kept) = release(point, rules, &batch, &differencing)?;
+            if let Some(column) = &sketches {
+                check.released(column, &kept);
+            }
             report.groups_withheld += tally.groups_withheld;
             report.cells_suppressed += tally.cells_suppressed;
             released.push(batch);
+        }
+        if let Some(ledger) = &protection.ledger {
+            // Remembered before anything leaves.
+            check.record(ledger).await?;
         }
         report.notes = crate::disclosure::notes(protection);
         let plan = protection.substitute(released)?;

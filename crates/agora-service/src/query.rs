@@ -336,7 +336,7 @@ impl QueryService {
                 };
                 let output = OutputStep::Aggregates(scope.output_policy().rules());
                 let ws = self.engine.permit_workspace(scope, limits).await?;
-                (SessionKind::Permit(ws), record_target, output)
+                (SessionKind::Permit(Box::new(ws)), record_target, output)
             }
         };
         Ok(QuerySession {
@@ -355,7 +355,7 @@ impl QueryService {
 
 enum SessionKind {
     Release(Workspace),
-    Permit(PermitWorkspace),
+    Permit(Box<PermitWorkspace>),
 }
 
 /// What every access event of a session shares.

@@ -4,6 +4,7 @@
 mod accounts;
 mod catalogue;
 mod concurrency;
+mod dp_budget;
 mod exports;
 mod migration;
 mod optout;

@@ -27,11 +27,89 @@
 //! functions over rows of several persons, scalar subqueries over person-level data,
 //! recursive queries, `UNNEST`.
 
+mod ledger;
 mod release;
 mod rewrite;
 
-pub(crate) use release::release;
+pub(crate) use release::{one_batch, release};
 pub(crate) use rewrite::{PersonTables, Protection};
+
+use agora_govern::MetaStore;
+
+use crate::Result;
+use ledger::{PersonSketch, sketches};
+
+/// A project's disclosure ledger (see `ledger.rs`): where released groups are remembered.
+#[derive(Debug, Clone)]
+pub(crate) struct Ledger {
+    pub(crate) meta: MetaStore,
+    pub(crate) permit_id: String,
+}
+
+/// Released groups of one answer, checked against the ledger and each other.
+#[derive(Debug, Default)]
+pub(crate) struct LedgerCheck {
+    released: Vec<PersonSketch>,
+}
+
+impl LedgerCheck {
+    /// Which rows of a release point's batch differ from a group released before (in the
+    /// project, or earlier in this answer) by at least one and fewer than `k` persons.
+    pub(crate) async fn differencing(
+        &self,
+        ledger: &Ledger,
+        column: &datafusion::arrow::array::ArrayRef,
+        k: u32,
+    ) -> Result<Vec<bool>> {
+        let k = i64::from(k);
+        let rows = sketches(column);
+        let sizes = rows.iter().flatten().map(|s| s.persons).filter(|&n| n >= k);
+        let (Some(lo), Some(hi)) = (sizes.clone().min(), sizes.max()) else {
+            return Ok(vec![false; rows.len()]);
+        };
+        let stored: Vec<PersonSketch> = ledger
+            .meta
+            .ledger_sketches(&ledger.permit_id, lo - k + 1, hi + k - 1)
+            .await?
+            .iter()
+            .filter_map(|b| PersonSketch::from_bytes(b))
+            .collect();
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let Some(s) = row else { return false };
+                s.persons >= k
+                    && stored.iter().chain(&self.released).any(|other| {
+                        (other.persons - s.persons).abs() < k
+                            && matches!(s.difference(other), Some(d) if d > 0 && (d as i64) < k)
+                    })
+            })
+            .collect())
+    }
+
+    /// Remembers the released rows of a batch (`kept`) for the rest of the answer.
+    pub(crate) fn released(&mut self, column: &datafusion::arrow::array::ArrayRef, kept: &[bool]) {
+        for (sketch, kept) in sketches(column).into_iter().zip(kept) {
+            if let (Some(s), true) = (sketch, *kept) {
+                self.released.push(s);
+            }
+        }
+    }
+
+    /// Writes this answer's released groups to the ledger (before the answer leaves).
+    pub(crate) async fn record(self, ledger: &Ledger) -> Result<()> {
+        let entries: Vec<(i64, Vec<u8>)> = self
+            .released
+            .iter()
+            .map(|s| (s.persons, s.to_bytes()))
+            .collect();
+        ledger
+            .meta
+            .record_ledger(&ledger.permit_id, &entries)
+            .await?;
+        Ok(())
+    }
+}
 
 /// What disclosure control did to one answer, for the access record and the caller.
 #[derive(Debug, Clone, Default, PartialEq)]

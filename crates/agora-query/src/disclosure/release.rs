@@ -19,16 +19,21 @@ pub(crate) struct Tally {
     pub(crate) cells_suppressed: u64,
 }
 
-/// Applies `rules` to the rows of `point` (its aggregate's columns, then the hidden ones);
-/// returns the released rows under the aggregate's own columns, every one nullable.
+/// A release point's rows (its aggregate's columns, then the hidden ones) in one batch.
+pub(crate) fn one_batch(schema: SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    concat_batches(&schema, batches).map_err(|e| Error::Engine(format!("release: {e}")))
+}
+
+/// Applies `rules` to the rows of `point` (its aggregate's columns, then the hidden ones),
+/// also withholding the rows `withheld` names (the ledger's); returns the released rows
+/// under the aggregate's own columns, every one nullable, and which rows were released.
 pub(crate) fn release(
     point: &ReleasePoint,
     rules: &DisclosureRules,
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<(RecordBatch, Tally)> {
+    batch: &RecordBatch,
+    withheld: &[bool],
+) -> Result<(RecordBatch, Tally, Vec<bool>)> {
     let err = |e: datafusion::arrow::error::ArrowError| Error::Engine(format!("release: {e}"));
-    let batch = concat_batches(&schema, batches).map_err(err)?;
     let rows = batch.num_rows();
     let k = i64::from(rules.k);
     let counts = |cols: &[usize]| -> Result<Vec<i64>> {
@@ -50,7 +55,11 @@ pub(crate) fn release(
     };
 
     let group_persons = counts(&point.group_hidden)?;
-    let mut keep: Vec<bool> = group_persons.iter().map(|&n| n >= k).collect();
+    let mut keep: Vec<bool> = group_persons
+        .iter()
+        .zip(withheld)
+        .map(|(&n, &w)| n >= k && !w)
+        .collect();
     let mut cell_persons = Vec::with_capacity(point.cells.len());
     let mut cell_ok = Vec::with_capacity(point.cells.len());
     for cell in &point.cells {
@@ -76,7 +85,7 @@ pub(crate) fn release(
     // Margins (ROLLUP, CUBE, GROUPING SETS): withhold more until no margin minus its
     // visible parts gives back a withheld part.
     if let Some(gid) = point.grouping_id {
-        let coords = coordinates(&batch, point.groups, gid)?;
+        let coords = coordinates(batch, point.groups, gid)?;
         let mut withheld: Vec<bool> = keep.iter().map(|k| !k).collect();
         secondary(&coords, &mut withheld, &group_persons, k);
         for (keep, withheld) in keep.iter_mut().zip(&withheld) {
@@ -115,11 +124,11 @@ pub(crate) fn release(
     let released = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(err)?;
     let released = if grouped {
         tally.groups_withheld = keep.iter().filter(|k| !**k).count() as u64;
-        filter_record_batch(&released, &BooleanArray::from(keep)).map_err(err)?
+        filter_record_batch(&released, &BooleanArray::from(keep.clone())).map_err(err)?
     } else {
         released
     };
-    Ok((released, tally))
+    Ok((released, tally, keep))
 }
 
 /// Rounds counts to the nearest multiple of `base` (halves up).

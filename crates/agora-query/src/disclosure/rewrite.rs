@@ -264,6 +264,8 @@ pub(crate) struct ReleasePoint {
     pub(crate) group_hidden: Vec<usize>,
     /// The aggregate columns.
     pub(crate) cells: Vec<Cell>,
+    /// The hidden sketch of the group's persons (first person tag), for the ledger.
+    pub(crate) sketch: Option<usize>,
 }
 
 /// A statement cut at its release points.
@@ -274,6 +276,8 @@ pub(crate) struct Protection {
     /// In the order [`Protection::substitute`] meets them.
     pub(crate) points: Vec<ReleasePoint>,
     pub(crate) rules: DisclosureRules,
+    /// The project's disclosure ledger (differencing defence).
+    pub(crate) ledger: Option<super::Ledger>,
 }
 
 impl Protection {
@@ -282,11 +286,13 @@ impl Protection {
         plan: LogicalPlan,
         persons: &PersonTables,
         rules: DisclosureRules,
+        ledger: Option<super::Ledger>,
     ) -> Result<Self> {
         let mut rewriter = Rewriter {
             persons,
             next: 0,
             dominance: rules.dominance_percent.is_some(),
+            sketch_k: ledger.as_ref().map(|_| rules.k),
         };
         let mut points = Vec::new();
         rewriter.cut(&plan, &mut points)?;
@@ -294,6 +300,7 @@ impl Protection {
             plan,
             points,
             rules,
+            ledger,
         })
     }
 
@@ -370,6 +377,8 @@ struct Rewriter<'a> {
     persons: &'a PersonTables,
     next: usize,
     dominance: bool,
+    /// Sketch each group's persons for the ledger, with this `k`.
+    sketch_k: Option<u32>,
 }
 
 impl Rewriter<'_> {
@@ -580,6 +589,18 @@ impl Rewriter<'_> {
                 dominance,
             });
         }
+        let sketch = match (
+            self.sketch_k,
+            tags.iter()
+                .find(|&&t| matches!(input.carry[t], Carry::PersonTag(_))),
+        ) {
+            (Some(k), Some(&t)) => {
+                let i = base + hidden.len();
+                hidden.push(super::ledger::sketch_of(input.column(t), k).alias(self.fresh("s")));
+                Some(i)
+            }
+            _ => None,
+        };
         let mut aggr = agg.aggr_expr.clone();
         aggr.extend(hidden);
         let rewritten =
@@ -592,6 +613,7 @@ impl Rewriter<'_> {
             grouping_id,
             group_hidden,
             cells,
+            sketch,
         })
     }
 
@@ -720,11 +742,7 @@ impl Rewriter<'_> {
             }
             LogicalPlan::Distinct(Distinct::On(on)) => {
                 let input = self.tag(&on.input)?;
-                if !on
-                    .on_expr
-                    .iter()
-                    .any(|e| input.carry_of(e).is_key())
-                {
+                if !on.on_expr.iter().any(|e| input.carry_of(e).is_key()) {
                     return Err(refuse(format!(
                         "DISTINCT ON {}",
                         "keeps one row of several persons, which discloses that row; use \
@@ -797,10 +815,7 @@ impl Rewriter<'_> {
         let input = self.tag(&agg.input)?;
         let group_exprs = grouping_set_to_exprlist(&agg.group_expr).map_err(df)?;
         let grouping_sets = matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]);
-        let per_person = !grouping_sets
-            && group_exprs
-                .iter()
-                .any(|e| input.carry_of(e).is_key());
+        let per_person = !grouping_sets && group_exprs.iter().any(|e| input.carry_of(e).is_key());
         let mut carry: Vec<Carry> = group_exprs.iter().map(|e| input.carry_of(e)).collect();
         if grouping_sets {
             carry.push(Carry::Data);
@@ -861,7 +876,11 @@ impl Rewriter<'_> {
                 .filter(|&i| rel.carry[i] == Carry::CountTag)
                 .collect()
         };
-        let persons = sides.iter().map(|s| person_tags(s).len()).max().unwrap_or(0);
+        let persons = sides
+            .iter()
+            .map(|s| person_tags(s).len())
+            .max()
+            .unwrap_or(0);
         let counts = sides.iter().map(|s| count_tags(s).len()).max().unwrap_or(0);
         let ids: Vec<u32> = (0..persons).map(|_| self.tag_id()).collect();
         let names: Vec<String> = (0..persons + counts)
@@ -933,8 +952,8 @@ impl Rewriter<'_> {
             .collect();
         carry.extend(ids.iter().map(|&id| Carry::PersonTag(id)));
         carry.extend(std::iter::repeat_n(Carry::CountTag, counts));
-        let union = datafusion::logical_expr::Union::try_new_with_loose_types(projected)
-            .map_err(df)?;
+        let union =
+            datafusion::logical_expr::Union::try_new_with_loose_types(projected).map_err(df)?;
         Ok(Rel {
             plan: LogicalPlan::Union(union),
             carry,

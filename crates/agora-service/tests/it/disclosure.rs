@@ -1,19 +1,29 @@
 //! Disclosure control under a permit's `aggregates` policy, on generated data.
 
 use agora_core::{ErrorKind, HasKind};
-use agora_service::governance::{DisclosureProfile, OutputPolicy};
 use agora_service::QueryOutput;
+use agora_service::governance::{DisclosureProfile, OutputPolicy};
 use arrow::util::display::array_value_to_string;
 
 use crate::support::{Study, study};
 
 const PERSON: (&str, &[&str]) = (
     "person",
-    &["person_id", "year_of_birth", "gender_concept_id", "race_concept_id"],
+    &[
+        "person_id",
+        "year_of_birth",
+        "gender_concept_id",
+        "race_concept_id",
+    ],
 );
 const CONDITIONS: (&str, &[&str]) = (
     "condition_occurrence",
-    &["person_id", "condition_concept_id", "condition_start_date", "visit_occurrence_id"],
+    &[
+        "person_id",
+        "condition_concept_id",
+        "condition_start_date",
+        "visit_occurrence_id",
+    ],
 );
 
 async fn snds() -> Study {
@@ -85,7 +95,10 @@ async fn a_rollup_total_cannot_give_back_a_withheld_group() {
     let released = rows(&out);
     assert!(!released.is_empty());
     for r in &released {
-        assert!(r[2] == "NULL" || r[2].parse::<i64>().unwrap() >= 10, "{r:?}");
+        assert!(
+            r[2] == "NULL" || r[2].parse::<i64>().unwrap() >= 10,
+            "{r:?}"
+        );
     }
 }
 
@@ -106,5 +119,45 @@ async fn counts_are_rounded_and_small_ones_redacted_under_opensafely() {
         let n: i64 = r[1].parse().unwrap();
         assert_eq!(n % 5, 0, "{r:?}");
     }
-    assert!(report.notes.iter().any(|n| n.contains("rounded to the nearest 5")));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("rounded to the nearest 5"))
+    );
+}
+
+#[tokio::test]
+async fn a_cohort_differing_from_a_released_one_by_a_few_persons_is_withheld() {
+    let s = snds().await;
+    let small = s
+        .truth(
+            "SELECT year_of_birth FROM person GROUP BY year_of_birth \
+             HAVING COUNT(*) BETWEEN 1 AND 9 ORDER BY year_of_birth LIMIT 1",
+        )
+        .await;
+    let year = rows(&small)[0][0].clone();
+    let all = "SELECT COUNT(*) AS n FROM person";
+    let (out, _) = s.ask(all).await.unwrap();
+    assert_eq!(rows(&out), vec![vec!["1500".to_owned()]]);
+    // All but the few born that year: the difference would be them.
+    let but = format!("SELECT COUNT(*) AS n FROM person WHERE year_of_birth <> {year}");
+    let (out, _) = s.ask(&but).await.unwrap();
+    assert_eq!(rows(&out), vec![vec!["NULL".to_owned()]], "{but}");
+    // Asking the same again is no new information: still released.
+    let (out, _) = s.ask(all).await.unwrap();
+    assert_eq!(rows(&out), vec![vec!["1500".to_owned()]]);
+    // Within one answer too.
+    let both = format!(
+        "SELECT 'all' AS g, COUNT(*) AS n FROM person UNION ALL \
+         SELECT 'but', COUNT(*) FROM person WHERE year_of_birth + 0 <> {year}"
+    );
+    let (out, _) = s.ask(&both).await.unwrap();
+    assert_eq!(
+        rows(&out),
+        vec![
+            vec!["all".to_owned(), "1500".to_owned()],
+            vec!["but".to_owned(), "NULL".to_owned()]
+        ]
+    );
 }
