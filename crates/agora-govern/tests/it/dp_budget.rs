@@ -353,8 +353,10 @@ async fn migration_7_applies_whatever_versions_surround_it() {
             "DROP TABLE dp_spends",
             "DROP TABLE dp_budgets",
             "DELETE FROM schema_migrations WHERE version = 7",
-            "INSERT INTO schema_migrations VALUES (5, '2026-01-01T00:00:00.000000Z')",
-            "INSERT INTO schema_migrations VALUES (6, '2026-01-01T00:00:00.000000Z')",
+            "INSERT INTO schema_migrations VALUES (5, '2026-01-01T00:00:00.000000Z') \
+             ON CONFLICT (version) DO NOTHING",
+            "INSERT INTO schema_migrations VALUES (6, '2026-01-01T00:00:00.000000Z') \
+             ON CONFLICT (version) DO NOTHING",
         ] {
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
