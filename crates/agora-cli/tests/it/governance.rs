@@ -942,6 +942,36 @@ fn every_endpoint_as_every_role() {
         mismatches.join("\n")
     );
 
+    // An approved export's file: CSV, an attachment, its recorded SHA-256.
+    {
+        use sha2::{Digest, Sha256};
+        let Cred::Bearer(token) = &op else {
+            unreachable!()
+        };
+        let record = w.ok("GET", &format!("/api/v1/exports/{ex_approved}"), &op, None);
+        let resp = ureq::get(&s.url(&format!("/api/v1/exports/{ex_approved}/file")))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        assert!(resp.content_type().starts_with("text/csv"));
+        assert_eq!(
+            resp.header("Content-Disposition"),
+            Some(format!("attachment; filename=\"{ex_approved}.csv\"").as_str())
+        );
+        let sha = record["sha256"].as_str().unwrap().to_owned();
+        assert_eq!(resp.header("X-Content-SHA256"), Some(sha.as_str()));
+        let text = resp.into_string().unwrap();
+        assert_eq!(hex::encode(Sha256::digest(text.as_bytes())), sha);
+        assert!(text.starts_with("persons\n"), "{text}");
+        let kinds: Vec<&str> = record["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(&kinds[..2], ["requested", "approved"]);
+    }
+
     // Every route of the OpenAPI document is walked above.
     let doc = call(s, "GET", "/api/v1/openapi.json", &Cred::Anonymous, None).body;
     for (path, ops) in doc["paths"].as_object().unwrap() {
