@@ -41,7 +41,10 @@ pub fn new_export_id() -> String {
 /// Whether `id` has the form of an export id ([`new_export_id`]): safe as a file name.
 pub fn is_export_id(id: &str) -> bool {
     id.strip_prefix(ID_PREFIX).is_some_and(|hex| {
-        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -497,7 +500,17 @@ impl MetaStore {
             ));
         }
         let seq = next_seq(&mut tx, id).await?;
-        insert_event(&mut tx, id, seq, &now_s, &actor.name, kind, status, Some(reason)).await?;
+        insert_event(
+            &mut tx,
+            id,
+            seq,
+            &now_s,
+            &actor.name,
+            kind,
+            status,
+            Some(reason),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(export = %id, by = %actor.name, status = %status, "export decided");
         self.export(actor, id).await
@@ -657,7 +670,12 @@ mod tests {
     fn export_ids_are_safe_file_names() {
         let id = new_export_id();
         assert!(is_export_id(&id), "{id}");
-        for bad in ["", "exp_", "exp_../../etc", "app_0123456789abcdef0123456789abcdef"] {
+        for bad in [
+            "",
+            "exp_",
+            "exp_../../etc",
+            "app_0123456789abcdef0123456789abcdef",
+        ] {
             assert!(!is_export_id(bad), "{bad}");
         }
         assert!(!is_export_id(&format!("{id}0")));

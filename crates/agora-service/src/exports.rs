@@ -19,11 +19,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use agora_govern::exports::{check_downloadable, is_export_id, new_export_id};
-use agora_govern::{MetaStore, Principal};
 pub use agora_govern::{
     ExportDecision, ExportEvent, ExportEventKind, ExportFormat, ExportRequest, ExportStatus,
     NewExport,
 };
+use agora_govern::{MetaStore, Principal};
 use agora_query::QueryOutput;
 use sha2::{Digest, Sha256};
 
@@ -138,7 +138,10 @@ impl Exports {
         decision: ExportDecision,
         reason: &str,
     ) -> Result<ExportRequest> {
-        Ok(self.store.decide_export(actor, id, decision, reason).await?)
+        Ok(self
+            .store
+            .decide_export(actor, id, decision, reason)
+            .await?)
     }
 
     /// The file of an approved export `actor` may see, after checking its bytes against the

@@ -313,7 +313,11 @@ fn exports_from_the_command_line() {
         extract.to_str().unwrap(),
     ]);
     hub.ingest("demo", &extract);
-    for (id, role) in [("rita", "reviewer"), ("ray", "researcher"), ("ann", "researcher")] {
+    for (id, role) in [
+        ("rita", "reviewer"),
+        ("ray", "researcher"),
+        ("ann", "researcher"),
+    ] {
         ok_as(
             &hub,
             None,
@@ -353,7 +357,13 @@ fn exports_from_the_command_line() {
     ok_as(
         &hub,
         Some(&rita),
-        &["project", "approve", &app, "--file", grant.to_str().unwrap()],
+        &[
+            "project",
+            "approve",
+            &app,
+            "--file",
+            grant.to_str().unwrap(),
+        ],
         "",
     );
     ok_as(&hub, None, &["project", "move", &app, "active"], "");
@@ -375,7 +385,10 @@ fn exports_from_the_command_line() {
 
     // Another researcher: as if it did not exist. The researcher: not before approval.
     let err = fails_as(&hub, Some(&ann), &["exports", "show", &id]);
-    assert!(err.contains("export not found") && !err.contains(&id), "{err}");
+    assert!(
+        err.contains("export not found") && !err.contains(&id),
+        "{err}"
+    );
     assert_eq!(json_as(&hub, Some(&ann), &["exports", "list"]), json!([]));
     let err = fails_as(&hub, Some(&ray), &["exports", "download", &id]);
     assert!(err.contains("waiting for a reviewer"), "{err}");
@@ -399,7 +412,10 @@ fn exports_from_the_command_line() {
         ],
         "",
     );
-    assert!(shown.contains("approved") && shown.contains(&sha), "{shown}");
+    assert!(
+        shown.contains("approved") && shown.contains(&sha),
+        "{shown}"
+    );
     let approved = json_as(
         &hub,
         Some(&ray),
@@ -439,7 +455,15 @@ fn exports_from_the_command_line() {
         "SELECT person_id FROM demo.person",
     );
     assert!(!out.status.success());
-    assert_eq!(json_as(&hub, None, &["exports", "list"]).as_array().unwrap().len(), 1);
-    let files = std::fs::read_dir(hub.data_dir().join("exports")).unwrap().count();
+    assert_eq!(
+        json_as(&hub, None, &["exports", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let files = std::fs::read_dir(hub.data_dir().join("exports"))
+        .unwrap()
+        .count();
     assert_eq!(files, 1);
 }

@@ -124,7 +124,12 @@ async fn a_request_waits_for_a_reviewer_who_is_not_of_the_project() {
 
         h.env.advance(TimeDelta::hours(1));
         let approved = h
-            .decide_export(&h.rev2, &export.id, D::Approve, "aggregates only, k respected")
+            .decide_export(
+                &h.rev2,
+                &export.id,
+                D::Approve,
+                "aggregates only, k respected",
+            )
             .await
             .unwrap();
         assert_eq!(approved.status, ExportStatus::Approved, "{b}");
@@ -156,7 +161,10 @@ async fn a_request_waits_for_a_reviewer_who_is_not_of_the_project() {
         );
 
         // Downloads are recorded.
-        let downloaded = h.record_export_download(&h.alice, &export.id).await.unwrap();
+        let downloaded = h
+            .record_export_download(&h.alice, &export.id)
+            .await
+            .unwrap();
         assert_eq!(downloaded.history.len(), 3);
         assert_eq!(downloaded.history[2].kind, ExportEventKind::Downloaded);
         assert_eq!(downloaded.history[2].actor, "alice");
@@ -180,7 +188,10 @@ async fn a_rejected_export_is_kept_and_never_downloadable() {
             .unwrap();
         assert_eq!(rejected.status, ExportStatus::Rejected, "{b}");
         assert_eq!(rejected.history[1].kind, ExportEventKind::Rejected);
-        assert_eq!(rejected.history[1].reason.as_deref(), Some("a cell below k"));
+        assert_eq!(
+            rejected.history[1].reason.as_deref(),
+            Some("a cell below k")
+        );
         let e = h
             .record_export_download(&h.bob, &export.id)
             .await
@@ -215,7 +226,10 @@ async fn an_ohdsi_permit_approves_exports_by_policy() {
             },
         )
         .await;
-        let export = h.create_export(&h.alice, new_export(&permit)).await.unwrap();
+        let export = h
+            .create_export(&h.alice, new_export(&permit))
+            .await
+            .unwrap();
         assert_eq!(export.status, ExportStatus::Approved, "{b}");
         assert_eq!(export.decided_by.as_deref(), Some(POLICY_ACTOR));
         assert_eq!(export.permit_version, 2);
@@ -240,7 +254,10 @@ async fn an_ohdsi_permit_approves_exports_by_policy() {
             },
         )
         .await;
-        let export = h.create_export(&h.alice, new_export(&permit)).await.unwrap();
+        let export = h
+            .create_export(&h.alice, new_export(&permit))
+            .await
+            .unwrap();
         assert_eq!(export.status, ExportStatus::PendingReview, "{b}");
         set_output(
             &h,
@@ -251,7 +268,10 @@ async fn an_ohdsi_permit_approves_exports_by_policy() {
             },
         )
         .await;
-        let export = h.create_export(&h.alice, new_export(&permit)).await.unwrap();
+        let export = h
+            .create_export(&h.alice, new_export(&permit))
+            .await
+            .unwrap();
         assert_eq!(export.status, ExportStatus::Approved, "{b}");
     }
 }
@@ -272,10 +292,7 @@ async fn only_a_usable_permit_takes_requests() {
             (&h.alice, "pmt_missing".to_owned()),
         ];
         for (who, permit) in cases.drain(..) {
-            let e = h
-                .create_export(who, new_export(&permit))
-                .await
-                .unwrap_err();
+            let e = h.create_export(who, new_export(&permit)).await.unwrap_err();
             assert!(
                 matches!(e, Error::NotFound("permit")),
                 "{b}: {} {e}",
@@ -313,7 +330,10 @@ async fn concurrent_decisions_have_exactly_one_winner() {
         let b = h.env.backend;
         let permit = active_permit(&h).await;
         for round in 0..4 {
-            let export = h.create_export(&h.alice, new_export(&permit)).await.unwrap();
+            let export = h
+                .create_export(&h.alice, new_export(&permit))
+                .await
+                .unwrap();
             let barrier = Arc::new(Barrier::new(2));
             let mut tasks = Vec::new();
             for (reviewer, decision) in [(h.rev1.clone(), D::Approve), (h.rev2.clone(), D::Reject)]
@@ -323,7 +343,9 @@ async fn concurrent_decisions_have_exactly_one_winner() {
                 let id = export.id.clone();
                 tasks.push(tokio::spawn(async move {
                     barrier.wait().await;
-                    store.decide_export(&reviewer, &id, decision, "decided").await
+                    store
+                        .decide_export(&reviewer, &id, decision, "decided")
+                        .await
                 }));
             }
             let mut wins = 0;

@@ -198,11 +198,10 @@ async fn file(
         .download_export(&caller.principal, &id)
         .await
         .map_err(ApiError::from_error)?;
-    let disposition = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}\"",
-        file.file_name
-    ))
-    .map_err(|_| ApiError::from_error(agora_service::Error::Internal("bad file name".into())))?;
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.file_name)).map_err(
+            |_| ApiError::from_error(agora_service::Error::Internal("bad file name".into())),
+        )?;
     let digest = HeaderValue::from_str(&file.export.sha256)
         .map_err(|_| ApiError::from_error(agora_service::Error::Internal("bad hash".into())))?;
     Ok((

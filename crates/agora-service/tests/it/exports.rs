@@ -149,7 +149,13 @@ async fn an_export_is_reviewed_downloaded_and_its_hash_checked() {
     let snds = permit(hub, &p, OutputPolicy::default()).await;
     let ex = hub.exports();
     let export = ex
-        .request_export(&p.alice, &snds, AGGREGATE, Front::Cli, QueryLimits::default())
+        .request_export(
+            &p.alice,
+            &snds,
+            AGGREGATE,
+            Front::Cli,
+            QueryLimits::default(),
+        )
         .await
         .unwrap();
     assert_eq!(export.status, ExportStatus::PendingReview);
@@ -222,7 +228,13 @@ async fn an_export_is_reviewed_downloaded_and_its_hash_checked() {
 
     // The reject path.
     let export = ex
-        .request_export(&p.alice, &snds, AGGREGATE, Front::Cli, QueryLimits::default())
+        .request_export(
+            &p.alice,
+            &snds,
+            AGGREGATE,
+            Front::Cli,
+            QueryLimits::default(),
+        )
         .await
         .unwrap();
     let rejected = ex
@@ -263,7 +275,13 @@ async fn an_export_is_reviewed_downloaded_and_its_hash_checked() {
     )
     .await;
     let export = ex
-        .request_export(&p.alice, &ohdsi, AGGREGATE, Front::Cli, QueryLimits::default())
+        .request_export(
+            &p.alice,
+            &ohdsi,
+            AGGREGATE,
+            Front::Cli,
+            QueryLimits::default(),
+        )
         .await
         .unwrap();
     assert_eq!(export.status, ExportStatus::Approved);
@@ -285,7 +303,11 @@ async fn a_refused_statement_creates_no_export() {
     let snds = permit(hub, &p, OutputPolicy::default()).await;
     let ex = hub.exports();
     for (who, permit, sql) in [
-        (&p.alice, snds.as_str(), "SELECT person_id, year_of_birth FROM omop.person"),
+        (
+            &p.alice,
+            snds.as_str(),
+            "SELECT person_id, year_of_birth FROM omop.person",
+        ),
         (&p.alice, snds.as_str(), "SELECT * FROM omop.person"),
         (&p.alice, snds.as_str(), "DROP TABLE omop.person"),
         (&p.carol, snds.as_str(), AGGREGATE),
