@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 ///   keys/operator.token  the local operator's API token (0600)
 ///   locks/           advisory locks held by running ingests
 ///   views/           operator-added SQL-on-FHIR ViewDefinitions (`agora views add`)
-///   exports/         result files researchers asked to take out (`exp_<id>.csv`, 0600)
+///   exports/         result files researchers asked to take out (`exp_….csv`, 0600)
 /// ```
 #[derive(Debug, Clone)]
 pub struct DataDir {
