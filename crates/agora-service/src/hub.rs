@@ -95,7 +95,13 @@ impl Hub {
         let access = Arc::new(StoreAccessLog::new(meta.clone()));
         Ok(Self {
             dir: dir.clone(),
-            query: QueryService::new(meta.clone(), lake.clone(), access, dir.spill()),
+            query: QueryService::new(
+                meta.clone(),
+                lake.clone(),
+                access,
+                dir.spill(),
+                agora_privacy::NoiseSource::new(&secret),
+            ),
             governance: Governance::new(meta.clone(), PersonKeyer::new(&secret)),
             lake,
             meta,
