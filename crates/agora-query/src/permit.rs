@@ -37,7 +37,7 @@ use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
 use crate::barrier::PolicyTable;
-use crate::disclosure::{Ledger, PersonTables, Protection};
+use crate::disclosure::{DpRun, Ledger, PersonTables, Protection};
 use crate::workspace::{Planned, QueryLimits, QueryOutput, Session};
 use crate::{Error, QueryEngine, Result};
 
@@ -167,6 +167,8 @@ pub struct PermitWorkspace {
     schemas: Vec<(String, SchemaRef)>,
     /// The person-level tables, for disclosure control.
     persons: PersonTables,
+    /// Differential privacy's noise.
+    noise: Option<agora_privacy::NoiseSource>,
 }
 
 impl QueryEngine {
@@ -233,6 +235,7 @@ impl QueryEngine {
             tables,
             schemas,
             persons,
+            noise: None,
         })
     }
 }
@@ -261,9 +264,24 @@ impl PermitWorkspace {
             meta: self.scope.meta.clone(),
             permit_id: self.scope.permit_id.clone(),
         };
+        let dp = self.noise.clone().map(|noise| DpRun {
+            noise,
+            meta: self.scope.meta.clone(),
+            permit_id: self.scope.permit_id.clone(),
+            permit_version: self.scope.permit_version,
+            actor: self.scope.principal.clone(),
+            statement: sql.to_owned(),
+        });
         planned
-            .protect(move |plan| Protection::new(plan, &persons, rules, Some(ledger)))
+            .protect(move |plan| Protection::new(plan, &persons, rules, Some(ledger), dp))
             .await
+    }
+
+    /// The noise differential privacy draws from (keyed by the hub secret); without it, a
+    /// permit with a differential-privacy policy answers nothing.
+    pub fn with_noise(mut self, noise: agora_privacy::NoiseSource) -> Self {
+        self.noise = Some(noise);
+        self
     }
 
     /// Plans, runs and collects one read-only SQL statement under the workspace's limits.

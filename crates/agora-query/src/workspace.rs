@@ -535,9 +535,14 @@ impl Planned {
             profile: rules.profile.as_str(),
             ..Disclosure::default()
         };
+        let mut dp_note = None;
+        if let (Some(run), Some(policy)) = (&protection.dp, &rules.dp) {
+            // Charged before anything runs: a refusal spends nothing and shows nothing.
+            dp_note = Some(run.spend(policy).await?);
+        }
         let mut released = Vec::with_capacity(protection.points.len());
         let mut check = LedgerCheck::default();
-        for point in &protection.points {
+        for (index, point) in protection.points.iter().enumerate() {
             let df = DataFrame::new(state.clone(), point.plan.clone());
             let phase = Planned {
                 schema: Arc::new(df.schema().as_arrow().clone()),
@@ -553,7 +558,8 @@ impl Planned {
                 (Some(ledger), Some(column)) => check.differencing(ledger, column, rules.k).await?,
                 _ => vec![false; batch.num_rows()],
             };
-            let (batch, tally, kept) = release(point, rules, &batch, &differencing)?;
+            let dp = protection.dp.as_ref().map(|run| (run, index));
+            let (batch, tally, kept) = release(point, rules, &batch, &differencing, dp)?;
             if let Some(column) = &sketches {
                 check.released(column, &kept);
             }
@@ -566,6 +572,7 @@ impl Planned {
             check.record(ledger).await?;
         }
         report.notes = crate::disclosure::notes(protection);
+        report.notes.extend(dp_note);
         let plan = protection.substitute(released)?;
         let answer = Planned {
             schema: self.schema.clone(),

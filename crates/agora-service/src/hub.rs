@@ -95,7 +95,13 @@ impl Hub {
         let meta = MetaStore::open(&dir.meta_url()).await?;
         let lake = Lake::open_local(dir.lake())?;
         let access = Arc::new(StoreAccessLog::new(meta.clone()));
-        let query = QueryService::new(meta.clone(), lake.clone(), access, dir.spill());
+        let query = QueryService::new(
+            meta.clone(),
+            lake.clone(),
+            access,
+            dir.spill(),
+            agora_privacy::NoiseSource::new(&secret),
+        );
         Ok(Self {
             dir: dir.clone(),
             exports: Exports::new(query.clone(), meta.clone(), dir.exports()),

@@ -156,6 +156,8 @@ pub struct QueryService {
     access: Arc<dyn AccessLog>,
     spill_dir: PathBuf,
     running: Arc<Running>,
+    /// Differential privacy's noise, keyed by the hub secret.
+    noise: agora_privacy::NoiseSource,
 }
 
 /// Most statements one principal may have planning or running at once, by default.
@@ -225,6 +227,7 @@ impl QueryService {
         lake: Lake,
         access: Arc<dyn AccessLog>,
         spill_dir: PathBuf,
+        noise: agora_privacy::NoiseSource,
     ) -> Self {
         Self {
             engine: QueryEngine::new(lake.clone()),
@@ -236,6 +239,7 @@ impl QueryService {
                 max: DEFAULT_MAX_RUNNING_PER_PRINCIPAL.into(),
                 by_principal: Default::default(),
             }),
+            noise,
         }
     }
 
@@ -335,7 +339,11 @@ impl QueryService {
                     version: scope.permit_version(),
                 };
                 let output = OutputStep::Aggregates(scope.output_policy().rules());
-                let ws = self.engine.permit_workspace(scope, limits).await?;
+                let ws = self
+                    .engine
+                    .permit_workspace(scope, limits)
+                    .await?
+                    .with_noise(self.noise.clone());
                 (SessionKind::Permit(Box::new(ws)), record_target, output)
             }
         };

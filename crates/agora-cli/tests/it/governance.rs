@@ -769,7 +769,7 @@ fn every_endpoint_as_every_role() {
             expect: [U, 403, 403, 403, 200, 403, U, U],
         },
         Case {
-            // Its holder's aggregate passes disclosure control.
+            // Answered for its holder, through the output policy.
             name: "permit sql",
             method: "POST",
             requests: same(
@@ -1114,7 +1114,7 @@ fn isolation_between_projects(w: &World) {
             real.text, fake.text,
             "a refusal must not say which permits exist"
         );
-        // SQL through one's own permit is answered through disclosure control; through
+        // SQL through one's own permit is answered under its output policy; through
         // another's, the refusal of a missing id.
         let own = call(
             s,
@@ -1124,7 +1124,7 @@ fn isolation_between_projects(w: &World) {
             Some(&json!({"sql": "SELECT COUNT(*) AS n FROM demo.person"})),
         );
         assert_eq!(own.status, 200, "{}", own.text);
-        assert!(own.text.contains("disclosure"), "{}", own.text);
+        assert!(own.text.contains("\"disclosure\""), "{}", own.text);
         let body = json!({"sql": "SELECT 1"});
         let real = call(
             s,
@@ -1149,8 +1149,12 @@ fn isolation_between_projects(w: &World) {
         if let Cred::Bearer(token) = who {
             let mine_p = mine_permit(w, mine);
             let sql = "SELECT COUNT(*) FROM demo.person";
-            w.hub
-                .ok(&["query", "--permit", mine_p, "--token", token, sql]);
+            let own = w
+                .hub
+                .run(&["query", "--permit", mine_p, "--token", token, sql]);
+            assert!(own.status.success(), "{own:?}");
+            let notes = String::from_utf8_lossy(&own.stderr);
+            assert!(notes.contains("note: "), "{notes}");
             let theirs_e = w
                 .hub
                 .fails(&["query", "--permit", their_permit, "--token", token, sql]);

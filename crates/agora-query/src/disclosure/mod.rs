@@ -39,6 +39,68 @@ use agora_govern::MetaStore;
 use crate::Result;
 use ledger::{PersonSketch, sketches};
 
+/// What differential privacy needs to answer one question: the noise (keyed by the hub
+/// secret, derived from the permit version, the statement and each cell) and the budget.
+#[derive(Debug, Clone)]
+pub(crate) struct DpRun {
+    pub(crate) noise: agora_privacy::NoiseSource,
+    pub(crate) meta: MetaStore,
+    pub(crate) permit_id: String,
+    pub(crate) permit_version: i64,
+    pub(crate) actor: String,
+    pub(crate) statement: String,
+}
+
+impl DpRun {
+    /// Charges the question to the project's budget (nothing if it was asked before under
+    /// this permit version: it gets the same noise); refused when the budget is spent.
+    pub(crate) async fn spend(&self, policy: &agora_govern::DpPolicy) -> Result<String> {
+        let hash = agora_privacy::question_hash(&self.statement);
+        let spend = self
+            .meta
+            .spend_privacy_budget(&self.permit_id, &self.actor, policy, &hash)
+            .await?;
+        if spend.permit_version != self.permit_version {
+            return Err(crate::Error::Disclosure(
+                "the permit was amended while the query was planned; run it again".into(),
+            ));
+        }
+        let status = spend.status;
+        Ok(if spend.charged {
+            format!(
+                "differential privacy: this answer spent epsilon {} of the project's budget \
+                 ({} of {} left); every count and sum is noisy, and asking again returns the \
+                 same answer at no cost",
+                spend.epsilon, status.remaining, status.budget
+            )
+        } else {
+            format!(
+                "differential privacy: this question was answered before and costs nothing \
+                 now ({} of {} left)",
+                status.remaining, status.budget
+            )
+        })
+    }
+
+    /// The noise stream of one quantity of the answer.
+    pub(crate) fn stream(
+        &self,
+        point: usize,
+        key: &[u8],
+        what: &str,
+        cell: usize,
+    ) -> agora_privacy::NoiseStream {
+        let point = (point as u64).to_be_bytes();
+        let cell = (cell as u64).to_be_bytes();
+        self.noise.cell_stream(
+            &self.permit_id,
+            self.permit_version,
+            &self.statement,
+            &[&point, key, what.as_bytes(), &cell],
+        )
+    }
+}
+
 /// A project's disclosure ledger (see `ledger.rs`): where released groups are remembered.
 #[derive(Debug, Clone)]
 pub(crate) struct Ledger {

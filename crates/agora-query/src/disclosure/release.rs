@@ -9,7 +9,8 @@ use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, null
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 
-use super::rewrite::ReleasePoint;
+use super::DpRun;
+use super::rewrite::{DpCell, DpPoint, ReleasePoint};
 use crate::{Error, Result};
 
 /// What one release point withheld.
@@ -32,7 +33,11 @@ pub(crate) fn release(
     rules: &DisclosureRules,
     batch: &RecordBatch,
     withheld: &[bool],
+    dp: Option<(&DpRun, usize)>,
 ) -> Result<(RecordBatch, Tally, Vec<bool>)> {
+    if let (Some(noised), Some((run, index))) = (&point.dp, dp) {
+        return release_noisy(point, noised, rules, batch, run, index);
+    }
     let err = |e: datafusion::arrow::error::ArrowError| Error::Engine(format!("release: {e}"));
     let rows = batch.num_rows();
     let k = i64::from(rules.k);
@@ -127,6 +132,110 @@ pub(crate) fn release(
         filter_record_batch(&released, &BooleanArray::from(keep.clone())).map_err(err)?
     } else {
         released
+    };
+    Ok((released, tally, keep))
+}
+
+/// Differential privacy: groups released on a noisy person count, every cell noisy.
+fn release_noisy(
+    point: &ReleasePoint,
+    noised: &DpPoint,
+    rules: &DisclosureRules,
+    batch: &RecordBatch,
+    run: &DpRun,
+    index: usize,
+) -> Result<(RecordBatch, Tally, Vec<bool>)> {
+    let err = |e: datafusion::arrow::error::ArrowError| Error::Engine(format!("release: {e}"));
+    let rows = batch.num_rows();
+    let int = |c: usize| -> Result<Vec<i64>> {
+        let a = cast(batch.column(c), &DataType::Int64).map_err(err)?;
+        let a = a.as_primitive::<Int64Type>();
+        Ok((0..rows)
+            .map(|r| if a.is_valid(r) { a.value(r) } else { 0 })
+            .collect())
+    };
+    // Each group's coordinates, for its noise: the group values as text.
+    let keys: Vec<Vec<u8>> = (0..rows)
+        .map(|r| {
+            let mut key = Vec::new();
+            for c in 0..point.groups {
+                let v = ScalarValue::try_from_array(batch.column(c), r)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                key.extend_from_slice(&(v.len() as u64).to_be_bytes());
+                key.extend_from_slice(v.as_bytes());
+            }
+            key
+        })
+        .collect();
+    let persons = int(point.group_hidden[0])?;
+    let keep: Vec<bool> = match &noised.selection {
+        Some(mechanism) => (0..rows)
+            .map(|r| {
+                let mut rng = run.stream(index, &keys[r], "persons", 0);
+                mechanism.release(persons[r], &mut rng) >= i64::from(rules.k)
+            })
+            .collect(),
+        None => vec![true; rows],
+    };
+    let mut columns: Vec<ArrayRef> = batch.columns()[..point.schema.fields().len()].to_vec();
+    for (c, (cell, how)) in point.cells.iter().zip(&noised.cells).enumerate() {
+        let values: Vec<Option<f64>> = match how {
+            DpCell::Count(mechanism) => {
+                let truth = int(cell.index)?;
+                (0..rows)
+                    .map(|r| {
+                        let mut rng = run.stream(index, &keys[r], "count", c);
+                        Some(mechanism.release(truth[r], &mut rng).max(0) as f64)
+                    })
+                    .collect()
+            }
+            DpCell::Sum { grid, mechanism } => {
+                let truth = int(*grid)?;
+                (0..rows)
+                    .map(|r| {
+                        let mut rng = run.stream(index, &keys[r], "sum", c);
+                        Some(mechanism.release(i128::from(truth[r]), &mut rng))
+                    })
+                    .collect()
+            }
+            DpCell::Avg {
+                grid,
+                sum,
+                count,
+                counting,
+            } => {
+                let (sums, counts) = (int(*grid)?, int(*count)?);
+                (0..rows)
+                    .map(|r| {
+                        let total = sum.release(
+                            i128::from(sums[r]),
+                            &mut run.stream(index, &keys[r], "sum", c),
+                        );
+                        let n = counting
+                            .release(counts[r], &mut run.stream(index, &keys[r], "count", c));
+                        (n > 0).then(|| total / n as f64)
+                    })
+                    .collect()
+            }
+        };
+        let noisy: ArrayRef = Arc::new(datafusion::arrow::array::Float64Array::from(values));
+        columns[cell.index] =
+            cast(&noisy, point.schema.field(cell.index).data_type()).map_err(err)?;
+    }
+    let fields: Vec<Field> = point
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let released = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(err)?;
+    let released =
+        filter_record_batch(&released, &BooleanArray::from(keep.clone())).map_err(err)?;
+    let withheld = keep.iter().filter(|k| !**k).count() as u64;
+    let tally = Tally {
+        groups_withheld: withheld,
+        cells_suppressed: withheld * point.cells.len() as u64,
     };
     Ok((released, tally, keep))
 }

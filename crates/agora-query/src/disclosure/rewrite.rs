@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agora_govern::DisclosureRules;
+use agora_govern::{DisclosureRules, DpPolicy};
+use agora_privacy::{CountMechanism, SumMechanism};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
@@ -12,6 +13,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchemaRef, JoinType, ScalarValue};
 use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
 use datafusion::functions_aggregate::expr_fn::{count_distinct, max, min, sum};
+use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::utils::grouping_set_to_exprlist;
 use datafusion::logical_expr::{
@@ -266,6 +268,56 @@ pub(crate) struct ReleasePoint {
     pub(crate) cells: Vec<Cell>,
     /// The hidden sketch of the group's persons (first person tag), for the ledger.
     pub(crate) sketch: Option<usize>,
+    /// Differential privacy: how each cell is noised.
+    pub(crate) dp: Option<DpPoint>,
+}
+
+/// A release point under differential privacy: each person's rows are bounded (at most
+/// `rows_per_person` rows reach the aggregate), groups are selected on a noisy person count,
+/// and every cell is noisy.
+#[derive(Debug, Clone)]
+pub(crate) struct DpPoint {
+    /// The noisy person count deciding whether a group is released (grouped points).
+    pub(crate) selection: Option<CountMechanism>,
+    /// Per aggregate cell, in order.
+    pub(crate) cells: Vec<DpCell>,
+}
+
+/// How one cell is noised.
+#[derive(Debug, Clone)]
+pub(crate) enum DpCell {
+    /// A count, noised as it is.
+    Count(CountMechanism),
+    /// A sum, from the hidden sum of grid values in `grid`.
+    Sum {
+        grid: usize,
+        mechanism: SumMechanism,
+    },
+    /// A mean: a noisy sum (hidden `grid`) over a noisy count (hidden `count`).
+    Avg {
+        grid: usize,
+        sum: SumMechanism,
+        count: usize,
+        counting: CountMechanism,
+    },
+}
+
+impl DpCell {
+    fn shares(&self) -> usize {
+        match self {
+            DpCell::Avg { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The differential-privacy settings a statement is planned with: its share of ε and δ
+/// per noisy quantity.
+#[derive(Debug, Clone, Copy)]
+struct DpShare {
+    policy: DpPolicy,
+    epsilon: f64,
+    delta: f64,
 }
 
 /// A statement cut at its release points.
@@ -276,8 +328,11 @@ pub(crate) struct Protection {
     /// In the order [`Protection::substitute`] meets them.
     pub(crate) points: Vec<ReleasePoint>,
     pub(crate) rules: DisclosureRules,
-    /// The project's disclosure ledger (differencing defence).
+    /// The project's disclosure ledger (differencing defence; not under differential
+    /// privacy, whose noise is the defence).
     pub(crate) ledger: Option<super::Ledger>,
+    /// Differential privacy: the question's noise and budget.
+    pub(crate) dp: Option<super::DpRun>,
 }
 
 impl Protection {
@@ -287,20 +342,54 @@ impl Protection {
         persons: &PersonTables,
         rules: DisclosureRules,
         ledger: Option<super::Ledger>,
+        dp: Option<super::DpRun>,
     ) -> Result<Self> {
+        let ledger = if rules.dp.is_some() { None } else { ledger };
         let mut rewriter = Rewriter {
             persons,
             next: 0,
             dominance: rules.dominance_percent.is_some(),
             sketch_k: ledger.as_ref().map(|_| rules.k),
+            dp: None,
         };
         let mut points = Vec::new();
+        if let Some(policy) = rules.dp {
+            if dp.is_none() {
+                return Err(refuse(
+                    "this permit's answers need differential privacy, which this session \
+                     cannot apply",
+                ));
+            }
+            // First count the noisy quantities, then plan with ε and δ split among them.
+            rewriter.dp = Some(DpShare {
+                policy,
+                epsilon: policy.query_epsilon(),
+                delta: policy.delta,
+            });
+            rewriter.cut(&plan, &mut points)?;
+            let shares: usize = points
+                .iter()
+                .filter_map(|p| p.dp.as_ref())
+                .map(|d| {
+                    usize::from(d.selection.is_some())
+                        + d.cells.iter().map(DpCell::shares).sum::<usize>()
+                })
+                .sum::<usize>()
+                .max(1);
+            rewriter.dp = Some(DpShare {
+                policy,
+                epsilon: policy.query_epsilon() / shares as f64,
+                delta: policy.delta / shares as f64,
+            });
+            points.clear();
+        }
         rewriter.cut(&plan, &mut points)?;
         Ok(Self {
             plan,
             points,
             rules,
             ledger,
+            dp,
         })
     }
 
@@ -379,6 +468,8 @@ struct Rewriter<'a> {
     dominance: bool,
     /// Sketch each group's persons for the ledger, with this `k`.
     sketch_k: Option<u32>,
+    /// Differential privacy, with each noisy quantity's share of the budget.
+    dp: Option<DpShare>,
 }
 
 impl Rewriter<'_> {
@@ -601,10 +692,18 @@ impl Rewriter<'_> {
             }
             _ => None,
         };
+        let (input_plan, dp) = match self.dp {
+            Some(share) => {
+                let (plan, dp) =
+                    self.dp_point(agg, &input, share, &group_hidden, base, &mut hidden)?;
+                (plan, Some(dp))
+            }
+            None => (input.plan, None),
+        };
         let mut aggr = agg.aggr_expr.clone();
         aggr.extend(hidden);
         let rewritten =
-            Aggregate::try_new(Arc::new(input.plan), agg.group_expr.clone(), aggr).map_err(df)?;
+            Aggregate::try_new(Arc::new(input_plan), agg.group_expr.clone(), aggr).map_err(df)?;
         Ok(ReleasePoint {
             plan: LogicalPlan::Aggregate(rewritten),
             original: LogicalPlan::Aggregate(agg.clone()),
@@ -614,7 +713,117 @@ impl Rewriter<'_> {
             group_hidden,
             cells,
             sketch,
+            dp,
         })
+    }
+
+    /// Plans differential privacy for a release point: the input with each person's rows
+    /// bounded, and how each cell is noised (hidden grid sums and counts added to `hidden`).
+    fn dp_point(
+        &mut self,
+        agg: &Aggregate,
+        input: &Rel,
+        share: DpShare,
+        group_hidden: &[usize],
+        base: usize,
+        hidden: &mut Vec<Expr>,
+    ) -> Result<(LogicalPlan, DpPoint)> {
+        const ONLY: &str = "under differential privacy an answer is made of COUNT, SUM and AVG \
+             over rows that each belong to one person, without ROLLUP, CUBE or GROUPING SETS \
+             and without nested aggregates; rewrite the query in that form";
+        let tags: Vec<usize> = input.tags().collect();
+        let [tag] = tags.as_slice() else {
+            return Err(refuse(ONLY));
+        };
+        let Carry::PersonTag(id) = input.carry[*tag] else {
+            return Err(refuse(ONLY));
+        };
+        if matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) {
+            return Err(refuse(ONLY));
+        }
+        let policy = share.policy;
+        let rows = policy.rows_per_person();
+        let dp_err = |e: agora_privacy::DpError| refuse(format!("differential privacy: {e}"));
+        let counting = || CountMechanism::new(rows, share.epsilon, share.delta).map_err(dp_err);
+        let summing =
+            || SumMechanism::new(policy.clamp(), rows, share.epsilon, share.delta).map_err(dp_err);
+        let mut push = |expr: Expr, this: &mut Self| {
+            hidden.push(expr.alias(this.fresh("d")));
+            base + hidden.len() - 1
+        };
+        let grid = |arg: &Expr, mechanism: &SumMechanism| -> Expr {
+            let value = clamp(cast(arg.clone(), DataType::Float64), mechanism.bound());
+            let on_grid = datafusion::functions::math::expr_fn::round(vec![
+                value / lit(mechanism.resolution()),
+            ]);
+            cast(on_grid, DataType::Int64)
+        };
+        let mut cells = Vec::with_capacity(agg.aggr_expr.len());
+        for expr in &agg.aggr_expr {
+            let Expr::AggregateFunction(f) = strip(expr) else {
+                return Err(refuse(ONLY));
+            };
+            if f.params.filter.is_some() {
+                return Err(refuse(ONLY));
+            }
+            let arg = f.params.args.first();
+            let cell = match f.func.name() {
+                "count" => {
+                    let one_per_person = f.params.distinct
+                        && arg.map(|a| input.carry_of(a)) == Some(Carry::Person(id));
+                    let sensitivity = if one_per_person { 1 } else { rows };
+                    DpCell::Count(
+                        CountMechanism::new(sensitivity, share.epsilon, share.delta)
+                            .map_err(dp_err)?,
+                    )
+                }
+                "sum" if !f.params.distinct => {
+                    let arg = arg.ok_or_else(|| refuse(ONLY))?;
+                    let mechanism = summing()?;
+                    let grid = push(sum(grid(arg, &mechanism)), self);
+                    DpCell::Sum { grid, mechanism }
+                }
+                "avg" if !f.params.distinct => {
+                    let arg = arg.ok_or_else(|| refuse(ONLY))?;
+                    let sum_mechanism = summing()?;
+                    let grid = push(sum(grid(arg, &sum_mechanism)), self);
+                    let count = push(
+                        datafusion::functions_aggregate::expr_fn::count(arg.clone()),
+                        self,
+                    );
+                    DpCell::Avg {
+                        grid,
+                        sum: sum_mechanism,
+                        count,
+                        counting: counting()?,
+                    }
+                }
+                _ => return Err(refuse(ONLY)),
+            };
+            cells.push(cell);
+        }
+        let _ = group_hidden;
+        let selection = if agg.group_expr.is_empty() {
+            None
+        } else {
+            Some(counting()?)
+        };
+        // Each person's rows beyond the bound never reach the aggregate.
+        let rn = self.fresh("rn");
+        let numbered = datafusion::functions_window::expr_fn::row_number()
+            .partition_by(vec![input.column(*tag)])
+            .build()
+            .map_err(df)?
+            .alias(rn.clone());
+        let window = Window::try_new(vec![numbered], Arc::new(input.plan.clone())).map_err(df)?;
+        let bounded =
+            datafusion::logical_expr::LogicalPlanBuilder::from(LogicalPlan::Window(window))
+                .filter(
+                    cast(datafusion::prelude::col(rn), DataType::Int64).lt_eq(lit(i64::from(rows))),
+                )
+                .and_then(|b| b.build())
+                .map_err(df)?;
+        Ok((bounded, DpPoint { selection, cells }))
     }
 
     /// Rewrites the row world below a release point so every row carries its persons.
@@ -987,6 +1196,14 @@ fn merge_tag(carry: &mut [Carry], from: u32, to: u32) {
             _ => {}
         }
     }
+}
+
+/// `value` clamped to `[-bound, bound]` (NULL stays NULL).
+fn clamp(value: Expr, bound: f64) -> Expr {
+    when(value.clone().gt(lit(bound)), lit(bound))
+        .when(value.clone().lt(lit(-bound)), lit(-bound))
+        .otherwise(value)
+        .unwrap_or_else(|_| lit(ScalarValue::Float64(None)))
 }
 
 /// `SELECT DISTINCT ...` as the aggregate it means: one group per distinct row.

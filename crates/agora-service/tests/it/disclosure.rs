@@ -161,3 +161,62 @@ async fn a_cohort_differing_from_a_released_one_by_a_few_persons_is_withheld() {
         ]
     );
 }
+
+#[tokio::test]
+async fn differential_privacy_noises_every_cell_repeats_itself_and_stops_when_spent() {
+    use agora_service::governance::DpPolicy;
+    let s = study(
+        1500,
+        &[PERSON],
+        OutputPolicy {
+            dp: Some(DpPolicy {
+                epsilon_budget: 1.0,
+                epsilon_per_query: Some(0.5),
+                delta: 0.0,
+                max_rows_per_person: None,
+                sum_bound: Some(3000.0),
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let sql = "SELECT gender_concept_id, COUNT(*) AS n, AVG(year_of_birth) AS born \
+               FROM person GROUP BY gender_concept_id";
+    let truth = rows(&s.truth(sql).await);
+    let (first, report) = s.ask(sql).await.unwrap();
+    let first = rows(&first);
+    assert_eq!(first.len(), truth.len(), "{first:?}");
+    let mut exact = 0;
+    for (noisy, true_row) in first.iter().zip(&truth) {
+        assert_eq!(noisy[0], true_row[0]);
+        let (n, t): (i64, i64) = (noisy[1].parse().unwrap(), true_row[1].parse().unwrap());
+        assert!((n - t).abs() < 80, "{noisy:?} vs {true_row:?}");
+        exact += usize::from(n == t);
+    }
+    assert!(exact < first.len(), "some count is noisy: {first:?}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("epsilon 0.5")),
+        "{report:?}"
+    );
+    // The same question: the same answer, and free.
+    let (again, report) = s.ask(sql).await.unwrap();
+    assert_eq!(rows(&again), first);
+    assert!(
+        report.notes.iter().any(|n| n.contains("costs nothing")),
+        "{report:?}"
+    );
+    // Functions outside COUNT, SUM and AVG are refused, whatever the budget.
+    let e = s
+        .ask("SELECT median(year_of_birth) FROM person")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("differential privacy"), "{e}");
+    // A second question spends the rest; a third finds the budget spent.
+    s.ask("SELECT COUNT(*) FROM person").await.unwrap();
+    let e = s
+        .ask("SELECT race_concept_id, COUNT(*) FROM person GROUP BY 1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
+    assert!(e.to_string().contains("budget"), "{e}");
+}
