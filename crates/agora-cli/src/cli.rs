@@ -260,6 +260,10 @@ pub(crate) struct QueryArgs {
     /// The researcher's API or session token.
     #[arg(long, env = "AGORA_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Ask a running hub over its HTTP API (`http://host:port`) instead of opening the data
+    /// directory; the hub's own limits then apply, and `table` prints TSV.
+    #[arg(long, env = "AGORA_API")]
+    pub api: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     #[command(flatten)]

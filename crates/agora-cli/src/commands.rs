@@ -268,8 +268,11 @@ impl crate::cli::Statement {
 
 /// A researcher's statement through their permit, on the local data directory.
 async fn query(dir: &DataDir, args: crate::cli::QueryArgs) -> Result<()> {
-    let home = Hub::open(dir).await?;
     let text = args.statement.read()?;
+    if let Some(api) = &args.api {
+        return remote_query(api, &args, &text);
+    }
+    let home = Hub::open(dir).await?;
     let Some(who) = agora_auth::resolve_token(&home, args.token.trim()).await? else {
         bail!(crate::gov::BAD_TOKEN);
     };
@@ -279,6 +282,54 @@ async fn query(dir: &DataDir, args: crate::cli::QueryArgs) -> Result<()> {
         .open(&who, target, Front::Cli, limits(&args.limits))
         .await?;
     print_answer(&session, &text, args.format).await
+}
+
+/// A researcher's statement through a running hub's HTTP API (`agora query --api URL`):
+/// the answer on standard output, the disclosure notes on standard error.
+fn remote_query(api: &str, args: &crate::cli::QueryArgs, text: &str) -> Result<()> {
+    use crate::cli::OutputFormat;
+    if !args
+        .permit
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        bail!("a permit id is letters, digits, '_' and '-' (pmt_...)");
+    }
+    let format = match args.format {
+        OutputFormat::Csv => "csv",
+        OutputFormat::Json => "json",
+        OutputFormat::Tsv | OutputFormat::Table => "tsv",
+    };
+    let url = format!(
+        "{}/api/v1/permits/{}/sql",
+        api.trim_end_matches('/'),
+        args.permit
+    );
+    let response = ureq::post(&url)
+        .set("Authorization", &format!("Bearer {}", args.token.trim()))
+        .send_json(serde_json::json!({"sql": text, "format": format}));
+    let response = match response {
+        Ok(response) => response,
+        Err(ureq::Error::Status(code, response)) => {
+            let body: serde_json::Value = response.into_json().unwrap_or_default();
+            let message = body["error"]["message"].as_str().unwrap_or("refused");
+            bail!("{message} (HTTP {code})");
+        }
+        Err(e) => bail!("cannot reach the hub at {api}: {e}"),
+    };
+    let notes: Vec<String> = response
+        .all("agora-disclosure-note")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut body = response.into_reader();
+    if let Err(e) = std::io::copy(&mut body, &mut std::io::stdout()) {
+        crate::stdout_failed(e);
+    }
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    Ok(())
 }
 
 async fn sql(dir: &DataDir, args: SqlArgs) -> Result<()> {

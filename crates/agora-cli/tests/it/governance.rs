@@ -1155,6 +1155,29 @@ fn isolation_between_projects(w: &World) {
             assert!(own.status.success(), "{own:?}");
             let notes = String::from_utf8_lossy(&own.stderr);
             assert!(notes.contains("note: "), "{notes}");
+            // The same through a running hub's API.
+            let api = s.url("");
+            let remote = w.hub.run(&[
+                "query", "--api", &api, "--permit", mine_p, "--token", token, "--format", "csv",
+                sql,
+            ]);
+            assert!(remote.status.success(), "{remote:?}");
+            assert!(String::from_utf8_lossy(&remote.stdout).starts_with("count("));
+            assert!(String::from_utf8_lossy(&remote.stderr).contains("note: "));
+            let theirs_remote = w.hub.fails(&[
+                "query",
+                "--api",
+                &api,
+                "--permit",
+                their_permit,
+                "--token",
+                token,
+                sql,
+            ]);
+            assert!(
+                theirs_remote.contains("no data permit with this id is usable by you now"),
+                "{theirs_remote}"
+            );
             let theirs_e = w
                 .hub
                 .fails(&["query", "--permit", their_permit, "--token", token, sql]);
