@@ -136,17 +136,42 @@ impl LedgerCheck {
             .iter()
             .filter_map(|b| PersonSketch::from_bytes(b))
             .collect();
-        Ok(rows
+        let near = |a: &PersonSketch, b: &PersonSketch| {
+            (a.persons - b.persons).abs() < k
+                && matches!(a.difference(b), Some(d) if d > 0 && (d as i64) < k)
+        };
+        let mut withheld: Vec<bool> = rows
             .iter()
             .map(|row| {
                 let Some(s) = row else { return false };
                 s.persons >= k
-                    && stored.iter().chain(&self.released).any(|other| {
-                        (other.persons - s.persons).abs() < k
-                            && matches!(s.difference(other), Some(d) if d > 0 && (d as i64) < k)
-                    })
+                    && stored
+                        .iter()
+                        .chain(&self.released)
+                        .any(|other| near(s, other))
             })
-            .collect())
+            .collect();
+        // Groups of the same answer, two by two (sorted by size, so only neighbours within
+        // k persons are compared): of two that differ by a few persons, the smaller goes.
+        let mut order: Vec<usize> = (0..rows.len())
+            .filter(|&r| !withheld[r] && rows[r].as_ref().is_some_and(|s| s.persons >= k))
+            .collect();
+        order.sort_by_key(|&r| rows[r].as_ref().map_or(0, |s| s.persons));
+        for (i, &a) in order.iter().enumerate() {
+            for &b in &order[i + 1..] {
+                let (Some(sa), Some(sb)) = (&rows[a], &rows[b]) else {
+                    continue;
+                };
+                if sb.persons - sa.persons >= k {
+                    break;
+                }
+                if !withheld[b] && near(sa, sb) {
+                    withheld[a] = true;
+                    break;
+                }
+            }
+        }
+        Ok(withheld)
     }
 
     /// Remembers the released rows of a batch (`kept`) for the rest of the answer.

@@ -105,6 +105,29 @@ pub(crate) fn release(
         }
     }
 
+    // Every grouping partitions the persons it covers, whose total another query can give:
+    // the total minus the visible groups must not give back a lone withheld group.
+    if point.groups > 0 {
+        let levels = levels(batch, point)?;
+        let mut withheld: Vec<bool> = keep.iter().map(|k| !k).collect();
+        against_total(&levels, &mut withheld, &group_persons, k);
+        for (keep, withheld) in keep.iter_mut().zip(&withheld) {
+            *keep = !withheld;
+        }
+        for (persons, ok) in cell_persons.iter().zip(cell_ok.iter_mut()) {
+            let mut blank: Vec<bool> = (0..rows).map(|r| !ok[r]).collect();
+            // Only released rows show a blank; withheld rows are gone already.
+            let visible: Vec<Vec<usize>> = levels
+                .iter()
+                .map(|l| l.iter().copied().filter(|&r| keep[r]).collect())
+                .collect();
+            against_total(&visible, &mut blank, persons, k);
+            for (ok, blank) in ok.iter_mut().zip(blank) {
+                *ok = !blank;
+            }
+        }
+    }
+
     let mut tally = Tally::default();
     let grouped = point.groups > 0;
     let mut columns: Vec<ArrayRef> = batch.columns()[..point.schema.fields().len()].to_vec();
@@ -240,6 +263,44 @@ fn release_noisy(
     Ok((released, tally, keep))
 }
 
+/// The rows of each grouping of a point (one grouping unless ROLLUP, CUBE or GROUPING SETS).
+fn levels(batch: &RecordBatch, point: &ReleasePoint) -> Result<Vec<Vec<usize>>> {
+    let rows = batch.num_rows();
+    let Some(gid) = point.grouping_id else {
+        return Ok(vec![(0..rows).collect()]);
+    };
+    let ids = cast(batch.column(gid), &DataType::UInt64)
+        .map_err(|e| Error::Engine(format!("release: {e}")))?;
+    let ids = ids.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+    let mut by: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for r in 0..rows {
+        by.entry(ids.value(r)).or_default().push(r);
+    }
+    Ok(by.into_values().collect())
+}
+
+/// Within each level, while the withheld rows are a single one or rest on fewer than `k`
+/// persons together, the smallest visible row is withheld too.
+fn against_total(levels: &[Vec<usize>], withheld: &mut [bool], persons: &[i64], k: i64) {
+    for level in levels {
+        loop {
+            let hidden: Vec<usize> = level.iter().copied().filter(|&r| withheld[r]).collect();
+            let behind: i64 = hidden.iter().map(|&r| persons[r]).sum();
+            if hidden.is_empty() || (hidden.len() >= 2 && behind >= k) {
+                break;
+            }
+            let Some(&next) = level
+                .iter()
+                .filter(|&&r| !withheld[r])
+                .min_by_key(|&&r| persons[r])
+            else {
+                break;
+            };
+            withheld[next] = true;
+        }
+    }
+}
+
 /// Rounds counts to the nearest multiple of `base` (halves up).
 fn round(
     array: &ArrayRef,
@@ -366,6 +427,16 @@ mod tests {
             [false, true, true, false],
             "the smallest other group goes too"
         );
+    }
+
+    #[test]
+    fn the_total_of_a_grouping_cannot_give_back_a_lone_withheld_group() {
+        let mut withheld = [true, false, false, false];
+        against_total(&[vec![0, 1, 2, 3]], &mut withheld, &[4, 30, 12, 50], 10);
+        assert_eq!(withheld, [true, false, true, false]);
+        let mut none = [false, false];
+        against_total(&[vec![0, 1]], &mut none, &[40, 20], 10);
+        assert_eq!(none, [false, false]);
     }
 
     #[test]

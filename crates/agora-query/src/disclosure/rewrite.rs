@@ -63,6 +63,11 @@ impl PersonTables {
             .find(|t| Arc::as_ptr(&t.visible) as *const () == at)
     }
 
+    /// Whether `name` is the person key column of a person-level table.
+    fn is_key_name(&self, name: &str) -> bool {
+        self.tables.iter().any(|t| t.key == name)
+    }
+
     /// Whether `plan` (subqueries included) reads a person-level table.
     pub(crate) fn reads_persons(&self, plan: &LogicalPlan) -> bool {
         let mut found = false;
@@ -103,10 +108,6 @@ impl Carry {
     fn is_person(self) -> bool {
         matches!(self, Carry::Person(_) | Carry::Derived)
     }
-
-    fn is_key(self) -> bool {
-        matches!(self, Carry::Person(_))
-    }
 }
 
 /// A rewritten plan and what each of its columns carries.
@@ -129,6 +130,16 @@ impl Rel {
 
     fn column(&self, i: usize) -> Expr {
         Expr::Column(Column::from(self.plan.schema().qualified_field(i)))
+    }
+
+    /// Whether grouping (or partitioning) by `exprs` puts each person's rows apart: the
+    /// rows carry one person tag and no count tag, and `exprs` include that person's key.
+    fn per_person<'e>(&self, mut exprs: impl Iterator<Item = &'e Expr>) -> bool {
+        let mut tags = self.tags().map(|t| self.carry[t]);
+        let (Some(Carry::PersonTag(id)), None) = (tags.next(), tags.next()) else {
+            return false;
+        };
+        exprs.any(|e| self.carry_of(e) == Carry::Person(id))
     }
 
     /// What `expr`, evaluated over this relation, carries.
@@ -178,6 +189,14 @@ const PER_PERSON: &str = "the answer would show rows of individual persons; unde
 const PERSON_KEY_OUT: &str = "the answer would group by or show a person key (or a value \
      computed from one), which releases one row per person; group by attributes (a year of \
      birth, a concept) and count persons with COUNT(DISTINCT person_id) instead";
+
+const LIMIT_BELOW: &str = "LIMIT or OFFSET before the aggregate picks rows by their values \
+     (one person's extreme, for instance); LIMIT the answer instead";
+
+const CONDITIONAL_ARITHMETIC: &str = "inside SUM, AVG and the other statistics of values, \
+     choose rows with FILTER (WHERE ...) or CASE WHEN ... THEN value END (other rows NULL or \
+     0): conditions combined with arithmetic (an ELSE 1, a CASE plus 1, a comparison cast to a \
+     number) can encode a count of a few persons";
 
 const PERSON_ONLY_FUNCTION: &str = "returns the value of a single row, which discloses one \
      person's data; it is only allowed inside a per-person aggregate (GROUP BY person_id in a \
@@ -345,11 +364,13 @@ impl Protection {
         dp: Option<super::DpRun>,
     ) -> Result<Self> {
         let ledger = if rules.dp.is_some() { None } else { ledger };
+        let plan = without_data_errors(plan)?;
         let mut rewriter = Rewriter {
             persons,
             next: 0,
             dominance: rules.dominance_percent.is_some(),
             sketch_k: ledger.as_ref().map(|_| rules.k),
+            k: rules.k,
             dp: None,
         };
         let mut points = Vec::new();
@@ -438,6 +459,18 @@ fn released_scan(
     point: &ReleasePoint,
     batch: RecordBatch,
 ) -> datafusion::error::Result<LogicalPlan> {
+    // Positional names: two group columns may share a name (`a.x`, `b.x`).
+    let fields: Vec<datafusion::arrow::datatypes::Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| f.as_ref().clone().with_name(format!("c{i}")))
+        .collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        batch.columns().to_vec(),
+    )?;
     let schema = batch.schema();
     let table = MemTable::try_new(schema.clone(), vec![vec![batch]])?;
     let name = "agora_released";
@@ -468,6 +501,8 @@ struct Rewriter<'a> {
     dominance: bool,
     /// Sketch each group's persons for the ledger, with this `k`.
     sketch_k: Option<u32>,
+    /// The profile's threshold.
+    k: u32,
     /// Differential privacy, with each noisy quantity's share of the budget.
     dp: Option<DpShare>,
 }
@@ -543,6 +578,7 @@ impl Rewriter<'_> {
 
     /// Rewrites a release point: its input tagged, hidden counts added.
     fn release_point(&mut self, agg: &Aggregate) -> Result<ReleasePoint> {
+        check_row_subqueries(&LogicalPlan::Aggregate(agg.clone()), self.persons)?;
         let input = self.tag(&agg.input)?;
         let tags: Vec<usize> = input.tags().collect();
         if tags.is_empty() {
@@ -619,17 +655,55 @@ impl Rewriter<'_> {
             if !is_count && f.params.args.iter().any(|a| input.carry_of(a).is_person()) {
                 return Err(refuse(PERSON_KEY_OUT));
             }
-            // The persons contributing to the cell: rows passing its FILTER whose first
-            // argument is not null (and not 0 for sums and means).
-            let mut condition = f.params.filter.as_deref().cloned();
-            if let Some(arg) = f.params.args.first()
-                && !matches!(arg, Expr::Literal(..))
-                && name != "grouping"
-            {
-                let mut present = arg.clone().is_not_null();
-                if ZERO_IS_ABSENT.contains(&name.as_str()) {
-                    present = present.and(cast(arg.clone(), DataType::Float64).not_eq(lit(0.0)));
+            if name.contains("percentile") {
+                // The 1.0 quantile is the largest value: keep within one person of the ends.
+                let bound = 1.0 / f64::from(self.k.max(2));
+                for a in &f.params.args {
+                    let Expr::Literal(v, _) = strip(a) else {
+                        continue;
+                    };
+                    if !matches!(
+                        v,
+                        ScalarValue::Float64(Some(_))
+                            | ScalarValue::Float32(Some(_))
+                            | ScalarValue::Decimal128(Some(_), _, _)
+                    ) {
+                        continue;
+                    }
+                    let q: f64 = v.to_string().parse().unwrap_or(f64::NAN);
+                    if !(bound..=1.0 - bound).contains(&q) {
+                        return Err(refuse(format!(
+                            "a percentile below {bound} or above {} is one of the few most \
+                             extreme persons' values; choose one between them",
+                            1.0 - bound
+                        )));
+                    }
                 }
+            }
+            if !is_count && name != "grouping" && name != "bool_and" && name != "bool_or" {
+                for a in &f.params.args {
+                    if !plain_or_selected(a) {
+                        return Err(refuse(CONDITIONAL_ARITHMETIC));
+                    }
+                }
+            }
+            // The persons contributing to the cell: rows passing its FILTER whose arguments
+            // are not null (and not 0 for sums and means; true for bool_or, false for
+            // bool_and).
+            let mut condition = f.params.filter.as_deref().cloned();
+            for arg in &f.params.args {
+                if matches!(strip(arg), Expr::Literal(..)) || name == "grouping" {
+                    continue;
+                }
+                let present = match name.as_str() {
+                    "bool_or" => arg.clone().is_true(),
+                    "bool_and" => arg.clone().is_false(),
+                    n if ZERO_IS_ABSENT.contains(&n) => arg
+                        .clone()
+                        .is_not_null()
+                        .and(cast(arg.clone(), DataType::Float64).not_eq(lit(0.0))),
+                    _ => arg.clone().is_not_null(),
+                };
                 condition = Some(match condition {
                     Some(c) => c.and(present),
                     None => present,
@@ -892,9 +966,10 @@ impl Rewriter<'_> {
                     carry,
                 })
             }
+            LogicalPlan::Limit(_) => Err(refuse(LIMIT_BELOW)),
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => Err(refuse(LIMIT_BELOW)),
             LogicalPlan::Filter(_)
             | LogicalPlan::Sort(_)
-            | LogicalPlan::Limit(_)
             | LogicalPlan::SubqueryAlias(_)
             | LogicalPlan::Repartition(_) => {
                 let input = self.tag(plan.inputs()[0])?;
@@ -951,7 +1026,7 @@ impl Rewriter<'_> {
             }
             LogicalPlan::Distinct(Distinct::On(on)) => {
                 let input = self.tag(&on.input)?;
-                if !on.on_expr.iter().any(|e| input.carry_of(e).is_key()) {
+                if !input.per_person(on.on_expr.iter()) {
                     return Err(refuse(format!(
                         "DISTINCT ON {}",
                         "keeps one row of several persons, which discloses that row; use \
@@ -983,10 +1058,7 @@ impl Rewriter<'_> {
                     let per_person = match strip(e) {
                         Expr::WindowFunction(f) => {
                             let WindowFunction { params, .. } = f.as_ref();
-                            params
-                                .partition_by
-                                .iter()
-                                .any(|p| input.carry_of(p).is_key())
+                            input.per_person(params.partition_by.iter())
                         }
                         _ => false,
                     };
@@ -1024,7 +1096,7 @@ impl Rewriter<'_> {
         let input = self.tag(&agg.input)?;
         let group_exprs = grouping_set_to_exprlist(&agg.group_expr).map_err(df)?;
         let grouping_sets = matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]);
-        let per_person = !grouping_sets && group_exprs.iter().any(|e| input.carry_of(e).is_key());
+        let per_person = !grouping_sets && input.per_person(group_exprs.iter().copied());
         let mut carry: Vec<Carry> = group_exprs.iter().map(|e| input.carry_of(e)).collect();
         if grouping_sets {
             carry.push(Carry::Data);
@@ -1198,6 +1270,105 @@ fn merge_tag(carry: &mut [Carry], from: u32, to: u32) {
     }
 }
 
+/// Whether an aggregate's argument is free of conditions (columns, literals, arithmetic and
+/// functions of them), or a single `CASE WHEN condition THEN <that> [ELSE 0 | NULL] END`:
+/// the forms whose contributors are the rows where it is non-null and non-zero.
+fn plain_or_selected(arg: &Expr) -> bool {
+    match strip(arg) {
+        Expr::Case(case) if case.expr.is_none() && case.when_then_expr.len() == 1 => {
+            let else_ok = match case.else_expr.as_deref().map(strip) {
+                None => true,
+                Some(Expr::Literal(v, _)) => v.is_null() || is_zero(v),
+                Some(_) => false,
+            };
+            else_ok && condition_free(&case.when_then_expr[0].1)
+        }
+        other => condition_free(other),
+    }
+}
+
+fn is_zero(v: &ScalarValue) -> bool {
+    ScalarValue::new_zero(&v.data_type()).is_ok_and(|zero| &zero == v)
+        || v.to_string().parse::<f64>() == Ok(0.0)
+}
+
+/// No condition inside: no CASE, comparison, boolean operator or null-dependent choice.
+fn condition_free(e: &Expr) -> bool {
+    use datafusion::logical_expr::Operator as Op;
+    !e.exists(|x| {
+        Ok(match x {
+            Expr::Case(_)
+            | Expr::Not(_)
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsNotFalse(_)
+            | Expr::IsUnknown(_)
+            | Expr::IsNotUnknown(_)
+            | Expr::Like(_)
+            | Expr::SimilarTo(_)
+            | Expr::Between(_)
+            | Expr::InList(_)
+            | Expr::InSubquery(_)
+            | Expr::Exists(_)
+            | Expr::ScalarSubquery(_) => true,
+            Expr::BinaryExpr(b) => !matches!(
+                b.op,
+                Op::Plus | Op::Minus | Op::Multiply | Op::Divide | Op::Modulo
+            ),
+            Expr::ScalarFunction(f) => matches!(
+                f.func.name(),
+                "coalesce"
+                    | "nullif"
+                    | "nvl"
+                    | "nvl2"
+                    | "ifnull"
+                    | "greatest"
+                    | "least"
+                    | "sign"
+                    | "signum"
+                    | "iszero"
+                    | "isnan"
+            ),
+            _ => false,
+        })
+    })
+    .unwrap_or(false)
+}
+
+/// The statement with its data-dependent errors turned into NULLs: a division or modulo by
+/// zero, and a cast that fails. Otherwise `CASE WHEN <one person> THEN 1 / (x - 42) END`
+/// fails exactly when that person's x is 42: an error is one bit about one person.
+fn without_data_errors(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::logical_expr::{BinaryExpr, Operator, TryCast};
+    plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|e| {
+            e.transform(|x| {
+                Ok(match x {
+                    Expr::BinaryExpr(BinaryExpr { left, op, right })
+                        if matches!(op, Operator::Divide | Operator::Modulo) =>
+                    {
+                        let right = datafusion::functions::core::expr_fn::nullif(*right, lit(0));
+                        Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                            left,
+                            op,
+                            Box::new(right),
+                        )))
+                    }
+                    Expr::Cast(c) => {
+                        Transformed::yes(Expr::TryCast(TryCast::new_from_field(c.expr, c.field)))
+                    }
+                    other => Transformed::no(other),
+                })
+            })
+        })
+    })
+    .map(|t| t.data)
+    .map_err(df)
+}
+
 /// `value` clamped to `[-bound, bound]` (NULL stays NULL).
 fn clamp(value: Expr, bound: f64) -> Expr {
     when(value.clone().gt(lit(bound)), lit(bound))
@@ -1220,21 +1391,29 @@ fn distinct_as_aggregate(input: &Arc<LogicalPlan>) -> Result<Aggregate> {
 /// scalar subqueries, and `EXISTS` not correlated with the row, over person-level data.
 fn check_row_subqueries(plan: &LogicalPlan, persons: &PersonTables) -> Result<()> {
     let mut failed = None;
+    let is_key = |e: &Expr| matches!(strip(e), Expr::Column(c) if persons.is_key_name(&c.name));
     let _ = plan.apply_expressions(|e| {
         e.apply(|x| {
             let bad = match x {
                 Expr::ScalarSubquery(sq) => persons.reads_persons(&sq.subquery),
+                Expr::SetComparison(sc) => persons.reads_persons(&sc.subquery.subquery),
+                // Cohort membership of the row's own person, nothing else.
+                Expr::InSubquery(i) => {
+                    persons.reads_persons(&i.subquery.subquery) && !is_key(&i.expr)
+                }
                 Expr::Exists(ex) => {
-                    ex.subquery.outer_ref_columns.is_empty()
-                        && persons.reads_persons(&ex.subquery.subquery)
+                    persons.reads_persons(&ex.subquery.subquery)
+                        && !correlated_on_person(&ex.subquery.subquery, persons)
                 }
                 _ => false,
             };
             if bad {
                 failed = Some(refuse(
-                    "a scalar subquery (or an uncorrelated EXISTS) over person-level data \
-                     would apply one value computed from other persons to every row; join \
-                     the table, or use IN (SELECT person_id ...) or a correlated EXISTS",
+                    "a subquery over person-level data must be about the row's own person: \
+                     person_id IN (SELECT person_id ...), or EXISTS (... WHERE x.person_id = \
+                     outer.person_id AND ...). A scalar subquery, or one that does not follow \
+                     the row's person, would apply other persons' data to every row; join the \
+                     table instead",
                 ));
                 return Ok(TreeNodeRecursion::Stop);
             }
@@ -1245,6 +1424,38 @@ fn check_row_subqueries(plan: &LogicalPlan, persons: &PersonTables) -> Result<()
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Whether `plan` (an `EXISTS` subquery) keeps only rows of the outer row's person: one of
+/// its filters has, as a conjunct, `<person key> = outer.<person key>`.
+fn correlated_on_person(plan: &LogicalPlan, persons: &PersonTables) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|p| {
+        if let LogicalPlan::Filter(f) = p {
+            for conjunct in datafusion::logical_expr::utils::split_conjunction(&f.predicate) {
+                if let Expr::BinaryExpr(b) = conjunct
+                    && b.op == datafusion::logical_expr::Operator::Eq
+                {
+                    let key = |e: &Expr| match strip(e) {
+                        Expr::Column(c) => Some((false, persons.is_key_name(&c.name))),
+                        Expr::OuterReferenceColumn(_, c) => {
+                            Some((true, persons.is_key_name(&c.name)))
+                        }
+                        _ => None,
+                    };
+                    if let (Some((outer_l, true)), Some((outer_r, true))) =
+                        (key(&b.left), key(&b.right))
+                        && outer_l != outer_r
+                    {
+                        found = true;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 fn df(e: datafusion::error::DataFusionError) -> Error {
