@@ -203,11 +203,8 @@ struct Secrets {
     /// The condition most persons have, and how many born on the target's birthday have it.
     cond: i64,
     cond_birthday_n: i64,
-    /// A condition behind fewer than k persons (the most records among those), its records
-    /// and persons.
+    /// A condition behind fewer than k persons (the most records among those).
     rare_cond: i64,
-    rare_cond_rows: i64,
-    rare_cond_persons: i64,
     /// The most frequent measurement, its largest value and how many persons have it.
     meas: i64,
     meas_max: f64,
@@ -318,8 +315,6 @@ async fn secrets(s: &Study) -> Secrets {
         cond,
         cond_birthday_n,
         rare_cond: rc.int(0, 0).expect("a condition of fewer than k persons"),
-        rare_cond_rows: rc.int(0, 1).unwrap(),
-        rare_cond_persons: rc.int(0, 2).unwrap(),
         meas,
         meas_max,
         meas_max_persons,
@@ -484,7 +479,8 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
         ..
     } = *s;
     let rare_or_other = format!("CASE WHEN year_of_birth = {ry} THEN 'rare' ELSE 'other' END");
-    let birthday = format!("year_of_birth = {ry} AND month_of_birth = {tm} AND day_of_birth = {td}");
+    let birthday =
+        format!("year_of_birth = {ry} AND month_of_birth = {tm} AND day_of_birth = {td}");
     vec![
         attack(
             "small_cells",
@@ -640,7 +636,7 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
                      WHERE c.condition_concept_id = {rc} GROUP BY 1, 2"
                 ),
             ],
-            Some("SELECT condition_concept_id, COUNT(DISTINCT person_id), COUNT(DISTINCT person_id) FROM condition_occurrence GROUP BY 1".into()),
+            Some("SELECT condition_concept_id, COUNT(DISTINCT person_id) AS n, COUNT(DISTINCT person_id) AS persons FROM condition_occurrence GROUP BY 1".into()),
             |c| {
                 let r = c.released()?;
                 backed(r[0], c.truth(), 1, true)?;
@@ -716,7 +712,7 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
                  FROM person GROUP BY 1"
             )],
             Some(format!(
-                "SELECT gender_concept_id, COUNT(*), SUM(CASE WHEN year_of_birth = {ry} THEN 1 ELSE 0 END), COUNT(*) FROM person GROUP BY 1"
+                "SELECT gender_concept_id, COUNT(*) AS n, SUM(CASE WHEN year_of_birth = {ry} THEN 1 ELSE 0 END) AS r, COUNT(*) AS persons FROM person GROUP BY 1"
             )),
             |c| {
                 let r = c.released()?;
@@ -852,22 +848,25 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
             "ORDER BY the count ascending LIMIT 3 to reach the smallest groups",
             "released; only groups of >= k persons",
             vec!["SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY 1 ORDER BY 2, 1 LIMIT 3".into()],
-            Some("SELECT year_of_birth, COUNT(*), COUNT(*) FROM person GROUP BY 1".into()),
+            Some("SELECT year_of_birth, COUNT(*) AS n, COUNT(*) AS persons FROM person GROUP BY 1".into()),
             |c| backed(c.released()?[0], c.truth(), 1, true),
         ),
         attack(
             "limit_tracker_max",
-            "sum of the 11 largest years of birth minus the sum of the 10 after the first: the largest",
-            "the largest year of birth (one person's) is not released",
-            vec![
-                "SELECT (SELECT SUM(year_of_birth) FROM (SELECT year_of_birth FROM person ORDER BY year_of_birth DESC LIMIT 11) a) \
-                      - (SELECT SUM(year_of_birth) FROM (SELECT year_of_birth FROM person ORDER BY year_of_birth DESC LIMIT 10 OFFSET 1) b) AS youngest".into(),
-            ],
+            "per-person maxima, ORDER BY DESC: the sum of the 11 largest minus the sum of the 10 after the first is the largest",
+            "the largest measurement (one person's) is not released",
+            vec![format!(
+                "WITH pp AS (SELECT person_id, MAX(value_as_number) AS v FROM measurement \
+                 WHERE measurement_concept_id = {meas} GROUP BY person_id) \
+                 SELECT (SELECT SUM(v) FROM (SELECT v FROM pp ORDER BY v DESC LIMIT 11) a) \
+                      - (SELECT SUM(v) FROM (SELECT v FROM pp ORDER BY v DESC LIMIT 10 OFFSET 1) b) AS largest"
+            )],
             None,
             |c| {
                 let r = c.released()?;
-                if c.s.max_year_n < K && only(r[0]) == Some(c.s.max_year) {
-                    return Err(format!("the largest year of birth {} ({} persons) released", c.s.max_year, c.s.max_year_n));
+                let v = r[0].float(0, 0);
+                if c.s.meas_max_persons < K && v.is_some_and(|v| (v - c.s.meas_max).abs() < 1e-6) {
+                    return Err(format!("the largest value {} ({} persons) released", c.s.meas_max, c.s.meas_max_persons));
                 }
                 Ok(())
             },
@@ -877,7 +876,7 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
             "SUM(COUNT(*)) OVER () beside the groups, to get the true total",
             "released; the window sums the released groups only",
             vec!["SELECT year_of_birth, COUNT(*) AS n, SUM(COUNT(*)) OVER () AS total FROM person GROUP BY 1".into()],
-            Some("SELECT year_of_birth, COUNT(*), COUNT(*) FROM person GROUP BY 1".into()),
+            Some("SELECT year_of_birth, COUNT(*) AS n, COUNT(*) AS persons FROM person GROUP BY 1".into()),
             |c| {
                 let r = c.released()?;
                 let t = r[0];
@@ -1244,15 +1243,65 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
 }
 
 /// Attacks that get through today: each runs as its own ignored test below.
-const LEAKS: &[&str] = &[];
+const LEAKS: &[&str] = &[
+    "total_minus_visible_separate_queries",
+    "total_minus_visible_union_all",
+    "grouping_sets_without_total",
+    "differencing_birthday",
+    "tracker_separate_queries",
+    "tracker_one_result",
+    "sum_case_offset",
+    "count_complement",
+    "avg_padded_with_constant",
+    "regr_second_argument",
+    "limit_tracker_max",
+    "union_mixes_small_into_large",
+    "scalar_subquery_in_aggregate_filter",
+    "scalar_subquery_in_group_by",
+    "uncorrelated_in",
+    "fake_correlated_exists",
+    "per_person_max_over_other_persons",
+    "percentile_one_is_max",
+    "bool_or_existence",
+    "error_oracle",
+];
+
+/// The researcher's answer; `Ok((answer, false))` when it came without a disclosure report.
+async fn ask(s: &Study, sql: &str) -> Result<(Table, bool), (ErrorKind, String)> {
+    let err = |e: agora_service::Error| (e.kind(), e.to_string());
+    let session = s
+        .env
+        .hub
+        .query()
+        .open(
+            &s.researcher,
+            agora_service::Target::Permit {
+                id: s.permit.clone(),
+            },
+            agora_service::Front::Cli,
+            agora_service::QueryLimits::default(),
+        )
+        .await
+        .map_err(err)?;
+    let answer = session
+        .plan(sql)
+        .await
+        .map_err(err)?
+        .execute()
+        .await
+        .map_err(err)?;
+    let controlled = answer.disclosure().is_some();
+    Ok((table(&answer.collect().await.map_err(err)?), controlled))
+}
 
 async fn run(s: &Study, secrets: &Secrets, a: &Attack) -> Result<String, String> {
     let mut asked = Vec::new();
+    let mut uncontrolled = 0;
     for sql in &a.asks {
-        asked.push(match s.ask(sql).await {
-            Ok((out, _)) => Ok(table(&out)),
-            Err(e) => Err((e.kind(), e.to_string())),
-        });
+        asked.push(ask(s, sql).await.map(|(t, controlled)| {
+            uncontrolled += usize::from(!controlled);
+            t
+        }));
     }
     let truth = match &a.truth {
         Some(sql) => Some(truth(s, sql).await),
@@ -1267,10 +1316,18 @@ async fn run(s: &Study, secrets: &Secrets, a: &Attack) -> Result<String, String>
         .iter()
         .map(|a| match a {
             Ok(t) => format!("released {} rows", t.rows.len()),
-            Err((k, e)) => format!("refused ({k:?}: {})", e.chars().take(90).collect::<String>()),
+            Err((k, e)) => format!(
+                "refused ({k:?}: {})",
+                e.chars().take(90).collect::<String>()
+            ),
         })
         .collect::<Vec<_>>()
-        .join("; ");
+        .join("; ")
+        + &if uncontrolled > 0 {
+            format!(" ({uncontrolled} answered without a disclosure report)")
+        } else {
+            String::new()
+        };
     (a.check)(&ctx)
         .map(|()| outcome.clone())
         .map_err(|e| format!("{e}\n      outcome: {outcome}"))
@@ -1293,7 +1350,10 @@ async fn disclosure_attacks() {
             Ok(outcome) => println!("ok   {:<40} {} -> {outcome}", a.name, a.expect),
             Err(e) => {
                 println!("FAIL {:<40} {} -> {e}", a.name, a.expect);
-                failures.push(format!("{} ({}): {e}\n      SQL: {:?}", a.name, a.what, a.asks));
+                failures.push(format!(
+                    "{} ({}): {e}\n      SQL: {:?}",
+                    a.name, a.what, a.asks
+                ));
             }
         }
     }
@@ -1316,7 +1376,6 @@ async fn run_only(name: &str) {
     }
 }
 
-#[allow(unused_macros)]
 macro_rules! leak {
     ($test:ident, $why:literal) => {
         #[tokio::test]
@@ -1340,7 +1399,11 @@ struct Layout {
     filters: &'static [&'static str],
 }
 
-const PERSON_GROUPS: [&str; 3] = ["p.year_of_birth", "p.gender_concept_id", "p.race_concept_id"];
+const PERSON_GROUPS: [&str; 3] = [
+    "p.year_of_birth",
+    "p.gender_concept_id",
+    "p.race_concept_id",
+];
 
 const LAYOUTS: &[Layout] = &[
     Layout {
@@ -1353,16 +1416,25 @@ const LAYOUTS: &[Layout] = &[
     Layout {
         from: "condition_occurrence c",
         person: "c.person_id",
-        groups: &["c.condition_concept_id", "EXTRACT(YEAR FROM c.condition_start_date)"],
+        groups: &[
+            "c.condition_concept_id",
+            "EXTRACT(YEAR FROM c.condition_start_date)",
+        ],
         numbers: &["EXTRACT(MONTH FROM c.condition_start_date)"],
         filters: &["c.condition_start_date >= DATE '2015-01-01'"],
     },
     Layout {
         from: "measurement m",
         person: "m.person_id",
-        groups: &["m.measurement_concept_id", "EXTRACT(YEAR FROM m.measurement_date)"],
+        groups: &[
+            "m.measurement_concept_id",
+            "EXTRACT(YEAR FROM m.measurement_date)",
+        ],
         numbers: &["m.value_as_number"],
-        filters: &["m.value_as_number > 100", "m.measurement_date < DATE '2018-01-01'"],
+        filters: &[
+            "m.value_as_number > 100",
+            "m.measurement_date < DATE '2018-01-01'",
+        ],
     },
     Layout {
         from: "person p JOIN condition_occurrence c ON c.person_id = p.person_id",
@@ -1375,7 +1447,10 @@ const LAYOUTS: &[Layout] = &[
             "EXTRACT(YEAR FROM c.condition_start_date)",
         ],
         numbers: &["p.year_of_birth"],
-        filters: &["p.gender_concept_id = 8507", "c.condition_start_date >= DATE '2012-01-01'"],
+        filters: &[
+            "p.gender_concept_id = 8507",
+            "c.condition_start_date >= DATE '2012-01-01'",
+        ],
     },
     Layout {
         from: "person p JOIN measurement m ON m.person_id = p.person_id",
@@ -1475,10 +1550,11 @@ fn random_query(rng: &mut rand::rngs::StdRng) -> (String, String, usize, usize) 
                 .iter()
                 .find(|(j, _)| *j == i)
                 .map_or(group_persons.clone(), |(_, b)| b.clone())
+                + &format!(" AS b{i}")
         })
         .collect();
     let truth = format!(
-        "SELECT {}, {}, {group_persons} FROM {}{filter} GROUP BY {group_by}",
+        "SELECT {}, {}, {group_persons} AS persons FROM {}{filter} GROUP BY {group_by}",
         select.join(", "),
         cells.join(", "),
         layout.from
@@ -1596,8 +1672,24 @@ fn without_limit(sql: &str) -> String {
     }
 }
 
+/// Suite questions the service fails on today (neither answered nor refused by the policy):
+/// reported by `the_query_suite_under_snds`, asserted by their own ignored tests.
+const SUITE_BUGS: &[&str] = &["Q17"];
+
 #[tokio::test]
 async fn the_query_suite_under_snds() {
+    check_suite(None).await;
+}
+
+#[tokio::test]
+#[ignore = "BUG: Q17 (a self-join of one CTE grouped by a.x, b.x) fails with 'Schema contains duplicate \
+            qualified field name agora_released.condition_concept_id' instead of being answered"]
+async fn suite_q17_is_answered() {
+    check_suite(Some("Q17")).await;
+}
+
+/// Runs the suite (or only question `only`, strictly) through the permit.
+async fn check_suite(only: Option<&str>) {
     let s = attack_study().await;
     let top = |sql: &'static str| {
         let s = &s;
@@ -1608,10 +1700,8 @@ async fn the_query_suite_under_snds() {
          ORDER BY COUNT(DISTINCT person_id) DESC, 1 LIMIT 1",
     )
     .await;
-    let drug = top(
-        "SELECT drug_concept_id FROM drug_exposure GROUP BY 1 \
-         ORDER BY COUNT(DISTINCT person_id) DESC, 1 LIMIT 1",
-    )
+    let drug = top("SELECT drug_concept_id FROM drug_exposure GROUP BY 1 \
+         ORDER BY COUNT(DISTINCT person_id) DESC, 1 LIMIT 1")
     .await;
     let meas = top(
         "SELECT measurement_concept_id FROM measurement WHERE value_as_number IS NOT NULL \
@@ -1642,6 +1732,11 @@ async fn the_query_suite_under_snds() {
         "id", "outcome", "released/truth", "cells blanked"
     )];
     for (id, sql) in &queries {
+        if only.is_some_and(|o| o != id) {
+            continue;
+        }
+        let strict = only.is_some() || !SUITE_BUGS.contains(&id.as_str());
+        let failed_before = failures.len();
         let truth_rows = truth(&s, sql).await.rows.len();
         match s.ask(sql).await {
             Err(e) => {
@@ -1651,7 +1746,11 @@ async fn the_query_suite_under_snds() {
                 let reason: String = e.to_string().chars().take(110).collect();
                 summary.push(format!(
                     "{id:<4} {:<9} {:>18} {:>13}  {reason}",
-                    "refused",
+                    if e.kind() == ErrorKind::PermissionDenied {
+                        "refused"
+                    } else {
+                        "error"
+                    },
                     format!("-/{truth_rows}"),
                     "-"
                 ));
@@ -1695,6 +1794,13 @@ async fn the_query_suite_under_snds() {
                 ));
             }
         }
+        if !strict && failures.len() > failed_before {
+            let known = failures.split_off(failed_before);
+            summary.push(format!(
+                "     known bug, see suite_{}_is_answered: {known:?}",
+                id.to_lowercase()
+            ));
+        }
     }
     println!("{}", summary.join("\n"));
     assert!(
@@ -1704,3 +1810,84 @@ async fn the_query_suite_under_snds() {
         failures.join("\n")
     );
 }
+
+leak!(
+    total_minus_visible_separate_queries,
+    "LEAK (needs the query ledger): COUNT(*) of everyone minus the released group gives the withheld group of 9 persons"
+);
+leak!(
+    total_minus_visible_union_all,
+    "LEAK: a total added by UNION ALL is a second release point without secondary suppression; total - visible group = the withheld group of 9"
+);
+leak!(
+    grouping_sets_without_total,
+    "LEAK: GROUPING SETS of two partitions without a total row: the sum of one partition minus the other's visible groups = the withheld group of 9"
+);
+leak!(
+    differencing_birthday,
+    "LEAK (needs the query ledger): persons with a condition, then the same except those born on one day: the difference says whether the target has it"
+);
+leak!(
+    tracker_separate_queries,
+    "LEAK (needs the query ledger): count(A) - count(A and not B) = count(A and B), a cell of 7 persons"
+);
+leak!(
+    tracker_one_result,
+    "LEAK: two FILTER cells of one row, each large, differ by a withheld cell of 7 persons"
+);
+leak!(
+    sum_case_offset,
+    "LEAK: SUM(CASE WHEN rare THEN 2 ELSE 1 END) - COUNT(*): every row is non-zero so the cell is released, and gives the rare count 7"
+);
+leak!(
+    count_complement,
+    "LEAK: COUNT(*) - COUNT(CASE WHEN NOT rare THEN 1 END) gives the rare count 7"
+);
+leak!(
+    avg_padded_with_constant,
+    "LEAK: SUM(CASE WHEN target THEN value ELSE 0 END + 1) - COUNT(*) releases one person's value"
+);
+leak!(
+    regr_second_argument,
+    "LEAK: regr_avgx(1, x): contributors are judged on the first argument only, so x of one person is released"
+);
+leak!(
+    limit_tracker_max,
+    "LEAK: ORDER BY ... LIMIT below a release point: SUM of the top 11 minus SUM of the next 10 is the maximum (one person's value)"
+);
+leak!(
+    union_mixes_small_into_large,
+    "LEAK: (rare UNION big) and big alone as two release points of one answer: their difference is the rare group of 9"
+);
+leak!(
+    scalar_subquery_in_aggregate_filter,
+    "LEAK: a scalar subquery over persons in an aggregate's FILTER is not checked: 1500 or NULL tells one person's year of birth"
+);
+leak!(
+    scalar_subquery_in_group_by,
+    "LEAK: a scalar subquery over persons in a GROUP BY expression is not checked: the label tells one person's year of birth"
+);
+leak!(
+    uncorrelated_in,
+    "LEAK: <key> IN (uncorrelated subquery) acts as an uncorrelated EXISTS: 1500 or NULL tells one person's year of birth"
+);
+leak!(
+    fake_correlated_exists,
+    "LEAK: an EXISTS with a token outer reference passes as correlated: 1500 or NULL tells one person's year of birth"
+);
+leak!(
+    per_person_max_over_other_persons,
+    "LEAK: MAX in a 'per-person' aggregate over a join whose rows belong to other persons labels a released group with the maximum"
+);
+leak!(
+    percentile_one_is_max,
+    "LEAK: approx_percentile_cont(x, 1.0) is MAX under another name"
+);
+leak!(
+    bool_or_existence,
+    "LEAK: bool_or(rare) is released for the whole group: it says a withheld group of 7 persons exists"
+);
+leak!(
+    error_oracle,
+    "LEAK: a division by zero evaluated only for the target's row: refusal vs answer tells the target's attribute"
+);

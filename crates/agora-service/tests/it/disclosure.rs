@@ -1,19 +1,29 @@
 //! Disclosure control under a permit's `aggregates` policy, on generated data.
 
 use agora_core::{ErrorKind, HasKind};
-use agora_service::governance::{DisclosureProfile, OutputPolicy};
 use agora_service::QueryOutput;
+use agora_service::governance::{DisclosureProfile, OutputPolicy};
 use arrow::util::display::array_value_to_string;
 
 use crate::support::{Study, study};
 
 const PERSON: (&str, &[&str]) = (
     "person",
-    &["person_id", "year_of_birth", "gender_concept_id", "race_concept_id"],
+    &[
+        "person_id",
+        "year_of_birth",
+        "gender_concept_id",
+        "race_concept_id",
+    ],
 );
 const CONDITIONS: (&str, &[&str]) = (
     "condition_occurrence",
-    &["person_id", "condition_concept_id", "condition_start_date", "visit_occurrence_id"],
+    &[
+        "person_id",
+        "condition_concept_id",
+        "condition_start_date",
+        "visit_occurrence_id",
+    ],
 );
 
 async fn snds() -> Study {
@@ -85,7 +95,10 @@ async fn a_rollup_total_cannot_give_back_a_withheld_group() {
     let released = rows(&out);
     assert!(!released.is_empty());
     for r in &released {
-        assert!(r[2] == "NULL" || r[2].parse::<i64>().unwrap() >= 10, "{r:?}");
+        assert!(
+            r[2] == "NULL" || r[2].parse::<i64>().unwrap() >= 10,
+            "{r:?}"
+        );
     }
 }
 
@@ -106,5 +119,10 @@ async fn counts_are_rounded_and_small_ones_redacted_under_opensafely() {
         let n: i64 = r[1].parse().unwrap();
         assert_eq!(n % 5, 0, "{r:?}");
     }
-    assert!(report.notes.iter().any(|n| n.contains("rounded to the nearest 5")));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("rounded to the nearest 5"))
+    );
 }
