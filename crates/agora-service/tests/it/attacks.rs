@@ -209,9 +209,6 @@ struct Secrets {
     meas: i64,
     meas_max: f64,
     meas_max_persons: i64,
-    /// The largest year of birth and how many persons have it.
-    max_year: i64,
-    max_year_n: i64,
     /// The 20th smallest person key.
     id20: i64,
 }
@@ -290,12 +287,6 @@ async fn secrets(s: &Study) -> Secrets {
         ),
     )
     .await;
-    let max_year = truth_int(s, "SELECT MAX(year_of_birth) FROM person").await;
-    let max_year_n = truth_int(
-        s,
-        &format!("SELECT COUNT(*) FROM person WHERE year_of_birth = {max_year}"),
-    )
-    .await;
     let id20 = truth_int(
         s,
         "SELECT person_id FROM person ORDER BY person_id LIMIT 1 OFFSET 19",
@@ -318,8 +309,6 @@ async fn secrets(s: &Study) -> Secrets {
         meas,
         meas_max,
         meas_max_persons,
-        max_year,
-        max_year_n,
         id20,
     }
 }
