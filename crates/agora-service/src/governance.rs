@@ -17,10 +17,10 @@ pub use agora_govern::{
     AccessEvent, AccessOutcome, AccessTarget, ApiTokenInfo, Application, ApplicationEvent,
     ApplicationForm, ApplicationState, DatasetDescription, DatasetInfo, DatasetMetadata,
     DatasetScope, DateRange, DisclosureProfile, DisclosureRules, DpPolicy, Error, GovernConfig,
-    OutputPolicy, RequestedDataset, RequestedTable, RowFilter, TableScope, NewProjectResult, NewUser, OptOutChannel, OptOutReceipt, PERMIT_SCHEMA, Permit,
+    NewProjectResult, NewUser, OptOutChannel, OptOutReceipt, OutputPolicy, PERMIT_SCHEMA, Permit,
     PermitAmendment, PermitGrant, PermitVersion, Principal, ProjectResult, RecordedOptOut,
-    RegistryEntry, ReleaseInfo, ReleaseSelector, Result, Role, SessionToken, TRANSITIONS, User,
-    now_utc, token_id,
+    RegistryEntry, ReleaseInfo, ReleaseSelector, RequestedDataset, RequestedTable, Result, Role,
+    RowFilter, SessionToken, TRANSITIONS, TableScope, User, now_utc, token_id,
 };
 pub use agora_privacy::IdentityKind;
 use agora_privacy::PersonKeyer;
