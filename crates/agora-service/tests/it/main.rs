@@ -2,6 +2,7 @@
 //! sessions only through `open`, plan before execute, streamed answers under limits, and an
 //! access event for every answer, refusal and failure.
 
+mod attacks;
 mod disclosure;
 mod exports;
 mod hardening;
