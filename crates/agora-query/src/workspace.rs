@@ -558,11 +558,24 @@ impl Planned {
                 (Some(ledger), Some(column)) => check.differencing(ledger, column, rules.k).await?,
                 _ => vec![false; batch.num_rows()],
             };
+            let blank = match &protection.ledger {
+                Some(ledger) => {
+                    check
+                        .cell_differencing(ledger, &batch, point, rules.k)
+                        .await?
+                }
+                None => Vec::new(),
+            };
             let dp = protection.dp.as_ref().map(|run| (run, index));
-            let (batch, tally, kept) = release(point, rules, &batch, &differencing, dp)?;
+            let (released_rows, tally, kept) =
+                release(point, rules, &batch, &differencing, &blank, dp)?;
             if let Some(column) = &sketches {
                 check.released(column, &kept);
             }
+            if !blank.is_empty() {
+                check.released_cells(&batch, point, &kept, &blank);
+            }
+            let batch = released_rows;
             report.groups_withheld += tally.groups_withheld;
             report.cells_suppressed += tally.cells_suppressed;
             released.push(batch);

@@ -174,6 +174,88 @@ impl LedgerCheck {
         Ok(withheld)
     }
 
+    /// Which cells (per cell of `point`, per row) differ, by their chosen contributors, from
+    /// their own group, from another chosen cell of the row, or from a group or cell released
+    /// before, by at least one and fewer than `k` persons: `COUNT(*)` next to
+    /// `COUNT(*) FILTER (WHERE year_of_birth <> 1940)` would give the few born in 1940.
+    pub(crate) async fn cell_differencing(
+        &self,
+        ledger: &Ledger,
+        batch: &datafusion::arrow::array::RecordBatch,
+        point: &rewrite::ReleasePoint,
+        k: u32,
+    ) -> Result<Vec<Vec<bool>>> {
+        let rows = batch.num_rows();
+        let mut blank = vec![vec![false; rows]; point.cells.len()];
+        let cells: Vec<Option<Vec<Option<PersonSketch>>>> = point
+            .cells
+            .iter()
+            .map(|c| c.sketch.map(|i| sketches(batch.column(i))))
+            .collect();
+        let k = i64::from(k);
+        let sizes = cells
+            .iter()
+            .flatten()
+            .flatten()
+            .flatten()
+            .map(|s| s.persons)
+            .filter(|&n| n >= k);
+        let (Some(lo), Some(hi)) = (sizes.clone().min(), sizes.max()) else {
+            return Ok(blank);
+        };
+        let stored: Vec<PersonSketch> = ledger
+            .meta
+            .ledger_sketches(&ledger.permit_id, lo - k + 1, hi + k - 1)
+            .await?
+            .iter()
+            .filter_map(|b| PersonSketch::from_bytes(b))
+            .collect();
+        let groups = point.sketch.map(|c| sketches(batch.column(c)));
+        let near = |a: &PersonSketch, b: &PersonSketch| {
+            (a.persons - b.persons).abs() < k
+                && matches!(a.difference(b), Some(d) if d > 0 && (d as i64) < k)
+        };
+        for r in 0..rows {
+            for c in 0..cells.len() {
+                let Some(Some(s)) = cells[c].as_ref().map(|col| &col[r]) else {
+                    continue;
+                };
+                if s.persons < k {
+                    continue;
+                }
+                let group = groups.as_ref().and_then(|g| g[r].as_ref());
+                let earlier = (0..c)
+                    .filter(|&e| !blank[e][r])
+                    .filter_map(|e| cells[e].as_ref().and_then(|col| col[r].as_ref()));
+                blank[c][r] = stored
+                    .iter()
+                    .chain(&self.released)
+                    .chain(group)
+                    .chain(earlier)
+                    .any(|o| near(s, o));
+            }
+        }
+        Ok(blank)
+    }
+
+    /// Remembers the released chosen cells of a batch (rows `kept`, cells not `blank`).
+    pub(crate) fn released_cells(
+        &mut self,
+        batch: &datafusion::arrow::array::RecordBatch,
+        point: &rewrite::ReleasePoint,
+        kept: &[bool],
+        blank: &[Vec<bool>],
+    ) {
+        for (c, cell) in point.cells.iter().enumerate() {
+            let Some(i) = cell.sketch else { continue };
+            for (r, s) in sketches(batch.column(i)).into_iter().enumerate() {
+                if let (Some(s), true, false) = (s, kept[r], blank[c][r]) {
+                    self.released.push(s);
+                }
+            }
+        }
+    }
+
     /// Remembers the released rows of a batch (`kept`) for the rest of the answer.
     pub(crate) fn released(&mut self, column: &datafusion::arrow::array::ArrayRef, kept: &[bool]) {
         for (sketch, kept) in sketches(column).into_iter().zip(kept) {

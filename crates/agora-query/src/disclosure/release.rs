@@ -33,6 +33,7 @@ pub(crate) fn release(
     rules: &DisclosureRules,
     batch: &RecordBatch,
     withheld: &[bool],
+    blank: &[Vec<bool>],
     dp: Option<(&DpRun, usize)>,
 ) -> Result<(RecordBatch, Tally, Vec<bool>)> {
     if let (Some(noised), Some((run, index))) = (&point.dp, dp) {
@@ -81,6 +82,11 @@ pub(crate) fn release(
                 if total.is_valid(r) && total.value(r) > 0.0 && largest.is_valid(r) {
                     *ok &= largest.value(r) * 100.0 <= p * total.value(r);
                 }
+            }
+        }
+        if let Some(blank) = blank.get(cell_persons.len()) {
+            for (ok, blank) in ok.iter_mut().zip(blank) {
+                *ok &= !blank;
             }
         }
         cell_persons.push(persons);

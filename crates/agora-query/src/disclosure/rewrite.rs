@@ -266,6 +266,10 @@ pub(crate) struct Cell {
     pub(crate) hidden: Vec<usize>,
     /// Hidden `(largest |value|, sum of |value|)` for the dominance rule.
     pub(crate) dominance: Option<(usize, usize)>,
+    /// The hidden sketch of its contributors, when a FILTER or an expression chooses
+    /// them (for the ledger: two such cells, or such a cell and its group, must not differ
+    /// by a few persons).
+    pub(crate) sketch: Option<usize>,
 }
 
 /// One release point: an aggregate rewritten to carry hidden counts.
@@ -717,6 +721,25 @@ impl Rewriter<'_> {
                         (Carry::PersonTag(id), Some(Carry::Person(key))) if id == key
                     )
             };
+            let chosen = f.params.filter.is_some()
+                || f.params
+                    .args
+                    .iter()
+                    .any(|a| !matches!(strip(a), Expr::Column(_) | Expr::Literal(..)));
+            let first_person = tags
+                .iter()
+                .find(|&&t| matches!(input.carry[t], Carry::PersonTag(_)));
+            let sketch = match (self.sketch_k, chosen, &condition, first_person) {
+                (Some(k), true, Some(c), Some(&t)) => {
+                    let contributors = when(c.clone(), input.column(t)).end().map_err(df)?;
+                    Some(add_hidden(
+                        super::ledger::sketch_of(contributors, k),
+                        &mut hidden,
+                        self,
+                    ))
+                }
+                _ => None,
+            };
             let hidden_cols = match condition {
                 None => group_hidden.clone(),
                 Some(c) => tags
@@ -752,6 +775,7 @@ impl Rewriter<'_> {
                 is_count,
                 hidden: hidden_cols,
                 dominance,
+                sketch,
             });
         }
         let sketch = match (

@@ -2,8 +2,9 @@
 //! test over random GROUP BY queries, and the 21-question suite through a permit session;
 //! every released answer is checked against an operator's answer on the same data.
 //!
-//! An attack that gets through is kept asserting the safe outcome and runs as its own
-//! ignored test (`LEAKS`, reason `LEAK: ...`), so the others keep running.
+//! Every attack asserts the safe outcome (a refusal, a withheld or blanked cell, a value
+//! that is not small). One that gets through is listed in `LEAKS` with why, and skipped
+//! by the suite until it is fixed: the 20 found when the suite was written are fixed.
 
 use agora_core::{ErrorKind, HasKind};
 use agora_service::QueryOutput;
@@ -332,6 +333,18 @@ impl Ctx<'_> {
             .iter()
             .map(|a| a.as_ref().map_err(|(k, e)| format!("refused ({k:?}): {e}")))
             .collect()
+    }
+
+    /// The answers, or `None` when the policy refused a statement (a safe outcome).
+    fn released_unless_refused(&self) -> Result<Option<Vec<&Table>>, String> {
+        if self
+            .asked
+            .iter()
+            .any(|a| matches!(a, Err((ErrorKind::PermissionDenied, _))))
+        {
+            return Ok(None);
+        }
+        self.released().map(Some)
     }
 
     fn truth(&self) -> &Table {
@@ -725,7 +738,7 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
             )],
             None,
             |c| {
-                let r = c.released()?;
+                let Some(r) = c.released_unless_refused()? else { return Ok(()) };
                 let i = r[0].find(&c.s.gender.to_string());
                 not_small(i.and_then(|i| r[0].int(i, 1)), c.s.gender_rare_n, "sum - count")
             },
@@ -780,7 +793,7 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
             )],
             None,
             |c| {
-                let r = c.released()?;
+                let Some(r) = c.released_unless_refused()? else { return Ok(()) };
                 if only(r[0]) == Some(c.s.race) {
                     return Err(format!("the target's race {} released", c.s.race));
                 }
@@ -852,7 +865,7 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
             )],
             None,
             |c| {
-                let r = c.released()?;
+                let Some(r) = c.released_unless_refused()? else { return Ok(()) };
                 let v = r[0].float(0, 0);
                 if c.s.meas_max_persons < K && v.is_some_and(|v| (v - c.s.meas_max).abs() < 1e-6) {
                     return Err(format!("the largest value {} ({} persons) released", c.s.meas_max, c.s.meas_max_persons));
@@ -1018,7 +1031,7 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
             )],
             None,
             |c| {
-                let r = c.released()?;
+                let Some(r) = c.released_unless_refused()? else { return Ok(()) };
                 let leaked = r[0].rows.iter().any(|row| row[0].as_deref().and_then(|v| v.parse::<f64>().ok()) == Some(c.s.meas_max));
                 if leaked && c.s.meas_max_persons < K {
                     return Err(format!("the largest value {} ({} persons) released", c.s.meas_max, c.s.meas_max_persons));
@@ -1231,29 +1244,8 @@ fn attacks(s: &Secrets) -> Vec<Attack> {
     ]
 }
 
-/// Attacks that get through today: each runs as its own ignored test below.
-const LEAKS: &[&str] = &[
-    "total_minus_visible_separate_queries",
-    "total_minus_visible_union_all",
-    "grouping_sets_without_total",
-    "differencing_birthday",
-    "tracker_separate_queries",
-    "tracker_one_result",
-    "sum_case_offset",
-    "count_complement",
-    "avg_padded_with_constant",
-    "regr_second_argument",
-    "limit_tracker_max",
-    "union_mixes_small_into_large",
-    "scalar_subquery_in_aggregate_filter",
-    "scalar_subquery_in_group_by",
-    "uncorrelated_in",
-    "fake_correlated_exists",
-    "per_person_max_over_other_persons",
-    "percentile_one_is_max",
-    "bool_or_existence",
-    "error_oracle",
-];
+/// Attacks that get through today (none): skipped by `disclosure_attacks`, to be fixed.
+const LEAKS: &[&str] = &[];
 
 /// The researcher's answer; `Ok((answer, false))` when it came without a disclosure report.
 async fn ask(s: &Study, sql: &str) -> Result<(Table, bool), (ErrorKind, String)> {
@@ -1352,27 +1344,6 @@ async fn disclosure_attacks() {
         failures.len(),
         failures.join("\n")
     );
-}
-
-/// Runs one attack on its own study.
-async fn run_only(name: &str) {
-    let s = attack_study().await;
-    let secrets = secrets(&s).await;
-    let attacks = attacks(&secrets);
-    let a = attacks.iter().find(|a| a.name == name).expect("an attack");
-    if let Err(e) = run(&s, &secrets, a).await {
-        panic!("{name} ({}): {e}\n  SQL: {:?}", a.what, a.asks);
-    }
-}
-
-macro_rules! leak {
-    ($test:ident, $why:literal) => {
-        #[tokio::test]
-        #[ignore = $why]
-        async fn $test() {
-            run_only(stringify!($test)).await;
-        }
-    };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1576,10 +1547,25 @@ async fn random_group_by_releases_only_groups_of_k_persons_with_true_values() {
             .iter()
             .filter(|t| persons(t, g + 2 * a) >= K)
             .count();
-        if released.rows.len() != eligible {
+        // Groups of at least K persons may be withheld too (so that the total minus the
+        // visible groups, or two close groups, give nothing back), never others; and the
+        // withheld groups rest on at least K persons together.
+        if released.rows.len() > eligible {
             failures.push(format!(
                 "case {case}: {} groups released, {eligible} have >= {K} persons\n  {sql}",
                 released.rows.len()
+            ));
+        }
+        let hidden: Vec<&Vec<Option<String>>> = truth
+            .rows
+            .iter()
+            .filter(|t| !released.rows.iter().any(|row| row[..g] == t[..g]))
+            .collect();
+        let behind: i64 = hidden.iter().map(|t| persons(t, g + 2 * a)).sum();
+        if !hidden.is_empty() && (hidden.len() < 2 || behind < K) {
+            failures.push(format!(
+                "case {case}: the withheld groups ({}) rest on {behind} persons: the total gives them back\n  {sql}",
+                hidden.len()
             ));
         }
         released_rows += released.rows.len();
@@ -1662,8 +1648,9 @@ fn without_limit(sql: &str) -> String {
 }
 
 /// Suite questions the service fails on today (neither answered nor refused by the policy):
-/// reported by `the_query_suite_under_snds`, asserted by their own ignored tests.
-const SUITE_BUGS: &[&str] = &["Q17"];
+/// reported by `the_query_suite_under_snds`, asserted by their own tests. Q17 (two group
+/// columns of the same name) was one, until released columns were named by position.
+const SUITE_BUGS: &[&str] = &[];
 
 #[tokio::test]
 async fn the_query_suite_under_snds() {
@@ -1671,8 +1658,6 @@ async fn the_query_suite_under_snds() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: Q17 (a self-join of one CTE grouped by a.x, b.x) fails with 'Schema contains duplicate \
-            qualified field name agora_released.condition_concept_id' instead of being answered"]
 async fn suite_q17_is_answered() {
     check_suite(Some("Q17")).await;
 }
@@ -1799,84 +1784,3 @@ async fn check_suite(only: Option<&str>) {
         failures.join("\n")
     );
 }
-
-leak!(
-    total_minus_visible_separate_queries,
-    "LEAK (needs the query ledger): COUNT(*) of everyone minus the released group gives the withheld group of 9 persons"
-);
-leak!(
-    total_minus_visible_union_all,
-    "LEAK: a total added by UNION ALL is a second release point without secondary suppression; total - visible group = the withheld group of 9"
-);
-leak!(
-    grouping_sets_without_total,
-    "LEAK: GROUPING SETS of two partitions without a total row: the sum of one partition minus the other's visible groups = the withheld group of 9"
-);
-leak!(
-    differencing_birthday,
-    "LEAK (needs the query ledger): persons with a condition, then the same except those born on one day: the difference says whether the target has it"
-);
-leak!(
-    tracker_separate_queries,
-    "LEAK (needs the query ledger): count(A) - count(A and not B) = count(A and B), a cell of 7 persons"
-);
-leak!(
-    tracker_one_result,
-    "LEAK: two FILTER cells of one row, each large, differ by a withheld cell of 7 persons"
-);
-leak!(
-    sum_case_offset,
-    "LEAK: SUM(CASE WHEN rare THEN 2 ELSE 1 END) - COUNT(*): every row is non-zero so the cell is released, and gives the rare count 7"
-);
-leak!(
-    count_complement,
-    "LEAK: COUNT(*) - COUNT(CASE WHEN NOT rare THEN 1 END) gives the rare count 7"
-);
-leak!(
-    avg_padded_with_constant,
-    "LEAK: SUM(CASE WHEN target THEN value ELSE 0 END + 1) - COUNT(*) releases one person's value"
-);
-leak!(
-    regr_second_argument,
-    "LEAK: regr_avgx(1, x): contributors are judged on the first argument only, so x of one person is released"
-);
-leak!(
-    limit_tracker_max,
-    "LEAK: ORDER BY ... LIMIT below a release point: SUM of the top 11 minus SUM of the next 10 is the maximum (one person's value)"
-);
-leak!(
-    union_mixes_small_into_large,
-    "LEAK: (rare UNION big) and big alone as two release points of one answer: their difference is the rare group of 9"
-);
-leak!(
-    scalar_subquery_in_aggregate_filter,
-    "LEAK: a scalar subquery over persons in an aggregate's FILTER is not checked: 1500 or NULL tells one person's year of birth"
-);
-leak!(
-    scalar_subquery_in_group_by,
-    "LEAK: a scalar subquery over persons in a GROUP BY expression is not checked: the label tells one person's year of birth"
-);
-leak!(
-    uncorrelated_in,
-    "LEAK: <key> IN (uncorrelated subquery) acts as an uncorrelated EXISTS: 1500 or NULL tells one person's year of birth"
-);
-leak!(
-    fake_correlated_exists,
-    "LEAK: an EXISTS with a token outer reference passes as correlated: 1500 or NULL tells one person's year of birth"
-);
-leak!(
-    per_person_max_over_other_persons,
-    "LEAK: MAX in a 'per-person' aggregate over a join whose rows belong to other persons labels a released group with the maximum"
-);
-leak!(
-    percentile_one_is_max,
-    "LEAK: approx_percentile_cont(x, 1.0) is MAX under another name"
-);
-leak!(
-    bool_or_existence,
-    "LEAK: bool_or(rare) is released for the whole group: it says a withheld group of 7 persons exists"
-);
-leak!(
-    error_oracle,
-    "LEAK: a division by zero evaluated only for the target's row: refusal vs answer tells the target's attribute"
-);

@@ -59,11 +59,24 @@ async fn small_groups_are_withheld_and_the_others_equal_the_truth() {
     let (out, report) = s.ask(sql).await.unwrap();
     let truth = rows(&s.truth(sql).await);
     let released = rows(&out);
-    let expected: Vec<Vec<String>> = truth
-        .into_iter()
-        .filter(|r| r[1].parse::<i64>().unwrap() >= 10)
-        .collect();
-    assert_eq!(released, expected);
+    // Every released group has at least 10 persons and its true count; the withheld ones
+    // (the small groups, and as many more as needed) rest on at least 10 persons together,
+    // so a total minus the visible groups gives none of them back.
+    for r in &released {
+        assert!(truth.contains(r), "{r:?}");
+        assert!(r[1].parse::<i64>().unwrap() >= 10, "{r:?}");
+    }
+    let withheld: Vec<&Vec<String>> = truth.iter().filter(|r| !released.contains(r)).collect();
+    let behind: i64 = withheld.iter().map(|r| r[1].parse::<i64>().unwrap()).sum();
+    assert!(withheld.len() >= 2 && behind >= 10, "{withheld:?}");
+    assert!(
+        truth
+            .iter()
+            .filter(|r| r[1].parse::<i64>().unwrap() >= 10)
+            .count()
+            - released.len()
+            <= 2
+    );
     assert!(report.groups_withheld > 0, "{report:?}");
     assert!(report.notes[0].contains("fewer than 10"), "{report:?}");
 }
