@@ -45,7 +45,11 @@ pub(crate) fn release(
     let counts = |cols: &[usize]| -> Result<Vec<i64>> {
         let arrays = cols
             .iter()
-            .map(|&c| cast(batch.column(c), &DataType::Int64).map_err(err))
+            .map(|&c| match batch.column(c).data_type() {
+                // A person sketch: its persons.
+                DataType::Binary => Ok(super::ledger::persons_of(batch.column(c))),
+                _ => cast(batch.column(c), &DataType::Int64).map_err(err),
+            })
             .collect::<Result<Vec<ArrayRef>>>()?;
         Ok((0..rows)
             .map(|r| {

@@ -630,11 +630,25 @@ impl Rewriter<'_> {
                 _ => false,
             })
         };
+        // The ledger's sketch of the group's persons (first person tag) also counts them.
+        let first_person = tags
+            .iter()
+            .copied()
+            .find(|&t| matches!(input.carry[t], Carry::PersonTag(_)));
+        let sketch = match (self.sketch_k, first_person) {
+            (Some(k), Some(t)) => Some(add_hidden(
+                super::ledger::sketch_of(input.column(t), k),
+                &mut hidden,
+                self,
+            )),
+            _ => None,
+        };
         let group_hidden: Vec<usize> = tags
             .iter()
-            .map(|&t| match counted_by_statement(t) {
-                Some(j) => first_cell + j,
-                None => {
+            .map(|&t| match (counted_by_statement(t), sketch) {
+                (Some(j), _) => first_cell + j,
+                (None, Some(s)) if Some(t) == first_person => s,
+                (None, _) => {
                     let e = persons_behind(&input, t, None);
                     add_hidden(e, &mut hidden, self)
                 }
@@ -726,11 +740,8 @@ impl Rewriter<'_> {
                     .args
                     .iter()
                     .any(|a| !matches!(strip(a), Expr::Column(_) | Expr::Literal(..)));
-            let first_person = tags
-                .iter()
-                .find(|&&t| matches!(input.carry[t], Carry::PersonTag(_)));
-            let sketch = match (self.sketch_k, chosen, &condition, first_person) {
-                (Some(k), true, Some(c), Some(&t)) => {
+            let cell_sketch = match (self.sketch_k, chosen, &condition, first_person) {
+                (Some(k), true, Some(c), Some(t)) => {
                     let contributors = when(c.clone(), input.column(t)).end().map_err(df)?;
                     Some(add_hidden(
                         super::ledger::sketch_of(contributors, k),
@@ -748,6 +759,10 @@ impl Rewriter<'_> {
                     .map(|(&t, &group)| {
                         if over_key(t) {
                             return group;
+                        }
+                        // The cell's sketch counts its persons of the first tag.
+                        if let (Some(s), true) = (cell_sketch, Some(t) == first_person) {
+                            return s;
                         }
                         let e = persons_behind(&input, t, Some(c.clone()));
                         add_hidden(e, &mut hidden, self)
@@ -775,21 +790,9 @@ impl Rewriter<'_> {
                 is_count,
                 hidden: hidden_cols,
                 dominance,
-                sketch,
+                sketch: cell_sketch,
             });
         }
-        let sketch = match (
-            self.sketch_k,
-            tags.iter()
-                .find(|&&t| matches!(input.carry[t], Carry::PersonTag(_))),
-        ) {
-            (Some(k), Some(&t)) => {
-                let i = base + hidden.len();
-                hidden.push(super::ledger::sketch_of(input.column(t), k).alias(self.fresh("s")));
-                Some(i)
-            }
-            _ => None,
-        };
         let (input_plan, dp) = match self.dp {
             Some(share) => {
                 let (plan, dp) =
