@@ -19,10 +19,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int64Array, ListArray};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, Int64Builder, ListArray,
+    ListBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{Accumulator, AggregateUDF, Expr, Volatility, create_udaf};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature,
+    Volatility,
+};
 
 /// A set of persons as an invertible Bloom lookup table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,25 +173,158 @@ impl PersonSketch {
 /// `agora_person_sketch(tag)`: the sketch of a group's distinct persons, as bytes. Built in
 /// plans by disclosure control only; never registered in a session.
 pub(crate) fn sketch_of(tag: Expr, k: u32) -> Expr {
-    let width = PersonSketch::width(k);
-    let udaf: AggregateUDF = create_udaf(
-        "agora_person_sketch",
-        vec![DataType::Int64],
-        Arc::new(DataType::Binary),
-        Volatility::Immutable,
-        Arc::new(move |_| Ok(Box::new(SketchAccumulator::new(width)))),
-        Arc::new(vec![DataType::List(Arc::new(Field::new_list_field(
-            DataType::Int64,
-            true,
-        )))]),
-    );
+    let udaf = AggregateUDF::from(PersonSketchUdf {
+        signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
+        width: PersonSketch::width(k),
+    });
     udaf.call(vec![tag])
+}
+
+/// The sketch as an aggregate function, with a vectorised accumulator for GROUP BY (one
+/// person set per group, updated row by row without slicing the batch per group).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PersonSketchUdf {
+    signature: Signature,
+    width: usize,
+}
+
+impl AggregateUDFImpl for PersonSketchUdf {
+    fn name(&self) -> &str {
+        "agora_person_sketch"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn accumulator(&self, _: AccumulatorArgs) -> datafusion::error::Result<Box<dyn Accumulator>> {
+        Ok(Box::new(SketchAccumulator::new(self.width)))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> datafusion::error::Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format_state_name(args.name, "persons"),
+            DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))),
+            true,
+        ))])
+    }
+
+    fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _: AccumulatorArgs,
+    ) -> datafusion::error::Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(SketchGroups {
+            width: self.width,
+            sets: Vec::new(),
+        }))
+    }
+}
+
+type PersonSet = HashSet<i64, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// One person set per group.
+struct SketchGroups {
+    width: usize,
+    sets: Vec<PersonSet>,
+}
+
+impl GroupsAccumulator for SketchGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> datafusion::error::Result<()> {
+        self.sets.resize_with(total_num_groups, PersonSet::default);
+        let keys = values[0].as_primitive::<Int64Type>();
+        for (row, &group) in group_indices.iter().enumerate() {
+            if let Some(filter) = opt_filter
+                && !(filter.is_valid(row) && filter.value(row))
+            {
+                continue;
+            }
+            if keys.is_valid(row) {
+                self.sets[group].insert(keys.value(row));
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> datafusion::error::Result<ArrayRef> {
+        let sets = emit_to.take_needed(&mut self.sets);
+        let sketches: BinaryArray = sets
+            .iter()
+            .map(|s| Some(PersonSketch::of(s.iter().copied(), self.width).to_bytes()))
+            .collect();
+        Ok(Arc::new(sketches))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> datafusion::error::Result<Vec<ArrayRef>> {
+        let sets = emit_to.take_needed(&mut self.sets);
+        let mut lists = ListBuilder::new(Int64Builder::new());
+        for set in &sets {
+            lists
+                .values()
+                .append_slice(&set.iter().copied().collect::<Vec<_>>());
+            lists.append(true);
+        }
+        Ok(vec![Arc::new(lists.finish())])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> datafusion::error::Result<()> {
+        self.sets.resize_with(total_num_groups, PersonSet::default);
+        let lists = values[0].as_list::<i32>();
+        for (row, &group) in group_indices.iter().enumerate() {
+            if lists.is_valid(row) {
+                let keys = lists.value(row);
+                self.sets[group].extend(keys.as_primitive::<Int64Type>().iter().flatten());
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> datafusion::error::Result<Vec<ArrayRef>> {
+        // Each row its own state: a list of its person, or empty.
+        let keys = values[0].as_primitive::<Int64Type>();
+        let mut lists = ListBuilder::new(Int64Builder::new());
+        for row in 0..keys.len() {
+            let passes = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+            if passes && keys.is_valid(row) {
+                lists.values().append_value(keys.value(row));
+            }
+            lists.append(true);
+        }
+        Ok(vec![Arc::new(lists.finish())])
+    }
+
+    fn size(&self) -> usize {
+        self.sets.capacity() * std::mem::size_of::<PersonSet>()
+            + self.sets.iter().map(|s| s.capacity() * 16).sum::<usize>()
+    }
 }
 
 #[derive(Debug)]
 struct SketchAccumulator {
     width: usize,
-    persons: HashSet<i64, std::hash::BuildHasherDefault<KeyHasher>>,
+    persons: PersonSet,
 }
 
 /// Hub person keys are already keyed hashes: one multiplication spreads them enough for a
