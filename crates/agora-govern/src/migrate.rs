@@ -36,15 +36,26 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
         }
         let wrap = |source| Error::Migration { version, source };
         let mut tx = pool.begin().await.map_err(wrap)?;
+        // Claim the version first, in the migration's own transaction: two processes opening
+        // a new store at once both get here, and the second waits on the first's row, then
+        // finds it and leaves the migration alone (it is only applied by whoever claims it).
+        let claimed = sqlx::query(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2) \
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(version)
+        .bind(crate::now_utc())
+        .execute(&mut *tx)
+        .await
+        .map_err(wrap)?
+        .rows_affected();
+        if claimed == 0 {
+            tx.rollback().await.map_err(wrap)?;
+            continue;
+        }
         for statement in split_statements(sql) {
             tx.execute(AssertSqlSafe(statement)).await.map_err(wrap)?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-            .bind(version)
-            .bind(crate::now_utc())
-            .execute(&mut *tx)
-            .await
-            .map_err(wrap)?;
         tx.commit().await.map_err(wrap)?;
     }
     Ok(())

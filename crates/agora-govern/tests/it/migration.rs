@@ -84,3 +84,22 @@ async fn tokens_issued_before_accounts_keep_working() {
         again.close().await;
     }
 }
+
+/// Several processes opening a new store at the same moment (the server and a CLI command,
+/// or benchmark runners): each migration is applied once, and every open succeeds.
+#[tokio::test]
+async fn stores_opened_at_once_migrate_once() {
+    for (backend, url, _guard) in empty_databases().await {
+        let opens = (0..6).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { MetaStore::open(&url).await.map(|_| ()) })
+        });
+        for open in opens.collect::<Vec<_>>() {
+            open.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        }
+        let store = MetaStore::open(&url).await.unwrap();
+        assert!(store.list_datasets().await.unwrap().is_empty(), "{backend}");
+    }
+}
