@@ -21,10 +21,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
 ];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
-    pool.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
-    )
-    .await?;
+    // PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent one (both
+    // may try to create the table's type): the loser retries, and then finds the table.
+    let create = "CREATE TABLE IF NOT EXISTS schema_migrations \
+                  (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";
+    let mut attempts = 0;
+    while let Err(e) = pool.execute(create).await {
+        attempts += 1;
+        if attempts == 5 {
+            return Err(e.into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20 * attempts)).await;
+    }
     for &(version, sql) in MIGRATIONS {
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
