@@ -8,9 +8,10 @@
 //! text says what was actually asked.
 
 use chrono::{NaiveDate, NaiveDateTime};
-use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
+use datafusion::sql::sqlparser::ast::{DollarQuotedString, Expr, Value, visit_expressions_mut};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::{Error, Result};
 
@@ -57,8 +58,7 @@ impl Parameter {
                 }
                 d.clone()
             }
-            // Built as a tree node: its display quotes the value, whatever it holds.
-            Parameter::Text(s) => return Ok(Expr::value(Value::SingleQuotedString(s.clone()))),
+            Parameter::Text(s) => return Ok(text_literal(s)),
             Parameter::Date(d) => format!("DATE '{}'", d.format("%Y-%m-%d")),
             Parameter::Timestamp(t) => format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.f")),
         };
@@ -69,12 +69,33 @@ impl Parameter {
     }
 }
 
-/// Where a placeholder points: `$n` is the n-th value, each `?` the next one.
-fn position(placeholder: &str, next_question_mark: &mut usize) -> Result<usize> {
-    if placeholder == "?" {
-        *next_question_mark += 1;
-        return Ok(*next_question_mark - 1);
-    }
+/// A string literal holding exactly `s`, whatever it contains. Dollar-quoted, with a tag
+/// that `s` does not contain: the parser's display of a single-quoted literal leaves a
+/// quote already preceded by a backslash or another quote as it is, which would let a
+/// value end its literal early.
+fn text_literal(s: &str) -> Expr {
+    let closes_at_end = |tag: &str| {
+        let close = format!("${tag}$");
+        format!("{s}{close}").find(&close) == Some(s.len())
+    };
+    let tag = (0..)
+        .map(|i| {
+            if i == 0 {
+                "p".to_owned()
+            } else {
+                format!("p{i}")
+            }
+        })
+        .find(|tag| closes_at_end(tag))
+        .expect("some tag does not occur in a finite string");
+    Expr::value(Value::DollarQuotedString(DollarQuotedString {
+        value: s.to_owned(),
+        tag: Some(tag),
+    }))
+}
+
+/// Where a placeholder points: `$n` is the n-th value (each `?` was numbered first).
+fn position(placeholder: &str) -> Result<usize> {
     placeholder
         .strip_prefix('$')
         .and_then(|n| n.parse::<usize>().ok())
@@ -87,10 +108,49 @@ fn position(placeholder: &str, next_question_mark: &mut usize) -> Result<usize> 
         })
 }
 
+/// `sql` with each `?` placeholder written `$n` (PostgreSQL's dialect, which the hub
+/// parses, reads `?` as an operator): found by the tokenizer, so a `?` inside a string
+/// literal, a quoted identifier or a comment is left alone.
+fn numbered(sql: &str) -> Result<String> {
+    if !sql.contains('?') {
+        return Ok(sql.to_owned());
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| Error::Sql(e.to_string()))?;
+    // Line and column (1-based, in characters) of each `?`.
+    let marks: Vec<(u64, u64)> = tokens
+        .iter()
+        .filter(|t| matches!(t.token, Token::Question))
+        .map(|t| (t.span.start.line, t.span.start.column))
+        .collect();
+    if marks.is_empty() {
+        return Ok(sql.to_owned());
+    }
+    let mut out = String::with_capacity(sql.len() + marks.len() * 2);
+    let (mut line, mut column, mut n) = (1, 1, 0);
+    for c in sql.chars() {
+        if c == '?' && marks.contains(&(line, column)) {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    Ok(out)
+}
+
 fn parse_one(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement> {
     crate::limits::check_statement(sql)?;
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|e| Error::Sql(e.to_string()))?;
+    let sql = numbered(sql)?;
+    let mut statements =
+        Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| Error::Sql(e.to_string()))?;
     match statements.len() {
         1 => Ok(statements.remove(0)),
         0 => Err(Error::Sql("the statement is empty".into())),
@@ -108,13 +168,12 @@ pub fn count_parameters(sql: &str) -> Result<usize> {
     }
     let mut statement = parse_one(sql)?;
     let mut count = 0;
-    let mut question_marks = 0;
     let mut failure = None;
     let _ = visit_expressions_mut(&mut statement, |expr| {
         if let Expr::Value(v) = expr
             && let Value::Placeholder(p) = &v.value
         {
-            match position(p, &mut question_marks) {
+            match position(p) {
                 Ok(i) => count = count.max(i + 1),
                 Err(e) => failure = Some(e),
             }
@@ -134,7 +193,6 @@ pub fn bind_parameters(sql: &str, params: &[Parameter]) -> Result<String> {
         return Ok(sql.to_owned());
     }
     let mut statement = parse_one(sql)?;
-    let mut question_marks = 0;
     let mut highest = 0;
     let mut failure = None;
     // Expressions are visited after their children, so a bound literal is not revisited.
@@ -142,7 +200,7 @@ pub fn bind_parameters(sql: &str, params: &[Parameter]) -> Result<String> {
         if let Expr::Value(v) = expr
             && let Value::Placeholder(p) = &v.value
         {
-            let bound = position(p, &mut question_marks).and_then(|i| {
+            let bound = position(p).and_then(|i| {
                 highest = highest.max(i + 1);
                 params
                     .get(i)
@@ -185,7 +243,7 @@ mod tests {
             bind_parameters(sql, &[Parameter::Int(1950), Parameter::Text("F".into())]).unwrap();
         assert_eq!(
             bound,
-            "SELECT COUNT(*) FROM person WHERE year_of_birth > 1950 AND gender = 'F'"
+            "SELECT COUNT(*) FROM person WHERE year_of_birth > 1950 AND gender = $p$F$p$"
         );
         let bound = bind_parameters(
             "SELECT ? + ?, ?",
@@ -195,25 +253,50 @@ mod tests {
         assert_eq!(bound, "SELECT 1 + 2, NULL");
     }
 
-    #[test]
-    fn text_values_cannot_escape_their_literal() {
-        let evil = "x'; DROP TABLE person; --";
-        let bound = bind_parameters("SELECT $1", &[Parameter::Text(evil.into())]).unwrap();
-        // One statement, one string literal holding the value.
-        let mut parsed = Parser::parse_sql(&PostgreSqlDialect {}, &bound).unwrap();
-        assert_eq!(parsed.len(), 1);
-        let mut seen = None;
+    /// The one string literal of `sql`, which must parse as one statement.
+    fn only_literal(sql: &str) -> String {
+        let mut parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        assert_eq!(parsed.len(), 1, "{sql}");
+        let mut seen = Vec::new();
         let _ = visit_expressions_mut(&mut parsed[0], |e| {
-            if let Expr::Value(v) = e
-                && let Value::SingleQuotedString(s) = &v.value
-            {
-                seen = Some(s.clone());
+            if let Expr::Value(v) = e {
+                match &v.value {
+                    Value::DollarQuotedString(d) => seen.push(d.value.clone()),
+                    Value::SingleQuotedString(s) => seen.push(s.clone()),
+                    _ => {}
+                }
             }
             std::ops::ControlFlow::<()>::Continue(())
         });
-        assert_eq!(seen.as_deref(), Some(evil));
-        let backslash = bind_parameters("SELECT $1", &[Parameter::Text("a\\'b".into())]).unwrap();
-        assert_eq!(Parser::parse_sql(&PostgreSqlDialect {}, &backslash).unwrap().len(), 1);
+        assert_eq!(seen.len(), 1, "{sql}");
+        seen.remove(0)
+    }
+
+    #[test]
+    fn text_values_cannot_escape_their_literal() {
+        for evil in [
+            "x'; DROP TABLE person; --",
+            "a\\'b",
+            "\\",
+            "''",
+            "it''s",
+            "$p$) OR 1=1 --",
+            "$p$$p1$$p2$",
+            "end$p",
+            "$",
+            "",
+            "é\n\t\0",
+        ] {
+            let bound = bind_parameters("SELECT $1", &[Parameter::Text(evil.into())]).unwrap();
+            assert_eq!(only_literal(&bound), evil, "{bound}");
+        }
+        // Two values that would join across their literals if a backslash escaped a quote.
+        let bound = bind_parameters(
+            "SELECT $1 || $2",
+            &[Parameter::Text("\\".into()), Parameter::Text(") --".into())],
+        )
+        .unwrap();
+        assert_eq!(bound, "SELECT $p$\\$p$ || $p$) --$p$");
     }
 
     #[test]
@@ -247,6 +330,13 @@ mod tests {
         assert!(err.to_string().contains("takes 1 parameter"), "{err}");
         assert!(bind_parameters("SELECT 1; SELECT 2", &[]).is_ok());
         assert!(bind_parameters("SELECT $1; SELECT 2", &[Parameter::Int(1)]).is_err());
+        // A `?` in a literal, a quoted name or a comment is not a placeholder.
+        let sql = "SELECT '?' AS \"why?\", ? -- really?\n, ?";
+        assert_eq!(count_parameters(sql).unwrap(), 2);
+        assert_eq!(
+            bind_parameters(sql, &[Parameter::Int(1), Parameter::Int(2)]).unwrap(),
+            "SELECT '?' AS \"why?\", 1, 2"
+        );
         assert_eq!(bind_parameters("SELECT 1", &[]).unwrap(), "SELECT 1");
     }
 }
