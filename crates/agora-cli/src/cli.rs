@@ -419,6 +419,11 @@ pub(crate) struct ServeArgs {
     /// finishes.
     #[arg(long, env = "AGORA_MAX_QUERIES_PER_USER", default_value_t = agora_service::DEFAULT_MAX_RUNNING_PER_PRINCIPAL, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_queries_per_user: usize,
+    /// Also serve Arrow Flight SQL (ADBC, Flight SQL JDBC/ODBC drivers) on this address,
+    /// e.g. 127.0.0.1:50051. Clients send `authorization: Bearer <API token>` and name
+    /// their data permit in the `x-agora-permit` header. Off unless given.
+    #[arg(long, env = "AGORA_FLIGHT_LISTEN")]
+    pub flight_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub oidc: OidcArgs,
 }

@@ -136,11 +136,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             home.query()
                 .set_max_running_per_principal(args.max_queries_per_user);
-            agora_http::serve(home, args.listen, limits(&args.limits), options, |addr| {
-                eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-            })
-            .await?;
-            Ok(())
+            serve(home, &args, options).await
         }
         Command::User(args) => crate::gov::users::run(&dir, args).await,
         Command::Project(args) => crate::gov::projects::run(&dir, args).await,
@@ -620,9 +616,56 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    agora_http::serve(home, listen, limits(&args.serve.limits), options, |addr| {
+    serve(home, &args.serve, options).await
+}
+
+/// Serves the HTTP API and the protocol fronts that are switched on, in one process, until
+/// Ctrl-C or SIGTERM stops them all. A front that cannot start stops the others.
+async fn serve(home: Hub, args: &ServeArgs, options: agora_http::ApiOptions) -> Result<()> {
+    let limits = limits(&args.limits);
+    let mut flight = args.flight_listen.map(|addr| {
+        tokio::spawn(agora_flight::serve(
+            home.clone(),
+            addr,
+            limits.clone(),
+            |addr| eprintln!("Agora Flight SQL listening on grpc://{addr}"),
+            shutdown_signal(),
+        ))
+    });
+    let http = agora_http::serve(home, args.listen, limits, options, |addr| {
         eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-    })
-    .await?;
+    });
+    let flight_failed = async {
+        match flight.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = http => served?,
+        ended = flight_failed => {
+            ended??;
+            bail!("the Flight SQL server stopped");
+        }
+    }
+    if let Some(task) = flight {
+        task.await??;
+    }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
 }

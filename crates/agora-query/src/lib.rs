@@ -33,6 +33,7 @@ mod disclosure;
 mod error;
 mod guard;
 mod limits;
+mod params;
 mod permit;
 mod registry;
 mod runtime;
@@ -41,6 +42,7 @@ mod workspace;
 pub use disclosure::Disclosure;
 pub use error::{Error, Result};
 pub use limits::{MAX_EXPRESSION_DEPTH, MAX_PLAN_DEPTH, MAX_SQL_BYTES};
+pub use params::{Parameter, bind_parameters, count_parameters};
 pub use permit::{PERSON_KEY, PermitScope, PermitWorkspace};
 pub use runtime::{QUERY_THREAD_STACK, on_query_runtime};
 pub use workspace::{

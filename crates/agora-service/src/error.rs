@@ -96,6 +96,35 @@ impl HasKind for Error {
 }
 
 impl Error {
+    /// The PostgreSQL error code (SQLSTATE) of this error, for the PostgreSQL protocol and
+    /// for clients that classify errors by it (JDBC, psycopg). Finer than [`ErrorKind`]:
+    /// a client can tell a syntax error from a refusal from a limit.
+    pub fn sqlstate(&self) -> &'static str {
+        use agora_query::Error as Q;
+        match self {
+            Error::Unauthenticated => "28P01", // invalid_password
+            Error::PermissionDenied(_) | Error::Secret(_) => "42501", // insufficient_privilege
+            Error::Busy { .. } => "53300",     // too_many_connections
+            Error::InvalidInput(_) => "22023", // invalid_parameter_value
+            Error::NotFound(_) | Error::NotInitialized(_) => "42704", // undefined_object
+            Error::Query(q) => match q {
+                Q::Sql(_) => "42601",                                      // syntax_error
+                Q::Memory { .. } => "53200",                               // out_of_memory
+                Q::Timeout { .. } => "57014",                              // query_canceled
+                Q::TooManyRows { .. } | Q::TooManyBytes { .. } => "54000", // program_limit_exceeded
+                Q::TooComplex(_) => "54001",                               // statement_too_complex
+                Q::TooLargeValue(_) => "54000",
+                Q::Evaluation => "22000", // data_exception
+                Q::NoPermit => "42501",
+                Q::Disclosure(_) => "42501",
+                Q::Permit(_) => "55000", // object_not_in_prerequisite_state
+                Q::Panic | Q::Engine(_) | Q::Lake(_) | Q::Store(_) => "XX000", // internal_error
+            },
+            Error::Store(_) | Error::Lake(_) | Error::Io { .. } => "58000", // system_error
+            Error::Ingest(_) | Error::Quality(_) | Error::Internal(_) => "XX000",
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -23,7 +23,7 @@ use agora_core::{DatasetName, ErrorKind, HasKind};
 use agora_govern::{MetaStore, Principal, Role};
 use agora_lake::Lake;
 use agora_query::{
-    Disclosure, Grant, PermitScope, PermitWorkspace, Planned, QueryEngine, QueryLimits,
+    Disclosure, Grant, Parameter, PermitScope, PermitWorkspace, Planned, QueryEngine, QueryLimits,
     QueryOutput, QueryStream, Workspace,
 };
 use arrow::array::RecordBatch;
@@ -134,6 +134,10 @@ pub enum Front {
     Profiler,
     /// The benchmark harness.
     Bench,
+    /// Arrow Flight SQL (ADBC, JDBC/ODBC Flight SQL drivers).
+    FlightSql,
+    /// The PostgreSQL wire protocol (psql, psycopg, JDBC, BI tools).
+    Postgres,
 }
 
 impl Front {
@@ -143,6 +147,8 @@ impl Front {
             Front::Http => "http",
             Front::Profiler => "profiler",
             Front::Bench => "bench",
+            Front::FlightSql => "flight_sql",
+            Front::Postgres => "postgres",
         }
     }
 }
@@ -489,6 +495,28 @@ impl QuerySession {
                 slot,
             }),
             Err(e) => {
+                self.record
+                    .write(
+                        sql,
+                        AccessOutcome::Refused,
+                        Some(e.kind()),
+                        Detail::default(),
+                    )
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Plans one statement with its parameters (`$1`… or `?`) bound as literals of its
+    /// syntax tree, then as [`QuerySession::plan`]: protocol fronts' prepared statements.
+    /// The access record holds the bound statement. A binding error is recorded as a
+    /// refusal of the statement as sent.
+    pub async fn plan_bound(&self, sql: &str, params: &[Parameter]) -> Result<PlannedQuery> {
+        match agora_query::bind_parameters(sql, params) {
+            Ok(bound) => self.plan(&bound).await,
+            Err(e) => {
+                let e = Error::from(e);
                 self.record
                     .write(
                         sql,

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod fhir;
 mod fhir_omop;
+mod flight;
 mod governance;
 mod governance_cli;
 mod http;

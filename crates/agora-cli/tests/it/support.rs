@@ -105,10 +105,122 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Runs `agora args` as the holder of `token`, feeding `stdin`; returns stdout.
+    pub(crate) fn ok_as(&self, token: &str, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .env("AGORA_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "agora {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `(front, outcome)` of every access event, oldest first.
+    pub(crate) fn access_events(&self) -> Vec<(String, String)> {
+        let url = format!("sqlite://{}", self.data_dir().join("meta.db").display());
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            use sqlx::Row;
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query("SELECT front, outcome FROM access_events ORDER BY at")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        })
+    }
+}
+
+/// A researcher's active data permit and API token.
+pub(crate) struct Permit {
+    pub(crate) id: String,
+    pub(crate) token: String,
+}
+
+/// Creates researcher `user` (and reviewer `rita` if needed), and takes a project through
+/// application, review and approval with `grant` (a permit grant, JSON) to an active permit.
+pub(crate) fn researcher_permit(hub: &Hub, user: &str, grant: &serde_json::Value) -> Permit {
+    let exists = |id: &str| hub.run(&["user", "show", id]).status.success();
+    if !exists("rita") {
+        hub.ok(&[
+            "user", "create", "rita", "--name", "Rita", "--role", "reviewer",
+        ]);
+    }
+    hub.ok(&[
+        "user",
+        "create",
+        user,
+        "--name",
+        user,
+        "--role",
+        "researcher",
+    ]);
+    let issue = |id: &str| hub.ok(&["user", "token", "issue", id]).trim().to_owned();
+    let (rita, token) = (issue("rita"), issue(user));
+    let form = hub.data_dir().join(format!("form-{user}.json"));
+    std::fs::write(&form, hub.ok(&["project", "template"])).unwrap();
+    let json = |out: String| -> serde_json::Value { serde_json::from_str(&out).unwrap() };
+    let app = json(hub.ok_as(
+        &token,
+        &[
+            "project",
+            "create",
+            "--file",
+            form.to_str().unwrap(),
+            "--json",
+        ],
+        "",
+    ));
+    let app = app["id"].as_str().unwrap().to_owned();
+    hub.ok_as(&token, &["project", "submit", &app], "");
+    hub.ok_as(
+        &rita,
+        &["project", "move", &app, "under_review", "--comment", "ok"],
+        "",
+    );
+    let grant_file = hub.data_dir().join(format!("grant-{user}.json"));
+    std::fs::write(&grant_file, grant.to_string()).unwrap();
+    hub.ok_as(
+        &rita,
+        &[
+            "project",
+            "approve",
+            &app,
+            "--file",
+            grant_file.to_str().unwrap(),
+        ],
+        "",
+    );
+    hub.ok(&["project", "move", &app, "active"]);
+    let permits = json(hub.ok_as(&token, &["permit", "list", "--json"], ""));
+    let id = permits[0]["id"].as_str().unwrap().to_owned();
+    Permit { id, token }
+}
+
 /// A running `agora serve` on a free loopback port, stopped with SIGTERM on drop.
 pub(crate) struct Server {
     child: Child,
     base: String,
+    /// The Flight SQL address, when started with `--flight-listen`.
+    flight: Option<String>,
     /// Everything the server printed on stderr, collected until it exits.
     log: std::thread::JoinHandle<String>,
 }
@@ -125,26 +237,47 @@ impl Server {
         let mut child = hub.command(&args).stderr(Stdio::piped()).spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        let base = loop {
+        let wants_flight = extra.contains(&"--flight-listen");
+        let (mut base, mut flight) = (None, None);
+        while base.is_none() || (wants_flight && flight.is_none()) {
             line.clear();
             assert!(
                 stderr.read_line(&mut line).unwrap() > 0,
                 "server exited before listening"
             );
+            let address = |rest: &str| rest.split_whitespace().next().unwrap().to_owned();
             if let Some(rest) = line.trim().strip_prefix("Agora listening on ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
+                base = Some(address(rest));
+            } else if let Some(rest) = line
+                .trim()
+                .strip_prefix("Agora Flight SQL listening on grpc://")
+            {
+                flight = Some(address(rest));
             }
-        };
+        }
+        let base = base.unwrap();
         let log = std::thread::spawn(move || {
             let mut rest = String::new();
             let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
             rest
         });
-        Self { child, base, log }
+        Self {
+            child,
+            base,
+            flight,
+            log,
+        }
     }
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The Flight SQL address (`host:port`).
+    pub(crate) fn flight_addr(&self) -> &str {
+        self.flight
+            .as_deref()
+            .expect("started without --flight-listen")
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
