@@ -89,8 +89,8 @@ fn position(placeholder: &str, next_question_mark: &mut usize) -> Result<usize> 
 
 fn parse_one(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement> {
     crate::limits::check_statement(sql)?;
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|e| Error::Sql(e.to_string()))?;
+    let mut statements =
+        Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| Error::Sql(e.to_string()))?;
     match statements.len() {
         1 => Ok(statements.remove(0)),
         0 => Err(Error::Sql("the statement is empty".into())),
@@ -213,7 +213,12 @@ mod tests {
         });
         assert_eq!(seen.as_deref(), Some(evil));
         let backslash = bind_parameters("SELECT $1", &[Parameter::Text("a\\'b".into())]).unwrap();
-        assert_eq!(Parser::parse_sql(&PostgreSqlDialect {}, &backslash).unwrap().len(), 1);
+        assert_eq!(
+            Parser::parse_sql(&PostgreSqlDialect {}, &backslash)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

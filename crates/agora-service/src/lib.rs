@@ -55,8 +55,8 @@ use agora_core::ErrorKind;
 
 pub use agora_lake::{ReleaseManifest, TableEntry};
 pub use agora_query::{
-    Disclosure, Parameter, count_parameters, MAX_EXPRESSION_DEPTH, MAX_PLAN_DEPTH, MAX_SQL_BYTES, QueryLimits, QueryOutput,
-    default_target_partitions,
+    Disclosure, MAX_EXPRESSION_DEPTH, MAX_PLAN_DEPTH, MAX_SQL_BYTES, Parameter, QueryLimits,
+    QueryOutput, count_parameters, default_target_partitions,
 };
 pub use error::{Error, Result};
 pub use hub::{Hub, Initialized};
