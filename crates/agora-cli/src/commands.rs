@@ -136,11 +136,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             home.query()
                 .set_max_running_per_principal(args.max_queries_per_user);
-            agora_http::serve(home, args.listen, limits(&args.limits), options, |addr| {
-                eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-            })
-            .await?;
-            Ok(())
+            serve(home, &args, args.listen, options).await
         }
         Command::User(args) => crate::gov::users::run(&dir, args).await,
         Command::Project(args) => crate::gov::projects::run(&dir, args).await,
@@ -620,9 +616,56 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    agora_http::serve(home, listen, limits(&args.serve.limits), options, |addr| {
-        eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-    })
-    .await?;
+    serve(home, &args.serve, listen, options).await
+}
+
+/// Runs the HTTP API on `listen` and, when asked, the PostgreSQL protocol beside it, in one
+/// process, until Ctrl-C / SIGTERM stops both (or one fails, which stops the other).
+async fn serve(
+    home: Hub,
+    args: &ServeArgs,
+    listen: std::net::SocketAddr,
+    options: agora_http::ApiOptions,
+) -> Result<()> {
+    let limits = limits(&args.limits);
+    let http = async {
+        agora_http::serve(home.clone(), listen, limits.clone(), options, |addr| {
+            eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    };
+    let Some(pg_listen) = args.pg_listen else {
+        return http.await;
+    };
+    let pg_options = agora_pg::PgOptions {
+        tls: match (&args.pg_tls_cert, &args.pg_tls_key) {
+            (Some(cert), Some(key)) => Some(agora_pg::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        max_connections_per_user: args.pg_max_connections_per_user,
+    };
+    let pg = async {
+        agora_pg::serve(
+            home.clone(),
+            pg_listen,
+            limits.clone(),
+            pg_options,
+            |addr, tls| {
+                let mode = if tls {
+                    "TLS"
+                } else {
+                    "no TLS: passwords from this machine only"
+                };
+                eprintln!("Agora PostgreSQL protocol on {addr} ({mode})");
+            },
+        )
+        .await
+        .map_err(anyhow::Error::from)
+    };
+    tokio::try_join!(http, pg)?;
     Ok(())
 }

@@ -72,33 +72,27 @@ impl Startup {
     }
 
     /// Checks the password and the permit; the connection's state on success.
-    async fn login(
-        &self,
-        user: &str,
-        database: &str,
-        password: &str,
-    ) -> PgWireResult<Connection> {
+    async fn login(&self, user: &str, database: &str, password: &str) -> PgWireResult<Connection> {
         let hub = &self.shared.hub;
-        let (token, own_session) = if password.starts_with("agora_")
-            || password.starts_with("agoras_")
-        {
-            (password.to_owned(), None)
-        } else {
-            match hub.governance().authenticate_password(user, password).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return Err(bad_credentials()),
-                Err(e) => {
-                    // Throttled: the message says how long to wait, nothing about the account.
-                    return Err(fatal("28P01", e.to_string()));
+        let (token, own_session) =
+            if password.starts_with("agora_") || password.starts_with("agoras_") {
+                (password.to_owned(), None)
+            } else {
+                match hub.governance().authenticate_password(user, password).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Err(bad_credentials()),
+                    Err(e) => {
+                        // Throttled: the message says how long to wait, nothing about the account.
+                        return Err(fatal("28P01", e.to_string()));
+                    }
                 }
-            }
-            let session = hub
-                .governance()
-                .create_session(user)
-                .await
-                .map_err(|e| fatal("28P01", e.to_string()))?;
-            (session.token, Some(hub.clone()))
-        };
+                let session = hub
+                    .governance()
+                    .create_session(user)
+                    .await
+                    .map_err(|e| fatal("28P01", e.to_string()))?;
+                (session.token, Some(hub.clone()))
+            };
         let who = match hub.query().authenticate(Credential::Token(&token)).await {
             Ok(who) => who,
             Err(agora_service::Error::Unauthenticated) => return Err(bad_credentials()),
@@ -190,7 +184,11 @@ impl ServerParameterProvider for Parameters {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,

@@ -95,9 +95,8 @@ enum Column {
 
 fn convert(array: &ArrayRef, ty: &Type) -> PgWireResult<Column> {
     let cast = |to: &DataType| -> PgWireResult<ArrayRef> {
-        arrow::compute::cast(array, to).map_err(|_| {
-            crate::error::user_error("XX000", "a result column could not be encoded")
-        })
+        arrow::compute::cast(array, to)
+            .map_err(|_| crate::error::user_error("XX000", "a result column could not be encoded"))
     };
     Ok(match *ty {
         Type::BOOL => Column::Bool(cast(&DataType::Boolean)?.as_boolean().clone()),
@@ -181,7 +180,10 @@ fn timestamp(micros: i64) -> Option<NaiveDateTime> {
 }
 
 /// The rows of `batch`, encoded for `fields`.
-pub(crate) fn rows(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResult<Vec<DataRow>> {
+pub(crate) fn rows(
+    batch: &RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+) -> PgWireResult<Vec<DataRow>> {
     let columns = batch
         .columns()
         .iter()
@@ -227,14 +229,12 @@ fn encode(
         ),
         Column::Numeric(values) => match (&values[row], format) {
             (None, _) => encoder.encode_field(&None::<Decimal>),
-            (Some(text), FieldFormat::Text) => {
-                encoder.encode_field_with_type_and_format(
-                    &Some(text.as_str()),
-                    &Type::NUMERIC,
-                    FieldFormat::Text,
-                    &Default::default(),
-                )
-            }
+            (Some(text), FieldFormat::Text) => encoder.encode_field_with_type_and_format(
+                &Some(text.as_str()),
+                &Type::NUMERIC,
+                FieldFormat::Text,
+                &Default::default(),
+            ),
             (Some(text), FieldFormat::Binary) => {
                 let d: Decimal = text.parse().map_err(|_| {
                     crate::error::user_error(
@@ -258,7 +258,10 @@ mod tests {
     fn types_and_dates() {
         assert_eq!(pg_type(&DataType::Int64), Type::INT8);
         assert_eq!(
-            pg_type(&DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))),
+            pg_type(&DataType::Timestamp(
+                TimeUnit::Nanosecond,
+                Some("UTC".into())
+            )),
             Type::TIMESTAMPTZ
         );
         assert_eq!(date(0), NaiveDate::from_ymd_opt(1970, 1, 1));

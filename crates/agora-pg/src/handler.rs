@@ -16,9 +16,8 @@ use futures::stream::{self, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DescribeResponse,
-    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
-    QueryResponse, Response, Tag,
+    DataRowEncoder, DescribePortalResponse, DescribeResponse, DescribeStatementResponse,
+    FieldFormat, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -75,7 +74,11 @@ impl Queries {
     }
 
     /// The front's own answer to `sql`, if it has one.
-    async fn local(&self, client: &(impl ClientInfo + ?Sized), sql: &str) -> PgWireResult<Option<Local>> {
+    async fn local(
+        &self,
+        client: &(impl ClientInfo + ?Sized),
+        sql: &str,
+    ) -> PgWireResult<Option<Local>> {
         let conn = connection(client)?;
         // Cheap test first: most statements are for the service.
         let tables = if needs_tables(sql) {
@@ -102,7 +105,12 @@ impl Queries {
     }
 
     /// Plans `sql` with `params` on a fresh session.
-    async fn plan(&self, conn: &Connection, sql: &str, params: &[Parameter]) -> PgWireResult<PlannedQuery> {
+    async fn plan(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        params: &[Parameter],
+    ) -> PgWireResult<PlannedQuery> {
         let session = self.session(conn).await?;
         session.plan_bound(sql, params).await.map_err(service)
     }
@@ -111,7 +119,9 @@ impl Queries {
 /// Whether the front's answer to `sql` may need the permitted tables (catalogue queries).
 fn needs_tables(sql: &str) -> bool {
     let lower = sql.to_ascii_lowercase();
-    lower.contains("pg_") || lower.contains("information_schema") || lower.contains("current_schema")
+    lower.contains("pg_")
+        || lower.contains("information_schema")
+        || lower.contains("current_schema")
 }
 
 fn connection(client: &(impl ClientInfo + ?Sized)) -> PgWireResult<Arc<Connection>> {
@@ -139,7 +149,9 @@ fn local_fields(rows: &Rows, format: &Format) -> Vec<FieldInfo> {
     rows.columns
         .iter()
         .enumerate()
-        .map(|(i, (name, ty))| FieldInfo::new(name.clone(), None, None, ty.clone(), format.format_for(i)))
+        .map(|(i, (name, ty))| {
+            FieldInfo::new(name.clone(), None, None, ty.clone(), format.format_for(i))
+        })
         .collect()
 }
 
@@ -299,7 +311,9 @@ impl SimpleQueryHandler for Queries {
                 Ok(Some(answer)) => local_response(answer, &Format::UnifiedText),
                 Ok(None) => match self.plan(&conn, &statement, &[]).await {
                     Ok(planned) => match planned.execute().await {
-                        Ok(answer) => Response::Query(answer_response(answer, &Format::UnifiedText)),
+                        Ok(answer) => {
+                            Response::Query(answer_response(answer, &Format::UnifiedText))
+                        }
                         Err(e) => error_response(service(e)),
                     },
                     Err(e) => error_response(e),
@@ -531,6 +545,9 @@ mod tests {
         );
         assert_eq!(split_statements(" ; ;"), Vec::<String>::new());
         assert_eq!(split_statements("SELECT $$a;b$$"), vec!["SELECT $$a;b$$"]);
-        assert_eq!(split_statements("/* x; */ SELECT 1"), vec!["/* x; */ SELECT 1"]);
+        assert_eq!(
+            split_statements("/* x; */ SELECT 1"),
+            vec!["/* x; */ SELECT 1"]
+        );
     }
 }

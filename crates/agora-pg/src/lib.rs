@@ -112,7 +112,11 @@ impl Shared {
 
 impl Drop for UserSlot {
     fn drop(&mut self) {
-        let mut open = self.shared.connections.lock().expect("connections poisoned");
+        let mut open = self
+            .shared
+            .connections
+            .lock()
+            .expect("connections poisoned");
         if let Some(count) = open.get_mut(&self.principal) {
             *count -= 1;
             if *count == 0 {

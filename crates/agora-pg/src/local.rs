@@ -74,8 +74,10 @@ pub(crate) struct Context<'a> {
 pub(crate) const SERVER_VERSION: &str = "16.6";
 
 static SET: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)^set\s+(?:session\s+|local\s+)?([a-z_][a-z0-9_.]*)\s*(?:=|\s+to\s+|\s+)\s*(.*?)$")
-        .unwrap()
+    Regex::new(
+        r"(?is)^set\s+(?:session\s+|local\s+)?([a-z_][a-z0-9_.]*)\s*(?:=|\s+to\s+|\s+)\s*(.*?)$",
+    )
+    .unwrap()
 });
 static SHOW: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?is)^show\s+([a-z_][a-z0-9_.]*|all)$").unwrap());
@@ -87,17 +89,15 @@ static ITEM: LazyLock<Regex> = LazyLock::new(|| {
     )
     .unwrap()
 });
-static ALIAS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(?i)\bas\s+"([^"]+)""#).unwrap());
+static ALIAS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"(?i)\bas\s+"([^"]+)""#).unwrap());
 static RELNAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)c\.relname\s+OPERATOR\(pg_catalog\.~\)\s+'((?:[^']|'')*)'").unwrap()
 });
 static NSPNAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)n\.nspname\s+OPERATOR\(pg_catalog\.~\)\s+'((?:[^']|'')*)'").unwrap()
 });
-static RELOID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:c\.oid|a\.attrelid|attrelid)\s*=\s*'?(\d+)'?").unwrap()
-});
+static RELOID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(?:c\.oid|a\.attrelid|attrelid)\s*=\s*'?(\d+)'?").unwrap());
 static CATALOG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(pg_catalog\s*\.|information_schema\s*\.|pg_class\b|pg_namespace\b|pg_attribute\b|pg_type\b|pg_database\b|pg_settings\b|pg_proc\b|pg_roles\b|pg_user\b|pg_tables\b|pg_views\b|pg_index\b|pg_description\b|pg_am\b|pg_stat_|pg_get_|pg_is_|pg_backend_pid\b)").unwrap()
 });
@@ -192,7 +192,9 @@ pub(crate) fn answer(sql: &str, ctx: &Context<'_>) -> Option<Local> {
     let lower = sql.to_ascii_lowercase();
     let first = lower.split_whitespace().next().unwrap_or("");
     match first {
-        "begin" | "start" if lower.starts_with("begin") || lower.starts_with("start transaction") => {
+        "begin" | "start"
+            if lower.starts_with("begin") || lower.starts_with("start transaction") =>
+        {
             return Some(Local::Begin);
         }
         "commit" | "end" => return Some(Local::End("COMMIT")),
@@ -241,7 +243,10 @@ fn set(sql: &str) -> Option<Local> {
         }
         "client_encoding" | "names" => matches!(value.as_str(), "utf8" | "utf-8" | "unicode"),
         "timezone" | "time" => {
-            matches!(value.as_str(), "utc" | "etc/utc" | "gmt" | "z" | "0" | "+00" | "+00:00")
+            matches!(
+                value.as_str(),
+                "utc" | "etc/utc" | "gmt" | "z" | "0" | "+00" | "+00:00"
+            )
         }
         "datestyle" => value.contains("iso"),
         "standard_conforming_strings" => matches!(value.as_str(), "on" | "true"),
@@ -279,13 +284,7 @@ fn show(sql: &str, ctx: &Context<'_>) -> Option<Local> {
         ];
         let rows = names
             .iter()
-            .map(|n| {
-                vec![
-                    Some((*n).to_owned()),
-                    setting(n, ctx),
-                    Some(String::new()),
-                ]
-            })
+            .map(|n| vec![Some((*n).to_owned()), setting(n, ctx), Some(String::new())])
             .collect();
         return Some(Local::Rows(Rows {
             columns: Rows::text_columns(["name", "setting", "description"]),
@@ -341,10 +340,15 @@ fn functions(sql: &str, ctx: &Context<'_>) -> Option<Rows> {
     for item in top_level_items(list) {
         let caps = ITEM.captures(&item)?;
         let function = caps[1].to_ascii_lowercase();
-        let arg = caps.get(2).map(|m| m.as_str().trim_matches('\'').to_owned());
+        let arg = caps
+            .get(2)
+            .map(|m| m.as_str().trim_matches('\'').to_owned());
         let (value, ty) = match function.as_str() {
             "version" => (
-                format!("PostgreSQL {SERVER_VERSION} (Agora {})", env!("CARGO_PKG_VERSION")),
+                format!(
+                    "PostgreSQL {SERVER_VERSION} (Agora {})",
+                    env!("CARGO_PKG_VERSION")
+                ),
                 Type::TEXT,
             ),
             "current_schema" => (schemas(ctx).into_iter().next()?, Type::NAME),
@@ -405,10 +409,7 @@ fn by_oid<'c>(sql: &str, ctx: &'c Context<'_>) -> Option<(u32, &'c str, &'c str,
 
 /// The `AS "Alias"` column names of a psql listing query, in order.
 fn aliases(sql: &str) -> Vec<String> {
-    ALIAS
-        .captures_iter(sql)
-        .map(|c| c[1].to_owned())
-        .collect()
+    ALIAS.captures_iter(sql).map(|c| c[1].to_owned()).collect()
 }
 
 fn s(v: impl Into<String>) -> Option<String> {
@@ -589,13 +590,14 @@ fn catalog(sql: &str, ctx: &Context<'_>) -> Rows {
     if compact.contains("from information_schema.tables") {
         let rows = selected(sql, ctx)
             .into_iter()
-            .map(|(_, ns, table, _)| {
-                vec![s(ctx.database), s(ns), s(table), s("BASE TABLE")]
-            })
+            .map(|(_, ns, table, _)| vec![s(ctx.database), s(ns), s(table), s("BASE TABLE")])
             .collect();
-        return Rows::select(
-            Rows::text_columns(["table_catalog", "table_schema", "table_name", "table_type"]),
-            rows,
+        return project(
+            &compact,
+            Rows::select(
+                Rows::text_columns(["table_catalog", "table_schema", "table_name", "table_type"]),
+                rows,
+            ),
         );
     }
     if compact.contains("from information_schema.columns") {
@@ -613,22 +615,90 @@ fn catalog(sql: &str, ctx: &Context<'_>) -> Rows {
                 ]);
             }
         }
-        return Rows::select(
-            vec![
-                ("table_catalog".into(), Type::TEXT),
-                ("table_schema".into(), Type::TEXT),
-                ("table_name".into(), Type::TEXT),
-                ("column_name".into(), Type::TEXT),
-                ("ordinal_position".into(), Type::INT4),
-                ("is_nullable".into(), Type::TEXT),
-                ("data_type".into(), Type::TEXT),
-            ],
-            rows,
+        return project(
+            &compact,
+            Rows::select(
+                vec![
+                    ("table_catalog".into(), Type::TEXT),
+                    ("table_schema".into(), Type::TEXT),
+                    ("table_name".into(), Type::TEXT),
+                    ("column_name".into(), Type::TEXT),
+                    ("ordinal_position".into(), Type::INT4),
+                    ("is_nullable".into(), Type::TEXT),
+                    ("data_type".into(), Type::TEXT),
+                ],
+                rows,
+            ),
         );
     }
     // Anything else of the catalogue: an empty answer (psql's footers: policies,
     // statistics, publications, inheritance).
     Rows::default()
+}
+
+static EQUALS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:\w+\.)?(\w+)\s*=\s*'((?:[^']|'')*)'").unwrap());
+
+/// An `information_schema` answer cut to the query's select list (plain column names,
+/// `*` for all) and its `column = 'value'` filters; columns it does not know are null.
+fn project(compact: &str, all: Rows) -> Rows {
+    let index = |name: &str| all.columns.iter().position(|(c, _)| c == name);
+    let rest = compact
+        .split(" from ")
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" from ");
+    let filters: Vec<(usize, String)> = EQUALS
+        .captures_iter(&rest)
+        .filter_map(|c| Some((index(&c[1])?, c[2].replace("''", "'"))))
+        .collect();
+    let rows: Vec<Vec<Option<String>>> = all
+        .rows
+        .iter()
+        .filter(|row| {
+            filters.iter().all(|(i, v)| {
+                row[*i]
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(v))
+            })
+        })
+        .cloned()
+        .collect();
+    let list = compact
+        .strip_prefix("select ")
+        .and_then(|r| r.split(" from ").next())
+        .unwrap_or("*");
+    if list.trim() == "*" {
+        return Rows { rows, ..all };
+    }
+    let items: Vec<(Option<usize>, String)> = top_level_items(list)
+        .iter()
+        .map(|item| {
+            let (expr, alias) = match item.split_once(" as ") {
+                Some((e, a)) => (e.trim(), a.trim().trim_matches('"')),
+                None => (item.as_str(), item.rsplit('.').next().unwrap_or(item)),
+            };
+            let column = expr.rsplit('.').next().unwrap_or(expr);
+            (index(column), alias.to_owned())
+        })
+        .collect();
+    Rows::select(
+        items
+            .iter()
+            .map(|(i, alias)| {
+                let ty = i.map_or(Type::TEXT, |i| all.columns[i].1.clone());
+                (alias.clone(), ty)
+            })
+            .collect(),
+        rows.iter()
+            .map(|row| {
+                items
+                    .iter()
+                    .map(|(i, _)| i.and_then(|i| row[i].clone()))
+                    .collect()
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -660,12 +730,27 @@ mod tests {
     fn session_statements() {
         let t = ctx_tables();
         let c = ctx(&t);
-        assert!(matches!(answer("SET extra_float_digits = 3", &c), Some(Local::Command("SET"))));
-        assert!(matches!(answer("set application_name to 'x';", &c), Some(Local::Command("SET"))));
-        assert!(answer("SET work_mem = '1GB'", &c).is_none(), "for the service");
-        assert!(matches!(answer("SET TIME ZONE 'Europe/Paris'", &c), Some(Local::Error(..))));
+        assert!(matches!(
+            answer("SET extra_float_digits = 3", &c),
+            Some(Local::Command("SET"))
+        ));
+        assert!(matches!(
+            answer("set application_name to 'x';", &c),
+            Some(Local::Command("SET"))
+        ));
+        assert!(
+            answer("SET work_mem = '1GB'", &c).is_none(),
+            "for the service"
+        );
+        assert!(matches!(
+            answer("SET TIME ZONE 'Europe/Paris'", &c),
+            Some(Local::Error(..))
+        ));
         assert!(matches!(answer("BEGIN", &c), Some(Local::Begin)));
-        assert!(matches!(answer("rollback", &c), Some(Local::End("ROLLBACK"))));
+        assert!(matches!(
+            answer("rollback", &c),
+            Some(Local::End("ROLLBACK"))
+        ));
         let Some(Local::Rows(r)) = answer("SHOW transaction_isolation", &c) else {
             panic!()
         };
@@ -683,17 +768,32 @@ mod tests {
         let t = ctx_tables();
         let c = ctx(&t);
         let q1 = "SELECT c.oid,\n  n.nspname,\n  c.relname\nFROM pg_catalog.pg_class c\n     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace\nWHERE c.relname OPERATOR(pg_catalog.~) '^(person)$' COLLATE pg_catalog.default\n  AND pg_catalog.pg_table_is_visible(c.oid)\nORDER BY 2, 3;";
-        let Some(Local::Rows(r)) = answer(q1, &c) else { panic!() };
+        let Some(Local::Rows(r)) = answer(q1, &c) else {
+            panic!()
+        };
         assert_eq!(r.rows, vec![vec![s("16384"), s("demo"), s("person")]]);
         let q1b = q1.replace("person", "visit_occurrence");
-        let Some(Local::Rows(r)) = answer(&q1b, &c) else { panic!() };
+        let Some(Local::Rows(r)) = answer(&q1b, &c) else {
+            panic!()
+        };
         assert!(r.rows.is_empty());
         let q3 = "SELECT a.attname,\n  pg_catalog.format_type(a.atttypid, a.atttypmod),\n  (SELECT 1),\n  a.attnotnull\nFROM pg_catalog.pg_attribute a\nWHERE a.attrelid = '16384' AND a.attnum > 0 AND NOT a.attisdropped\nORDER BY a.attnum;";
-        let Some(Local::Rows(r)) = answer(q3, &c) else { panic!() };
+        let Some(Local::Rows(r)) = answer(q3, &c) else {
+            panic!()
+        };
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.rows[0][1].as_deref(), Some("bigint"));
+        let Some(Local::Rows(r)) = answer(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'person' ORDER BY ordinal_position",
+            &c,
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.rows[0], vec![s("person_id"), s("bigint")]);
         let other = answer("SELECT * FROM pg_catalog.pg_class WHERE oid = '99'", &c);
-        let Some(Local::Rows(r)) = other else { panic!() };
+        let Some(Local::Rows(r)) = other else {
+            panic!()
+        };
         assert!(r.rows.is_empty());
     }
 }

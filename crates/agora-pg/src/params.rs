@@ -45,11 +45,7 @@ fn decode(raw: Option<&Bytes>, ty: Option<&Type>, is_binary: bool) -> PgWireResu
                 Parameter::Timestamp(binary::<DateTime<Utc>>(&ty, raw)?.naive_utc())
             }
             Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                Parameter::Text(
-                    std::str::from_utf8(raw)
-                        .map_err(|_| invalid())?
-                        .to_owned(),
-                )
+                Parameter::Text(std::str::from_utf8(raw).map_err(|_| invalid())?.to_owned())
             }
             _ => {
                 return Err(user_error(
@@ -72,9 +68,9 @@ fn decode(raw: Option<&Bytes>, ty: Option<&Type>, is_binary: bool) -> PgWireResu
         }
         Type::FLOAT4 | Type::FLOAT8 => Parameter::Float(t.parse().map_err(|_| invalid())?),
         Type::NUMERIC => Parameter::Decimal(t.to_owned()),
-        Type::DATE => Parameter::Date(
-            NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| invalid())?,
-        ),
+        Type::DATE => {
+            Parameter::Date(NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| invalid())?)
+        }
         Type::TIMESTAMP => Parameter::Timestamp(parse_timestamp(t).ok_or_else(invalid)?),
         Type::TIMESTAMPTZ => Parameter::Timestamp(
             DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z")
@@ -121,12 +117,19 @@ mod tests {
     fn text_and_binary() {
         let p = decode(Some(&Bytes::from_static(b"1950")), Some(&Type::INT8), false).unwrap();
         assert!(matches!(p, Parameter::Int(1950)));
-        let p = decode(Some(&Bytes::from(7i32.to_be_bytes().to_vec())), Some(&Type::INT4), true)
-            .unwrap();
+        let p = decode(
+            Some(&Bytes::from(7i32.to_be_bytes().to_vec())),
+            Some(&Type::INT4),
+            true,
+        )
+        .unwrap();
         assert!(matches!(p, Parameter::Int(7)));
         let p = decode(Some(&Bytes::from_static(b"abc")), None, false).unwrap();
         assert!(matches!(p, Parameter::Text(ref s) if s == "abc"));
         assert!(decode(Some(&Bytes::from_static(b"x")), Some(&Type::INT4), false).is_err());
-        assert!(matches!(decode(None, None, false).unwrap(), Parameter::Null));
+        assert!(matches!(
+            decode(None, None, false).unwrap(),
+            Parameter::Null
+        ));
     }
 }

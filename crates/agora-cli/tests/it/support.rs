@@ -109,6 +109,8 @@ impl Hub {
 pub(crate) struct Server {
     child: Child,
     base: String,
+    /// The PostgreSQL listener's address, when started with `--pg-listen`.
+    pg: Option<String>,
     /// Everything the server printed on stderr, collected until it exits.
     log: std::thread::JoinHandle<String>,
 }
@@ -125,22 +127,39 @@ impl Server {
         let mut child = hub.command(&args).stderr(Stdio::piped()).spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        let base = loop {
+        let wants_pg = extra.contains(&"--pg-listen");
+        let (mut base, mut pg) = (None, None);
+        while base.is_none() || (wants_pg && pg.is_none()) {
             line.clear();
             assert!(
                 stderr.read_line(&mut line).unwrap() > 0,
                 "server exited before listening"
             );
             if let Some(rest) = line.trim().strip_prefix("Agora listening on ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
+                base = Some(rest.split_whitespace().next().unwrap().to_owned());
             }
-        };
+            if let Some(rest) = line.trim().strip_prefix("Agora PostgreSQL protocol on ") {
+                pg = Some(rest.split_whitespace().next().unwrap().to_owned());
+            }
+        }
+        let base = base.unwrap();
         let log = std::thread::spawn(move || {
             let mut rest = String::new();
             let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
             rest
         });
-        Self { child, base, log }
+        Self {
+            child,
+            base,
+            pg,
+            log,
+        }
+    }
+
+    /// The PostgreSQL listener's port (`--pg-listen` given).
+    pub(crate) fn pg_port(&self) -> u16 {
+        let addr = self.pg.as_deref().expect("started without --pg-listen");
+        addr.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     pub(crate) fn pid(&self) -> u32 {
