@@ -211,8 +211,13 @@ fn pg_psql_queries_a_permit_and_sees_only_its_tables() {
         !d.contains("month_of_birth") && !d.contains("race_concept_id"),
         "a column outside the permit: {d}"
     );
-    let d = psql_ok(&w, &["-c", "\\d visit_occurrence"]);
-    assert!(!d.contains("visit_occurrence_id"), "{d}");
+    // A table outside the permit does not exist for psql.
+    let out = psql(&w, &w.permit, &w.token, &["-c", "\\d visit_occurrence"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Did not find any relation named"),
+        "{stderr}"
+    );
     let l = psql_ok(&w, &["-c", "\\l"]);
     assert!(l.contains(&w.permit), "{l}");
     let dn = psql_ok(&w, &["-c", "\\dn"]);
@@ -268,14 +273,23 @@ fn pg_psql_queries_a_permit_and_sees_only_its_tables() {
     );
     assert!(err.contains("ERROR:  22023"), "{err}");
 
-    // A wrong token: 28P01. An unknown permit: the service's one answer for any permit
-    // the user cannot use.
+    // A wrong token or password (28P01; psql shows no SQLSTATE for a refused connection).
+    // An unknown permit: the service's one answer for any permit the user cannot use.
     let err = psql_err(&w, &w.permit, "agora_wrong", &["-c", "SELECT 1"]);
-    assert!(err.contains("28P01"), "{err}");
+    assert!(
+        err.contains("FATAL:  password authentication failed"),
+        "{err}"
+    );
     let err = psql_err(&w, &w.permit, "not the password", &["-c", "SELECT 1"]);
-    assert!(err.contains("28P01"), "{err}");
+    assert!(
+        err.contains("FATAL:  password authentication failed"),
+        "{err}"
+    );
     let unknown = psql_err(&w, "pmt_does_not_exist", &w.token, &["-c", "SELECT 1"]);
-    assert!(unknown.contains("42501"), "{unknown}");
+    assert!(
+        unknown.contains("FATAL:  no data permit with this id is usable by you now"),
+        "{unknown}"
+    );
     assert!(!unknown.contains("pmt_does_not_exist"), "{unknown}");
 
     // Every statement that reached the service is an access event of the postgres front.
@@ -377,8 +391,12 @@ print("syntax", sqlstate("SELEC %s", (1,)))
 print("ddl", sqlstate("CREATE TABLE x (a int)"))
 with psycopg.connect(os.environ["AGORA_PG_DSN"], autocommit=True) as c2:
     with c2.cursor(binary=True) as cur:
-        cur.execute("SELECT COUNT(*) AS n, MIN(year_of_birth) AS y FROM person WHERE year_of_birth > %s", (1800,))
-        print("binary", cur.fetchone()[0] >= 10)
+        cur.execute(
+            "SELECT gender_concept_id, COUNT(*) AS n, AVG(year_of_birth) AS a FROM person WHERE year_of_birth > %s GROUP BY 1 ORDER BY 1",
+            (1800,),
+        )
+        rows = cur.fetchall()
+        print("binary", all(n >= 10 and 1800 < a < 2100 for _, n, a in rows) and len(rows) > 0)
 print("done")
 "#;
 
@@ -490,12 +508,13 @@ import os, psycopg
 try:
     psycopg.connect(os.environ["AGORA_PG_DSN"])
 except psycopg.Error as e:
-    print(e.sqlstate, e.diag.message_primary)
+    # A refused connection has no SQLSTATE in psycopg: libpq's message holds the server's.
+    print(str(e).split("FATAL:", 1)[-1].strip())
 "#;
     let revoked = python_ok(&w, &dsn(&w, &w.token), script).unwrap();
     let unknown_dsn = dsn(&w, &w.token).replace(&w.permit, "pmt_unknown");
     let unknown = python_ok(&w, &unknown_dsn, script).unwrap();
-    assert!(revoked.starts_with("42501"), "{revoked}");
+    assert!(revoked.contains("no data permit"), "{revoked}");
     assert_eq!(
         revoked, unknown,
         "a revoked permit looks like an unknown one"
@@ -520,7 +539,7 @@ try:
     psycopg.connect(os.environ["AGORA_PG_DSN"])
     print("fourth connected")
 except psycopg.Error as e:
-    print("fourth", e.sqlstate)
+    print("fourth", "too many connections for this user" in str(e))
 for c in conns:
     c.close()
 import time; time.sleep(0.5)
@@ -530,7 +549,7 @@ print("again ok")
     )
     .unwrap();
     assert!(
-        out.contains("fourth 53300") && out.contains("again ok"),
+        out.contains("fourth True") && out.contains("again ok"),
         "{out}"
     );
     // The token revoked while the connection is open.
