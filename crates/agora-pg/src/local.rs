@@ -206,10 +206,10 @@ pub(crate) fn answer(sql: &str, ctx: &Context<'_>) -> Option<Local> {
         "show" => return show(&sql, ctx),
         _ => {}
     }
-    if first == "select" {
-        if let Some(rows) = functions(&sql, ctx) {
-            return Some(Local::Rows(rows));
-        }
+    if first == "select"
+        && let Some(rows) = functions(&sql, ctx)
+    {
+        return Some(Local::Rows(rows));
     }
     if CATALOG.is_match(&sql) {
         return Some(Local::Rows(catalog(&sql, ctx)));
