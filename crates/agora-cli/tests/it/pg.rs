@@ -42,6 +42,8 @@ fn json_as(hub: &Hub, token: Option<&str>, args: &[&str]) -> Value {
     serde_json::from_str(&cli_as(hub, token, &args)).unwrap()
 }
 
+const RAY_PASSWORD: &str = "a long enough password\n";
+
 fn world() -> World {
     let hub = Hub::init();
     let extract = hub.data_dir().join("samples/extract");
@@ -61,10 +63,9 @@ fn world() -> World {
             "user", "create", "rita", "--name", "Rita", "--role", "reviewer",
         ],
     );
-    cli_as(
-        &hub,
-        None,
-        &[
+    // Ray has a local password too (a PostgreSQL password may be it).
+    let mut child = hub
+        .command(&[
             "user",
             "create",
             "ray",
@@ -72,8 +73,15 @@ fn world() -> World {
             "Ray",
             "--role",
             "researcher",
-        ],
-    );
+            "--password-stdin",
+        ])
+        .env_remove("AGORA_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), RAY_PASSWORD.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
     let token = |id: &str| {
         cli_as(&hub, None, &["user", "token", "issue", id])
             .trim()
@@ -272,6 +280,19 @@ fn pg_psql_queries_a_permit_and_sees_only_its_tables() {
         &["-c", "SET TIME ZONE 'Europe/Paris'"],
     );
     assert!(err.contains("ERROR:  22023"), "{err}");
+
+    // A local account's password works as well as a token.
+    let out = psql(
+        &w,
+        &w.permit,
+        RAY_PASSWORD.trim(),
+        &["-t", "-c", "SELECT COUNT(*) FROM person"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A wrong token or password (28P01; psql shows no SQLSTATE for a refused connection).
     // An unknown permit: the service's one answer for any permit the user cannot use.
