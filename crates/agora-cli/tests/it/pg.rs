@@ -473,7 +473,8 @@ except psycopg.Error as e:
     print("after", e.sqlstate)
 "#;
 
-/// Starts the script, waits for its first line, runs `revoke`, then lets it go on.
+/// Starts the script, waits for its first line, runs `revoke` (any change recorded while
+/// the connection is open), then lets it go on.
 fn revoked_mid_connection(w: &World, revoke: impl FnOnce()) -> Option<String> {
     use std::io::{BufRead, BufReader, Write};
     let python = std::env::var("AGORA_TEST_PYTHON")
@@ -681,4 +682,65 @@ fn pg_tls_when_a_certificate_is_given() {
         "TLS failed: {stderr}"
     );
     assert!(stderr.contains("permit"), "{stderr}");
+}
+
+/// Issue 14, item 6: opt-outs recorded while a connection is open apply to its next query.
+#[test]
+fn pg_an_opt_out_applies_to_an_open_connections_next_query() {
+    let w = world();
+    if std::env::var("AGORA_TEST_PYTHON").map_or(true, |p| p.trim().is_empty()) {
+        eprintln!("skipped: AGORA_TEST_PYTHON is not set (ci/clients.sh prints it)");
+        return;
+    }
+    let count = |out: &str| -> i64 {
+        let inner = out
+            .trim()
+            .trim_start_matches("after ok [(")
+            .trim_end_matches(",)]");
+        inner.parse().unwrap_or_else(|_| panic!("{out}"))
+    };
+    let before = python_ok(
+        &w,
+        &dsn(&w, &w.token),
+        r#"
+import os, psycopg
+with psycopg.connect(os.environ["AGORA_PG_DSN"], autocommit=True) as c:
+    print("after ok", c.execute("SELECT COUNT(*) FROM person").fetchall())
+"#,
+    )
+    .unwrap();
+    let before = count(&before);
+    // Thirty persons opt out (the operator records it in the registry).
+    let keys: Vec<i64> = w
+        .hub
+        .sql_tsv(
+            "demo",
+            "SELECT person_id FROM person ORDER BY person_id LIMIT 30",
+        )
+        .lines()
+        .skip(1)
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 30);
+    let data_dir = w.hub.data_dir().to_path_buf();
+    let out = revoked_mid_connection(&w, move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let store = agora_govern::MetaStore::open_sqlite(&data_dir.join("meta.db"))
+                .await
+                .unwrap();
+            for key in keys {
+                store
+                    .opt_out(key, agora_govern::OptOutChannel::Operator, "op")
+                    .await
+                    .unwrap();
+            }
+        });
+    })
+    .unwrap();
+    let after = count(&out);
+    assert!(
+        after <= before - 20,
+        "{before} persons before 30 opted out, {after} after"
+    );
 }
