@@ -418,6 +418,27 @@ with psycopg.connect(os.environ["AGORA_PG_DSN"], autocommit=True) as c2:
         )
         rows = cur.fetchall()
         print("binary", all(n >= 10 and 1800 < a < 2100 for _, n, a in rows) and len(rows) > 0)
+# Each result type in text and binary: date, timestamp, text, int8, numeric, float8, bool.
+import datetime, decimal
+typed = """SELECT CAST(date_trunc('year', condition_start_date) AS DATE) AS d,
+  date_trunc('month', condition_start_date) AS ts, CAST(gender_concept_id AS VARCHAR) AS g,
+  COUNT(*) AS n, CAST(COUNT(*) AS DECIMAL(10,2)) AS dec, AVG(year_of_birth) AS a, COUNT(*) > 5 AS b
+  FROM condition_occurrence JOIN person USING (person_id) WHERE condition_start_date > %s
+  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+answers = []
+for binary in (False, True):
+    with psycopg.connect(os.environ["AGORA_PG_DSN"], autocommit=True) as c3:
+        cur = c3.cursor(binary=binary)
+        cur.execute(typed, (datetime.date(2000, 1, 1),))
+        rows = cur.fetchall()
+        assert [d.type_code for d in cur.description] == [1082, 1114, 25, 20, 1700, 701, 16], cur.description
+        assert rows and all(
+            isinstance(r[0], datetime.date) and isinstance(r[1], datetime.datetime) and isinstance(r[2], str)
+            and isinstance(r[4], decimal.Decimal) and isinstance(r[5], float) and r[6] is True
+            for r in rows
+        ), rows[:3]
+        answers.append(rows)
+print("typed", answers[0] == answers[1])
 print("done")
 "#;
 
@@ -441,6 +462,7 @@ fn pg_psycopg_binds_parameters_server_side_and_reports_sqlstates() {
     assert!(out.contains("syntax 42601"), "{out}");
     assert!(out.contains("ddl 42"), "{out}");
     assert!(out.contains("binary True"), "{out}");
+    assert!(out.contains("typed True"), "{out}");
     assert!(out.contains("done"), "{out}");
     // Wrong token.
     let out = python_ok(
