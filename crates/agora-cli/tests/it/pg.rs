@@ -45,6 +45,16 @@ fn json_as(hub: &Hub, token: Option<&str>, args: &[&str]) -> Value {
 const RAY_PASSWORD: &str = "a long enough password\n";
 
 fn world() -> World {
+    world_granting(|_| {
+        json!([
+            {"table": "person", "columns": ["person_id", "gender_concept_id", "year_of_birth"]},
+            {"table": "condition_occurrence", "columns": ["person_id", "condition_concept_id", "condition_start_date"]}
+        ])
+    })
+}
+
+/// A world whose permit grants the tables `tables` lists (given the hub, after ingest).
+fn world_granting(tables: impl FnOnce(&Hub) -> Value) -> World {
     let hub = Hub::init();
     let extract = hub.data_dir().join("samples/extract");
     hub.ok(&[
@@ -105,10 +115,8 @@ fn world() -> World {
     let grant = hub.data_dir().join("grant.json");
     std::fs::write(
         &grant,
-        json!({"datasets": [{"dataset": "demo", "release": "latest_at_activation", "tables": [
-            {"table": "person", "columns": ["person_id", "gender_concept_id", "year_of_birth"]},
-            {"table": "condition_occurrence", "columns": ["person_id", "condition_concept_id", "condition_start_date"]}
-        ]}]})
+        json!({"datasets": [{"dataset": "demo", "release": "latest_at_activation",
+            "tables": tables(&hub)}]})
         .to_string(),
     )
     .unwrap();
@@ -607,15 +615,31 @@ print("again ok")
     assert_eq!(out.trim(), "after 28P01", "{out}");
 }
 
-/// The OMOP query suite through psycopg on a permit: every question is answered or refused
-/// with a SQLSTATE, and the connection survives each.
+/// The OMOP query suite through psycopg on a permit granting every table it reads, whole:
+/// every question is answered (under disclosure control) or refused with a SQLSTATE, and
+/// the connection survives each.
 #[test]
 fn pg_omop_suite_runs_through_psycopg() {
-    let w = world();
     let suite: Vec<String> = crate::query_suite::queries()
         .into_iter()
         .map(|(_, sql)| sql)
         .collect();
+    let names = regex_lite_tables(&suite.join("\n"));
+    let w = world_granting(|hub| {
+        // Each table the suite names that the release has, with all its columns.
+        let grants: Vec<Value> = names
+            .iter()
+            .filter_map(|table| {
+                let header = hub
+                    .sql_stdin("demo", &format!("SELECT * FROM {table} LIMIT 0"))
+                    .ok()?;
+                let columns: Vec<&str> = header.lines().next()?.split('\t').collect();
+                Some(json!({"table": table, "columns": columns}))
+            })
+            .collect();
+        assert!(grants.len() >= 8, "{grants:?}");
+        Value::Array(grants)
+    });
     let script = format!(
         r#"
 import os, json, psycopg
@@ -646,6 +670,31 @@ print("suite", answered, refused)
         .map(|n| n.parse().unwrap())
         .collect();
     assert_eq!(counts[0] + counts[1], 21, "{out}");
+    eprintln!(
+        "OMOP suite through psycopg: {} answered, {} refused",
+        counts[0], counts[1]
+    );
+    assert!(counts[0] >= 18, "most questions are answered: {out}");
+}
+
+/// The table names after FROM and JOIN in `sql`, deduplicated.
+fn regex_lite_tables(sql: &str) -> Vec<String> {
+    let words: Vec<&str> = sql
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for pair in words.windows(2) {
+        let keyword = pair[0].to_ascii_uppercase();
+        let name = pair[1].to_ascii_lowercase();
+        if (keyword == "FROM" || keyword == "JOIN")
+            && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && !names.contains(&name)
+        {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// With a certificate, the listener speaks TLS: `sslmode=require` connects and queries.
