@@ -426,6 +426,20 @@ pub(crate) struct ServeArgs {
     pub flight_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub oidc: OidcArgs,
+    /// Also serve the PostgreSQL wire protocol on this address (psql, psycopg, JDBC, BI
+    /// tools: the permit id as database, an API token as password). Off unless given.
+    /// Without --pg-tls-cert/--pg-tls-key, passwords are accepted from this machine only.
+    #[arg(long, env = "AGORA_PG_LISTEN")]
+    pub pg_listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) of the PostgreSQL listener.
+    #[arg(long, env = "AGORA_PG_TLS_CERT", requires = "pg_tls_key")]
+    pub pg_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the PostgreSQL listener.
+    #[arg(long, env = "AGORA_PG_TLS_KEY", requires = "pg_tls_cert")]
+    pub pg_tls_key: Option<PathBuf>,
+    /// PostgreSQL connections one user may have open at once; more are refused. 0 disables.
+    #[arg(long, env = "AGORA_PG_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
+    pub pg_max_connections_per_user: usize,
 }
 
 /// Sign-in with an OpenID Connect provider (authorization-code flow with PKCE). Off unless

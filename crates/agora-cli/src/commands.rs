@@ -136,7 +136,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let home = Hub::open(&dir).await?;
             home.query()
                 .set_max_running_per_principal(args.max_queries_per_user);
-            serve(home, &args, options).await
+            serve(home, &args, args.listen, options).await
         }
         Command::User(args) => crate::gov::users::run(&dir, args).await,
         Command::Project(args) => crate::gov::projects::run(&dir, args).await,
@@ -616,41 +616,72 @@ Agora is ready. Things to try (in another terminal):
     if args.no_serve {
         return Ok(());
     }
-    serve(home, &args.serve, options).await
+    serve(home, &args.serve, listen, options).await
 }
 
-/// Serves the HTTP API and the protocol fronts that are switched on, in one process, until
-/// Ctrl-C or SIGTERM stops them all. A front that cannot start stops the others.
-async fn serve(home: Hub, args: &ServeArgs, options: agora_http::ApiOptions) -> Result<()> {
+/// Runs the HTTP API on `listen` and, when asked, Arrow Flight SQL and the PostgreSQL
+/// protocol beside it, in one process, until Ctrl-C / SIGTERM stops them all (or one fails,
+/// which stops the others).
+async fn serve(
+    home: Hub,
+    args: &ServeArgs,
+    listen: std::net::SocketAddr,
+    options: agora_http::ApiOptions,
+) -> Result<()> {
     let limits = limits(&args.limits);
-    let mut flight = args.flight_listen.map(|addr| {
-        tokio::spawn(agora_flight::serve(
+    let http = async {
+        agora_http::serve(home.clone(), listen, limits.clone(), options, |addr| {
+            eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    };
+    let flight = async {
+        let Some(addr) = args.flight_listen else {
+            return Ok(());
+        };
+        agora_flight::serve(
             home.clone(),
             addr,
             limits.clone(),
             |addr| eprintln!("Agora Flight SQL listening on grpc://{addr}"),
             shutdown_signal(),
-        ))
-    });
-    let http = agora_http::serve(home, args.listen, limits, options, |addr| {
-        eprintln!("Agora listening on http://{addr} (Ctrl-C to stop)");
-    });
-    let flight_failed = async {
-        match flight.as_mut() {
-            Some(task) => task.await,
-            None => std::future::pending().await,
-        }
+        )
+        .await
+        .map_err(anyhow::Error::from)
     };
-    tokio::select! {
-        served = http => served?,
-        ended = flight_failed => {
-            ended??;
-            bail!("the Flight SQL server stopped");
-        }
-    }
-    if let Some(task) = flight {
-        task.await??;
-    }
+    let pg = async {
+        let Some(pg_listen) = args.pg_listen else {
+            return Ok(());
+        };
+        let pg_options = agora_pg::PgOptions {
+            tls: match (&args.pg_tls_cert, &args.pg_tls_key) {
+                (Some(cert), Some(key)) => Some(agora_pg::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            max_connections_per_user: args.pg_max_connections_per_user,
+        };
+        agora_pg::serve(
+            home.clone(),
+            pg_listen,
+            limits.clone(),
+            pg_options,
+            |addr, tls| {
+                let mode = if tls {
+                    "TLS"
+                } else {
+                    "no TLS: passwords from this machine only"
+                };
+                eprintln!("Agora PostgreSQL protocol on {addr} ({mode})");
+            },
+        )
+        .await
+        .map_err(anyhow::Error::from)
+    };
+    tokio::try_join!(http, flight, pg)?;
     Ok(())
 }
 

@@ -117,14 +117,7 @@ fn a_researcher_queries_the_permit_with_adbc() {
     drop(other);
     let other_token = hub.ok(&["user", "token", "issue", "ann"]).trim().to_owned();
     let password = "correct horse battery staple";
-    let mut set = hub
-        .command(&["user", "password", "ray"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(set.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(set.wait().unwrap().success());
+    hub.set_password("ray", password);
 
     let server = Server::start_with(&hub, &["--flight-listen", "127.0.0.1:0"]);
     let mut client = Command::new(python)

@@ -14,5 +14,6 @@ mod governance_cli;
 mod http;
 mod limits;
 mod oidc;
+mod pg;
 mod postgres;
 mod query_suite;

@@ -132,6 +132,20 @@ impl Hub {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Sets a local account's password (as the local operator).
+    pub(crate) fn set_password(&self, user: &str, password: &str) {
+        use std::io::Write;
+        let mut child = self
+            .command(&["user", "password", user])
+            .env_remove("AGORA_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+
     /// `(front, outcome)` of every access event, oldest first.
     pub(crate) fn access_events(&self) -> Vec<(String, String)> {
         let url = format!("sqlite://{}", self.data_dir().join("meta.db").display());
@@ -221,6 +235,8 @@ pub(crate) struct Server {
     base: String,
     /// The Flight SQL address, when started with `--flight-listen`.
     flight: Option<String>,
+    /// The PostgreSQL listener's address, when started with `--pg-listen`.
+    pg: Option<String>,
     /// Everything the server printed on stderr, collected until it exits.
     log: std::thread::JoinHandle<String>,
 }
@@ -238,8 +254,9 @@ impl Server {
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         let wants_flight = extra.contains(&"--flight-listen");
-        let (mut base, mut flight) = (None, None);
-        while base.is_none() || (wants_flight && flight.is_none()) {
+        let wants_pg = extra.contains(&"--pg-listen");
+        let (mut base, mut flight, mut pg) = (None, None, None);
+        while base.is_none() || (wants_flight && flight.is_none()) || (wants_pg && pg.is_none()) {
             line.clear();
             assert!(
                 stderr.read_line(&mut line).unwrap() > 0,
@@ -253,6 +270,8 @@ impl Server {
                 .strip_prefix("Agora Flight SQL listening on grpc://")
             {
                 flight = Some(address(rest));
+            } else if let Some(rest) = line.trim().strip_prefix("Agora PostgreSQL protocol on ") {
+                pg = Some(address(rest));
             }
         }
         let base = base.unwrap();
@@ -265,8 +284,15 @@ impl Server {
             child,
             base,
             flight,
+            pg,
             log,
         }
+    }
+
+    /// The PostgreSQL listener's port (`--pg-listen` given).
+    pub(crate) fn pg_port(&self) -> u16 {
+        let addr = self.pg.as_deref().expect("started without --pg-listen");
+        addr.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -1,0 +1,235 @@
+//! The startup phase: cleartext password authentication against the query service.
+//!
+//! The password is an API token (`agora_...`) or session token (`agoras_...`), or the
+//! password of a local account (then the front opens a hub session for the connection and
+//! ends it when the connection closes). Cleartext passwords are accepted only over TLS or
+//! from a loopback client, where they do not cross a network in clear. SCRAM is not
+//! offered: the hub keeps argon2id hashes, from which no SCRAM verifier can be derived.
+//!
+//! The database name is the permit id; the permit is opened once here, so that an unknown
+//! or unusable permit ends the connection at once with the service's one answer for all
+//! such cases (no existence leak).
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use agora_service::{Authenticated, Credential, Front, Hub, PlannedQuery, Target};
+use async_trait::async_trait;
+use futures::sink::{Sink, SinkExt};
+use pgwire::api::auth::{ServerParameterProvider, StartupHandler};
+use pgwire::api::{ClientInfo, METADATA_DATABASE, METADATA_USER, PgWireConnectionState};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use crate::error::{bad_credentials, fatal};
+use crate::{Shared, UserSlot};
+
+/// An authenticated connection, kept in the connection's extensions.
+pub(crate) struct Connection {
+    /// The credential, authenticated again before every statement.
+    pub(crate) token: String,
+    /// Who the credential named at startup.
+    pub(crate) who: Authenticated,
+    /// The permit id (the database name).
+    pub(crate) permit: String,
+    /// The user name the client gave.
+    pub(crate) user: String,
+    /// The permit's schemas (datasets), for `search_path`.
+    pub(crate) search_path: String,
+    /// A statement planned at `Describe`, run at the next `Execute` of the same portal.
+    pub(crate) described: Mutex<Option<(String, PlannedQuery)>>,
+    /// A hub session the front opened for a local account's password: ended with the
+    /// connection.
+    own_session: Option<Hub>,
+    _slot: UserSlot,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(hub) = self.own_session.take() {
+            let token = std::mem::take(&mut self.token);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = hub.governance().revoke_session(&token).await {
+                        tracing::warn!(error = %e, "a PostgreSQL connection's session not ended");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The startup handler.
+pub(crate) struct Startup {
+    shared: Arc<Shared>,
+}
+
+impl Startup {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Checks the password and the permit; the connection's state on success.
+    async fn login(&self, user: &str, database: &str, password: &str) -> PgWireResult<Connection> {
+        let hub = &self.shared.hub;
+        let (token, own_session) =
+            if password.starts_with("agora_") || password.starts_with("agoras_") {
+                (password.to_owned(), None)
+            } else {
+                match hub.governance().authenticate_password(user, password).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Err(bad_credentials()),
+                    Err(e) => {
+                        // Throttled: the message says how long to wait, nothing about the account.
+                        return Err(fatal("28P01", e.to_string()));
+                    }
+                }
+                let session = hub
+                    .governance()
+                    .create_session(user)
+                    .await
+                    .map_err(|e| fatal("28P01", e.to_string()))?;
+                (session.token, Some(hub.clone()))
+            };
+        let who = match hub.query().authenticate(Credential::Token(&token)).await {
+            Ok(who) => who,
+            Err(agora_service::Error::Unauthenticated) => return Err(bad_credentials()),
+            Err(e) => return Err(fatal(e.sqlstate(), crate::error::message(&e))),
+        };
+        if database.is_empty() {
+            return Err(fatal(
+                "3D000",
+                "name the data permit to query as the database (dbname=pmt_...)",
+            ));
+        }
+        let session = hub
+            .query()
+            .open(
+                &who,
+                Target::Permit {
+                    id: database.to_owned(),
+                },
+                Front::Postgres,
+                self.shared.limits.clone(),
+            )
+            .await
+            .map_err(|e| fatal(e.sqlstate(), crate::error::message(&e)))?;
+        let mut schemas: Vec<String> = Vec::new();
+        for (name, _) in session.table_schemas() {
+            let schema = name.split_once('.').map_or("public", |(s, _)| s).to_owned();
+            if !schemas.contains(&schema) {
+                schemas.push(schema);
+            }
+        }
+        let slot = self.shared.connect(&who.principal().name).ok_or_else(|| {
+            fatal(
+                "53300",
+                "too many connections for this user: close one and connect again",
+            )
+        })?;
+        Ok(Connection {
+            token,
+            who,
+            permit: database.to_owned(),
+            user: user.to_owned(),
+            search_path: schemas.join(", "),
+            described: Mutex::new(None),
+            own_session,
+            _slot: slot,
+        })
+    }
+}
+
+/// The parameters reported at startup.
+struct Parameters;
+
+impl ServerParameterProvider for Parameters {
+    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        let mut p = HashMap::new();
+        let search_path = client
+            .session_extensions()
+            .get::<Connection>()
+            .map(|c| c.search_path.clone())
+            .unwrap_or_default();
+        for (k, v) in [
+            ("server_version", crate::local::SERVER_VERSION),
+            ("server_encoding", "UTF8"),
+            ("client_encoding", "UTF8"),
+            ("DateStyle", "ISO, YMD"),
+            ("IntervalStyle", "postgres"),
+            ("TimeZone", "Etc/UTC"),
+            ("integer_datetimes", "on"),
+            ("standard_conforming_strings", "on"),
+            ("is_superuser", "off"),
+            ("default_transaction_read_only", "on"),
+            ("in_hot_standby", "off"),
+            ("search_path", &search_path),
+        ] {
+            p.insert(k.to_owned(), v.to_owned());
+        }
+        if let Some(name) = client.metadata().get("application_name") {
+            p.insert("application_name".into(), name.clone());
+        }
+        if let Some(user) = client.metadata().get(METADATA_USER) {
+            p.insert("session_authorization".into(), user.clone());
+        }
+        Some(p)
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                pgwire::api::auth::protocol_negotiation(client, startup).await?;
+                pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
+                if !client.is_secure() && !client.socket_addr().ip().is_loopback() {
+                    return Err(fatal(
+                        "28000",
+                        "this server takes passwords over TLS only: connect with \
+                         sslmode=require (or from the hub's own machine)",
+                    ));
+                }
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                Ok(())
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let password = message.into_password()?.password;
+                let user = client
+                    .metadata()
+                    .get(METADATA_USER)
+                    .cloned()
+                    .unwrap_or_default();
+                let database = client
+                    .metadata()
+                    .get(METADATA_DATABASE)
+                    .cloned()
+                    .unwrap_or_default();
+                let connection = self.login(&user, &database, &password).await?;
+                client.session_extensions().insert(connection);
+                pgwire::api::auth::finish_authentication(client, &Parameters).await
+            }
+            _ => Ok(()),
+        }
+    }
+}

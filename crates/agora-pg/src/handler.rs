@@ -1,0 +1,553 @@
+//! The simple and extended query protocols over the query service.
+//!
+//! Every statement the front does not answer itself ([`crate::local`]) is run on a fresh
+//! session: the connection's token is authenticated again, the permit opened again (so a
+//! revocation, an opt-out or an amendment recorded since the last statement applies), then
+//! `plan_bound` with the statement's parameters, `execute`, and the answer's batches are
+//! encoded as rows while they stream.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use agora_service::{Credential, Front, Parameter, PlannedQuery, QuerySession, Target};
+use async_trait::async_trait;
+use futures::sink::{Sink, SinkExt};
+use futures::stream::{self, StreamExt};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DataRowEncoder, DescribePortalResponse, DescribeResponse, DescribeStatementResponse,
+    FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, METADATA_USER, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::ReadyForQuery;
+
+use crate::Shared;
+use crate::auth::Connection;
+use crate::error::{service, user_error};
+use crate::local::{self, Local, Rows};
+
+/// The query handlers (one for every connection; a connection's state is in its
+/// extensions).
+pub(crate) struct Queries {
+    shared: Arc<Shared>,
+    parser: Arc<Parser>,
+}
+
+impl Queries {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            parser: Arc::new(Parser),
+        }
+    }
+
+    /// A fresh session of the connection's principal on its permit.
+    async fn session(&self, conn: &Connection) -> PgWireResult<QuerySession> {
+        let query = self.shared.hub.query();
+        let who = match query.authenticate(Credential::Token(&conn.token)).await {
+            Ok(who) if who.principal().name == conn.who.principal().name => who,
+            Ok(_) | Err(agora_service::Error::Unauthenticated) => {
+                return Err(user_error(
+                    "28P01",
+                    "authentication required: the credential is unknown, revoked or expired",
+                ));
+            }
+            Err(e) => return Err(service(e)),
+        };
+        query
+            .open(
+                &who,
+                Target::Permit {
+                    id: conn.permit.clone(),
+                },
+                Front::Postgres,
+                self.shared.limits.clone(),
+            )
+            .await
+            .map_err(service)
+    }
+
+    /// The front's own answer to `sql`, if it has one.
+    async fn local(
+        &self,
+        client: &(impl ClientInfo + ?Sized),
+        sql: &str,
+    ) -> PgWireResult<Option<Local>> {
+        let conn = connection(client)?;
+        // Cheap test first: most statements are for the service.
+        let tables = if needs_tables(sql) {
+            self.session(&conn).await?.table_schemas()
+        } else {
+            Vec::new()
+        };
+        let application_name = client
+            .metadata()
+            .get("application_name")
+            .cloned()
+            .unwrap_or_default();
+        let ctx = local::Context {
+            database: &conn.permit,
+            user: client
+                .metadata()
+                .get(METADATA_USER)
+                .map(String::as_str)
+                .unwrap_or(&conn.user),
+            application_name: &application_name,
+            tables: &tables,
+        };
+        Ok(local::answer(sql, &ctx))
+    }
+
+    /// Plans `sql` with `params` on a fresh session.
+    async fn plan(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        params: &[Parameter],
+    ) -> PgWireResult<PlannedQuery> {
+        let session = self.session(conn).await?;
+        session.plan_bound(sql, params).await.map_err(service)
+    }
+}
+
+/// Whether the front's answer to `sql` may need the permitted tables (catalogue queries).
+fn needs_tables(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains("pg_")
+        || lower.contains("information_schema")
+        || lower.contains("current_schema")
+}
+
+fn connection(client: &(impl ClientInfo + ?Sized)) -> PgWireResult<Arc<Connection>> {
+    client
+        .session_extensions()
+        .get::<Connection>()
+        .ok_or_else(|| user_error("08P01", "the connection is not authenticated"))
+}
+
+/// The response to a local answer, columns in `format`.
+fn local_response(answer: Local, format: &Format) -> Response {
+    match answer {
+        Local::Command(tag) => Response::Execution(Tag::new(tag)),
+        Local::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+        Local::End(tag) => Response::TransactionEnd(Tag::new(tag)),
+        Local::Error(code, message) => match user_error(code, message) {
+            PgWireError::UserError(info) => Response::Error(info),
+            _ => unreachable!("user_error builds a user error"),
+        },
+        Local::Rows(rows) => Response::Query(rows_response(rows, format)),
+    }
+}
+
+fn local_fields(rows: &Rows, format: &Format) -> Vec<FieldInfo> {
+    rows.columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ty))| {
+            FieldInfo::new(name.clone(), None, None, ty.clone(), format.format_for(i))
+        })
+        .collect()
+}
+
+fn rows_response(rows: Rows, format: &Format) -> QueryResponse {
+    let fields = Arc::new(local_fields(&rows, format));
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    let encoded: Vec<PgWireResult<_>> = rows
+        .rows
+        .iter()
+        .map(|row| {
+            for (value, field) in row.iter().zip(fields.iter()) {
+                encode_text_value(&mut encoder, value.as_deref(), field)?;
+            }
+            Ok(encoder.take_row())
+        })
+        .collect();
+    let mut response = QueryResponse::new(fields, stream::iter(encoded));
+    response.set_command_tag(rows.tag);
+    response
+}
+
+/// A value the front computed as text, in the field's type and format.
+fn encode_text_value(
+    encoder: &mut DataRowEncoder,
+    value: Option<&str>,
+    field: &FieldInfo,
+) -> PgWireResult<()> {
+    let ty = field.datatype();
+    if field.format() == FieldFormat::Text || value.is_none() {
+        return encoder.encode_field_with_type_and_format(
+            &value,
+            ty,
+            FieldFormat::Text,
+            &Default::default(),
+        );
+    }
+    let v = value.unwrap_or_default();
+    let bad = || user_error("XX000", "a catalogue value could not be encoded");
+    match *ty {
+        Type::BOOL => encoder.encode_field(&(v == "t")),
+        Type::INT2 => encoder.encode_field(&v.parse::<i16>().map_err(|_| bad())?),
+        Type::INT4 => encoder.encode_field(&v.parse::<i32>().map_err(|_| bad())?),
+        Type::INT8 => encoder.encode_field(&v.parse::<i64>().map_err(|_| bad())?),
+        Type::OID => encoder.encode_field(&v.parse::<u32>().map_err(|_| bad())?),
+        Type::CHAR => encoder.encode_field(&(v.bytes().next().unwrap_or(0) as i8)),
+        _ => encoder.encode_field(&v),
+    }
+}
+
+/// An answer's rows, encoded batch by batch as they stream.
+fn answer_response(answer: agora_service::Answer, format: &Format) -> QueryResponse {
+    let fields = Arc::new(crate::encode::fields(answer.schema(), format));
+    let row_fields = fields.clone();
+    let rows = answer.flat_map(move |batch| {
+        let rows: Vec<PgWireResult<_>> = match batch {
+            Ok(batch) => match crate::encode::rows(&batch, &row_fields) {
+                Ok(rows) => rows.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            },
+            Err(e) => vec![Err(service(e))],
+        };
+        stream::iter(rows)
+    });
+    QueryResponse::new(fields, rows)
+}
+
+/// Splits a simple query into its statements, at semicolons outside quotes, comments and
+/// dollar quotes.
+pub(crate) fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = sql.chars().collect();
+    let (mut i, mut start) = (0, 0);
+    while i < chars.len() {
+        match chars[i] {
+            '\'' | '"' => {
+                let q = chars[i];
+                i += 1;
+                while i < chars.len() && chars[i] != q {
+                    i += 1;
+                }
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            '$' => {
+                // A dollar quote: $tag$ ... $tag$.
+                let tag_end = chars[i + 1..]
+                    .iter()
+                    .position(|c| !(c.is_alphanumeric() || *c == '_'))
+                    .map(|p| i + 1 + p);
+                if let Some(end) = tag_end.filter(|e| chars.get(*e) == Some(&'$')) {
+                    let tag: String = chars[i..=end].iter().collect();
+                    let rest: String = chars[end + 1..].iter().collect();
+                    if let Some(close) = rest.find(&tag) {
+                        i = end + 1 + rest[..close].chars().count() + tag.chars().count() - 1;
+                    } else {
+                        i = chars.len();
+                    }
+                }
+            }
+            ';' => {
+                let statement: String = chars[start..i].iter().collect();
+                if !is_blank(&statement) {
+                    out.push(statement.trim().to_owned());
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < chars.len() {
+        let statement: String = chars[start..].iter().collect();
+        if !is_blank(&statement) {
+            out.push(statement.trim().to_owned());
+        }
+    }
+    out
+}
+
+/// Whether `s` holds only whitespace and comments.
+fn is_blank(s: &str) -> bool {
+    let mut rest = s.trim();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r).trim();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r).trim();
+        } else {
+            return rest.is_empty();
+        }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let conn = connection(client)?;
+        let mut responses = Vec::new();
+        for statement in split_statements(query) {
+            let response = match self.local(client, &statement).await {
+                Ok(Some(answer)) => local_response(answer, &Format::UnifiedText),
+                Ok(None) => match self.plan(&conn, &statement, &[]).await {
+                    Ok(planned) => match planned.execute().await {
+                        Ok(answer) => {
+                            Response::Query(answer_response(answer, &Format::UnifiedText))
+                        }
+                        Err(e) => error_response(service(e)),
+                    },
+                    Err(e) => error_response(e),
+                },
+                Err(e) => error_response(e),
+            };
+            let failed = matches!(response, Response::Error(_));
+            responses.push(response);
+            // Like PostgreSQL, the rest of a failed multi-statement query is not run.
+            if failed {
+                break;
+            }
+        }
+        if responses.is_empty() {
+            responses.push(Response::EmptyQuery);
+        }
+        Ok(responses)
+    }
+}
+
+fn error_response(e: PgWireError) -> Response {
+    match e {
+        PgWireError::UserError(info) => Response::Error(info),
+        other => Response::Error(Box::new(pgwire::error::ErrorInfo::new(
+            "ERROR".into(),
+            other.code().to_owned(),
+            other.to_string(),
+        ))),
+    }
+}
+
+/// Statements are kept as their text; the service parses them.
+#[derive(Debug)]
+pub(crate) struct Parser;
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = String;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<String>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let statements = split_statements(sql);
+        match statements.len() {
+            0 => Ok(None),
+            1 => Ok(statements.into_iter().next()),
+            _ => Err(user_error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            )),
+        }
+    }
+
+    fn get_parameter_types(&self, _stmt: &String) -> PgWireResult<Vec<Type>> {
+        Ok(Vec::new())
+    }
+
+    fn get_result_schema(
+        &self,
+        _stmt: &String,
+        _column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(Vec::new())
+    }
+}
+
+/// The columns a local answer has, for `Describe`.
+fn local_describe(answer: &Local, format: &Format) -> Option<Vec<FieldInfo>> {
+    match answer {
+        Local::Rows(rows) => Some(local_fields(rows, format)),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = String;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        client: &mut C,
+        target: &StoredStatement<String>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let sql = &target.statement;
+        if let Some(answer) = self.local(client, sql).await? {
+            let fields = local_describe(&answer, &Format::UnifiedText).unwrap_or_default();
+            return Ok(DescribeStatementResponse::new(Vec::new(), fields));
+        }
+        let count = agora_service::count_parameters(sql)
+            .map_err(|e| service(agora_service::Error::from(e)))?;
+        let count = count.max(target.parameter_types.len());
+        let types: Vec<Type> = (0..count)
+            .map(|i| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or(Type::TEXT)
+            })
+            .collect();
+        // The result's columns: the statement planned with null parameters.
+        let conn = connection(client)?;
+        let planned = self.plan(&conn, sql, &vec![Parameter::Null; count]).await?;
+        let fields = crate::encode::fields(planned.schema(), &Format::UnifiedText);
+        Ok(DescribeStatementResponse::new(types, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<String>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let sql = &portal.statement.statement;
+        let format = &portal.result_column_format;
+        if let Some(answer) = self.local(client, sql).await? {
+            return Ok(match local_describe(&answer, format) {
+                Some(fields) => DescribePortalResponse::new(fields),
+                None => DescribePortalResponse::no_data(),
+            });
+        }
+        let conn = connection(client)?;
+        let params = crate::params::decode_all(
+            &portal.parameters,
+            &portal.statement.parameter_types,
+            &portal.parameter_format,
+        )?;
+        let planned = self.plan(&conn, sql, &params).await?;
+        let fields = crate::encode::fields(planned.schema(), format);
+        // Planned once: the portal's Execute runs this plan.
+        *conn.described.lock().expect("described poisoned") = Some((portal.name.clone(), planned));
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<String>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let sql = &portal.statement.statement;
+        let format = &portal.result_column_format;
+        if let Some(answer) = self.local(client, sql).await? {
+            return Ok(local_response(answer, format));
+        }
+        let conn = connection(client)?;
+        let described = conn
+            .described
+            .lock()
+            .expect("described poisoned")
+            .take()
+            .filter(|(name, _)| *name == portal.name)
+            .map(|(_, planned)| planned);
+        let planned = match described {
+            Some(planned) => planned,
+            None => {
+                let params = crate::params::decode_all(
+                    &portal.parameters,
+                    &portal.statement.parameter_types,
+                    &portal.parameter_format,
+                )?;
+                self.plan(&conn, sql, &params).await?
+            }
+        };
+        let answer = planned.execute().await.map_err(service)?;
+        Ok(Response::Query(answer_response(answer, format)))
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // A statement described but never executed gives its place back.
+        if let Ok(conn) = connection(client) {
+            conn.described.lock().expect("described poisoned").take();
+        }
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                client.transaction_status(),
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_outside_quotes_and_comments() {
+        assert_eq!(
+            split_statements("BEGIN; SELECT ';' AS x -- a; comment\n; COMMIT;"),
+            vec!["BEGIN", "SELECT ';' AS x -- a; comment", "COMMIT"]
+        );
+        assert_eq!(split_statements(" ; ;"), Vec::<String>::new());
+        assert_eq!(split_statements("SELECT $$a;b$$"), vec!["SELECT $$a;b$$"]);
+        assert_eq!(
+            split_statements("/* x; */ SELECT 1"),
+            vec!["/* x; */ SELECT 1"]
+        );
+    }
+}
