@@ -34,6 +34,7 @@ mod error;
 mod guard;
 mod limits;
 mod permit;
+mod pseudonym;
 mod registry;
 mod runtime;
 mod workspace;
