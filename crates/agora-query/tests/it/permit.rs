@@ -760,6 +760,21 @@ async fn person_keys_are_the_projects_pseudonyms_in_every_table() {
         let got = int(&env.researcher_sql(&permit, &sql).await.unwrap());
         assert_eq!(got, want, "{sql}");
     }
+
+    // The pseudonym function is in the plan, not in the session: SQL cannot call it (to
+    // pseudonymize chosen values), and the plan shows its name, never its key.
+    for sql in [
+        "SELECT agora_pseudonym(year_of_birth) FROM person",
+        "SELECT agora_pseudonym(1)",
+    ] {
+        assert!(env.researcher_sql(&permit, sql).await.is_err(), "{sql}");
+    }
+    let plan = env
+        .researcher_sql(&permit, "EXPLAIN SELECT person_id FROM person")
+        .await
+        .unwrap();
+    let plan = pretty_format_batches(&plan.batches).unwrap().to_string();
+    assert!(plan.contains("agora_pseudonym"), "{plan}");
 }
 
 /// Issue 14, item 3: two projects see the same person under unrelated ids, so their
