@@ -446,5 +446,14 @@ mod tests {
             "pseudonymize, person-ordered rows: {best:.2} ns/row ({} rows, best of 5)",
             runs.len()
         );
+        // For comparison: one HMAC-SHA256 per key (what a keyed hash per row would cost).
+        let keyer = crate::PersonKeyer::new(&HubSecret::from_bytes([8; 32]));
+        let start = std::time::Instant::now();
+        let mut acc = 0i64;
+        for k in &keys[..400_000] {
+            acc ^= keyer.derive(&k.to_be_bytes(), 0).key;
+        }
+        let hmac = start.elapsed().as_nanos() as f64 / 400_000.0;
+        println!("HMAC-SHA256 per key, for comparison: {hmac:.2} ns/key ({acc:x})");
     }
 }
