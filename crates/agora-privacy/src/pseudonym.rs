@@ -182,21 +182,28 @@ impl ProjectPseudonyms {
     pub fn pseudonymize(&self, keys: &[i64], out: &mut [i64]) {
         assert_eq!(keys.len(), out.len(), "one output per key");
         // Event tables are mostly stored person by person: each run of equal keys is
-        // computed once when runs are common (one comparison per key otherwise).
-        let runs = 1 + keys.windows(2).filter(|w| w[0] != w[1]).count();
-        if keys.is_empty() || runs * 4 > keys.len() * 3 {
-            return self.pseudonymize_each(keys, out);
+        // computed once, unless runs are rare (then every key is, after one comparison each).
+        let Some(&first) = keys.first() else { return };
+        let most = keys.len() - keys.len() / 4;
+        let mut heads = Vec::with_capacity(keys.len() / 8 + 1);
+        heads.push(first);
+        for w in keys.windows(2) {
+            if w[0] != w[1] {
+                if heads.len() >= most {
+                    return self.pseudonymize_each(keys, out);
+                }
+                heads.push(w[1]);
+            }
         }
-        let mut heads = Vec::with_capacity(runs);
-        heads.push(keys[0]);
-        heads.extend(keys.windows(2).filter(|w| w[0] != w[1]).map(|w| w[1]));
-        let mut pseudonyms = vec![0; runs];
+        let mut pseudonyms = vec![0; heads.len()];
         self.pseudonymize_each(&heads, &mut pseudonyms);
-        let mut run = 0;
-        out[0] = pseudonyms[0];
-        for i in 1..keys.len() {
-            run += usize::from(keys[i] != keys[i - 1]);
-            out[i] = pseudonyms[run];
+        let (mut run, mut current) = (0, first);
+        for (o, &k) in out.iter_mut().zip(keys) {
+            if k != current {
+                run += 1;
+                current = k;
+            }
+            *o = pseudonyms[run];
         }
     }
 
