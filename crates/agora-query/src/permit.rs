@@ -54,7 +54,8 @@ use crate::pseudonym::pseudonym_expr;
 use crate::workspace::{Planned, QueryLimits, QueryOutput, Session};
 use crate::{Error, QueryEngine, Result};
 
-/// The column every person-level table keys its rows by: the hub person key.
+/// The column every person-level table keys its rows by: the hub person key in the lake,
+/// the project's pseudonym of it in a permit workspace.
 pub const PERSON_KEY: &str = "person_id";
 
 /// Name of the (unregistered) opted-out key relation inside view plans.

@@ -6,6 +6,13 @@
 //! with the project's key, and SQL cannot name it (a researcher cannot pseudonymize chosen
 //! values, nor reach the inverse). It cannot fail on any value — a value that is not a hub
 //! key (`≤ 0`) becomes NULL — so it is as safe as a column below the policy barrier.
+//!
+//! A researcher's `person_id = <pseudonym>` pushed through the barrier is evaluated as
+//! `agora_pseudonym(key) = <pseudonym>` on the scanned rows: correct, but without Parquet
+//! statistics pruning. Do not implement `ScalarUDFImpl::preimage` to translate the literal:
+//! DataFusion applies a preimage to `<`, `<=`, `>`, `>=` as well, which is only right for a
+//! monotonic function, and a permutation is not. A translation would have to be done in the
+//! policy table's scan, for `=` and `IN` only.
 
 use std::sync::Arc;
 
