@@ -11,8 +11,9 @@
 //! `agora_pseudonym(key) = <pseudonym>` on the scanned rows: correct, but without Parquet
 //! statistics pruning. Do not implement `ScalarUDFImpl::preimage` to translate the literal:
 //! DataFusion applies a preimage to `<`, `<=`, `>`, `>=` as well, which is only right for a
-//! monotonic function, and a permutation is not. A translation would have to be done in the
-//! policy table's scan, for `=` and `IN` only.
+//! monotonic function, and a permutation is not. Nor translate it in the policy table's
+//! scan: the hub key literal would then show in the researcher's `EXPLAIN` (an oracle from
+//! pseudonyms to hub keys, which would let two projects link their persons).
 
 use std::sync::Arc;
 
