@@ -27,15 +27,21 @@
 //! Gaussian) for released counts and sums, calibrated from (sensitivity, ε, δ), drawn from a
 //! keyed stream that gives the same question the same noise.
 //!
+//! Per-project pseudonyms ([`ProjectPseudonyms`]): inside a project, every hub person key is
+//! shown re-keyed by a keyed permutation of the key domain (an AES-based Feistel network
+//! under a key derived from the hub secret and the project id), so two projects' results
+//! cannot be joined.
+//!
 //! Not here: the person registry that makes keys collision-free and the privacy budget
-//! ledger (they need storage, see `agora-govern`), per-project re-keying and the rest of
-//! disclosure control (the query service's output step).
+//! ledger (they need storage, see `agora-govern`) and the rest of disclosure control (the
+//! query service's output step).
 
 #![warn(missing_docs)]
 
 pub mod dp;
 mod identity;
 mod person_key;
+mod pseudonym;
 mod resource_key;
 mod secret;
 
@@ -47,5 +53,6 @@ pub use identity::{
     IdentifierError, IdentityKind, composite_source_identity, normalize_identifier, source_identity,
 };
 pub use person_key::{PersonDigest, PersonKeyer};
+pub use pseudonym::{PSEUDONYM_ROUNDS, ProjectPseudonyms, PseudonymKeys};
 pub use resource_key::{ResourceDigest, ResourceKeyer};
 pub use secret::{HubSecret, SECRET_LEN, SecretError};

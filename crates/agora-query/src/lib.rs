@@ -35,6 +35,7 @@ mod guard;
 mod limits;
 mod params;
 mod permit;
+mod pseudonym;
 mod registry;
 mod runtime;
 mod workspace;

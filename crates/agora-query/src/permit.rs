@@ -7,7 +7,8 @@
 //! Parquet files — never the files themselves — whose plan is
 //!
 //! ```text
-//!   scan(table) ─► row filters ─► anti-join opted-out persons on person_id ─► permitted columns
+//!   scan(table) ─► row filters ─► anti-join opted-out persons on person_id ─► permitted columns,
+//!                                                              person_id as agora_pseudonym(person_id)
 //! ```
 //!
 //! behind a barrier ([`crate::barrier`]): the researcher's expressions only ever see rows
@@ -17,8 +18,18 @@
 //! exist in the session; `information_schema` lists only the permitted ones. Each dataset of
 //! the permit is a schema (`"dataset".table`); the first is the default schema.
 //!
-//! Later policies slot into the same plan: per-project pseudonyms rewrite `person_id` in the
-//! projection, disclosure control wraps the query's output.
+//! **Per-project pseudonyms.** The table's person key column (`person_id`, or the CDM's own:
+//! `cohort.subject_id`) is projected as the project's pseudonym of the hub key
+//! ([`agora_privacy::ProjectPseudonyms`], keyed by the hub secret and the permit's project,
+//! derived from the [`agora_privacy::PseudonymKeys`] given to [`PermitScope::resolve`]): the
+//! same person has the same id in every table and query of the project, ids never collide,
+//! another project's ids are unrelated. The row filters and the opt-out anti-join run below
+//! it on hub keys; the researcher's own filters run above it on pseudonyms. The function is
+//! an instance in the plan, never registered: SQL cannot call it (`crate::pseudonym`). The
+//! tagged twin disclosure control reads carries the hub key as its hidden person tag (it only
+//! counts and groups persons, which the bijection preserves).
+//!
+//! Disclosure control wraps the query's output (`crate::disclosure`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,6 +39,7 @@ use agora_govern::{
     DisclosureRules, MetaStore, OutputPolicy, ReleaseSelector, RowFilter, TableScope,
 };
 use agora_lake::{Lake, ReleaseManifest, TableEntry};
+use agora_privacy::{ProjectPseudonyms, PseudonymKeys};
 use chrono::{NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -38,10 +50,12 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
 use crate::barrier::PolicyTable;
 use crate::disclosure::{DpRun, Ledger, PersonTables, Protection};
+use crate::pseudonym::pseudonym_expr;
 use crate::workspace::{Planned, QueryLimits, QueryOutput, Session};
 use crate::{Error, QueryEngine, Result};
 
-/// The column every person-level table keys its rows by: the hub person key.
+/// The column every person-level table keys its rows by: the hub person key in the lake,
+/// the project's pseudonym of it in a permit workspace.
 pub const PERSON_KEY: &str = "person_id";
 
 /// Name of the (unregistered) opted-out key relation inside view plans.
@@ -61,6 +75,10 @@ pub struct PermitScope {
     output: OutputPolicy,
     /// The store the scope was resolved from (the disclosure ledger lives there).
     meta: MetaStore,
+    /// The project (the permit's application): names its pseudonym key.
+    project_id: String,
+    /// The project's person-key pseudonyms.
+    pseudonyms: Arc<ProjectPseudonyms>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +90,9 @@ struct PermittedRelease {
 }
 
 impl PermitScope {
-    /// The scope of `permit_id` for `user_id` at the store's current time.
+    /// The scope of `permit_id` for `user_id` at the store's current time, its person keys
+    /// shown as the project's pseudonyms under `pseudonyms` (derived from the hub secret by
+    /// the caller, who keeps the secret).
     ///
     /// Fails with [`Error::NoPermit`] — one message whatever the reason (no such permit, not
     /// a member, not yet active, expired, revoked) — so the answer reveals nothing about
@@ -82,6 +102,7 @@ impl PermitScope {
         lake: &Lake,
         user_id: &str,
         permit_id: &str,
+        pseudonyms: &PseudonymKeys,
     ) -> Result<Self> {
         let permit = meta
             .permit_for_query(user_id, permit_id, meta.now())
@@ -123,6 +144,8 @@ impl PermitScope {
             opted_out,
             output: permit.terms.output,
             meta: meta.clone(),
+            pseudonyms: Arc::new(pseudonyms.project(&permit.application_id)),
+            project_id: permit.application_id,
         })
     }
 
@@ -134,6 +157,12 @@ impl PermitScope {
     /// The permit's id.
     pub fn permit_id(&self) -> &str {
         &self.permit_id
+    }
+
+    /// The project the permit belongs to (its application's id): its pseudonyms are keyed
+    /// by it.
+    pub fn project_id(&self) -> &str {
+        &self.project_id
     }
 
     /// The permit version the scope was built from (audit entries name it).
@@ -203,7 +232,13 @@ impl QueryEngine {
                         table.table, release.release
                     ))
                 })?;
-                let (plan, tagged) = scoped_plan(&session, entry, table, opted_out.as_ref())?;
+                let (plan, tagged) = scoped_plan(
+                    &session,
+                    entry,
+                    table,
+                    opted_out.as_ref(),
+                    &scope.pseudonyms,
+                )?;
                 let provider: Arc<dyn datafusion::catalog::TableProvider> =
                     Arc::new(PolicyTable::new(plan));
                 if let Some((plan, key)) = tagged {
@@ -317,6 +352,7 @@ fn scoped_plan(
     entry: &TableEntry,
     scope: &TableScope,
     opted_out: Option<&LogicalPlan>,
+    pseudonyms: &Arc<ProjectPseudonyms>,
 ) -> Result<(LogicalPlan, Option<(LogicalPlan, String)>)> {
     let err = |e| session.error(e);
     let provider = session.listing_table(entry)?;
@@ -346,13 +382,15 @@ fn scoped_plan(
         _ => None,
     };
     let person_key = key_name.and_then(|name| entry.schema.columns.iter().find(|c| c.name == name));
+    if let Some(key) = person_key
+        && key.ty != ColumnType::Int64
+    {
+        return Err(Error::Permit(format!(
+            "table {} has a {} column that is not a hub person key",
+            entry.name, key.name
+        )));
+    }
     if let (Some(key), Some(opted_out)) = (person_key, opted_out) {
-        if key.ty != ColumnType::Int64 {
-            return Err(Error::Permit(format!(
-                "table {} has a {} column that is not a hub person key",
-                entry.name, key.name
-            )));
-        }
         plan = plan
             .join(
                 opted_out.clone(),
@@ -375,7 +413,15 @@ fn scoped_plan(
             )));
         }
         if seen.insert(name.as_str()) {
-            projection.push(Expr::Column(Column::new(Some(entry.name.as_str()), name)));
+            let column = Expr::Column(Column::new(Some(entry.name.as_str()), name));
+            // The person key is shown as the project's pseudonym: above the opt-out
+            // anti-join and the row filters, which compare hub keys.
+            projection.push(match person_key {
+                Some(key) if key.name == *name => {
+                    pseudonym_expr(pseudonyms, column).alias(name.as_str())
+                }
+                _ => column,
+            });
         }
     }
     if projection.is_empty() {
@@ -384,6 +430,9 @@ fn scoped_plan(
             entry.name
         )));
     }
+    // The hidden tag is the hub key: disclosure control only counts, sketches and
+    // partitions persons, which a bijection does not change, and a statement that does not
+    // read the person key then pays nothing for pseudonyms.
     let tagged = match person_key {
         Some(key) => {
             let mut tagged = projection.clone();

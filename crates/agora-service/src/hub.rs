@@ -101,6 +101,7 @@ impl Hub {
             access,
             dir.spill(),
             agora_privacy::NoiseSource::new(&secret),
+            agora_privacy::PseudonymKeys::new(&secret),
         );
         Ok(Self {
             dir: dir.clone(),

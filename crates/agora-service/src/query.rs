@@ -164,6 +164,8 @@ pub struct QueryService {
     running: Arc<Running>,
     /// Differential privacy's noise, keyed by the hub secret.
     noise: agora_privacy::NoiseSource,
+    /// Per-project pseudonym keys (derived one-way from the hub secret; not the secret).
+    pseudonyms: agora_privacy::PseudonymKeys,
 }
 
 /// Most statements one principal may have planning or running at once, by default.
@@ -234,6 +236,7 @@ impl QueryService {
         access: Arc<dyn AccessLog>,
         spill_dir: PathBuf,
         noise: agora_privacy::NoiseSource,
+        pseudonyms: agora_privacy::PseudonymKeys,
     ) -> Self {
         Self {
             engine: QueryEngine::new(lake.clone()),
@@ -246,6 +249,7 @@ impl QueryService {
                 by_principal: Default::default(),
             }),
             noise,
+            pseudonyms,
         }
     }
 
@@ -338,8 +342,14 @@ impl QueryService {
                 )
             }
             Target::Permit { id } => {
-                let scope =
-                    PermitScope::resolve(&self.meta, &self.lake, &principal.name, &id).await?;
+                let scope = PermitScope::resolve(
+                    &self.meta,
+                    &self.lake,
+                    &principal.name,
+                    &id,
+                    &self.pseudonyms,
+                )
+                .await?;
                 let record_target = AccessTarget::Permit {
                     permit_id: scope.permit_id().to_owned(),
                     version: scope.permit_version(),

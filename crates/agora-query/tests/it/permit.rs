@@ -1,6 +1,7 @@
 //! Researcher workspaces built from data permits: only the permit's tables, columns and
 //! rows, opted-out persons removed, nothing once the permit stops being usable.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use agora_govern::{
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
 use agora_ingest::{Hub, IngestOptions};
 use agora_lake::Lake;
-use agora_privacy::HubSecret;
+use agora_privacy::{HubSecret, ProjectPseudonyms, PseudonymKeys};
 use agora_query::{Error, Grant, PermitScope, QueryEngine, QueryLimits, QueryOutput};
 use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
 use datafusion::arrow::array::{Array, Int64Array};
@@ -24,6 +25,8 @@ struct Env {
     lake: Lake,
     engine: QueryEngine,
     clock: Arc<ManualClock>,
+    /// The hub's per-project pseudonym keys (the query service's, in production).
+    keys: PseudonymKeys,
     op: Principal,
     rev: Principal,
     alice: Principal,
@@ -99,6 +102,7 @@ async fn env() -> Env {
         meta,
         lake,
         clock,
+        keys: PseudonymKeys::new(&HubSecret::from_bytes([7; 32])),
         op: p("op", Role::Operator),
         rev: p("rev", Role::Reviewer),
         alice: p("alice", Role::Researcher),
@@ -195,8 +199,19 @@ impl Env {
         permit.id
     }
 
+    async fn scope(&self, permit: &str) -> agora_query::Result<PermitScope> {
+        PermitScope::resolve(&self.meta, &self.lake, "alice", permit, &self.keys).await
+    }
+
+    /// The permutation the permit's project shows person keys through (what only the hub
+    /// can compute: the test checks answers against it).
+    async fn pseudonyms(&self, permit: &str) -> ProjectPseudonyms {
+        self.keys
+            .project(self.scope(permit).await.unwrap().project_id())
+    }
+
     async fn researcher_sql(&self, permit: &str, sql: &str) -> agora_query::Result<QueryOutput> {
-        let scope = PermitScope::resolve(&self.meta, &self.lake, "alice", permit).await?;
+        let scope = self.scope(permit).await?;
         let ws = self
             .engine
             .permit_workspace(scope, QueryLimits::default())
@@ -232,6 +247,15 @@ fn int(out: &QueryOutput) -> i64 {
     col.as_any().downcast_ref::<Int64Array>().unwrap().value(0)
 }
 
+/// Every column of the first row, as integers.
+fn row(out: &QueryOutput) -> Vec<i64> {
+    out.batches[0]
+        .columns()
+        .iter()
+        .map(|c| c.as_any().downcast_ref::<Int64Array>().unwrap().value(0))
+        .collect()
+}
+
 fn ints(out: &QueryOutput) -> Vec<i64> {
     out.batches
         .iter()
@@ -247,9 +271,7 @@ async fn a_permit_session_sees_only_its_tables_columns_and_rows() {
     let env = env().await;
     let permit = env.active_permit(scope()).await;
 
-    let scope = PermitScope::resolve(&env.meta, &env.lake, "alice", &permit)
-        .await
-        .unwrap();
+    let scope = env.scope(&permit).await.unwrap();
     assert_eq!(scope.releases().count(), 1);
     let ws = env
         .engine
@@ -352,11 +374,13 @@ async fn opted_out_persons_vanish_from_every_table_until_withdrawn() {
              AND c.condition_start_date BETWEEN DATE '2015-01-01' AND DATE '2020-12-31'",
         )
         .await);
+    // The researcher knows the person by the project's pseudonym only.
+    let seen_as = env.pseudonyms(&permit).await.pseudonym(who).unwrap();
     let count = |table: &'static str| {
         let env = &env;
         let permit = permit.clone();
         async move {
-            let sql = format!("SELECT count(*) FROM {table} WHERE person_id = {who}");
+            let sql = format!("SELECT count(*) FROM {table} WHERE person_id = {seen_as}");
             int(&env.researcher_sql(&permit, &sql).await.unwrap())
         }
     };
@@ -392,7 +416,7 @@ async fn opted_out_persons_vanish_from_every_table_until_withdrawn() {
         )
         .await
         .unwrap();
-    assert!(!ints(&ids).contains(&who));
+    assert!(!ints(&ids).contains(&seen_as) && !ints(&ids).contains(&who));
 
     env.meta
         .withdraw_opt_out(&receipt.receipt_id, "op")
@@ -408,7 +432,7 @@ async fn no_usable_permit_means_no_session_and_one_answer() {
     let refuse = |user: &'static str, id: String| {
         let env = &env;
         async move {
-            PermitScope::resolve(&env.meta, &env.lake, user, &id)
+            PermitScope::resolve(&env.meta, &env.lake, user, &id, &env.keys)
                 .await
                 .unwrap_err()
         }
@@ -468,18 +492,23 @@ async fn rows_the_permit_hides_never_reach_the_researchers_expressions() {
         .await
         .unwrap();
     // Division by zero exactly on the hidden person: an error would tell they exist.
+    let pseudonyms = env.pseudonyms(&permit).await;
     for (table, who) in [
         ("person", adult),
         ("person", minor),
         ("condition_occurrence", adult),
     ] {
+        // The researcher's probe names the person as the project knows them.
+        let seen_as = pseudonyms.pseudonym(who).unwrap();
+        let researcher_probe =
+            format!("SELECT count(*) FROM {table} WHERE 1 / (person_id - {seen_as}) > -2");
         let probe = format!("SELECT count(*) FROM {table} WHERE 1 / (person_id - {who}) > -2");
         let visible = int(&env
             .researcher_sql(&permit, &format!("SELECT count(*) FROM {table}"))
             .await
             .unwrap());
-        let out = env.researcher_sql(&permit, &probe).await;
-        assert_eq!(int(&out.unwrap()), visible, "{probe}");
+        let out = env.researcher_sql(&permit, &researcher_probe).await;
+        assert_eq!(int(&out.unwrap()), visible, "{researcher_probe}");
         // The same probe fails where the row is visible: the test can see a leak.
         let grant = env
             .meta
@@ -562,6 +591,12 @@ async fn opt_outs_reach_cohort_rows_through_subject_id() {
             .any(|l| l.contains("Anti") && l.contains("subject_id")),
         "no anti-join on cohort.subject_id:\n{plan}"
     );
+    // `subject_id` is a person key: shown as the project's pseudonym, like `person_id`.
+    assert!(
+        plan.lines()
+            .any(|l| l.contains("agora_pseudonym") && l.contains("subject_id")),
+        "cohort.subject_id is not pseudonymized:\n{plan}"
+    );
 }
 
 /// Issue 11, item 13: a citizen who opts out typing their identifier differently from the
@@ -600,10 +635,11 @@ async fn regression_issue_11_13_an_opt_out_typed_as_a_variant_excludes_the_perso
     // The key is the one ingest gave the person (not a reservation for a stranger)...
     let everyone = ints(&env.operator_sql("SELECT person_id FROM person").await);
     assert!(everyone.contains(&keys[0]));
-    assert!(before.contains(&keys[0]));
+    let seen_as = env.pseudonyms(&permit).await.pseudonym(keys[0]).unwrap();
+    assert!(before.contains(&seen_as));
     // ...and the person is gone from the researcher's person set, nobody else.
     let after = persons(env, permit.clone()).await;
-    assert!(!after.contains(&keys[0]));
+    assert!(!after.contains(&seen_as));
     assert_eq!(after.len(), before.len() - 1);
     // The lower-case source form finds the same opt-out.
     let again = env
@@ -619,4 +655,161 @@ async fn regression_issue_11_13_an_opt_out_typed_as_a_variant_excludes_the_perso
         .unwrap();
     assert!(!again.created);
     assert_eq!(again.receipt, recorded.receipt);
+}
+
+/// Issue 14, item 3: inside a project every person key is the project's pseudonym of the hub
+/// key — the same in every table, a bijection, applied after the policy's filters.
+#[tokio::test]
+async fn person_keys_are_the_projects_pseudonyms_in_every_table() {
+    let env = env().await;
+    let permit = env.active_permit(scope()).await;
+    let pseudonyms = env.pseudonyms(&permit).await;
+
+    // Exactly the pseudonyms of the permitted persons: one each, nobody else.
+    let hub = ints(
+        &env.operator_sql("SELECT person_id FROM person WHERE year_of_birth <= 2008")
+            .await,
+    );
+    let mut expected: Vec<i64> = hub
+        .iter()
+        .map(|&k| pseudonyms.pseudonym(k).unwrap())
+        .collect();
+    expected.sort();
+    let seen = ints(
+        &env.researcher_sql(&permit, "SELECT person_id FROM person ORDER BY 1")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(seen, expected);
+
+    // The same pseudonyms in another table: the distinct persons with conditions in the
+    // period are the pseudonyms of the operator's.
+    let in_period = "condition_start_date BETWEEN DATE '2015-01-01' AND DATE '2020-12-31'";
+    let mut expected: Vec<i64> = ints(
+        &env.operator_sql(&format!(
+            "SELECT DISTINCT person_id FROM condition_occurrence WHERE {in_period}"
+        ))
+        .await,
+    )
+    .iter()
+    .map(|&k| pseudonyms.pseudonym(k).unwrap())
+    .collect();
+    expected.sort();
+    let seen_conditions = ints(
+        &env.researcher_sql(
+            &permit,
+            "SELECT DISTINCT person_id FROM condition_occurrence ORDER BY 1",
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(seen_conditions, expected);
+
+    // A join on person_id between two tables gives the operator's answer on hub keys.
+    let operator_join = row(&env
+        .operator_sql(&format!(
+            "SELECT count(*), count(DISTINCT c.person_id) FROM condition_occurrence c \
+             JOIN person p ON p.person_id = c.person_id \
+             WHERE p.year_of_birth <= 2008 AND c.{in_period}"
+        ))
+        .await);
+    let researcher_join = row(&env
+        .researcher_sql(
+            &permit,
+            "SELECT count(*), count(DISTINCT c.person_id) FROM condition_occurrence c \
+             JOIN person p ON p.person_id = c.person_id",
+        )
+        .await
+        .unwrap());
+    assert!(operator_join[0] > 0);
+    assert_eq!(researcher_join, operator_join);
+
+    // No raw hub key in any answer.
+    let all_hub: HashSet<i64> = ints(&env.operator_sql("SELECT person_id FROM person").await)
+        .into_iter()
+        .collect();
+    for answer in [&seen, &seen_conditions] {
+        assert!(
+            answer.iter().all(|k| !all_hub.contains(k)),
+            "a hub key leaked"
+        );
+    }
+
+    // The researcher's filters compare pseudonyms: the pseudonym finds the person (pushed
+    // through the barrier or not), the hub key finds nobody.
+    let who = hub[0];
+    let seen_as = pseudonyms.pseudonym(who).unwrap();
+    for (sql, want) in [
+        (
+            format!("SELECT count(*) FROM person WHERE person_id = {seen_as}"),
+            1,
+        ),
+        (
+            format!("SELECT count(*) FROM person WHERE person_id IN ({seen_as}, 1)"),
+            1,
+        ),
+        (
+            format!("SELECT count(*) FROM person WHERE person_id + 0 = {seen_as}"),
+            1,
+        ),
+        (
+            format!("SELECT count(*) FROM person WHERE person_id = {who}"),
+            0,
+        ),
+    ] {
+        let got = int(&env.researcher_sql(&permit, &sql).await.unwrap());
+        assert_eq!(got, want, "{sql}");
+    }
+
+    // The pseudonym function is in the plan, not in the session: SQL cannot call it (to
+    // pseudonymize chosen values), and the plan shows its name, never its key.
+    for sql in [
+        "SELECT agora_pseudonym(year_of_birth) FROM person",
+        "SELECT agora_pseudonym(1)",
+    ] {
+        assert!(env.researcher_sql(&permit, sql).await.is_err(), "{sql}");
+    }
+    let plan = env
+        .researcher_sql(&permit, "EXPLAIN SELECT person_id FROM person")
+        .await
+        .unwrap();
+    let plan = pretty_format_batches(&plan.batches).unwrap().to_string();
+    assert!(plan.contains("agora_pseudonym"), "{plan}");
+}
+
+/// Issue 14, item 3: two projects see the same person under unrelated ids, so their
+/// results cannot be joined; the same project sees the same ids in every session.
+#[tokio::test]
+async fn two_projects_see_unrelated_pseudonyms_for_the_same_persons() {
+    let env = env().await;
+    let first = env.active_permit(scope()).await;
+    let second = env.active_permit(scope()).await;
+    let ids = |permit: String| {
+        let env = &env;
+        async move {
+            ints(
+                &env.researcher_sql(&permit, "SELECT person_id FROM person ORDER BY 1")
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let a = ids(first.clone()).await;
+    let b = ids(second.clone()).await;
+    assert_eq!(a.len(), b.len());
+    assert!(!a.is_empty());
+    let b_set: HashSet<i64> = b.iter().copied().collect();
+    assert!(
+        a.iter().all(|x| !b_set.contains(x)),
+        "two projects share ids"
+    );
+    // The same persons nonetheless: the hub maps each project's ids back to one hub key.
+    let (pa, pb) = (env.pseudonyms(&first).await, env.pseudonyms(&second).await);
+    assert_ne!(pa, pb);
+    for &x in &a {
+        let key = pa.hub_key(x).unwrap();
+        assert!(b_set.contains(&pb.pseudonym(key).unwrap()));
+    }
+    // Stable across sessions of one project.
+    assert_eq!(ids(first).await, a);
 }

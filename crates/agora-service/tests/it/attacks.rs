@@ -193,7 +193,9 @@ struct Secrets {
     rare_year_n: i64,
     /// The most frequent year of birth.
     big_year: i64,
-    /// The target: a person born in `rare_year`, unique by date of birth.
+    /// The target: a person born in `rare_year`, unique by date of birth, as the project
+    /// knows them (the pseudonym of their hub key: the attacker may have seen it in an
+    /// earlier result).
     target: i64,
     month: i64,
     day: i64,
@@ -210,7 +212,7 @@ struct Secrets {
     meas: i64,
     meas_max: f64,
     meas_max_persons: i64,
-    /// The 20th smallest person key.
+    /// The 20th smallest person key as the project sees them (a pseudonym).
     id20: i64,
 }
 
@@ -288,11 +290,21 @@ async fn secrets(s: &Study) -> Secrets {
         ),
     )
     .await;
-    let id20 = truth_int(
-        s,
-        "SELECT person_id FROM person ORDER BY person_id LIMIT 1 OFFSET 19",
-    )
-    .await;
+    // The researcher sees person keys through the project's pseudonyms: the attacks use
+    // those (a raw hub key would find nobody, making them vacuous).
+    let pseudonyms = s.pseudonyms();
+    let target = pseudonyms.pseudonym(target).expect("a hub key");
+    let mut seen: Vec<i64> = truth(s, "SELECT person_id FROM person")
+        .await
+        .rows
+        .iter()
+        .map(|r| {
+            let key = r[0].as_deref().unwrap().parse().unwrap();
+            pseudonyms.pseudonym(key).expect("a hub key")
+        })
+        .collect();
+    seen.sort_unstable();
+    let id20 = seen[19];
     Secrets {
         total,
         rare_year,

@@ -233,3 +233,58 @@ async fn differential_privacy_noises_every_cell_repeats_itself_and_stops_when_sp
     assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
     assert!(e.to_string().contains("budget"), "{e}");
 }
+
+/// Issue 14, item 3, through the query service: the researcher's person keys are the
+/// project's pseudonyms. Filters on them work, hub keys find nobody, joins on them and
+/// disclosure control's person counts give the operator's answers on hub keys.
+#[tokio::test]
+async fn person_keys_are_pseudonyms_and_disclosure_control_still_counts_persons() {
+    let s = snds().await;
+    let pseudonyms = s.pseudonyms();
+    let hub_keys: Vec<i64> = rows(&s.truth("SELECT person_id FROM person").await)
+        .iter()
+        .map(|r| r[0].parse().unwrap())
+        .collect();
+    let some = &hub_keys[..25];
+    let list = |keys: &mut dyn Iterator<Item = i64>| {
+        keys.map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    let seen_as = list(&mut some.iter().map(|&k| pseudonyms.pseudonym(k).unwrap()));
+    let raw = list(&mut some.iter().copied());
+
+    // 25 persons named by their pseudonyms: a released count of 25.
+    let (out, _) = s
+        .ask(&format!(
+            "SELECT COUNT(*) AS n FROM person WHERE person_id IN ({seen_as})"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows(&out), [["25"]]);
+    // The same persons named by their hub keys: nobody (a hub key is not an id here).
+    let (out, _) = s
+        .ask(&format!(
+            "SELECT COUNT(*) AS n FROM person WHERE person_id IN ({raw})"
+        ))
+        .await
+        .unwrap();
+    assert_ne!(rows(&out), [["25"]]);
+
+    // A join on person_id and distinct-person counts per group: the operator's answer on
+    // hub keys, group by group (every group here has at least k persons).
+    let sql = "SELECT p.gender_concept_id, COUNT(DISTINCT c.person_id) AS persons, COUNT(*) AS n \
+               FROM condition_occurrence c JOIN person p ON p.person_id = c.person_id \
+               GROUP BY 1";
+    let (out, report) = s.ask(sql).await.unwrap();
+    let truth = rows(&s.truth(sql).await);
+    assert!(truth.iter().all(|r| r[1].parse::<i64>().unwrap() >= 10));
+    assert_eq!(rows(&out), truth, "{report:?}");
+
+    // Small groups are still withheld on re-keyed data: the persons behind each group are
+    // counted, whatever their ids.
+    let sql = "SELECT year_of_birth, COUNT(DISTINCT person_id) AS n FROM person GROUP BY 1";
+    let (out, report) = s.ask(sql).await.unwrap();
+    assert!(report.groups_withheld > 0, "{report:?}");
+    for r in rows(&out) {
+        assert!(r[1].parse::<i64>().unwrap() >= 10, "{r:?}");
+    }
+}

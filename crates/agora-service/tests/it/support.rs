@@ -55,6 +55,8 @@ pub(crate) struct Study {
     pub(crate) env: Env,
     pub(crate) researcher: agora_service::Authenticated,
     pub(crate) permit: String,
+    /// The project (application) the permit belongs to.
+    pub(crate) project: String,
 }
 
 pub(crate) async fn study(
@@ -188,6 +190,7 @@ pub(crate) async fn study(
         env: Env { _dir: dir, hub },
         researcher,
         permit: permit.id,
+        project: app,
     }
 }
 
@@ -215,6 +218,12 @@ impl Study {
         Ok((answer.collect().await?, disclosure))
     }
 
+    /// The permutation through which the project sees person keys, recomputed from the
+    /// hub's key file (what only the hub can do: tests translate hub keys with it).
+    pub(crate) fn pseudonyms(&self) -> agora_privacy::ProjectPseudonyms {
+        pseudonyms(&self.env.hub, &self.project)
+    }
+
     /// The operator's answer on the same release (the truth the tests compare with).
     pub(crate) async fn truth(&self, sql: &str) -> agora_service::QueryOutput {
         let op = operator(&self.env.hub).await;
@@ -232,4 +241,11 @@ impl Study {
             .unwrap();
         session.sql(sql).await.unwrap()
     }
+}
+
+/// Project `project`'s pseudonyms under `hub`'s secret, read from its key file.
+pub(crate) fn pseudonyms(hub: &Hub, project: &str) -> agora_privacy::ProjectPseudonyms {
+    let bytes = std::fs::read(hub.dir().hub_key()).unwrap();
+    let secret = agora_privacy::HubSecret::from_slice(&bytes).unwrap();
+    agora_privacy::ProjectPseudonyms::new(&secret, project)
 }
