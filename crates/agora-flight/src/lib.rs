@@ -290,10 +290,14 @@ fn schema_bytes(schema: &Schema) -> ServiceResult<prost::bytes::Bytes> {
     Ok(bytes)
 }
 
+/// The one answer for a ticket or prepared statement that is unknown, expired, or not the
+/// caller's (which of these is not said).
+fn unknown_handle() -> Status {
+    Status::invalid_argument("unknown or expired handle: plan the statement again")
+}
+
 fn handle_of(bytes: &[u8]) -> ServiceResult<Handle> {
-    Handle::from_bytes(bytes).ok_or_else(|| {
-        Status::invalid_argument("unknown or expired handle: plan the statement again")
-    })
+    Handle::from_bytes(bytes).ok_or_else(unknown_handle)
 }
 
 #[tonic::async_trait]
@@ -383,7 +387,7 @@ impl FlightSqlService for FlightSqlFront {
         let (sql, params) = self
             .state
             .prepared(&handle, &who.principal().name)
-            .ok_or_else(|| handle_of(&[]).unwrap_err())?;
+            .ok_or_else(unknown_handle)?;
         self.plan_flight(&who, &session, &sql, &params, request.into_inner())
             .await
     }
@@ -400,7 +404,7 @@ impl FlightSqlService for FlightSqlFront {
         let planned = self
             .state
             .take_pending(&handle, &who.principal().name)
-            .ok_or_else(|| handle_of(&[]).unwrap_err())?;
+            .ok_or_else(unknown_handle)?;
         let answer = planned.execute().await.map_err(status)?;
         let disclosure = answer.disclosure().cloned();
         let schema = answer.schema().clone();
@@ -478,7 +482,7 @@ impl FlightSqlService for FlightSqlFront {
         }
         let values = rows.pop().unwrap_or_default();
         if !self.state.bind(&handle, &who.principal().name, values) {
-            return Err(handle_of(&[]).unwrap_err());
+            return Err(unknown_handle());
         }
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(handle.to_bytes().into()),
