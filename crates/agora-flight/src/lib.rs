@@ -167,6 +167,15 @@ fn header<'r, T>(request: &'r Request<T>, name: &str) -> Option<&'r str> {
     request.metadata().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The permit a call names (its `x-agora-permit` header).
+fn permit_of<T>(request: &Request<T>) -> ServiceResult<String> {
+    header(request, PERMIT_HEADER)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| Status::invalid_argument(NO_PERMIT_HEADER))
+}
+
 impl FlightSqlFront {
     /// A service answering from `hub` under `limits`.
     pub fn new(hub: Hub, limits: QueryLimits) -> Self {
@@ -205,23 +214,22 @@ impl FlightSqlFront {
         let who = self.caller(request).await?;
         // Expired tickets give their running-statement slots back before this one plans.
         self.state.sweep();
-        let permit = header(request, PERMIT_HEADER)
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| Status::invalid_argument(NO_PERMIT_HEADER))?
-            .to_owned();
-        let session = self
-            .hub
+        let session = self.open(&who, permit_of(request)?).await?;
+        Ok((who, session))
+    }
+
+    /// A session of `who` on `permit`, which must be usable by them now.
+    async fn open(&self, who: &Authenticated, permit: String) -> ServiceResult<QuerySession> {
+        self.hub
             .query()
             .open(
-                &who,
+                who,
                 Target::Permit { id: permit },
                 Front::FlightSql,
                 self.limits.clone(),
             )
             .await
-            .map_err(status)?;
-        Ok((who, session))
+            .map_err(status)
     }
 
     /// Plans `sql` with `params` and answers the flight that will run it: its schema and a
@@ -229,6 +237,7 @@ impl FlightSqlFront {
     async fn plan_flight(
         &self,
         who: &Authenticated,
+        permit: String,
         session: &QuerySession,
         sql: &str,
         params: &[agora_service::Parameter],
@@ -236,9 +245,9 @@ impl FlightSqlFront {
     ) -> ServiceResult<Response<FlightInfo>> {
         let planned = session.plan_bound(sql, params).await.map_err(status)?;
         let schema = planned.schema().clone();
-        let handle = self
-            .state
-            .add_pending(Pending::new(who.principal().name.clone(), planned));
+        let handle =
+            self.state
+                .add_pending(Pending::new(who.principal().name.clone(), permit, planned));
         let ticket = TicketStatementQuery {
             statement_handle: handle.to_bytes().into(),
         };
@@ -373,8 +382,16 @@ impl FlightSqlService for FlightSqlFront {
         request: Request<FlightDescriptor>,
     ) -> ServiceResult<Response<FlightInfo>> {
         let (who, session) = self.session(&request).await?;
-        self.plan_flight(&who, &session, &query.query, &[], request.into_inner())
-            .await
+        let permit = permit_of(&request)?;
+        self.plan_flight(
+            &who,
+            permit,
+            &session,
+            &query.query,
+            &[],
+            request.into_inner(),
+        )
+        .await
     }
 
     async fn get_flight_info_prepared_statement(
@@ -388,7 +405,8 @@ impl FlightSqlService for FlightSqlFront {
             .state
             .prepared(&handle, &who.principal().name)
             .ok_or_else(unknown_handle)?;
-        self.plan_flight(&who, &session, &sql, &params, request.into_inner())
+        let permit = permit_of(&request)?;
+        self.plan_flight(&who, permit, &session, &sql, &params, request.into_inner())
             .await
     }
 
@@ -401,10 +419,13 @@ impl FlightSqlService for FlightSqlFront {
     > {
         let who = self.caller(&request).await?;
         let handle = handle_of(&ticket.statement_handle)?;
-        let planned = self
+        let (permit, planned) = self
             .state
             .take_pending(&handle, &who.principal().name)
             .ok_or_else(unknown_handle)?;
+        // The permit must still be usable: a ticket planned before a revocation or an
+        // expiry is not answered after it.
+        drop(self.open(&who, permit).await?);
         let answer = planned.execute().await.map_err(status)?;
         let disclosure = answer.disclosure().cloned();
         let schema = answer.schema().clone();

@@ -38,14 +38,17 @@ impl Handle {
 /// A statement planned by `GetFlightInfo`, run by the `DoGet` of its ticket.
 pub(crate) struct Pending {
     owner: String,
+    /// The permit it was planned on, checked again when the ticket is redeemed.
+    permit: String,
     planned: PlannedQuery,
     at: Instant,
 }
 
 impl Pending {
-    pub(crate) fn new(owner: String, planned: PlannedQuery) -> Self {
+    pub(crate) fn new(owner: String, permit: String, planned: PlannedQuery) -> Self {
         Self {
             owner,
+            permit,
             planned,
             at: Instant::now(),
         }
@@ -100,12 +103,16 @@ impl State {
         handle
     }
 
-    /// The planned statement of a ticket, once, for its owner only.
-    pub(crate) fn take_pending(&self, handle: &Handle, owner: &str) -> Option<PlannedQuery> {
+    /// The permit and planned statement of a ticket, once, for its owner only.
+    pub(crate) fn take_pending(
+        &self,
+        handle: &Handle,
+        owner: &str,
+    ) -> Option<(String, PlannedQuery)> {
         let mut pending = self.pending.lock().expect("tickets poisoned");
         match pending.get(handle) {
             Some(p) if p.owner == owner && p.at.elapsed() < TICKET_LIFETIME => {
-                pending.remove(handle).map(|p| p.planned)
+                pending.remove(handle).map(|p| (p.permit, p.planned))
             }
             _ => None,
         }
