@@ -3,6 +3,7 @@
 
 mod support;
 
+mod attacks;
 mod catalogue;
 mod cli;
 mod crash;

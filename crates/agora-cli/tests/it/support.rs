@@ -146,6 +146,31 @@ impl Hub {
         assert!(child.wait().unwrap().success());
     }
 
+    /// Every access event, as the service recorded it (newest first).
+    pub(crate) fn access_log(&self) -> Vec<agora_govern::AccessEvent> {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let store = agora_govern::MetaStore::open_sqlite(&self.data_dir().join("meta.db"))
+                .await
+                .unwrap();
+            store.recent_access_events(i64::MAX).await.unwrap()
+        })
+    }
+
+    /// Records the opt-out of the persons with these hub keys (as the operator would).
+    pub(crate) fn opt_out(&self, keys: &[i64]) {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let store = agora_govern::MetaStore::open_sqlite(&self.data_dir().join("meta.db"))
+                .await
+                .unwrap();
+            for &key in keys {
+                store
+                    .opt_out(key, agora_govern::OptOutChannel::Operator, "op")
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+
     /// `(front, outcome)` of every access event, oldest first.
     pub(crate) fn access_events(&self) -> Vec<(String, String)> {
         let url = format!("sqlite://{}", self.data_dir().join("meta.db").display());
