@@ -245,9 +245,14 @@ impl FlightSqlFront {
     ) -> ServiceResult<Response<FlightInfo>> {
         let planned = session.plan_bound(sql, params).await.map_err(status)?;
         let schema = planned.schema().clone();
-        let handle =
-            self.state
-                .add_pending(Pending::new(who.principal().name.clone(), permit, planned));
+        let pending = Pending::new(
+            who.principal().name.clone(),
+            permit,
+            sql.to_owned(),
+            params.to_vec(),
+            planned,
+        );
+        let handle = self.state.add_pending(pending);
         let ticket = TicketStatementQuery {
             statement_handle: handle.to_bytes().into(),
         };
@@ -419,13 +424,25 @@ impl FlightSqlService for FlightSqlFront {
     > {
         let who = self.caller(&request).await?;
         let handle = handle_of(&ticket.statement_handle)?;
-        let (permit, planned) = self
+        let pending = self
             .state
             .take_pending(&handle, &who.principal().name)
             .ok_or_else(unknown_handle)?;
-        // The permit must still be usable: a ticket planned before a revocation or an
-        // expiry is not answered after it.
-        drop(self.open(&who, permit).await?);
+        // Planned again on a fresh session: a revocation, expiry, amendment or opt-out
+        // recorded since `GetFlightInfo` applies to the answer. The first plan's running
+        // slot is given back first.
+        let schema = pending.planned.schema().clone();
+        drop(pending.planned);
+        let session = self.open(&who, pending.permit).await?;
+        let planned = session
+            .plan_bound(&pending.sql, &pending.params)
+            .await
+            .map_err(status)?;
+        if planned.schema() != &schema {
+            return Err(Status::failed_precondition(
+                "the permit changed since the statement was planned: plan it again",
+            ));
+        }
         let answer = planned.execute().await.map_err(status)?;
         let disclosure = answer.disclosure().cloned();
         let schema = answer.schema().clone();

@@ -35,20 +35,31 @@ impl Handle {
     }
 }
 
-/// A statement planned by `GetFlightInfo`, run by the `DoGet` of its ticket.
+/// A statement planned by `GetFlightInfo`, run by the `DoGet` of its ticket, which plans
+/// it again from its permit, text and parameters.
 pub(crate) struct Pending {
     owner: String,
-    /// The permit it was planned on, checked again when the ticket is redeemed.
-    permit: String,
-    planned: PlannedQuery,
+    pub(crate) permit: String,
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Parameter>,
+    /// Holds one of the owner's running-statement slots until the ticket is redeemed.
+    pub(crate) planned: PlannedQuery,
     at: Instant,
 }
 
 impl Pending {
-    pub(crate) fn new(owner: String, permit: String, planned: PlannedQuery) -> Self {
+    pub(crate) fn new(
+        owner: String,
+        permit: String,
+        sql: String,
+        params: Vec<Parameter>,
+        planned: PlannedQuery,
+    ) -> Self {
         Self {
             owner,
             permit,
+            sql,
+            params,
             planned,
             at: Instant::now(),
         }
@@ -103,16 +114,12 @@ impl State {
         handle
     }
 
-    /// The permit and planned statement of a ticket, once, for its owner only.
-    pub(crate) fn take_pending(
-        &self,
-        handle: &Handle,
-        owner: &str,
-    ) -> Option<(String, PlannedQuery)> {
+    /// The statement of a ticket, once, for its owner only.
+    pub(crate) fn take_pending(&self, handle: &Handle, owner: &str) -> Option<Pending> {
         let mut pending = self.pending.lock().expect("tickets poisoned");
         match pending.get(handle) {
             Some(p) if p.owner == owner && p.at.elapsed() < TICKET_LIFETIME => {
-                pending.remove(handle).map(|p| (p.permit, p.planned))
+                pending.remove(handle)
             }
             _ => None,
         }
