@@ -236,8 +236,13 @@ struct Facts {
     persons: i64,
     /// Persons with a condition who did not opt out.
     persons_with_conditions: i64,
-    /// Each year of birth of the release.
+    /// Each year of birth of the release, opted-out persons' years first.
     years: Vec<i64>,
+    permits: Permits,
+}
+
+/// Ray's permit and the other project's (Sam's), with their researchers' tokens.
+struct Permits {
     ray: Permit,
     sam: Permit,
 }
@@ -823,7 +828,7 @@ fn python() -> Option<String> {
         .filter(|p| !p.is_empty())
 }
 
-/// A hub with a generated release, 30 opted-out persons, Ray's and Sam's permits.
+/// A hub with a generated release of `persons` persons, Ray's and Sam's permits.
 fn hub_with_permits(persons: usize) -> (Hub, Permit, Permit) {
     let hub = Hub::init();
     let extract = hub.data_dir().join("samples/extract");
@@ -896,8 +901,7 @@ fn build_world() -> World {
             opted_out,
             persons_with_conditions,
             years,
-            ray,
-            sam,
+            permits: Permits { ray, sam },
         };
         let server = Server::start_with(
             &hub,
@@ -916,7 +920,7 @@ fn build_world() -> World {
         );
         let sent: Vec<Value> = attempts(&facts)
             .iter()
-            .map(|a| sent(&facts, a.name, &a.sql, a.who))
+            .map(|a| sent(&facts.permits, a.name, &a.sql, a.who))
             .collect();
         let mut outcomes = HashMap::new();
         let python = python();
@@ -944,7 +948,7 @@ fn build_world() -> World {
             }
         });
         let (_, log) = server.stop();
-        for secret in [&facts.ray.token, &facts.sam.token] {
+        for secret in [&facts.permits.ray.token, &facts.permits.sam.token] {
             assert!(
                 !log.contains(secret.as_str()),
                 "a token in the server's log"
@@ -964,7 +968,7 @@ fn name_of(sent: &Value) -> String {
 }
 
 /// An attempt as the clients take it: name, statement, user, token, permit.
-fn sent(f: &Facts, name: &str, sql: &str, who: Who) -> Value {
+fn sent(f: &Permits, name: &str, sql: &str, who: Who) -> Value {
     let (user, token, permit) = match who {
         Who::Researcher => ("ray", f.ray.token.as_str(), f.ray.id.as_str()),
         Who::OtherProjectsPermit => ("ray", f.ray.token.as_str(), f.sam.id.as_str()),
@@ -1223,9 +1227,13 @@ fn check_on(world: &World, a: &Attempt, front: Front, out: &Outcome) -> Result<(
             };
             let f = &world.facts;
             let plain = |m: &str, from: &str| {
-                let m = [f.ray.id.as_str(), f.sam.id.as_str(), UNKNOWN_PERMIT]
-                    .iter()
-                    .fold(m.to_owned(), |m, id| m.replace(id, "<permit>"));
+                let m = [
+                    f.permits.ray.id.as_str(),
+                    f.permits.sam.id.as_str(),
+                    UNKNOWN_PERMIT,
+                ]
+                .iter()
+                .fold(m.to_owned(), |m, id| m.replace(id, "<permit>"));
                 if from.is_empty() {
                     m
                 } else {
@@ -1324,10 +1332,13 @@ fn recorded(world: &World, a: &Attempt, front: Front, out: &Outcome) -> Result<(
 // ---------------------------------------------------------------------------------------
 // Attacks on open connections: the hub changes between two statements
 
+/// Persons of the hubs of attacks on open connections.
+const LIVE_PERSONS: i64 = 100;
+
 /// A hub with Ray's and Sam's permits, a server with every front, and Ray's clients.
 struct Live {
     hub: Hub,
-    facts: Facts,
+    permits: Permits,
     server: Server,
     flight: Option<Client>,
     pg: Option<Client>,
@@ -1335,7 +1346,7 @@ struct Live {
 
 impl Live {
     fn start(extra: &[&str]) -> Self {
-        let (hub, ray, sam) = hub_with_permits(100);
+        let (hub, ray, sam) = hub_with_permits(LIVE_PERSONS as usize);
         let mut args = vec![
             "--flight-listen",
             "127.0.0.1:0",
@@ -1356,19 +1367,9 @@ impl Live {
                 (None, None)
             }
         };
-        let facts = Facts {
-            data_dir: hub.data_dir().display().to_string(),
-            hub_keys: Vec::new(),
-            opted_out: Vec::new(),
-            persons: 100,
-            persons_with_conditions: 0,
-            years: Vec::new(),
-            ray,
-            sam,
-        };
         Self {
             hub,
-            facts,
+            permits: Permits { ray, sam },
             server,
             flight,
             pg,
@@ -1377,7 +1378,7 @@ impl Live {
 
     /// `sql` as Ray on his permit through every front, on the connections already open.
     fn ask(&mut self, name: &str, sql: &str) -> Vec<(Front, Outcome)> {
-        let a = sent(&self.facts, name, sql, Who::Researcher);
+        let a = sent(&self.permits, name, sql, Who::Researcher);
         let mut outcomes = vec![(Front::Http, http(&self.server, &a))];
         for (front, client) in [(Front::Flight, &mut self.flight), (Front::Pg, &mut self.pg)] {
             if let Some(client) = client {
@@ -1389,14 +1390,14 @@ impl Live {
 
     /// A Flight SQL ticket for `sql` (`GetFlightInfo` only), kept under `name`.
     fn plan_ticket(&mut self, name: &str, sql: &str) -> Option<Outcome> {
-        let mut a = sent(&self.facts, name, sql, Who::Researcher);
+        let mut a = sent(&self.permits, name, sql, Who::Researcher);
         a["op"] = json!("plan");
         Some(self.flight.as_mut()?.run(&[a]).remove(0))
     }
 
     /// The answer to the ticket `name` (`DoGet`).
     fn redeem_ticket(&mut self, name: &str) -> Option<Outcome> {
-        let mut a = sent(&self.facts, name, "", Who::Researcher);
+        let mut a = sent(&self.permits, name, "", Who::Researcher);
         a["op"] = json!("redeem");
         Some(self.flight.as_mut()?.run(&[a]).remove(0))
     }
@@ -1443,7 +1444,7 @@ fn a_revoked_permit_stops_open_connections_and_planned_tickets() {
     if let Some(planned) = live.plan_ticket("planned", COUNT) {
         assert!(matches!(planned, Outcome::Answered { .. }), "{planned:?}");
     }
-    let permit = live.facts.ray.id.clone();
+    let permit = live.permits.ray.id.clone();
     live.hub
         .ok(&["permit", "revoke", &permit, "--reason", "end of study"]);
     refused_on_open_connections(&live.ask("after", COUNT), Class::NoPermit, "42501");
@@ -1504,7 +1505,7 @@ fn an_opt_out_applies_to_a_ticket_planned_before_it() {
     let after = redeemed.single_int().unwrap();
     assert_eq!(
         after,
-        Some(live.facts.persons - OPTED_OUT as i64),
+        Some(LIVE_PERSONS - OPTED_OUT as i64),
         "a ticket planned before {OPTED_OUT} opt-outs: {redeemed:?}"
     );
 }
@@ -1521,7 +1522,7 @@ fn an_expiring_permit_stops_open_connections() {
         .to_owned();
     let expiry = chrono::Utc::now() + chrono::Duration::seconds(4);
     let amendment = json!({"expires_at": expiry.to_rfc3339()}).to_string();
-    let permit = live.facts.ray.id.clone();
+    let permit = live.permits.ray.id.clone();
     live.hub.ok_as(
         &rita,
         &[
@@ -1594,7 +1595,7 @@ fn per_user_limits_hold_across_fronts() {
     // Two PostgreSQL connections per user: the psycopg client has one open; a second
     // opens, a third is refused.
     let mut connect = |n: usize| {
-        let mut a = sent(&live.facts, "connect", "SELECT 1", Who::Researcher);
+        let mut a = sent(&live.permits, "connect", "SELECT 1", Who::Researcher);
         a["connection"] = json!(n);
         live.pg.as_mut().unwrap().run(&[a]).remove(0)
     };
