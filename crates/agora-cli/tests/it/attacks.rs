@@ -538,6 +538,12 @@ fn attempts(f: &Facts) -> Vec<Attempt> {
             }),
         ),
         attempt(
+            "cast_error_on_a_withheld_count",
+            "SELECT CASE WHEN COUNT(*) = 4 THEN CAST(CAST(COUNT(*) AS VARCHAR) || 'x' AS INT) ELSE 1 END AS x \
+             FROM person WHERE year_of_birth = 1976",
+            Either(nobody),
+        ),
+        attempt(
             "small_groups",
             "SELECT year_of_birth / 10 AS decade, gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1, 2",
             Answered(every_count_backed_by_k),
@@ -762,6 +768,9 @@ attack_tests!(
     explain_verbose,
     cast_error_carrying_a_value,
     division_by_zero_on_an_opted_out_persons_year,
+    #[ignore = "bug: an INT cell above a release point fails as an internal error (answer \
+                schema Int32, batch Int64), whatever the data; see the report"]
+    cast_error_on_a_withheld_count,
     small_groups,
     per_person_rows,
     opted_out_persons_not_counted,
