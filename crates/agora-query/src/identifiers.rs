@@ -164,18 +164,20 @@ impl TableRules<'_> {
         }
     }
 
-    /// For an OMOP integer column: `Some(Some(domain))` for a record number (the table's
+    /// For an integer column of a CDM table: `Some(Some(domain))` for a record number (the table's
     /// primary key or a column naming a person-level table's record), `Some(None)` for a
     /// polymorphic event id (its domain depends on another column), `None` otherwise.
     fn record_domain(&self, column: &ColumnDef) -> Option<Option<String>> {
-        if column.ty != ColumnType::Int64 || !self.model.starts_with("omop-cdm") {
+        // CDM tables wherever they are stored: an OMOP release, or the OMOP tables a FHIR
+        // release derives (whose record numbers are keyed resource ids).
+        let spec = agora_cdm::spec(agora_cdm::CdmVersion::V5_4);
+        if column.ty != ColumnType::Int64 || spec.table(&self.entry.name).is_none() {
             return None;
         }
         let name = column.name.to_ascii_lowercase();
         if name.ends_with("_event_id") || name == "fact_id_1" || name == "fact_id_2" {
             return Some(None);
         }
-        let spec = agora_cdm::spec(agora_cdm::CdmVersion::V5_4);
         spec.tables()
             .filter(|t| matches!(t.person_rows(), agora_cdm::PersonRows::Keyed(_)))
             .filter_map(|t| {
