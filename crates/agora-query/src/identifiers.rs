@@ -11,6 +11,7 @@
 //! | birth date or time | as stored | first day of the year |
 //! | other date or time (care, death) | as stored | first day of the month |
 //! | day or month of birth (`day_of_birth`, SNDS `BEN_NAI_MOI`) | as stored | absent |
+//! | free text (`note_text`, `note_title`, `snippet`, `*_text`, `comment`) | as stored | absent |
 //! | place (postal code, commune, address, city, coordinates, `location_id`) | as stored | absent |
 //!
 //! A permit's `precision` (per column: `exact`, `day`, `month`, `year`) overrides the
@@ -130,6 +131,7 @@ impl TableRules<'_> {
             lower.as_str(),
             "month_of_birth" | "day_of_birth" | "ben_nai_moi" | "birth_month" | "birth_day"
         ) || is_place(&tokens, &lower)
+            || (column.ty == ColumnType::Utf8 && is_free_text(&tokens, &lower))
         {
             Shown::Absent
         } else {
@@ -207,6 +209,15 @@ fn is_raw_fhir(entry: &TableEntry) -> bool {
         .map(|c| c.name.as_str())
         .collect();
     entry.name.starts_with("fhir_") && names == ["id", "person_id", "resource"]
+}
+
+/// Free text, which names people: OMOP notes (`note_text`, `note_title`), NLP snippets
+/// (`snippet`, `lexical_variant`), and any `*_text` or `comment` column.
+fn is_free_text(tokens: &[String], lower: &str) -> bool {
+    tokens
+        .last()
+        .is_some_and(|t| t == "text" || t == "comment" || t == "comments")
+        || matches!(lower, "note_title" | "snippet" | "lexical_variant")
 }
 
 /// Places: postal codes, communes, addresses, cities, counties, coordinates, and OMOP's
@@ -412,6 +423,33 @@ mod tests {
             precision: &BTreeMap::new(),
         };
         assert!(rules.shown(&view.schema.columns[3]).is_err());
+    }
+
+    #[test]
+    fn free_text_leaves_only_when_granted() {
+        use ColumnType::*;
+        let note = entry(
+            "note",
+            &[
+                ("note_text", Utf8),
+                ("note_title", Utf8),
+                ("note_source_value", Utf8),
+            ],
+        );
+        let rows = ReleasePolicy::PseudonymizedRows;
+        assert_eq!(
+            shown("omop-cdm-5.4", &note, rows, &[]),
+            [Shown::Absent, Shown::Absent, Shown::AsIs]
+        );
+        assert_eq!(
+            shown(
+                "omop-cdm-5.4",
+                &note,
+                rows,
+                &[("note_text", Precision::Exact)]
+            )[0],
+            Shown::AsIs
+        );
     }
 
     #[test]
