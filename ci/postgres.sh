@@ -57,13 +57,15 @@ if [ ! -f "$CONF" ]; then
     printf "listen_addresses = 'localhost'\nmax_connections = 300\n" | $SUDO tee "$CONF" >/dev/null
     if [ "$STATUS" = "online" ]; then
         log "restarting cluster to apply $CONF"
-        $SUDO pg_ctlcluster "$VERSION" "$CLUSTER" restart >&2
+        $SUDO pg_ctlcluster "$VERSION" "$CLUSTER" restart -- -t 300 >&2
         STATUS=online
     fi
 fi
 if [ "$STATUS" != "online" ]; then
     log "starting cluster $VERSION/$CLUSTER on port $PORT"
-    $SUDO pg_ctlcluster "$VERSION" "$CLUSTER" start >&2
+    # After an unclean stop the server fsyncs its data directory before it accepts
+    # connections, which takes minutes on a busy disk: wait up to 5 minutes, not pg_ctl's 60 s.
+    $SUDO pg_ctlcluster "$VERSION" "$CLUSTER" start -- -t 300 >&2
 fi
 
 as_postgres() {

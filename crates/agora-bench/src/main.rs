@@ -212,6 +212,7 @@ async fn study(
                 .map(|f| f.name().clone())
                 .collect(),
             row_filters: vec![],
+            precision: Default::default(),
         })
         .collect();
     let datasets = vec![DatasetScope {

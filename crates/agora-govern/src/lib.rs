@@ -80,8 +80,8 @@ pub use exports::{
 pub use optout::{OPT_OUT_RESERVATION, OptOutChannel, OptOutReceipt, OptOutStatus, RecordedOptOut};
 pub use permits::{
     DatasetScope, DisclosureProfile, DisclosureRules, DpPolicy, OutputPolicy, PERMIT_SCHEMA,
-    Permit, PermitAmendment, PermitGrant, PermitStatus, PermitTerms, PermitVersion,
-    ReleaseSelector, RowFilter, TableScope,
+    Permit, PermitAmendment, PermitGrant, PermitStatus, PermitTerms, PermitVersion, Precision,
+    ReleasePolicy, ReleaseSelector, RowFilter, TableScope,
 };
 pub use projects::{
     Application, ApplicationEvent, ApplicationForm, ApplicationState, DateRange, EventKind,

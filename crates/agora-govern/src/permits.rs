@@ -22,7 +22,7 @@
 //! not an applicant. Revocation: a reviewer who is not an applicant, or an operator; it
 //! closes the project.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -117,11 +117,39 @@ impl DpPolicy {
     }
 }
 
-/// What may leave the workspace, and under which rule: aggregates over persons only, each
-/// released cell checked against the disclosure profile.
+/// What kind of answer may leave the workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleasePolicy {
+    /// Aggregates over persons only, each released cell checked against the disclosure
+    /// profile (the default).
+    #[default]
+    Aggregates,
+    /// Individual-level rows, for projects approved for them (an SNDS-style extraction):
+    /// person keys shown as the project's pseudonyms only, the permit's columns only, and
+    /// potential identifiers (birth dates, care dates, places, record numbers) coarsened,
+    /// re-keyed or absent unless the permit grants them ([`TableScope::precision`]).
+    PseudonymizedRows,
+}
+
+impl ReleasePolicy {
+    /// The name permits use (`aggregates`, `pseudonymized-rows`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleasePolicy::Aggregates => "aggregates",
+            ReleasePolicy::PseudonymizedRows => "pseudonymized-rows",
+        }
+    }
+}
+
+/// What may leave the workspace, and under which rule: by default aggregates over persons
+/// only, each released cell checked against the disclosure profile; or pseudonymized rows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(from = "OutputPolicyDocument")]
 pub struct OutputPolicy {
+    /// Aggregates (the default) or pseudonymized rows.
+    #[serde(default)]
+    pub policy: ReleasePolicy,
     /// The disclosure-control rule outputs must pass.
     pub profile: DisclosureProfile,
     /// Minimum number of distinct persons behind a released cell; `None`: the profile's
@@ -184,6 +212,17 @@ impl OutputPolicy {
 
     fn validate(&self) -> Result<()> {
         let profile = self.profile;
+        if self.policy == ReleasePolicy::PseudonymizedRows
+            && (self.k.is_some()
+                || self.rounding.is_some()
+                || self.dominance_percent.is_some()
+                || self.dp.is_some())
+        {
+            return Err(invalid(
+                "output policy: k, rounding, dominance_percent and dp control aggregates; \
+                 a pseudonymized-rows policy releases rows and takes none of them",
+            ));
+        }
         if let Some(k) = self.k {
             if k < profile.min_k() || k > 1_000_000 {
                 return Err(invalid(format!(
@@ -257,6 +296,11 @@ impl OutputPolicy {
 /// own section (`dp_epsilon_budget`).
 #[derive(Deserialize)]
 struct OutputPolicyDocument {
+    #[serde(default)]
+    policy: ReleasePolicy,
+    /// Required by aggregates permits written before `policy` existed; the snds default
+    /// otherwise.
+    #[serde(default = "default_profile")]
     profile: DisclosureProfile,
     #[serde(default)]
     k: Option<u32>,
@@ -272,6 +316,10 @@ struct OutputPolicyDocument {
     dp_epsilon_budget: Option<f64>,
 }
 
+fn default_profile() -> DisclosureProfile {
+    DisclosureProfile::Snds
+}
+
 impl From<OutputPolicyDocument> for OutputPolicy {
     fn from(d: OutputPolicyDocument) -> Self {
         let legacy = d.dp_epsilon_budget.map(|epsilon_budget| DpPolicy {
@@ -282,6 +330,7 @@ impl From<OutputPolicyDocument> for OutputPolicy {
             sum_bound: None,
         });
         OutputPolicy {
+            policy: d.policy,
             profile: d.profile,
             k: d.k,
             rounding: d.rounding,
@@ -295,6 +344,7 @@ impl From<OutputPolicyDocument> for OutputPolicy {
 impl Default for OutputPolicy {
     fn default() -> Self {
         Self {
+            policy: ReleasePolicy::Aggregates,
             profile: DisclosureProfile::Snds,
             k: None,
             rounding: None,
@@ -368,7 +418,7 @@ impl RowFilter {
 }
 
 /// One table of a permit: the columns that may be read and the rows that may be seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TableScope {
     /// The table's name in the release.
     pub table: String,
@@ -377,6 +427,26 @@ pub struct TableScope {
     /// All filters apply (AND).
     #[serde(default)]
     pub row_filters: Vec<RowFilter>,
+    /// How precisely some of `columns` are shown, under any output policy. Under
+    /// `pseudonymized-rows`, potential identifiers not listed here get their default:
+    /// birth dates to the year, other dates to the month, places and birth day or month
+    /// absent; `exact` grants one as stored.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub precision: BTreeMap<String, Precision>,
+}
+
+/// How precisely a permitted column is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// As stored (a potential identifier the permit grants in full).
+    Exact,
+    /// Dates and times: the day, without the time.
+    Day,
+    /// Dates and times: the first day of the month.
+    Month,
+    /// Dates and times: the first day of the year.
+    Year,
 }
 
 /// One dataset of a permit.
@@ -1318,6 +1388,12 @@ impl MetaStore {
                 for f in &t.row_filters {
                     validate_filter(f)?;
                 }
+                if let Some(c) = t.precision.keys().find(|c| !columns.contains(c)) {
+                    return Err(invalid(format!(
+                        "permit: table {} sets the precision of column {c}, which it does not allow",
+                        t.table
+                    )));
+                }
             }
         }
         if terms.expires_at <= now {
@@ -1450,6 +1526,7 @@ mod tests {
                             to: None,
                         },
                     ],
+                    precision: Default::default(),
                 }],
             }],
             expires_at: Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
@@ -1470,6 +1547,44 @@ mod tests {
         assert_eq!(back, terms);
         let pinned: ReleaseSelector = serde_json::from_str(r#"{"number":3}"#).unwrap();
         assert_eq!(pinned, ReleaseSelector::Number(3));
+    }
+
+    #[test]
+    fn a_pseudonymized_rows_policy_reads_alone_and_takes_no_aggregate_rule() {
+        let rows: OutputPolicy =
+            serde_json::from_str(r#"{"policy": "pseudonymized-rows"}"#).unwrap();
+        assert_eq!(rows.policy, ReleasePolicy::PseudonymizedRows);
+        assert_eq!(rows.profile, DisclosureProfile::Snds);
+        rows.validate().unwrap();
+        let json = serde_json::to_value(rows).unwrap();
+        assert_eq!(json["policy"], "pseudonymized-rows");
+        // Stored permits without the field are aggregates permits.
+        let old: OutputPolicy = serde_json::from_str(r#"{"profile": "ohdsi"}"#).unwrap();
+        assert_eq!(old.policy, ReleasePolicy::Aggregates);
+        let with_k = OutputPolicy {
+            k: Some(20),
+            ..rows
+        };
+        assert!(
+            with_k
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("takes none")
+        );
+        // A precision is read by column; an unknown one is refused.
+        let scope: TableScope = serde_json::from_str(
+            r#"{"table": "person", "columns": ["birth_datetime"],
+                "precision": {"birth_datetime": "month"}}"#,
+        )
+        .unwrap();
+        assert_eq!(scope.precision["birth_datetime"], Precision::Month);
+        assert!(
+            serde_json::from_str::<TableScope>(
+                r#"{"table": "t", "columns": ["d"], "precision": {"d": "week"}}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

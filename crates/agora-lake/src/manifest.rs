@@ -81,6 +81,17 @@ pub struct TableEntry {
     /// The table's Parquet files; at least one, even for an empty table, so readers see the
     /// schema.
     pub files: Vec<DataFile>,
+    /// Columns holding hub person keys (`BIGINT`) under names of the producer's model
+    /// (Table Schema person identifiers such as `BEN_NIR_PSA`), the one opt-outs apply
+    /// through first. Empty when the model's own convention says it (`person_id`, the
+    /// CDM's `subject_id`) and in manifests written before the field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub person_columns: Vec<String>,
+    /// Text columns holding resource keys or references (a FHIR table's `id`, view columns
+    /// computed by `getResourceKey()`/`getReferenceKey()`): re-keyed for each project.
+    /// `None` where the model has none, and in FHIR manifests written before the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_text_columns: Option<Vec<String>>,
 }
 
 /// One Parquet file of a table.

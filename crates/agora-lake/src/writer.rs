@@ -214,6 +214,8 @@ impl TableWriter {
             name: self.name,
             schema: self.schema,
             files: self.files,
+            person_columns: Vec::new(),
+            key_text_columns: None,
         })
     }
 

@@ -46,6 +46,19 @@
 //!
 //! Values that are not hub keys (`≤ 0`) have no pseudonym: the batch function writes `0`
 //! for them, which is never a pseudonym.
+//!
+//! ## Record numbers and keys held as text
+//!
+//! Rows that leave the hub (the `pseudonymized-rows` output policy) carry more than person
+//! keys that two projects could match: record numbers (an OMOP `visit_occurrence_id` is the
+//! same in every project) and keys stored as text (a FHIR Patient's `id` is its hub key,
+//! other resources' ids are hub-wide keyed ids). [`PseudonymKeys::records`] gives one more
+//! permutation per project and record domain (`HMAC(M, 0xff || u32_be(len(project)) ||
+//! project || u32_be(len(domain)) || domain)`; a project id's derivation input starts with
+//! a zero byte, so the two never meet), and [`ProjectPseudonyms::rekey_text`] re-keys a text
+//! key: a decimal hub key becomes its pseudonym in decimal (so a FHIR Patient id still
+//! matches `person_id`), anything else the first 128 bits of an HMAC under a text key of
+//! the project (`HMAC(M, 0xfe || ...)`), in hex; `Type/<id>` keeps its type.
 
 use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit};
@@ -108,9 +121,44 @@ impl PseudonymKeys {
         key.copy_from_slice(&out[..16]);
         let mut id = [0u8; 16];
         id.copy_from_slice(&out[16..]);
+        let mut text = self.master.clone();
+        text.update(&[0xfe]);
+        text.update(&len.to_be_bytes());
+        text.update(project_id.as_bytes());
+        let text = text.finalize().into_bytes();
         ProjectPseudonyms {
             cipher: Aes128::new(&key.into()),
             id,
+            text: <Hmac<Sha256> as Mac>::new_from_slice(&text)
+                .expect("HMAC accepts any key length"),
+        }
+    }
+
+    /// The permutation of project `project_id` for the record numbers of `domain` (an OMOP
+    /// table's primary key, e.g. `visit_occurrence_id`, and every column referring to it).
+    pub fn records(&self, project_id: &str, domain: &str) -> ProjectPseudonyms {
+        let mut input = vec![0xff];
+        for part in [project_id, domain] {
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            input.extend_from_slice(&len.to_be_bytes());
+            input.extend_from_slice(part.as_bytes());
+        }
+        // The same derivation as a project's, on an input no project id produces.
+        let mut mac = self.master.clone();
+        mac.update(&input);
+        let out = mac.finalize().into_bytes();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&out[..16]);
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&out[16..]);
+        let mut text = self.master.clone();
+        text.update(&[0xfd]);
+        text.update(&input);
+        ProjectPseudonyms {
+            cipher: Aes128::new(&key.into()),
+            id,
+            text: <Hmac<Sha256> as Mac>::new_from_slice(&text.finalize().into_bytes())
+                .expect("HMAC accepts any key length"),
         }
     }
 }
@@ -123,6 +171,8 @@ pub struct ProjectPseudonyms {
     /// The other half of the derivation's output: tells two projects' permutations apart
     /// (equality, hashing) and reveals nothing about the AES key.
     id: [u8; 16],
+    /// Keys text keys ([`ProjectPseudonyms::rekey_text`]).
+    text: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for ProjectPseudonyms {
@@ -157,6 +207,33 @@ impl ProjectPseudonyms {
         let mut out = [0i64];
         self.pseudonymize(&[key], &mut out);
         (out[0] != 0).then_some(out[0])
+    }
+
+    /// A key held as text, re-keyed for the project: a hub key in canonical decimal becomes
+    /// its pseudonym in decimal, `Type/<id>` becomes `Type/<re-keyed id>`, anything else 32
+    /// hex digits of a keyed hash. The same text always gives the same result in one
+    /// project, and different keys different results (but for 128-bit hash collisions).
+    pub fn rekey_text(&self, value: &str) -> String {
+        if let Ok(key) = value.parse::<i64>()
+            && key >= 1
+            && key.to_string() == value
+        {
+            return self
+                .pseudonym(key)
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+        }
+        if let Some((ty, id)) = value.split_once('/')
+            && !ty.is_empty()
+            && ty.bytes().all(|b| b.is_ascii_alphabetic())
+            && !id.is_empty()
+            && !id.contains('/')
+        {
+            return format!("{ty}/{}", self.rekey_text(id));
+        }
+        let mut mac = self.text.clone();
+        mac.update(value.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// The hub person key whose pseudonym is `pseudonym`; `None` unless `pseudonym ≥ 1`.
@@ -299,6 +376,46 @@ mod tests {
 
     fn project(byte: u8, id: &str) -> ProjectPseudonyms {
         ProjectPseudonyms::new(&HubSecret::from_bytes([byte; 32]), id)
+    }
+
+    #[test]
+    fn text_keys_are_re_keyed_consistently_with_person_keys() {
+        let p = project(1, "app-1");
+        let q = project(1, "app-2");
+        // A FHIR Patient id (a hub key in decimal) becomes the pseudonym person_id shows.
+        assert_eq!(
+            p.rekey_text("12345"),
+            p.pseudonym(12345).unwrap().to_string()
+        );
+        assert_eq!(
+            p.rekey_text("Patient/12345"),
+            format!("Patient/{}", p.pseudonym(12345).unwrap())
+        );
+        // Other ids: a keyed hash per project, stable, distinct per input.
+        let e = p.rekey_text("3f2a9c");
+        assert_eq!(e.len(), 32);
+        assert_eq!(e, p.rekey_text("3f2a9c"));
+        assert_ne!(e, p.rekey_text("3f2a9d"));
+        assert_ne!(e, q.rekey_text("3f2a9c"));
+        assert_ne!(
+            p.rekey_text("Encounter/3f2a9c"),
+            q.rekey_text("Encounter/3f2a9c")
+        );
+        // Not a canonical key: hashed, never read as the key.
+        assert_ne!(p.rekey_text("012345"), p.rekey_text("12345"));
+        assert_eq!(p.rekey_text("0").len(), 32);
+    }
+
+    #[test]
+    fn record_permutations_differ_by_project_and_domain() {
+        let keys = PseudonymKeys::new(&HubSecret::from_bytes([3; 32]));
+        let visits = keys.records("app-1", "visit_occurrence_id");
+        assert_ne!(visits, keys.project("app-1"));
+        assert_ne!(visits, keys.records("app-2", "visit_occurrence_id"));
+        assert_ne!(visits, keys.records("app-1", "condition_occurrence_id"));
+        assert_eq!(visits, keys.records("app-1", "visit_occurrence_id"));
+        let v = visits.pseudonym(42).unwrap();
+        assert_eq!(visits.hub_key(v), Some(42));
     }
 
     #[test]

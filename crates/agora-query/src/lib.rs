@@ -32,6 +32,7 @@ mod barrier;
 mod disclosure;
 mod error;
 mod guard;
+mod identifiers;
 mod limits;
 mod params;
 mod permit;

@@ -31,12 +31,13 @@
 //!
 //! Disclosure control wraps the query's output (`crate::disclosure`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use agora_core::{ColumnType, DatasetName};
 use agora_govern::{
-    DisclosureRules, MetaStore, OutputPolicy, ReleaseSelector, RowFilter, TableScope,
+    DisclosureRules, MetaStore, OutputPolicy, Precision, ReleasePolicy, ReleaseSelector, RowFilter,
+    TableScope,
 };
 use agora_lake::{Lake, ReleaseManifest, TableEntry};
 use agora_privacy::{ProjectPseudonyms, PseudonymKeys};
@@ -50,7 +51,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
 use crate::barrier::PolicyTable;
 use crate::disclosure::{DpRun, Ledger, PersonTables, Protection};
-use crate::pseudonym::pseudonym_expr;
+use crate::identifiers::{Shown, TableRules};
+use crate::pseudonym::{pseudonym_expr, rekey_text_expr};
 use crate::workspace::{Planned, QueryLimits, QueryOutput, Session};
 use crate::{Error, QueryEngine, Result};
 
@@ -79,6 +81,8 @@ pub struct PermitScope {
     project_id: String,
     /// The project's person-key pseudonyms.
     pseudonyms: Arc<ProjectPseudonyms>,
+    /// Derives the project's record-number permutations (`pseudonymized-rows`).
+    keys: PseudonymKeys,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +149,7 @@ impl PermitScope {
             output: permit.terms.output,
             meta: meta.clone(),
             pseudonyms: Arc::new(pseudonyms.project(&permit.application_id)),
+            keys: pseudonyms.clone(),
             project_id: permit.application_id,
         })
     }
@@ -218,6 +223,10 @@ impl QueryEngine {
         let mut tables = Vec::new();
         let mut schemas = Vec::new();
         let mut persons = PersonTables::default();
+        let mut keys = Rekeying {
+            scope: &scope,
+            records: HashMap::new(),
+        };
         for release in &scope.releases {
             let schema = release.dataset.as_str();
             if catalog.schema(schema).is_none() {
@@ -234,10 +243,11 @@ impl QueryEngine {
                 })?;
                 let (plan, tagged) = scoped_plan(
                     &session,
+                    &release.manifest.source.model,
                     entry,
                     table,
                     opted_out.as_ref(),
-                    &scope.pseudonyms,
+                    &mut keys,
                 )?;
                 let provider: Arc<dyn datafusion::catalog::TableProvider> =
                     Arc::new(PolicyTable::new(plan));
@@ -312,6 +322,19 @@ impl PermitWorkspace {
             .await
     }
 
+    /// Plans one statement under the `pseudonymized-rows` output policy: its answer's rows
+    /// leave as computed over the policy tables, whose person keys are the project's
+    /// pseudonyms and whose potential identifiers are already minimised
+    /// ([`crate::identifiers`]). Refused unless the permit's policy is that one.
+    pub async fn plan_rows(&self, sql: &str) -> Result<Planned> {
+        if self.scope.output.policy != ReleasePolicy::PseudonymizedRows {
+            return Err(Error::Permit(
+                "the permit's output policy releases aggregates only".into(),
+            ));
+        }
+        self.session.plan(sql).await
+    }
+
     /// The noise differential privacy draws from (keyed by the hub secret); without it, a
     /// permit with a differential-privacy policy answers nothing.
     pub fn with_noise(mut self, noise: agora_privacy::NoiseSource) -> Self {
@@ -345,14 +368,32 @@ impl PermitWorkspace {
 /// Name of the hidden last column of a person-level table's tagged twin.
 const PERSON_TAG: &str = "__agora_person";
 
+/// The project's re-keying functions, shared by every table of a workspace.
+struct Rekeying<'a> {
+    scope: &'a PermitScope,
+    /// One permutation per record domain (`visit_occurrence_id`...).
+    records: HashMap<String, Arc<ProjectPseudonyms>>,
+}
+
+impl Rekeying<'_> {
+    fn record(&mut self, domain: &str) -> Arc<ProjectPseudonyms> {
+        let scope = self.scope;
+        self.records
+            .entry(domain.to_owned())
+            .or_insert_with(|| Arc::new(scope.keys.records(&scope.project_id, domain)))
+            .clone()
+    }
+}
+
 /// The view plan of one permitted table, and for a person-level table its tagged twin
 /// (the same plan yielding the person key as a last column) with the key column's name.
 fn scoped_plan(
     session: &Session,
+    model: &str,
     entry: &TableEntry,
     scope: &TableScope,
     opted_out: Option<&LogicalPlan>,
-    pseudonyms: &Arc<ProjectPseudonyms>,
+    keys: &mut Rekeying<'_>,
 ) -> Result<(LogicalPlan, Option<(LogicalPlan, String)>)> {
     let err = |e| session.error(e);
     let provider = session.listing_table(entry)?;
@@ -362,34 +403,11 @@ fn scoped_plan(
     for filter in &scope.row_filters {
         plan = plan.filter(filter_expr(entry, filter)?).map_err(err)?;
     }
-    // The column naming each row's person: `person_id`, or the CDM's own for the table
-    // (`cohort.subject_id`, re-keyed at ingest like `person_id`). OMOP tables whose rows
-    // concern a person without such a column (they link through another table's key)
-    // cannot be reached by the opt-out anti-join, so they cannot be granted yet.
-    let cdm = agora_cdm::spec(agora_cdm::CdmVersion::V5_4).table(&entry.name);
-    let key_name = match cdm.map(|t| t.person_rows()) {
-        _ if entry.schema.index_of(PERSON_KEY).is_some() => Some(PERSON_KEY),
-        Some(agora_cdm::PersonRows::Keyed(column)) if entry.schema.index_of(column).is_some() => {
-            Some(column)
-        }
-        Some(agora_cdm::PersonRows::Keyed(_) | agora_cdm::PersonRows::WithoutKey) => {
-            return Err(Error::Permit(format!(
-                "table {} holds person-level rows without a person column, so opt-outs \
-                 cannot be applied to it; it cannot be granted yet",
-                entry.name
-            )));
-        }
-        _ => None,
-    };
-    let person_key = key_name.and_then(|name| entry.schema.columns.iter().find(|c| c.name == name));
-    if let Some(key) = person_key
-        && key.ty != ColumnType::Int64
-    {
-        return Err(Error::Permit(format!(
-            "table {} has a {} column that is not a hub person key",
-            entry.name, key.name
-        )));
-    }
+    let person_keys = person_columns(entry)?;
+    // The first person column is the one opt-outs and disclosure control go by.
+    let person_key = person_keys
+        .first()
+        .and_then(|name| entry.schema.columns.iter().find(|c| c.name == *name));
     if let (Some(key), Some(opted_out)) = (person_key, opted_out) {
         plan = plan
             .join(
@@ -403,30 +421,41 @@ fn scoped_plan(
             )
             .map_err(err)?;
     }
+    let rules = TableRules {
+        model,
+        entry,
+        person_keys: &person_keys,
+        policy: keys.scope.output.policy,
+        precision: &scope.precision,
+    };
     let mut seen = HashSet::new();
     let mut projection = Vec::with_capacity(scope.columns.len());
     for name in &scope.columns {
-        if entry.schema.index_of(name).is_none() {
+        let Some(def) = entry.schema.columns.iter().find(|c| c.name == *name) else {
             return Err(Error::Permit(format!(
                 "the permit allows column {name} of table {}, which the release does not have",
                 entry.name
             )));
+        };
+        if !seen.insert(name.as_str()) {
+            continue;
         }
-        if seen.insert(name.as_str()) {
-            let column = Expr::Column(Column::new(Some(entry.name.as_str()), name));
-            // The person key is shown as the project's pseudonym: above the opt-out
-            // anti-join and the row filters, which compare hub keys.
-            projection.push(match person_key {
-                Some(key) if key.name == *name => {
-                    pseudonym_expr(pseudonyms, column).alias(name.as_str())
-                }
-                _ => column,
-            });
-        }
+        let column = Expr::Column(Column::new(Some(entry.name.as_str()), name));
+        // Keys are shown re-keyed and identifiers minimised above the opt-out anti-join
+        // and the row filters, which compare what is stored.
+        let shown = match rules.shown(def)? {
+            Shown::AsIs => column,
+            Shown::Person => pseudonym_expr(&keys.scope.pseudonyms, column),
+            Shown::Record(domain) => pseudonym_expr(&keys.record(&domain), column),
+            Shown::TextKey => rekey_text_expr(&keys.scope.pseudonyms, column),
+            Shown::Truncated(precision) => truncated(column, precision, def.ty),
+            Shown::Absent => continue,
+        };
+        projection.push(shown.alias(name.as_str()));
     }
     if projection.is_empty() {
         return Err(Error::Permit(format!(
-            "the permit allows no column of table {}",
+            "the permit allows no column of table {} that may be shown",
             entry.name
         )));
     }
@@ -456,6 +485,63 @@ fn scoped_plan(
         .build()
         .map_err(err)?;
     Ok((plan, tagged))
+}
+
+/// The columns of `entry` holding hub person keys: those the release records (Table
+/// Schema person identifiers), else `person_id`, else the CDM's own for the table
+/// (`cohort.subject_id`, re-keyed at ingest like `person_id`). OMOP tables whose rows
+/// concern a person without such a column (they link through another table's key) cannot
+/// be reached by the opt-out anti-join, so they cannot be granted yet.
+fn person_columns(entry: &TableEntry) -> Result<Vec<String>> {
+    let names: Vec<String> = if !entry.person_columns.is_empty() {
+        entry.person_columns.clone()
+    } else {
+        let cdm = agora_cdm::spec(agora_cdm::CdmVersion::V5_4).table(&entry.name);
+        match cdm.map(|t| t.person_rows()) {
+            _ if entry.schema.index_of(PERSON_KEY).is_some() => vec![PERSON_KEY.to_owned()],
+            Some(agora_cdm::PersonRows::Keyed(column))
+                if entry.schema.index_of(column).is_some() =>
+            {
+                vec![column.to_owned()]
+            }
+            Some(agora_cdm::PersonRows::Keyed(_) | agora_cdm::PersonRows::WithoutKey) => {
+                return Err(Error::Permit(format!(
+                    "table {} holds person-level rows without a person column, so opt-outs \
+                     cannot be applied to it; it cannot be granted yet",
+                    entry.name
+                )));
+            }
+            _ => vec![],
+        }
+    };
+    for name in &names {
+        let ty = entry
+            .schema
+            .columns
+            .iter()
+            .find(|c| c.name == *name)
+            .map(|c| c.ty);
+        if ty != Some(ColumnType::Int64) {
+            return Err(Error::Permit(format!(
+                "table {} has a {name} column that is not a hub person key",
+                entry.name
+            )));
+        }
+    }
+    Ok(names)
+}
+
+/// `column` truncated to `precision`, keeping its type (a date stays a date).
+fn truncated(column: Expr, precision: Precision, ty: ColumnType) -> Expr {
+    let unit = match precision {
+        Precision::Exact | Precision::Day => "day",
+        Precision::Month => "month",
+        Precision::Year => "year",
+    };
+    datafusion::logical_expr::cast(
+        datafusion::functions::expr_fn::date_trunc(lit(unit), column),
+        ty.arrow_type(),
+    )
 }
 
 /// The opted-out keys as a one-column relation, or `None` when nobody opted out.

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use agora_privacy::ProjectPseudonyms;
-use datafusion::arrow::array::{Array, AsArray, Int64Array};
+use datafusion::arrow::array::{Array, AsArray, Int64Array, StringArray};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
@@ -82,6 +82,59 @@ impl ScalarUDFImpl for Pseudonym {
                 ))))
             }
         }
+    }
+}
+
+/// `agora_rekey(expr)` under `keys`: a text key column (FHIR ids and references) re-keyed
+/// for the project ([`ProjectPseudonyms::rekey_text`]).
+pub(crate) fn rekey_text_expr(keys: &Arc<ProjectPseudonyms>, expr: Expr) -> Expr {
+    let udf = ScalarUDF::new_from_impl(RekeyText {
+        keys: keys.clone(),
+        signature: Signature::string(1, Volatility::Immutable),
+    });
+    udf.call(vec![expr])
+}
+
+/// Shown in plans; not a name SQL can call.
+const REKEY_NAME: &str = "agora_rekey";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RekeyText {
+    keys: Arc<ProjectPseudonyms>,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RekeyText {
+    fn name(&self) -> &str {
+        REKEY_NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else {
+            return exec_err!("{REKEY_NAME} takes one argument");
+        };
+        // Whatever string layout the scan produced (Utf8, Utf8View...).
+        let array = arg.to_array(args.number_rows)?;
+        let text = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let out: StringArray = text
+            .iter()
+            .map(|v| v.map(|v| self.keys.rekey_text(v)))
+            .collect();
+        Ok(match arg {
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            }
+            ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
+        })
     }
 }
 

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use agora_core::{DatasetName, ErrorKind, HasKind};
-use agora_govern::{MetaStore, Principal, Role};
+use agora_govern::{MetaStore, Principal, ReleasePolicy, Role};
 use agora_lake::Lake;
 use agora_query::{
     Disclosure, Grant, Parameter, PermitScope, PermitWorkspace, Planned, QueryEngine, QueryLimits,
@@ -354,7 +354,11 @@ impl QueryService {
                     permit_id: scope.permit_id().to_owned(),
                     version: scope.permit_version(),
                 };
-                let output = OutputStep::Aggregates(scope.output_policy().rules());
+                let policy = scope.output_policy();
+                let output = match policy.policy {
+                    ReleasePolicy::Aggregates => OutputStep::Aggregates(policy.rules()),
+                    ReleasePolicy::PseudonymizedRows => OutputStep::Rows,
+                };
                 let ws = self
                     .engine
                     .permit_workspace(scope, limits)

@@ -55,6 +55,11 @@ fn world() -> World {
 
 /// A world whose permit grants the tables `tables` lists (given the hub, after ingest).
 fn world_granting(tables: impl FnOnce(&Hub) -> Value) -> World {
+    world_with(tables, json!({"profile": "snds"}))
+}
+
+/// As [`world_granting`], under the output policy `output`.
+fn world_with(tables: impl FnOnce(&Hub) -> Value, output: Value) -> World {
     let hub = Hub::init();
     let extract = hub.data_dir().join("samples/extract");
     hub.ok(&[
@@ -67,7 +72,7 @@ fn world_granting(tables: impl FnOnce(&Hub) -> Value) -> World {
     ]);
     hub.ingest("demo", &extract);
     let grant = json!({"datasets": [{"dataset": "demo", "release": "latest_at_activation",
-        "tables": tables(&hub)}]});
+        "tables": tables(&hub)}], "output": output});
     let Permit { id: permit, token } = researcher_permit(&hub, "ray", &grant);
     // Ray has a local password too (a PostgreSQL password may be it).
     hub.set_password("ray", RAY_PASSWORD.trim_end());
@@ -757,4 +762,76 @@ with psycopg.connect(os.environ["AGORA_PG_DSN"], autocommit=True) as c:
         after <= before - 20,
         "{before} persons before 30 opted out, {after} after"
     );
+}
+
+/// Issue 14, item 4: a `pseudonymized-rows` permit releases rows through psql — person keys
+/// as the project's pseudonyms, birth dates to the year, care dates to the month, the
+/// address absent — and each statement is still recorded.
+#[test]
+fn a_pseudonymized_rows_permit_releases_minimised_rows() {
+    if !have_psql() {
+        return;
+    }
+    let w = world_with(
+        |_| {
+            json!([
+                {"table": "person", "columns": ["person_id", "year_of_birth", "birth_datetime", "location_id"]},
+                {"table": "visit_occurrence", "columns": ["person_id", "visit_start_date"]}
+            ])
+        },
+        json!({"policy": "pseudonymized-rows"}),
+    );
+    let rows = psql_ok(
+        &w,
+        &[
+            "-t",
+            "-c",
+            "SELECT person_id, year_of_birth, birth_datetime FROM person",
+        ],
+    );
+    let rows: Vec<&str> = rows.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 300);
+    let stored = w.hub.ok(&[
+        "sql",
+        "--dataset",
+        "demo",
+        "--format",
+        "csv",
+        "SELECT person_id FROM person",
+    ]);
+    let stored: std::collections::HashSet<&str> = stored.lines().skip(1).collect();
+    for row in &rows {
+        let fields: Vec<&str> = row.split('|').collect();
+        assert!(
+            !stored.contains(fields[0]),
+            "a stored person key left the hub"
+        );
+        if !fields[2].is_empty() {
+            // pgwire writes microseconds even when zero.
+            let birth = fields[2].trim_end_matches(".000000");
+            assert_eq!(birth, format!("{}-01-01 00:00:00", fields[1]), "{row}");
+        }
+    }
+    let days = psql_ok(
+        &w,
+        &[
+            "-t",
+            "-c",
+            "SELECT count(*) FROM visit_occurrence WHERE extract(day FROM visit_start_date) <> 1",
+        ],
+    );
+    assert_eq!(days.trim(), "0");
+    psql_err(
+        &w,
+        &w.permit,
+        &w.token,
+        &["-c", "SELECT location_id FROM person"],
+    );
+    let answered = w
+        .hub
+        .access_events()
+        .into_iter()
+        .filter(|(front, outcome)| front == "postgres" && outcome == "answered")
+        .count();
+    assert!(answered >= 2, "{answered} answers recorded");
 }

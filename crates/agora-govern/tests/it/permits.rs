@@ -19,6 +19,7 @@ fn claims_scope(release: ReleaseSelector) -> DatasetScope {
                 column: "drug_concept_id".into(),
                 values: vec![1_503_297, 1_502_826],
             }],
+            precision: Default::default(),
         }],
     }
 }
@@ -451,6 +452,7 @@ async fn activation_needs_a_release_for_latest_scopes() {
                 table: "t".into(),
                 columns: vec!["c".into()],
                 row_filters: vec![],
+                precision: Default::default(),
             }],
         });
         h.approve_application(&h.rev1, &id, g, None).await.unwrap();

@@ -292,6 +292,7 @@ pub(crate) fn grant() -> PermitGrant {
                         max_age: None,
                         at_year: 2026,
                     }],
+                    precision: Default::default(),
                 },
                 TableScope {
                     table: "condition_occurrence".into(),
@@ -305,6 +306,7 @@ pub(crate) fn grant() -> PermitGrant {
                         from: NaiveDate::from_ymd_opt(2015, 1, 1),
                         to: NaiveDate::from_ymd_opt(2024, 12, 31),
                     }],
+                    precision: Default::default(),
                 },
             ],
         }],

@@ -536,7 +536,20 @@ pub(super) fn all() -> Value {
         "TableScope".into(),
         object(
             &[("table", string()), ("columns", array(string()))],
-            &[("row_filters", array(r("RowFilter")))],
+            &[
+                ("row_filters", array(r("RowFilter"))),
+                (
+                    "precision",
+                    json!({
+                        "type": "object",
+                        "description": "How precisely some permitted columns are shown; under \
+                                        pseudonymized-rows, potential identifiers not listed get \
+                                        the defaults (birth dates: year, other dates: month, \
+                                        places: absent)",
+                        "additionalProperties": enumeration(&["exact", "day", "month", "year"]),
+                    }),
+                ),
+            ],
         ),
     );
     m.insert(
@@ -553,11 +566,13 @@ pub(super) fn all() -> Value {
     m.insert(
         "OutputPolicy".into(),
         object(
-            &[(
-                "profile",
-                enumeration(&["snds", "opensafely", "ohdsi", "custom"]),
-            )],
+            &[],
             &[
+                ("policy", enumeration(&["aggregates", "pseudonymized-rows"])),
+                (
+                    "profile",
+                    enumeration(&["snds", "opensafely", "ohdsi", "custom"]),
+                ),
                 ("k", nullable(json!({"type": "integer", "minimum": 2}))),
                 (
                     "rounding",

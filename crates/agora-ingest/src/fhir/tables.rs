@@ -90,7 +90,10 @@ impl RawTable {
 
     pub(crate) fn finish(mut self) -> Result<TableEntry> {
         self.flush()?;
-        Ok(self.writer.finish()?)
+        let mut entry = self.writer.finish()?;
+        // A Patient's id is its hub key; other resources' ids are hub-wide keyed ids.
+        entry.key_text_columns = Some(vec!["id".to_owned()]);
+        Ok(entry)
     }
 }
 
@@ -180,7 +183,9 @@ impl ViewTable {
             rows_read: self.rows_read,
             rows_quarantined: self.rows_quarantined,
         };
-        Ok((self.writer.finish()?, stats))
+        let mut entry = self.writer.finish()?;
+        entry.key_text_columns = Some(self.view.key_columns());
+        Ok((entry, stats))
     }
 }
 

@@ -69,6 +69,39 @@ impl NamedView {
     }
 }
 
+impl NamedView {
+    /// The view's columns whose path computes a resource key or a reference's key
+    /// (`getResourceKey()`, `getReferenceKey()`): text keys that the permit workspace
+    /// re-keys for each project, wherever they sit in the view's nested selects.
+    pub fn key_columns(&self) -> Vec<String> {
+        fn walk(node: &serde_json::Value, out: &mut Vec<String>) {
+            match node {
+                serde_json::Value::Object(map) => {
+                    if let (Some(name), Some(path)) = (
+                        map.get("name").and_then(|v| v.as_str()),
+                        map.get("path").and_then(|v| v.as_str()),
+                    ) && (path.contains("getResourceKey") || path.contains("getReferenceKey"))
+                        && !out.iter().any(|n| n == name)
+                    {
+                        out.push(name.to_owned());
+                    }
+                    map.values().for_each(|v| walk(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&self.json) {
+            // Only columns: a `where` path or a constant is not a stored column.
+            if let Some(select) = json.get("select") {
+                walk(select, &mut out);
+            }
+        }
+        out
+    }
+}
+
 /// The stored type of a view column. `collection: true` columns hold the JSON array as
 /// text; so do columns without a declared type whose values are not strings.
 pub fn column_type(column: &Column) -> ColumnType {

@@ -758,7 +758,16 @@ impl Job {
             Ok(())
         })?;
         bar.finish_and_clear();
-        let entry = table.finish()?;
+        let mut entry = table.finish()?;
+        // Readers cannot tell a person identifier from any other BIGINT by its name: the
+        // permit workspace re-keys these columns and applies opt-outs through them.
+        entry.person_columns = plan
+            .schema
+            .fields
+            .iter()
+            .filter(|f| f.person)
+            .map(|f| f.column.clone())
+            .collect();
         let report = TableReport {
             table: plan.table.clone(),
             file: plan.found.data.name.clone(),

@@ -251,6 +251,24 @@ async fn person_identifiers_become_hub_keys_that_link_with_omop() {
     omop_keys.sort();
     assert_eq!(ts_keys, omop_keys);
 
+    // The manifest names the key columns, declared or reached through a foreign key: the
+    // permit workspace re-keys them and applies opt-outs through them.
+    let info = t
+        .hub
+        .meta
+        .release(&"ts".parse().unwrap(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let manifest = t.hub.lake.read_manifest(&info.manifest_path).await.unwrap();
+    for table in ["patients", "stays"] {
+        assert_eq!(
+            manifest.table(table).unwrap().person_columns,
+            ["NIR"],
+            "{table}"
+        );
+    }
+
     // Nothing of the lake holds a source identifier: not a Parquet cell, not the quarantine
     // report, not the manifest nor the stored schemas.
     for path in files_under(&t.lake_dir()) {

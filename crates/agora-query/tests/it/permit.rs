@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use agora_govern::{
     ApplicationForm, ApplicationState as S, DatasetScope, DateRange, ManualClock, MetaStore,
-    NewUser, OptOutChannel, PermitGrant, Principal, ReleaseSelector, RequestedDataset,
-    RequestedTable, Role, RowFilter, TableScope,
+    NewUser, OptOutChannel, OutputPolicy, PermitGrant, Precision, Principal, ReleasePolicy,
+    ReleaseSelector, RequestedDataset, RequestedTable, Role, RowFilter, TableScope,
 };
 use agora_ingest::omop::{IdentitySource, OmopIngest, ingest_omop};
 use agora_ingest::{Hub, IngestOptions};
@@ -125,6 +125,7 @@ fn scope() -> Vec<TableScope> {
                 max_age: None,
                 at_year: 2026,
             }],
+            precision: Default::default(),
         },
         TableScope {
             table: "condition_occurrence".into(),
@@ -138,6 +139,7 @@ fn scope() -> Vec<TableScope> {
                 from: NaiveDate::from_ymd_opt(2015, 1, 1),
                 to: NaiveDate::from_ymd_opt(2020, 12, 31),
             }],
+            precision: Default::default(),
         },
     ]
 }
@@ -146,6 +148,17 @@ impl Env {
     /// An active project of alice's with a permit on `tables` of `omop` release 1; returns
     /// the permit id.
     async fn active_permit(&self, tables: Vec<TableScope>) -> String {
+        self.active_permit_on("omop", tables, OutputPolicy::default())
+            .await
+    }
+
+    /// As [`Env::active_permit`], on release 1 of `dataset`, under `output`.
+    async fn active_permit_on(
+        &self,
+        dataset: &str,
+        tables: Vec<TableScope>,
+        output: OutputPolicy,
+    ) -> String {
         let form = ApplicationForm {
             title: "Care pathways".into(),
             purpose: "Describe care pathways".into(),
@@ -153,7 +166,7 @@ impl Env {
             legal_basis: "GDPR 6(1)(e) and 9(2)(j)".into(),
             organisation: "University Hospital".into(),
             requested: vec![RequestedDataset {
-                dataset: "omop".into(),
+                dataset: dataset.into(),
                 tables: tables
                     .iter()
                     .map(|t| RequestedTable {
@@ -181,12 +194,12 @@ impl Env {
         let grant = PermitGrant {
             members: None,
             datasets: vec![DatasetScope {
-                dataset: "omop".into(),
+                dataset: dataset.into(),
                 release: ReleaseSelector::Number(1),
                 tables,
             }],
             expires_at: None,
-            output: Default::default(),
+            output,
             expiry_beyond_request_reason: None,
         };
         let permit = m
@@ -197,6 +210,17 @@ impl Env {
             .await
             .unwrap();
         permit.id
+    }
+
+    /// The hub as the ingest sees it (the same store, lake and secret).
+    fn ingest_hub(&self) -> Hub {
+        Hub {
+            lake: self.lake.clone(),
+            meta: self.meta.clone(),
+            secret: HubSecret::from_bytes([7; 32]),
+            locks_dir: self._dir.path().join("locks"),
+            data_dir: self._dir.path().to_path_buf(),
+        }
     }
 
     async fn scope(&self, permit: &str) -> agora_query::Result<PermitScope> {
@@ -574,6 +598,7 @@ async fn opt_outs_reach_cohort_rows_through_subject_id() {
         table: "cohort".into(),
         columns: vec!["cohort_definition_id".into(), "subject_id".into()],
         row_filters: vec![],
+        precision: Default::default(),
     });
     let permit = env.active_permit(tables).await;
     let who = int(&env.operator_sql("SELECT min(person_id) FROM person").await);
@@ -812,4 +837,383 @@ async fn two_projects_see_unrelated_pseudonyms_for_the_same_persons() {
     }
     // Stable across sessions of one project.
     assert_eq!(ids(first).await, a);
+}
+
+fn rows_policy() -> OutputPolicy {
+    OutputPolicy {
+        policy: ReleasePolicy::PseudonymizedRows,
+        ..OutputPolicy::default()
+    }
+}
+
+fn table(name: &str, columns: &[&str]) -> TableScope {
+    TableScope {
+        table: name.into(),
+        columns: columns.iter().map(|c| (*c).into()).collect(),
+        ..TableScope::default()
+    }
+}
+
+fn column_names(out: &QueryOutput) -> Vec<String> {
+    out.schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// Issue 14, item 4: under `pseudonymized-rows` the policy tables themselves minimise
+/// potential identifiers, so nothing a researcher computes gets the exact values back; record
+/// numbers are re-keyed for the project and still join.
+#[tokio::test]
+async fn pseudonymized_rows_minimise_identifiers_below_the_researchers_expressions() {
+    let env = env().await;
+    let scope = vec![
+        table(
+            "person",
+            &[
+                "person_id",
+                "year_of_birth",
+                "month_of_birth",
+                "birth_datetime",
+                "location_id",
+                "gender_concept_id",
+            ],
+        ),
+        table(
+            "visit_occurrence",
+            &["visit_occurrence_id", "person_id", "visit_start_date"],
+        ),
+        table(
+            "condition_occurrence",
+            &["person_id", "visit_occurrence_id", "condition_start_date"],
+        ),
+    ];
+    let permit = env.active_permit_on("omop", scope, rows_policy()).await;
+    let sql = |q: &'static str| env.researcher_sql(&permit, q);
+
+    // Birth day and month and the address are not in the session at all.
+    let person = sql("SELECT * FROM person").await.unwrap();
+    assert_eq!(
+        column_names(&person),
+        [
+            "person_id",
+            "year_of_birth",
+            "birth_datetime",
+            "gender_concept_id"
+        ]
+    );
+    for q in [
+        "SELECT month_of_birth FROM person",
+        "SELECT location_id FROM person",
+    ] {
+        assert!(sql(q).await.is_err(), "{q}");
+    }
+    // Birth dates to the year, care dates to the month, whatever the researcher computes.
+    let exact_births = "SELECT count(*) FROM person WHERE birth_datetime IS NOT NULL AND \
+                        (date_part('month', birth_datetime) <> 1 OR date_part('day', birth_datetime) <> 1)";
+    assert!(int(&env.operator_sql(exact_births).await) > 0);
+    assert_eq!(int(&sql(exact_births).await.unwrap()), 0);
+    let exact_days =
+        "SELECT count(*) FROM visit_occurrence WHERE date_part('day', visit_start_date) <> 1";
+    assert!(int(&env.operator_sql(exact_days).await) > 0);
+    assert_eq!(int(&sql(exact_days).await.unwrap()), 0);
+    // Date arithmetic still works, on the minimised values.
+    let ages = "SELECT count(*) FROM visit_occurrence v JOIN person p \
+                ON v.person_id = p.person_id \
+                WHERE v.visit_start_date - CAST(p.birth_datetime AS DATE) > 0";
+    assert!(int(&sql(ages).await.unwrap()) > 0);
+
+    // Visit numbers: none as stored, one each, and every join the stored ones make.
+    let stored: HashSet<i64> = ints(
+        &env.operator_sql("SELECT visit_occurrence_id FROM visit_occurrence")
+            .await,
+    )
+    .into_iter()
+    .collect();
+    let shown = ints(
+        &sql("SELECT DISTINCT visit_occurrence_id FROM visit_occurrence")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(shown.len(), stored.len());
+    assert!(shown.iter().all(|v| !stored.contains(v)));
+    let joined = "SELECT count(*) FROM condition_occurrence c JOIN visit_occurrence v \
+                  ON c.visit_occurrence_id = v.visit_occurrence_id AND c.person_id = v.person_id";
+    let truth = int(&env.operator_sql(joined).await);
+    assert!(truth > 0);
+    assert_eq!(int(&sql(joined).await.unwrap()), truth);
+
+    // The rows are released as such only under this policy.
+    let aggregates = env
+        .active_permit(vec![table("person", &["person_id"])])
+        .await;
+    let ws = env
+        .engine
+        .permit_workspace(
+            env.scope(&aggregates).await.unwrap(),
+            QueryLimits::default(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        ws.plan_rows("SELECT person_id FROM person").await,
+        Err(Error::Permit(_))
+    ));
+}
+
+/// A precision the permit grants replaces the default, and `exact` shows the value stored.
+#[tokio::test]
+async fn a_granted_precision_shows_the_identifier_as_granted() {
+    let env = env().await;
+    let mut person = table("person", &["person_id", "birth_datetime"]);
+    person
+        .precision
+        .insert("birth_datetime".into(), Precision::Month);
+    let mut visits = table("visit_occurrence", &["person_id", "visit_start_date"]);
+    visits
+        .precision
+        .insert("visit_start_date".into(), Precision::Exact);
+    let permit = env
+        .active_permit_on("omop", vec![person, visits], rows_policy())
+        .await;
+    let dates = "SELECT CAST(visit_start_date AS VARCHAR) FROM visit_occurrence ORDER BY 1";
+    let text = |out: &QueryOutput| pretty_format_batches(&out.batches).unwrap().to_string();
+    assert_eq!(
+        text(&env.researcher_sql(&permit, dates).await.unwrap()),
+        text(&env.operator_sql(dates).await)
+    );
+    let months = "SELECT count(DISTINCT date_part('month', birth_datetime)) FROM person \
+                  WHERE date_part('day', birth_datetime) <> 1";
+    assert_eq!(int(&env.researcher_sql(&permit, months).await.unwrap()), 0);
+    let months = "SELECT count(DISTINCT date_part('month', birth_datetime)) FROM person";
+    assert!(int(&env.researcher_sql(&permit, months).await.unwrap()) > 1);
+}
+
+/// Table Schema person identifiers (SNDS `BEN_NIR_PSA`, stored `ben_nir_psa`) are hub keys
+/// under the producer's names: the workspace re-keys them and applies opt-outs through them, and
+/// under rows their dates and communes are minimised like OMOP's.
+#[tokio::test]
+async fn table_schema_person_identifiers_are_re_keyed_and_opted_out() {
+    let env = env().await;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("beneficiaries.json"),
+        r#"{"fields": [
+            {"name": "BEN_NIR_PSA", "agora:identifier": "person"},
+            {"name": "BEN_NAI_ANN", "type": "integer"},
+            {"name": "BEN_NAI_MOI", "type": "integer"},
+            {"name": "BEN_RES_COM"},
+            {"name": "BEN_DCD_DTE", "type": "date"}
+        ], "primaryKey": "BEN_NIR_PSA"}"#,
+    )
+    .unwrap();
+    let mut csv = String::from("BEN_NIR_PSA,BEN_NAI_ANN,BEN_NAI_MOI,BEN_RES_COM,BEN_DCD_DTE\n");
+    for i in 0..20 {
+        csv.push_str(&format!(
+            "NIR-{i:03},19{:02},{},750{:02},2020-03-{:02}\n",
+            40 + i,
+            1 + i % 12,
+            i,
+            1 + i
+        ));
+    }
+    std::fs::write(src.path().join("beneficiaries.csv"), csv).unwrap();
+    agora_ingest::tableschema::ingest_tableschema(
+        &env.ingest_hub(),
+        agora_ingest::tableschema::TableSchemaIngest {
+            options: IngestOptions {
+                dataset: "snds".parse().unwrap(),
+                source: src.path().to_path_buf(),
+                actor: "test".into(),
+                progress: false,
+                dry_run: false,
+                allow_duplicate: false,
+            },
+            schemas: None,
+            person_ids: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let all = [
+        "ben_nir_psa",
+        "ben_nai_ann",
+        "ben_nai_moi",
+        "ben_res_com",
+        "ben_dcd_dte",
+    ];
+    let aggregates = env
+        .active_permit_on(
+            "snds",
+            vec![table("beneficiaries", &all)],
+            OutputPolicy::default(),
+        )
+        .await;
+    let rows = env
+        .active_permit_on("snds", vec![table("beneficiaries", &all)], rows_policy())
+        .await;
+    let keys_sql = "SELECT ben_nir_psa FROM beneficiaries ORDER BY 1";
+    let scope = env.scope(&aggregates).await.unwrap();
+    let pseudonyms = env.keys.project(scope.project_id());
+    let ws = env
+        .engine
+        .permit_workspace(scope, QueryLimits::default())
+        .await
+        .unwrap();
+    let shown: HashSet<i64> = ints(&ws.sql(keys_sql).await.unwrap()).into_iter().collect();
+    assert_eq!(shown.len(), 20);
+
+    // The researcher's keys are the project's pseudonyms of the stored ones, none stored.
+    let info = env
+        .meta
+        .release(&"snds".parse().unwrap(), Some(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let grant = Grant::new(
+        "op",
+        "snds".parse().unwrap(),
+        1,
+        env.lake.read_manifest(&info.manifest_path).await.unwrap(),
+    );
+    let op = env
+        .engine
+        .workspace(grant, QueryLimits::default())
+        .await
+        .unwrap();
+    let stored = ints(&op.sql(keys_sql).await.unwrap());
+    let expected: HashSet<i64> = stored
+        .iter()
+        .map(|&k| pseudonyms.pseudonym(k).unwrap())
+        .collect();
+    assert_eq!(shown, expected);
+
+    // An opt-out reaches the table through its identifier column.
+    let keyer = agora_privacy::PersonKeyer::new(&HubSecret::from_bytes([7; 32]));
+    env.meta
+        .record_opt_out(
+            &keyer,
+            "NIR-007",
+            agora_privacy::IdentityKind::Any,
+            OptOutChannel::Portal,
+            "citizen",
+        )
+        .await
+        .unwrap();
+    let opted = env.meta.opted_out_keys().await.unwrap();
+    assert!(
+        stored.contains(&opted[0]),
+        "the opt-out names a stored person"
+    );
+    let after = ints(&env.researcher_sql(&aggregates, keys_sql).await.unwrap());
+    assert_eq!(after.len(), 19);
+    assert!(!after.contains(&pseudonyms.pseudonym(opted[0]).unwrap()));
+
+    // Rows: month of birth and commune absent, the death date to the month.
+    let out = env
+        .researcher_sql(&rows, "SELECT * FROM beneficiaries")
+        .await
+        .unwrap();
+    assert_eq!(
+        column_names(&out),
+        ["ben_nir_psa", "ben_nai_ann", "ben_dcd_dte"]
+    );
+    let days = "SELECT count(*) FROM beneficiaries WHERE date_part('day', ben_dcd_dte) <> 1";
+    assert_eq!(int(&env.researcher_sql(&rows, days).await.unwrap()), 0);
+}
+
+/// FHIR ids are keys held as text: a Patient's id is its hub key, other resources' ids and
+/// references are hub-wide keyed ids. In a project they are re-keyed — a Patient's id to the
+/// same pseudonym as its `person_id`, references so they still join — and under rows the raw
+/// resource (which holds every key and date) and the address are absent.
+#[tokio::test]
+async fn fhir_ids_and_references_are_re_keyed_for_the_project() {
+    let env = env().await;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/fhir/bulk_ndjson_10patients");
+    agora_ingest::fhir::ingest_fhir(
+        &env.ingest_hub(),
+        agora_ingest::fhir::FhirIngest {
+            options: IngestOptions {
+                dataset: "fhir".parse().unwrap(),
+                source: fixture,
+                actor: "test".into(),
+                progress: false,
+                dry_run: false,
+                allow_duplicate: false,
+            },
+            identity: agora_ingest::fhir::FhirIdentity::PatientId,
+            views_dir: None,
+            omop: false,
+            vocabulary: None,
+        },
+    )
+    .await
+    .unwrap();
+    let scope = vec![
+        table("fhir_patient", &["id", "person_id", "resource"]),
+        table(
+            "patient",
+            &[
+                "id",
+                "person_id",
+                "gender",
+                "birth_date",
+                "city",
+                "postal_code",
+            ],
+        ),
+        table("encounter", &["id", "person_id", "period_start"]),
+        table("condition", &["person_id", "encounter_id"]),
+    ];
+    let permit = env.active_permit_on("fhir", scope, rows_policy()).await;
+    let sql = |q: &'static str| env.researcher_sql(&permit, q);
+    assert_eq!(
+        column_names(&sql("SELECT * FROM fhir_patient").await.unwrap()),
+        ["id", "person_id"]
+    );
+    assert_eq!(
+        column_names(&sql("SELECT * FROM patient").await.unwrap()),
+        ["id", "person_id", "gender", "birth_date"]
+    );
+    for q in [
+        "SELECT count(*) FROM fhir_patient WHERE id <> CAST(person_id AS VARCHAR)",
+        "SELECT count(*) FROM patient WHERE id <> CAST(person_id AS VARCHAR)",
+    ] {
+        assert_eq!(int(&sql(q).await.unwrap()), 0, "{q}");
+    }
+
+    // References still join; no shown id is a stored one.
+    let info = env
+        .meta
+        .release(&"fhir".parse().unwrap(), Some(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let grant = Grant::new(
+        "op",
+        "fhir".parse().unwrap(),
+        1,
+        env.lake.read_manifest(&info.manifest_path).await.unwrap(),
+    );
+    let op = env
+        .engine
+        .workspace(grant, QueryLimits::default())
+        .await
+        .unwrap();
+    let joined = "SELECT count(*) FROM condition c JOIN encounter e ON c.encounter_id = e.id";
+    let truth = int(&op.sql(joined).await.unwrap());
+    assert!(truth > 0);
+    assert_eq!(int(&sql(joined).await.unwrap()), truth);
+    let text = |out: &QueryOutput| pretty_format_batches(&out.batches).unwrap().to_string();
+    let stored = text(&op.sql("SELECT id FROM encounter ORDER BY 1").await.unwrap());
+    let shown = text(&sql("SELECT id FROM encounter ORDER BY 1").await.unwrap());
+    let stored: HashSet<&str> = stored.lines().skip(3).collect();
+    assert!(
+        shown
+            .lines()
+            .skip(3)
+            .all(|l| l.starts_with('+') || !stored.contains(l))
+    );
 }

@@ -111,6 +111,7 @@ async fn permit(hub: &Hub, p: &People, output: OutputPolicy) -> String {
                 table: "person".into(),
                 columns,
                 row_filters: vec![],
+                precision: Default::default(),
             }],
         }],
         expires_at: None,

@@ -117,6 +117,7 @@ pub(crate) async fn study(
             table: (*table).into(),
             columns: columns.iter().map(|c| (*c).into()).collect(),
             row_filters: vec![],
+            precision: Default::default(),
         })
         .collect();
     let rita = agora_service::governance::Principal {
