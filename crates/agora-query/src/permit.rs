@@ -45,6 +45,7 @@ use chrono::{NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Column, JoinType, ScalarValue, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
@@ -303,7 +304,7 @@ impl PermitWorkspace {
     /// withholds and rounds cells as `rules` say and reports what it did
     /// ([`crate::QueryStream::disclosure`]).
     pub async fn plan_aggregates(&self, sql: &str, rules: DisclosureRules) -> Result<Planned> {
-        let planned = self.session.plan(sql).await?;
+        let planned = self.plan_researchers(sql).await?;
         let persons = self.persons.clone();
         let ledger = Ledger {
             meta: self.scope.meta.clone(),
@@ -332,7 +333,43 @@ impl PermitWorkspace {
                 "the permit's output policy releases aggregates only".into(),
             ));
         }
-        self.session.plan(sql).await
+        self.plan_researchers(sql).await
+    }
+
+    /// Plans a researcher's statement, refusing what shows more than the permit's rows:
+    /// `EXPLAIN` (a plan holds counts, minima and maxima the engine folds from the files'
+    /// statistics when nothing of the policy sits between a table and its files, and the
+    /// release's file paths) and the engine's settings (`information_schema.df_settings`,
+    /// `SHOW`: they name the hub's directories).
+    async fn plan_researchers(&self, sql: &str) -> Result<Planned> {
+        let planned = self.session.plan(sql).await?;
+        let plan = planned.logical_plan();
+        if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+            return Err(Error::Sql(
+                "EXPLAIN is not available through a permit: a plan shows counts and values \
+                 the engine reads from the data files' statistics, past the output policy"
+                    .into(),
+            ));
+        }
+        let mut settings = false;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && scan.table_name.table() == "df_settings"
+                && scan.table_name.schema() == Some("information_schema")
+            {
+                settings = true;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(|e| Error::Engine(format!("statement check: {e}")))?;
+        if settings {
+            return Err(Error::Sql(
+                "the engine's settings (information_schema.df_settings, SHOW) are not \
+                 available through a permit"
+                    .into(),
+            ));
+        }
+        Ok(planned)
     }
 
     /// The noise differential privacy draws from (keyed by the hub secret); without it, a

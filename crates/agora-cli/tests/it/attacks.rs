@@ -760,8 +760,6 @@ attack_tests!(
     pg_catalog_attributes,
     show_tables,
     show_columns_of_unpermitted_table,
-    #[ignore = "hole: information_schema.df_settings shows the spill directory, inside the \
-                hub's data directory (agora-query's workspace.rs; see the report)"]
     engine_settings_with_paths,
     explain_plan,
     explain_analyze_counts_hidden_rows,
@@ -1469,8 +1467,6 @@ fn a_revoked_permit_stops_open_connections_and_planned_tickets() {
 /// DataFusion answers COUNT, MIN and MAX from the Parquet statistics at planning: a plain
 /// EXPLAIN would show them as constants, past disclosure control.
 #[test]
-#[ignore = "hole: plain EXPLAIN in a permit workspace shows COUNT/MIN/MAX folded from file \
-            statistics (agora-query's workspace.rs allows it; see the report)"]
 fn explain_shows_no_value_from_file_statistics() {
     let mut live = Live::start(&[]);
     let truth = live.hub.sql_tsv(
