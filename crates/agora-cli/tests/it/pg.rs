@@ -1,7 +1,9 @@
 //! The PostgreSQL wire protocol front (`agora serve --pg-listen`), driven by the real
-//! clients researchers use: `psql` and Python's psycopg 3. psql tests need `psql` on the
-//! PATH; psycopg tests need `AGORA_TEST_PYTHON` (`ci/clients.sh` prints it). Each skips,
-//! saying so, when its client is missing.
+//! clients researchers use: `psql`, Python's psycopg 3 and the pgjdbc JDBC driver. psql
+//! tests need `psql` on the PATH; psycopg tests need `AGORA_TEST_PYTHON` (`ci/clients.sh`
+//! prints it); the JDBC test needs `java` and pgjdbc's jar (`AGORA_TEST_JDBC_JAR`, else
+//! Debian's, which `ci/clients.sh` installs). Each skips, saying so, when its client is
+//! missing.
 
 use std::process::{Command, Output};
 
