@@ -269,6 +269,103 @@ mod tests {
         assert!(like_filters(sql, "attname").is_empty());
     }
 
+    fn tables_of(rows: &Rows, column: usize) -> Vec<String> {
+        rows.rows
+            .iter()
+            .map(|r| r[column].clone().unwrap_or_default())
+            .collect()
+    }
+
+    /// The queries as pgjdbc 42.x sends them (abridged where the front does not look).
+    #[test]
+    fn pgjdbc_queries_list_the_permitted_tables_only() {
+        use std::sync::Arc;
+
+        use arrow::datatypes::{DataType, Field, Schema};
+
+        let person = Arc::new(Schema::new(vec![
+            Field::new("person_id", DataType::Int64, false),
+            Field::new("year_of_birth", DataType::Int32, true),
+        ]));
+        let visit = Arc::new(Schema::new(vec![Field::new(
+            "visit_start_date",
+            DataType::Date32,
+            false,
+        )]));
+        let tables = vec![
+            ("demo.visit_occurrence".to_owned(), visit),
+            ("demo.person".to_owned(), person),
+        ];
+        let ctx = Context {
+            database: "pmt_1",
+            user: "ray",
+            application_name: "PostgreSQL JDBC Driver",
+            tables: &tables,
+        };
+        let ask = |sql: &str| {
+            let collapsed = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            answer(&collapsed, &collapsed.to_ascii_lowercase(), &ctx).expect(sql)
+        };
+
+        let schemas = ask(
+            "SELECT nspname AS TABLE_SCHEM, NULL AS TABLE_CATALOG FROM pg_catalog.pg_namespace  \
+             WHERE nspname <> 'pg_toast' AND (nspname !~ '^pg_temp_'  OR nspname = \
+             (pg_catalog.current_schemas(true))[1]) ORDER BY TABLE_SCHEM",
+        );
+        assert_eq!(tables_of(&schemas, 0), vec!["demo"]);
+
+        let get_tables = |filters: &str| {
+            ask(&format!(
+                "SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, c.relname AS TABLE_NAME, \
+                 CASE n.nspname ~ '^pg_' OR n.nspname = 'information_schema' WHEN true THEN \
+                 NULL END AS TABLE_TYPE, d.description AS REMARKS, '' as TYPE_CAT \
+                 FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c \
+                 LEFT JOIN pg_catalog.pg_description d ON (c.oid = d.objoid) \
+                 WHERE c.relnamespace = n.oid {filters} ORDER BY TABLE_TYPE,TABLE_SCHEM,TABLE_NAME"
+            ))
+        };
+        let all = get_tables("");
+        assert_eq!(tables_of(&all, 2), vec!["person", "visit_occurrence"]);
+        assert_eq!(all.rows[0][3].as_deref(), Some("TABLE"));
+        let table_type = " AND (false  OR ( c.relkind = 'r' AND n.nspname !~ '^pg_' AND \
+                          n.nspname <> 'information_schema' ) ) ";
+        let named = get_tables(&format!(
+            " AND n.nspname LIKE 'demo' AND c.relname LIKE 'pers%' {table_type}"
+        ));
+        assert_eq!(tables_of(&named, 2), vec!["person"]);
+        let views = get_tables(
+            " AND (false  OR ( c.relkind = 'v' AND n.nspname <> 'pg_catalog' AND \
+             n.nspname <> 'information_schema' ) ) ",
+        );
+        assert!(views.rows.is_empty());
+        assert!(get_tables(" AND n.nspname LIKE 'other' ").rows.is_empty());
+
+        let get_columns = |filters: &str, column: &str| {
+            ask(&format!(
+                "SELECT * FROM (SELECT n.nspname,c.relname,a.attname,a.atttypid,a.attnotnull \
+                 OR (t.typtype = 'd' AND t.typnotnull) AS attnotnull,a.atttypmod,a.attlen,\
+                 t.typtypmod,row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) AS \
+                 attnum, nullif(a.attidentity, '') as attidentity, \
+                 pg_catalog.pg_get_expr(def.adbin, def.adrelid) AS adsrc,dsc.description,\
+                 t.typbasetype,t.typtype  FROM pg_catalog.pg_namespace n  JOIN \
+                 pg_catalog.pg_class c ON (c.relnamespace = n.oid) WHERE c.relkind in \
+                 ('r','p','v','f','m') and a.attnum > 0 AND NOT a.attisdropped {filters}) c \
+                 WHERE true {column} ORDER BY nspname,c.relname,attnum "
+            ))
+        };
+        let columns = get_columns("", "");
+        assert_eq!(
+            tables_of(&columns, 2),
+            vec!["person_id", "year_of_birth", "visit_start_date"]
+        );
+        // Type oid (int8 = 20, int4 = 23), not null, position.
+        assert_eq!(columns.rows[1][3].as_deref(), Some("23"));
+        assert_eq!(columns.rows[0][4].as_deref(), Some("t"));
+        assert_eq!(columns.rows[1][8].as_deref(), Some("2"));
+        let one = get_columns(" AND c.relname LIKE 'person'", " AND attname LIKE '%birth'");
+        assert_eq!(tables_of(&one, 2), vec!["year_of_birth"]);
+    }
+
     #[test]
     fn select_list_names_of_an_unknown_query() {
         assert_eq!(
