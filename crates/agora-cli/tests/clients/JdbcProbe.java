@@ -120,6 +120,23 @@ public class JdbcProbe {
                 out("typed.ok", typedOk);
             }
 
+            // What DBeaver and pooled applications do: read-only, no auto-commit (pgjdbc sends
+            // BEGIN), and a fetch size (pgjdbc then reads the portal in chunks).
+            conn.setReadOnly(true);
+            conn.setAutoCommit(false);
+            try (Statement st = conn.createStatement()) {
+                st.setFetchSize(10);
+                try (ResultSet rs = st.executeQuery(typed)) {
+                    int rows = 0;
+                    while (rs.next()) {
+                        rows++;
+                    }
+                    out("fetch_size.rows", rows);
+                }
+            }
+            conn.commit();
+            conn.setAutoCommit(true);
+
             // Refusals carry their SQLSTATE; the connection goes on.
             out("error.per_person", sqlstate(conn, "SELECT person_id FROM person"));
             out("error.syntax", sqlstate(conn, "SELEC 1"));

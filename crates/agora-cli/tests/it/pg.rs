@@ -721,6 +721,7 @@ fn pg_jdbc_client_and_database_metadata() {
     );
     assert!(get("typed.rows").parse::<u32>().unwrap() >= 1, "{stdout}");
     assert_eq!(get("typed.ok"), "true", "{stdout}");
+    assert_eq!(get("fetch_size.rows"), get("typed.rows"), "{stdout}");
 
     // SQLSTATEs; an ungranted table is refused like one that does not exist.
     assert_eq!(get("error.per_person"), "42501", "{stdout}");
