@@ -231,6 +231,28 @@ public class JdbcProbe {
                 out("meta.type_info", n >= 0);
             }
 
+            // pgjdbc's lookup of a type it does not know (TypeInfoCache), a parameterised
+            // catalogue query, prepared past the threshold: no such type, no error.
+            String typeLookup = "SELECT n.nspname = ANY(current_schemas(true)), n.nspname, t.typname"
+                + " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n"
+                + " ON t.typnamespace = n.oid WHERE t.oid = ?";
+            try (PreparedStatement ps = conn.prepareStatement(typeLookup)) {
+                // A Describe of the statement alone, before any execution: its one parameter.
+                out("meta.type_lookup.parameters", ps.getParameterMetaData().getParameterCount());
+            }
+            try (PreparedStatement ps = conn.prepareStatement(typeLookup)) {
+                int found = 0;
+                for (int i = 0; i < 6; i++) {
+                    ps.setInt(1, 99999);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        while (rs.next()) {
+                            found++;
+                        }
+                    }
+                }
+                out("meta.type_lookup", found);
+            }
+
             // The OMOP suite, each question answered or refused with a SQLSTATE.
             String suite = Files.readString(Path.of(args[3]));
             int answered = 0, refused = 0;

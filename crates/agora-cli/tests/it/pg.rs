@@ -799,6 +799,8 @@ fn pg_jdbc_client_and_database_metadata() {
     assert_eq!(get("meta.primary_keys"), "0:6", "{stdout}");
     assert_eq!(get("meta.imported_keys"), "0", "{stdout}");
     assert_eq!(get("meta.indexes"), "0", "{stdout}");
+    assert_eq!(get("meta.type_lookup"), "0", "{stdout}");
+    assert_eq!(get("meta.type_lookup.parameters"), "1", "{stdout}");
 
     // The suite: answered or refused with a SQLSTATE of the service's classes.
     let suite_line: Vec<&str> = get("suite").split(' ').collect();
