@@ -19,9 +19,10 @@ step "PostgreSQL on loopback (the metadata store runs its tests on SQLite and Po
 AGORA_TEST_POSTGRES_URL="$(bash ci/postgres.sh)"
 export AGORA_TEST_POSTGRES_URL
 
-step "researchers' clients for the protocol tests (ADBC Flight SQL, psycopg, psql)"
+step "researchers' clients for the protocol tests (ADBC Flight SQL, psycopg, psql, pgjdbc)"
 AGORA_TEST_PYTHON="$(bash ci/clients.sh)"
 export AGORA_TEST_PYTHON
+export AGORA_TEST_JDBC_JAR=/usr/share/java/postgresql.jar
 
 step "OpenID provider for the sign-in tests (ci/oidc: oidc-provider from npm, pinned)"
 npm ci --no-audit --no-fund --prefix ci/oidc

@@ -23,6 +23,7 @@ mod encode;
 mod error;
 mod handler;
 mod local;
+mod metadata;
 mod params;
 
 use std::collections::HashMap;

@@ -5,9 +5,10 @@
 //!   session functions;
 //! - the catalogue queries of `psql` (`\dt`, `\d table`, `\dn`, `\l`) and of drivers,
 //!   recognised by pattern and answered from the session's permitted tables and columns
-//!   only ([`agora_service::QuerySession::table_schemas`]). A catalogue query the front does
-//!   not recognise gets an empty answer: nothing outside the permit is ever listed, and
-//!   nothing of the catalogue reaches the engine.
+//!   only ([`agora_service::QuerySession::table_schemas`]); JDBC's `DatabaseMetaData`
+//!   queries are in [`crate::metadata`]. A catalogue query the front does not recognise
+//!   gets no rows: nothing outside the permit is ever listed, and nothing of the catalogue
+//!   reaches the engine.
 //!
 //! Every other statement (including a `SET` of anything else, `COPY`, DDL and DML) goes
 //! to the query service, which plans, refuses and records it.
@@ -30,7 +31,7 @@ pub(crate) struct Rows {
 }
 
 impl Rows {
-    fn select(columns: Vec<(String, Type)>, rows: Vec<Vec<Option<String>>>) -> Self {
+    pub(crate) fn select(columns: Vec<(String, Type)>, rows: Vec<Vec<Option<String>>>) -> Self {
         Self {
             columns,
             rows,
@@ -98,6 +99,8 @@ static NSPNAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 static RELOID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)(?:c\.oid|a\.attrelid|attrelid)\s*=\s*'?(\d+)'?").unwrap());
+static SETTING_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bname\s*=\s*'([a-z_]+)'").unwrap());
 static CATALOG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(pg_catalog\s*\.|information_schema\s*\.|pg_class\b|pg_namespace\b|pg_attribute\b|pg_type\b|pg_database\b|pg_settings\b|pg_proc\b|pg_roles\b|pg_user\b|pg_tables\b|pg_views\b|pg_index\b|pg_description\b|pg_am\b|pg_stat_|pg_get_|pg_is_|pg_backend_pid\b)").unwrap()
 });
@@ -143,6 +146,7 @@ fn setting(name: &str, ctx: &Context<'_>) -> Option<String> {
         "transaction_read_only" | "default_transaction_read_only" => "on",
         "is_superuser" => "off",
         "max_identifier_length" => "63",
+        "max_index_keys" => "32",
         "extra_float_digits" => "3",
         "lc_collate" | "lc_ctype" => "C",
         "search_path" => return Some(search_path(ctx)),
@@ -172,7 +176,7 @@ fn search_path(ctx: &Context<'_>) -> String {
 }
 
 /// `dataset.table` → (`dataset`, `table`).
-fn split(name: &str) -> (&str, &str) {
+pub(crate) fn split(name: &str) -> (&str, &str) {
     name.split_once('.').unwrap_or(("public", name))
 }
 
@@ -303,7 +307,7 @@ fn show(sql: &str, ctx: &Context<'_>) -> Option<Local> {
 }
 
 /// Splits `s` at its top-level commas (outside parentheses and quotes).
-fn top_level_items(s: &str) -> Vec<String> {
+pub(crate) fn top_level_items(s: &str) -> Vec<String> {
     let mut items = Vec::new();
     let (mut depth, mut quote, mut current) = (0i32, None::<char>, String::new());
     for c in s.chars() {
@@ -412,7 +416,7 @@ fn aliases(sql: &str) -> Vec<String> {
     ALIAS.captures_iter(sql).map(|c| c[1].to_owned()).collect()
 }
 
-fn s(v: impl Into<String>) -> Option<String> {
+pub(crate) fn s(v: impl Into<String>) -> Option<String> {
     Some(v.into())
 }
 
@@ -631,9 +635,36 @@ fn catalog(sql: &str, ctx: &Context<'_>) -> Rows {
             ),
         );
     }
-    // Anything else of the catalogue: an empty answer (psql's footers: policies,
-    // statistics, publications, inheritance).
-    Rows::default()
+    // `pg_settings` by name (pgjdbc asks for `max_index_keys`): what `SHOW` answers.
+    if compact.contains("from pg_catalog.pg_settings") || compact.contains("from pg_settings") {
+        let names = crate::metadata::select_list_names(&compact);
+        let rows = SETTING_NAME
+            .captures(sql)
+            .and_then(|c| Some((c[1].to_ascii_lowercase(), setting(&c[1], ctx)?)))
+            .map(|(name, value)| {
+                names
+                    .iter()
+                    .map(|column| match column.as_str() {
+                        "name" => s(name.clone()),
+                        "setting" | "current_setting" => s(value.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            });
+        return Rows::select(Rows::text_columns(names), rows.into_iter().collect());
+    }
+    // JDBC's DatabaseMetaData (pgjdbc).
+    let collapsed: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(rows) = crate::metadata::answer(&collapsed, &compact, ctx) {
+        return rows;
+    }
+    // Anything else of the catalogue (psql's footers: policies, statistics, publications,
+    // inheritance; pgjdbc's keys, indexes and type lookups): no rows, under the names of
+    // the select list, which drivers read columns by.
+    Rows::select(
+        Rows::text_columns(crate::metadata::select_list_names(&compact)),
+        Vec::new(),
+    )
 }
 
 static EQUALS: LazyLock<Regex> =
@@ -790,6 +821,13 @@ mod tests {
             panic!()
         };
         assert_eq!(r.rows[0], vec![s("person_id"), s("bigint")]);
+        let Some(Local::Rows(r)) = answer(
+            "SELECT setting FROM pg_catalog.pg_settings WHERE name='max_index_keys'",
+            &c,
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.rows, vec![vec![s("32")]]);
         let other = answer("SELECT * FROM pg_catalog.pg_class WHERE oid = '99'", &c);
         let Some(Local::Rows(r)) = other else {
             panic!()

@@ -1,6 +1,8 @@
 //! Bind parameters as the query service's [`Parameter`]s: decoded by the type the client
 //! declared (or as text when it declared none), in text or binary format.
 
+use std::sync::LazyLock;
+
 use agora_service::Parameter;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -8,6 +10,7 @@ use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::error::PgWireResult;
 use postgres_types::FromSql;
+use regex::Regex;
 use rust_decimal::Decimal;
 
 use crate::error::user_error;
@@ -80,8 +83,35 @@ fn decode(raw: Option<&Bytes>, ty: Option<&Type>, is_binary: bool) -> PgWireResu
                 .or_else(|| parse_timestamp(t))
                 .ok_or_else(invalid)?,
         ),
+        Type::UNKNOWN => zoned_date_or_time(t).unwrap_or_else(|| Parameter::Text(text.to_owned())),
         _ => Parameter::Text(text.to_owned()),
     })
+}
+
+/// pgjdbc's `setDate` and `setTimestamp` send an untyped `1990-01-01 +02` or
+/// `1990-01-01 10:00:00.5+02`, which PostgreSQL coerces to the column's type, dropping
+/// the offset of a date and applying that of a timestamp (the session is in UTC). The
+/// engine takes no offsets, so the front does that coercion here.
+fn zoned_date_or_time(t: &str) -> Option<Parameter> {
+    static ZONED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(\d{4}-\d{2}-\d{2})(?: (\d{2}:\d{2}:\d{2}(?:\.\d+)?))? ?([+-]\d{2}(?::?\d{2}){0,2})$")
+            .unwrap()
+    });
+    let caps = ZONED.captures(t)?;
+    let date = NaiveDate::parse_from_str(&caps[1], "%Y-%m-%d").ok()?;
+    let Some(time) = caps.get(2) else {
+        return Some(Parameter::Date(date));
+    };
+    let offset = caps[3].replace(':', "");
+    let offset = match offset.len() {
+        3 => format!("{offset}00"),
+        5 => offset,
+        _ => return None, // seconds in the offset: left as text
+    };
+    let stamp = format!("{} {}{offset}", &caps[1], time.as_str());
+    DateTime::parse_from_str(&stamp, "%Y-%m-%d %H:%M:%S%.f%z")
+        .ok()
+        .map(|d| Parameter::Timestamp(d.naive_utc()))
 }
 
 fn parse_timestamp(t: &str) -> Option<NaiveDateTime> {
@@ -131,5 +161,24 @@ mod tests {
             decode(None, None, false).unwrap(),
             Parameter::Null
         ));
+        // pgjdbc's setDate / setTimestamp: untyped, with an offset.
+        let untyped =
+            |v: &'static str| decode(Some(&Bytes::from_static(v.as_bytes())), None, false).unwrap();
+        assert!(
+            matches!(untyped("1990-01-01 +02"), Parameter::Date(d) if d.to_string() == "1990-01-01")
+        );
+        assert!(matches!(
+            untyped("1990-01-01 10:00:00.5+02"),
+            Parameter::Timestamp(t) if t.to_string() == "1990-01-01 08:00:00.500"
+        ));
+        assert!(matches!(untyped("1990-01-01"), Parameter::Text(_)));
+        // Declared text stays text.
+        let p = decode(
+            Some(&Bytes::from_static(b"1990-01-01 +02")),
+            Some(&Type::TEXT),
+            false,
+        )
+        .unwrap();
+        assert!(matches!(p, Parameter::Text(_)));
     }
 }

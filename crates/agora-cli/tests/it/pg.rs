@@ -1,7 +1,9 @@
 //! The PostgreSQL wire protocol front (`agora serve --pg-listen`), driven by the real
-//! clients researchers use: `psql` and Python's psycopg 3. psql tests need `psql` on the
-//! PATH; psycopg tests need `AGORA_TEST_PYTHON` (`ci/clients.sh` prints it). Each skips,
-//! saying so, when its client is missing.
+//! clients researchers use: `psql`, Python's psycopg 3 and the pgjdbc JDBC driver. psql
+//! tests need `psql` on the PATH; psycopg tests need `AGORA_TEST_PYTHON` (`ci/clients.sh`
+//! prints it); the JDBC test needs `java` and pgjdbc's jar (`AGORA_TEST_JDBC_JAR`, else
+//! Debian's, which `ci/clients.sh` installs). Each skips, saying so, when its client is
+//! missing.
 
 use std::process::{Command, Output};
 
@@ -563,31 +565,45 @@ print("again ok")
     assert_eq!(out.trim(), "after 28P01", "{out}");
 }
 
-/// The OMOP query suite through psycopg on a permit granting every table it reads, whole:
-/// every question is answered (under disclosure control) or refused with a SQLSTATE, and
-/// the connection survives each.
-#[test]
-fn pg_omop_suite_runs_through_psycopg() {
+/// The OMOP suite's statements, and a world whose permit grants every table they read that
+/// the release has, with the columns `keep` accepts; also the grant's tables (JSON).
+fn suite_world(keep: fn(&str) -> bool) -> (World, Vec<String>, Value) {
     let suite: Vec<String> = crate::query_suite::queries()
         .into_iter()
         .map(|(_, sql)| sql)
         .collect();
     let names = regex_lite_tables(&suite.join("\n"));
+    let mut granted = Value::Null;
     let w = world_granting(|hub| {
-        // Each table the suite names that the release has, with all its columns.
+        // Each table the suite names that the release has, with its kept columns.
         let grants: Vec<Value> = names
             .iter()
             .filter_map(|table| {
                 let header = hub
                     .sql_stdin("demo", &format!("SELECT * FROM {table} LIMIT 0"))
                     .ok()?;
-                let columns: Vec<&str> = header.lines().next()?.split('\t').collect();
+                let columns: Vec<&str> = header
+                    .lines()
+                    .next()?
+                    .split('\t')
+                    .filter(|c| keep(c))
+                    .collect();
                 Some(json!({"table": table, "columns": columns}))
             })
             .collect();
         assert!(grants.len() >= 8, "{grants:?}");
-        Value::Array(grants)
+        granted = Value::Array(grants);
+        granted.clone()
     });
+    (w, suite, granted)
+}
+
+/// The OMOP query suite through psycopg on a permit granting every table it reads, whole:
+/// every question is answered (under disclosure control) or refused with a SQLSTATE, and
+/// the connection survives each.
+#[test]
+fn pg_omop_suite_runs_through_psycopg() {
+    let (w, suite, _) = suite_world(|_| true);
     let script = format!(
         r#"
 import os, json, psycopg
@@ -623,6 +639,205 @@ print("suite", answered, refused)
         counts[0], counts[1]
     );
     assert!(counts[0] >= 18, "most questions are answered: {out}");
+}
+
+/// The pgjdbc driver's jar: `AGORA_TEST_JDBC_JAR` (ci/check.sh exports it), else Debian's
+/// (`libpostgresql-jdbc-java`, which `ci/clients.sh` installs); `None`, saying so, when it
+/// or `java` is missing.
+fn jdbc_jar() -> Option<std::path::PathBuf> {
+    let jar = std::env::var_os("AGORA_TEST_JDBC_JAR")
+        .filter(|j| !j.is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("/usr/share/java/postgresql.jar"),
+            Into::into,
+        );
+    if !jar.is_file() {
+        eprintln!(
+            "skipped: the pgjdbc driver is not at {} (ci/clients.sh installs it)",
+            jar.display()
+        );
+        return None;
+    }
+    if Command::new("java").arg("-version").output().is_err() {
+        eprintln!("skipped: java is not on the PATH");
+        return None;
+    }
+    Some(jar)
+}
+
+/// A JDBC program and DBeaver's schema browser, with the real pgjdbc driver
+/// (`tests/clients/JdbcProbe.java`): plain and prepared statements with typed getters,
+/// SQLSTATEs, `DatabaseMetaData` listing exactly the permitted tables and columns, and the
+/// OMOP suite. The permit grants the suite's tables without their `*_source_value` columns.
+#[test]
+fn pg_jdbc_client_and_database_metadata() {
+    let Some(jar) = jdbc_jar() else {
+        return;
+    };
+    let (w, suite, granted) = suite_world(|column| !column.ends_with("_source_value"));
+    let suite_file = w.hub.data_dir().join("jdbc-suite.sql");
+    std::fs::write(&suite_file, suite.join("\0")).unwrap();
+    let probe =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/JdbcProbe.java");
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(&jar)
+        .arg(&probe)
+        .arg(format!(
+            "jdbc:postgresql://127.0.0.1:{}/{}",
+            w.server.pg_port(),
+            w.permit
+        ))
+        .args(["ray", &w.token])
+        .arg(&suite_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "JdbcProbe: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = |key: &str| -> &str {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+            .unwrap_or_else(|| panic!("no {key} in:\n{stdout}"))
+    };
+    assert_eq!(get("connected"), w.permit);
+    assert!(get("product").starts_with("PostgreSQL 16"), "{stdout}");
+
+    // Rows and types.
+    assert_eq!(get("plain.types"), "int8,int8", "{stdout}");
+    assert!(get("plain.rows").parse::<u32>().unwrap() >= 2, "{stdout}");
+    assert!(
+        get("plain.min_count").parse::<u32>().unwrap() >= 10,
+        "{stdout}"
+    );
+    let count: u64 = get("prepared.counts")
+        .parse()
+        .unwrap_or_else(|_| panic!("{stdout}"));
+    assert!(count >= 10, "{stdout}");
+    assert_eq!(get("prepared.future"), "row", "{stdout}");
+    assert_eq!(
+        get("typed.types"),
+        "date,timestamp,text,int8,float8",
+        "{stdout}"
+    );
+    assert!(get("typed.rows").parse::<u32>().unwrap() >= 1, "{stdout}");
+    assert_eq!(get("typed.ok"), "true", "{stdout}");
+    assert_eq!(get("fetch_size.rows"), get("typed.rows"), "{stdout}");
+
+    // SQLSTATEs; an ungranted table is refused like one that does not exist.
+    assert_eq!(get("error.per_person"), "42501", "{stdout}");
+    assert_eq!(get("error.syntax"), "42601", "{stdout}");
+    assert_eq!(get("error.unpermitted"), get("error.unknown"), "{stdout}");
+    assert!(get("error.unpermitted").starts_with("42"), "{stdout}");
+    assert!(get("error.ddl").starts_with("42"), "{stdout}");
+
+    // DatabaseMetaData: exactly the permitted tables and columns.
+    let mut tables: Vec<String> = granted
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap().to_owned())
+        .collect();
+    tables.sort();
+    assert_eq!(get("meta.schemas"), "demo", "{stdout}");
+    assert_eq!(get("meta.catalogs"), w.permit, "{stdout}");
+    let listed = |prefix: &str, suffix: &str| -> String {
+        tables
+            .iter()
+            .map(|t| format!("{prefix}{t}{suffix}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    assert_eq!(
+        get("meta.tables.demo"),
+        listed("demo.", ":TABLE"),
+        "{stdout}"
+    );
+    assert_eq!(get("meta.tables.all"), listed("demo.", ""), "{stdout}");
+    assert_eq!(get("meta.tables.views"), "0", "{stdout}");
+    let columns: Vec<&str> = get("meta.columns").split(',').collect();
+    let mut expected = Vec::new();
+    let mut grants: Vec<&Value> = granted.as_array().unwrap().iter().collect();
+    grants.sort_by_key(|t| t["table"].as_str().unwrap().to_owned());
+    for grant in grants {
+        for (i, column) in grant["columns"].as_array().unwrap().iter().enumerate() {
+            expected.push((
+                format!(
+                    "demo.{}.{}",
+                    grant["table"].as_str().unwrap(),
+                    column.as_str().unwrap()
+                ),
+                i + 1,
+            ));
+        }
+    }
+    assert_eq!(columns.len(), expected.len(), "{stdout}");
+    for (column, (name, position)) in columns.iter().zip(&expected) {
+        let parts: Vec<&str> = column.split(':').collect();
+        assert_eq!(parts[0], name, "{stdout}");
+        assert_eq!(parts[3], position.to_string(), "{column}");
+        assert!(matches!(parts[4], "YES" | "NO"), "{column}");
+    }
+    assert!(!stdout.contains("_source_value"), "{stdout}");
+    // Types as java.sql.Types: person_id int8 (BIGINT = -5), a date column DATE (91).
+    assert!(
+        columns
+            .iter()
+            .any(|c| c.starts_with("demo.person.person_id:int8:-5:1:")),
+        "{stdout}"
+    );
+    assert!(
+        columns
+            .iter()
+            .any(|c| c.starts_with("demo.condition_occurrence.condition_start_date:date:91:")),
+        "{stdout}"
+    );
+    assert_eq!(
+        get("meta.columns.filtered"),
+        "year_of_birth,month_of_birth,day_of_birth,birth_datetime",
+        "{stdout}"
+    );
+    assert_eq!(get("meta.primary_keys"), "0:6", "{stdout}");
+    assert_eq!(get("meta.imported_keys"), "0", "{stdout}");
+    assert_eq!(get("meta.indexes"), "0", "{stdout}");
+    assert_eq!(get("meta.type_lookup"), "0", "{stdout}");
+    assert_eq!(get("meta.type_lookup.parameters"), "1", "{stdout}");
+
+    // The suite: answered or refused with a SQLSTATE of the service's classes.
+    let suite_line: Vec<&str> = get("suite").split(' ').collect();
+    let (answered, refused): (usize, usize) = (
+        suite_line[0].parse().unwrap(),
+        suite_line[1].parse().unwrap(),
+    );
+    assert_eq!(answered + refused, 21, "{stdout}");
+    assert!(answered >= 18, "most questions are answered: {stdout}");
+    for state in suite_line
+        .get(2)
+        .map_or(Vec::new(), |s| s.split(',').collect())
+    {
+        assert!(
+            ["42", "54", "55", "22", "0A"].contains(&&state[..2]),
+            "{stdout}"
+        );
+    }
+    assert_eq!(get("done"), "true");
+
+    // Statements reached the service (access events of the postgres front); the catalogue
+    // queries did not.
+    w.server.stop();
+    let events = w.hub.access_events();
+    let postgres = events
+        .iter()
+        .filter(|(front, _)| front == "postgres")
+        .count();
+    assert!(
+        postgres >= 21 + 10,
+        "{postgres} access events from the PostgreSQL front"
+    );
 }
 
 /// The table names after FROM and JOIN in `sql`, deduplicated.
