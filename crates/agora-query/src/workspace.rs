@@ -600,10 +600,7 @@ impl Planned {
         report.rows = out.num_rows() as u64;
         let (tx, rx) = tokio::sync::mpsc::channel(out.batches.len().max(1));
         for batch in out.batches {
-            // The declared schema is the statement's with every column nullable.
-            let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
-                .map_err(|e| Error::Engine(format!("answer schema: {e}")))?;
-            let _ = tx.try_send(Ok(batch));
+            let _ = tx.try_send(conform(&self.schema, &batch));
         }
         drop(tx);
         Ok(QueryStream {
@@ -618,6 +615,28 @@ impl Planned {
             disclosure: Some(report),
         })
     }
+}
+
+/// `batch` under the statement's declared `schema`: released answers declare every column
+/// nullable, and a released cell substituted into an expression can widen its type (an
+/// `INT` branch of a `CASE` over a released `COUNT` comes back as `BIGINT`), so columns are
+/// cast back to the declared types (a value that does not fit becomes NULL).
+fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                datafusion::arrow::compute::cast(column, field.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Engine(format!("answer schema: {e}")))?;
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::Engine(format!("answer schema: {e}")))
 }
 
 /// Runs `df` on the query runtime and sends its batches to `tx` until the result ends, an
@@ -744,14 +763,10 @@ impl futures::Stream for QueryStream {
             Poll::Ready(Some(Err(e))) => self.fail(e),
             Poll::Ready(Some(Ok(mut batch))) => {
                 if batch.schema() != self.schema {
-                    // Released answers declare every column nullable.
-                    batch =
-                        match RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec()) {
-                            Ok(batch) => batch,
-                            Err(e) => {
-                                return self.fail(Error::Engine(format!("answer schema: {e}")));
-                            }
-                        };
+                    batch = match conform(&self.schema, &batch) {
+                        Ok(batch) => batch,
+                        Err(e) => return self.fail(e),
+                    };
                 }
                 self.rows += batch.num_rows();
                 self.bytes = self.bytes.saturating_add(batch_bytes(&batch));

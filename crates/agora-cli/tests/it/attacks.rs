@@ -766,8 +766,6 @@ attack_tests!(
     explain_verbose,
     cast_error_carrying_a_value,
     division_by_zero_on_an_opted_out_persons_year,
-    #[ignore = "bug: an INT cell above a release point fails as an internal error (answer \
-                schema Int32, batch Int64), whatever the data; see the report"]
     cast_error_on_a_withheld_count,
     small_groups,
     per_person_rows,

@@ -264,7 +264,7 @@ async fn person_identifiers_become_hub_keys_that_link_with_omop() {
     for table in ["patients", "stays"] {
         assert_eq!(
             manifest.table(table).unwrap().person_columns,
-            ["NIR"],
+            ["nir"],
             "{table}"
         );
     }

@@ -81,6 +81,22 @@ async fn small_groups_are_withheld_and_the_others_equal_the_truth() {
     assert!(report.notes[0].contains("fewer than 10"), "{report:?}");
 }
 
+/// Found by the attack suite: an expression over a released cell keeps its declared type
+/// (an `INT` branch of a `CASE` over a released `COUNT` came back as `BIGINT`, and the answer
+/// failed as an internal error).
+#[tokio::test]
+async fn an_expression_over_a_released_cell_keeps_its_type() {
+    let s = snds().await;
+    let sql =
+        "SELECT CASE WHEN COUNT(*) > 0 THEN CAST(COUNT(*) AS INT) ELSE 1 END AS x FROM person";
+    let (out, _) = s.ask(sql).await.unwrap();
+    assert_eq!(
+        out.schema.field(0).data_type(),
+        s.truth(sql).await.schema.field(0).data_type()
+    );
+    assert_eq!(rows(&out), rows(&s.truth(sql).await));
+}
+
 #[tokio::test]
 async fn per_person_rows_and_person_keys_are_refused_with_a_way_out() {
     let s = snds().await;
