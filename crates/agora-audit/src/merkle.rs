@@ -1,0 +1,390 @@
+//! The Merkle tree of RFC 6962 §2.1, its audit paths and consistency proofs, and the
+//! verification algorithms of RFC 9162 §2.1.3.2 and §2.1.4.2.
+
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 hash: a leaf hash, an interior node's hash or a tree's root.
+pub type Hash = [u8; 32];
+
+/// The hash of a leaf: SHA-256(0x00 || leaf) (RFC 6962 §2.1). The prefix keeps a leaf from
+/// ever passing for an interior node (second-preimage resistance).
+pub fn leaf_hash(leaf: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0x00]);
+    h.update(leaf);
+    h.finalize().into()
+}
+
+/// The hash of an interior node: SHA-256(0x01 || left || right) (RFC 6962 §2.1).
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0x01]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// The root of the empty tree: SHA-256 of the empty string (RFC 6962 §2.1).
+pub fn empty_root() -> Hash {
+    Sha256::digest([]).into()
+}
+
+/// Why a proof could not be produced or did not verify. Names sizes and indices only.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProofError {
+    /// The leaf index is not inside the tree of that size.
+    #[error("leaf {index} is not in a tree of {size} leaves")]
+    IndexOutOfRange { index: u64, size: u64 },
+    /// The requested tree size is larger than the tree.
+    #[error("tree size {size} is beyond the {tree_size} leaves held")]
+    SizeOutOfRange { size: u64, tree_size: u64 },
+    /// A consistency proof was asked from a larger tree to a smaller one.
+    #[error("the old tree size {old_size} is larger than the new tree size {new_size}")]
+    SizesOutOfOrder { old_size: u64, new_size: u64 },
+    /// The proof has the wrong number of hashes for the sizes (and index) given.
+    #[error("the proof has {got} hashes where {expected} are needed")]
+    WrongLength { expected: usize, got: usize },
+    /// The proof does not lead to the given root(s).
+    #[error("the proof does not lead to the given root")]
+    RootMismatch,
+}
+
+/// The largest power of two strictly smaller than `n` (n ≥ 2): RFC 6962's split point `k`.
+fn split(n: u64) -> u64 {
+    debug_assert!(n >= 2);
+    1 << (63 - (n - 1).leading_zeros())
+}
+
+/// The tree over leaf hashes. Every complete, aligned subtree's hash is kept
+/// (`levels[l][i]` = MTH of leaves `[i·2^l, (i+1)·2^l)`), so that the root at any earlier size,
+/// audit paths and consistency proofs take O(log n) hashes instead of a pass over the leaves.
+#[derive(Debug, Clone, Default)]
+pub struct MerkleTree {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MerkleTree {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a leaf (its hash, see [`leaf_hash`]), completing the subtrees it closes.
+    pub fn push(&mut self, leaf_hash: Hash) {
+        let mut level = 0;
+        let mut hash = leaf_hash;
+        loop {
+            if self.levels.len() == level {
+                self.levels.push(Vec::new());
+            }
+            let row = &mut self.levels[level];
+            row.push(hash);
+            // An even count means the last two form a complete subtree one level up.
+            if row.len() % 2 != 0 {
+                break;
+            }
+            hash = node_hash(&row[row.len() - 2], &row[row.len() - 1]);
+            level += 1;
+        }
+    }
+
+    /// The number of leaves.
+    pub fn size(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// The Merkle Tree Hash of all leaves.
+    pub fn root(&self) -> Hash {
+        match self.size() {
+            0 => empty_root(),
+            n => self.subtree(0, n),
+        }
+    }
+
+    /// The Merkle Tree Hash of the first `size` leaves: the root the tree had at that size.
+    pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
+        self.check_size(size)?;
+        Ok(match size {
+            0 => empty_root(),
+            n => self.subtree(0, n),
+        })
+    }
+
+    /// The hash of leaf `index`, if the tree holds it.
+    pub fn leaf(&self, index: u64) -> Option<Hash> {
+        let index = usize::try_from(index).ok()?;
+        self.levels.first()?.get(index).copied()
+    }
+
+    /// The audit path of leaf `index` in the tree of the first `size` leaves: RFC 6962's
+    /// PATH(index, D[0:size]), leaf-side first.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(ProofError::IndexOutOfRange { index, size });
+        }
+        // Walk down from the root; the RFC appends each sibling after the deeper part of the
+        // path, so the siblings collected top-down are reversed at the end.
+        let (mut m, mut start, mut end) = (index, 0, size);
+        let mut path = Vec::new();
+        while end - start > 1 {
+            let k = split(end - start);
+            if m < k {
+                path.push(self.subtree(start + k, end));
+                end = start + k;
+            } else {
+                path.push(self.subtree(start, start + k));
+                m -= k;
+                start += k;
+            }
+        }
+        path.reverse();
+        Ok(path)
+    }
+
+    /// The consistency proof between the trees of the first `old_size` and `new_size` leaves:
+    /// RFC 6962's PROOF(old_size, D[0:new_size]). Empty when `old_size` is 0 or equals
+    /// `new_size` (there is nothing to prove).
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(new_size)?;
+        if old_size > new_size {
+            return Err(ProofError::SizesOutOfOrder { old_size, new_size });
+        }
+        if old_size == 0 || old_size == new_size {
+            return Ok(Vec::new());
+        }
+        // SUBPROOF(m, D[start:end], b), unrolled top-down, reversed at the end as for PATH.
+        let (mut m, mut start, mut end, mut whole) = (old_size, 0, new_size, true);
+        let mut proof = Vec::new();
+        loop {
+            let n = end - start;
+            if m == n {
+                // The old tree's root itself is left out only when it is the whole old tree,
+                // which the verifier already has.
+                if !whole {
+                    proof.push(self.subtree(start, end));
+                }
+                break;
+            }
+            let k = split(n);
+            if m <= k {
+                proof.push(self.subtree(start + k, end));
+                end = start + k;
+            } else {
+                proof.push(self.subtree(start, start + k));
+                m -= k;
+                start += k;
+                whole = false;
+            }
+        }
+        proof.reverse();
+        Ok(proof)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), ProofError> {
+        let tree_size = self.size();
+        if size > tree_size {
+            return Err(ProofError::SizeOutOfRange { size, tree_size });
+        }
+        Ok(())
+    }
+
+    /// MTH(D[start:end]) for a range that RFC 6962's recursion produces (non-empty, within the
+    /// tree). Complete aligned ranges are looked up; the rest split along the right edge, so
+    /// this costs O(log n).
+    fn subtree(&self, start: u64, end: u64) -> Hash {
+        let n = end - start;
+        debug_assert!(n > 0 && end <= self.size());
+        if n.is_power_of_two() && start % n == 0 {
+            let level = n.trailing_zeros() as usize;
+            return self.levels[level][(start >> level) as usize];
+        }
+        let k = split(n);
+        node_hash(
+            &self.subtree(start, start + k),
+            &self.subtree(start + k, end),
+        )
+    }
+}
+
+impl FromIterator<Hash> for MerkleTree {
+    fn from_iter<I: IntoIterator<Item = Hash>>(iter: I) -> Self {
+        let mut tree = Self::new();
+        tree.extend(iter);
+        tree
+    }
+}
+
+impl Extend<Hash> for MerkleTree {
+    fn extend<I: IntoIterator<Item = Hash>>(&mut self, iter: I) {
+        for hash in iter {
+            self.push(hash);
+        }
+    }
+}
+
+/// The number of hashes in the audit path of `index` in a tree of `size` (index < size):
+/// the levels below the point where the paths to `index` and to the last leaf part, plus one
+/// per left sibling above it.
+fn inclusion_len(index: u64, size: u64) -> usize {
+    let inner = 64 - (index ^ (size - 1)).leading_zeros();
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones();
+    (inner + border) as usize
+}
+
+/// Checks that `proof` is the audit path of the leaf with hash `leaf_hash` at `index` in the
+/// tree of `size` leaves whose root is `root` (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(
+    leaf_hash: &Hash,
+    index: u64,
+    size: u64,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    // The length is fixed by index and size; checking it first gives a clear error for
+    // truncated or padded proofs (the RFC's loop would also fail on them).
+    let expected = inclusion_len(index, size);
+    if proof.len() != expected {
+        return Err(ProofError::WrongLength {
+            expected,
+            got: proof.len(),
+        });
+    }
+    let (mut f, mut s) = (index, size - 1);
+    let mut r = *leaf_hash;
+    for p in proof {
+        if s == 0 {
+            return Err(ProofError::WrongLength {
+                expected,
+                got: proof.len(),
+            });
+        }
+        if f & 1 == 1 || f == s {
+            r = node_hash(p, &r);
+            if f & 1 == 0 {
+                while f & 1 == 0 && f != 0 {
+                    f >>= 1;
+                    s >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    if s != 0 {
+        return Err(ProofError::WrongLength {
+            expected,
+            got: proof.len(),
+        });
+    }
+    if r != *root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// The number of hashes in the consistency proof from `old_size` to `new_size`
+/// (0 < old_size < new_size): the audit path of the old tree's last leaf in the new tree, less
+/// the levels inside the old tree's last complete subtree, plus that subtree's root unless it
+/// is the whole old tree.
+fn consistency_len(old_size: u64, new_size: u64) -> usize {
+    let shift = old_size.trailing_zeros() as usize;
+    let last = old_size - 1;
+    let inner = (64 - (last ^ (new_size - 1)).leading_zeros()) as usize;
+    let border = last.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
+    let seed = usize::from(!old_size.is_power_of_two());
+    seed + inner - shift + border
+}
+
+/// Checks that `proof` shows the tree of `new_size` leaves with root `new_root` extends the
+/// tree of `old_size` leaves with root `old_root` (RFC 9162 §2.1.4.2). Equal sizes need an
+/// empty proof and equal roots; every tree extends the empty one (old_root must then be
+/// [`empty_root`]).
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
+) -> Result<(), ProofError> {
+    if old_size > new_size {
+        return Err(ProofError::SizesOutOfOrder { old_size, new_size });
+    }
+    if old_size == 0 || old_size == new_size {
+        if !proof.is_empty() {
+            return Err(ProofError::WrongLength {
+                expected: 0,
+                got: proof.len(),
+            });
+        }
+        let same = if old_size == 0 {
+            *old_root == empty_root()
+        } else {
+            old_root == new_root
+        };
+        return if same {
+            Ok(())
+        } else {
+            Err(ProofError::RootMismatch)
+        };
+    }
+    let expected = consistency_len(old_size, new_size);
+    if proof.len() != expected {
+        return Err(ProofError::WrongLength {
+            expected,
+            got: proof.len(),
+        });
+    }
+    // When the old tree is itself a complete subtree its root starts the path (RFC step 2).
+    let mut path = proof.iter();
+    let first = if old_size.is_power_of_two() {
+        *old_root
+    } else {
+        *path
+            .next()
+            .expect("the length check leaves at least one hash")
+    };
+    let (mut f, mut s) = (old_size - 1, new_size - 1);
+    while f & 1 == 1 {
+        f >>= 1;
+        s >>= 1;
+    }
+    let (mut fr, mut sr) = (first, first);
+    for c in path {
+        if s == 0 {
+            return Err(ProofError::WrongLength {
+                expected,
+                got: proof.len(),
+            });
+        }
+        if f & 1 == 1 || f == s {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if f & 1 == 0 {
+                while f & 1 == 0 && f != 0 {
+                    f >>= 1;
+                    s >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    if s != 0 {
+        return Err(ProofError::WrongLength {
+            expected,
+            got: proof.len(),
+        });
+    }
+    if fr != *old_root || sr != *new_root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
