@@ -80,7 +80,7 @@ impl MerkleTree {
             let row = &mut self.levels[level];
             row.push(hash);
             // An even count means the last two form a complete subtree one level up.
-            if row.len() % 2 != 0 {
+            if !row.len().is_multiple_of(2) {
                 break;
             }
             hash = node_hash(&row[row.len() - 2], &row[row.len() - 1]);
@@ -195,7 +195,7 @@ impl MerkleTree {
     fn subtree(&self, start: u64, end: u64) -> Hash {
         let n = end - start;
         debug_assert!(n > 0 && end <= self.size());
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             return self.levels[level][(start >> level) as usize];
         }

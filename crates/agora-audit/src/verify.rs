@@ -152,13 +152,13 @@ impl Verifier {
             }
             matched = tree_size;
             // Heads of equal size come sorted by time, so a later-dated one is always smaller.
-            if let Some((at, size)) = latest_dated {
-                if sth.head.timestamp < at {
-                    return Err(Inconsistency::Rollback {
-                        tree_size: size,
-                        larger: tree_size,
-                    });
-                }
+            if let Some((at, size)) = latest_dated
+                && sth.head.timestamp < at
+            {
+                return Err(Inconsistency::Rollback {
+                    tree_size: size,
+                    larger: tree_size,
+                });
             }
             latest_dated = Some((sth.head.timestamp, tree_size));
         }
