@@ -193,6 +193,8 @@ impl MerkleTree {
     /// tree). Complete aligned ranges are looked up; the rest split along the right edge, so
     /// this costs O(log n).
     fn subtree(&self, start: u64, end: u64) -> Hash {
+        #[cfg(test)]
+        tests::SUBTREE_CALLS.with(|c| c.set(c.get() + 1));
         let n = end - start;
         debug_assert!(n > 0 && end <= self.size());
         if n.is_power_of_two() && start.is_multiple_of(n) {
@@ -387,4 +389,57 @@ pub fn verify_consistency(
         return Err(ProofError::RootMismatch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        pub(super) static SUBTREE_CALLS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn calls<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        SUBTREE_CALLS.with(|c| c.set(0));
+        let out = f();
+        (out, SUBTREE_CALLS.with(Cell::get))
+    }
+
+    /// Roots at earlier sizes and proofs read the kept subtree hashes: the work grows with the
+    /// tree's height, not its size.
+    #[test]
+    fn roots_and_proofs_take_logarithmic_work() {
+        let n: u64 = 100_003;
+        let tree: MerkleTree = (0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        for size in (1..=n)
+            .step_by(997)
+            .chain([n, n - 1, 1 << 16, (1 << 16) + 1])
+        {
+            let bound = 4 * u64::from(64 - size.leading_zeros()) + 4;
+            let (_, c) = calls(|| tree.root_at(size).unwrap());
+            assert!(c <= bound, "root_at({size}): {c} subtree hashes");
+            for index in [0, size / 3, size - 1] {
+                let (_, c) = calls(|| tree.inclusion_proof(index, size).unwrap());
+                assert!(c <= bound, "inclusion_proof({index}, {size}): {c}");
+            }
+            for old in [1, size / 2 + 1, size] {
+                let (_, c) = calls(|| tree.consistency_proof(old.min(size), size).unwrap());
+                assert!(c <= bound, "consistency_proof({old}, {size}): {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn kept_levels_are_the_complete_subtrees() {
+        let tree: MerkleTree = (0..11u64).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let lens: Vec<usize> = tree.levels.iter().map(Vec::len).collect();
+        assert_eq!(lens, [11, 5, 2, 1]);
+        assert_eq!(tree.levels[3][0], tree.root_at(8).unwrap());
+        assert_eq!(
+            tree.levels[1][4],
+            node_hash(&tree.levels[0][8], &tree.levels[0][9])
+        );
+    }
 }

@@ -53,6 +53,8 @@ pub enum Inconsistency {
         "the signed head for {tree_size} entries does not match the log: an entry in {after}..{tree_size} was changed"
     )]
     HeadMismatch { tree_size: u64, after: u64 },
+    #[error("two signed heads for {tree_size} entries have different roots: the log was forked")]
+    ConflictingHeads { tree_size: u64 },
     #[error(
         "the head for {tree_size} entries is dated after the head for {larger} entries: the log was rolled back"
     )]
@@ -145,6 +147,16 @@ impl Verifier {
             }
             let root = self.root_at(tree_size)?;
             if root != sth.head.root_hash {
+                // Another validly signed head of this size that does match means the key
+                // signed two different logs of one size: a fork, not an edit after signing.
+                let twin = sorted.iter().any(|h| {
+                    h.head.tree_size == tree_size
+                        && h.head.root_hash == root
+                        && self.key.verify(h).is_ok()
+                });
+                if twin {
+                    return Err(Inconsistency::ConflictingHeads { tree_size });
+                }
                 return Err(Inconsistency::HeadMismatch {
                     tree_size,
                     after: matched,

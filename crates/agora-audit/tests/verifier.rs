@@ -435,3 +435,25 @@ fn signed_heads_round_trip_as_json_checkpoints() {
     let checkpoint: SignedTreeHead = serde_json::from_str(&json).unwrap();
     assert!(check(&log, Some(&checkpoint)).is_ok());
 }
+
+#[test]
+fn two_signed_heads_of_one_size_with_different_roots_are_a_fork() {
+    let mut log = honest(50);
+    // The key also signed another log's head over 20 entries, later than the honest one.
+    let mut other = log.heads[1].head.clone();
+    other.root_hash[5] ^= 1;
+    other.timestamp += Duration::seconds(1);
+    log.heads.push(log.key.sign(other.clone()));
+    assert_eq!(
+        check(&log, None),
+        Err(Inconsistency::ConflictingHeads { tree_size: 20 })
+    );
+    // Earlier than the honest one, the same.
+    other.timestamp -= Duration::seconds(2);
+    log.heads.pop();
+    log.heads.push(log.key.sign(other));
+    assert_eq!(
+        check(&log, None),
+        Err(Inconsistency::ConflictingHeads { tree_size: 20 })
+    );
+}
