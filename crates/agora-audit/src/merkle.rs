@@ -117,7 +117,7 @@ impl MerkleTree {
     }
 
     /// The audit path of leaf `index` in the tree of the first `size` leaves: RFC 6962's
-    /// PATH(index, D[0:size]), leaf-side first.
+    /// `PATH(index, D[0:size])`, leaf-side first.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
         self.check_size(size)?;
         if index >= size {
@@ -143,7 +143,7 @@ impl MerkleTree {
     }
 
     /// The consistency proof between the trees of the first `old_size` and `new_size` leaves:
-    /// RFC 6962's PROOF(old_size, D[0:new_size]). Empty when `old_size` is 0 or equals
+    /// RFC 6962's `PROOF(old_size, D[0:new_size])`. Empty when `old_size` is 0 or equals
     /// `new_size` (there is nothing to prove).
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, ProofError> {
         self.check_size(new_size)?;
