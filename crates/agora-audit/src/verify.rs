@@ -35,32 +35,46 @@ pub struct VerifyReport {
 /// so the message can be shown and kept by anyone auditing the log.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Inconsistency {
+    /// A gap: entry `expected` is not stored where it should be, `found` is.
     #[error("entry {expected} is missing: the next stored entry is {found} (entries were deleted)")]
     Missing { expected: u64, found: u64 },
+    /// The leaf (or row) at `position` is entry `seq`: moved, swapped or duplicated.
     #[error("the leaf at position {position} holds entry {seq} (entries were reordered or copied)")]
     OutOfPlace { position: u64, seq: u64 },
+    /// The stored leaf of entry `seq` does not hash to its stored hash, or is no entry.
     #[error(
         "entry {seq} was altered: its stored leaf does not match its stored hash or is not an audit entry"
     )]
     Altered { seq: u64 },
+    /// A signed head (or the checkpoint) covers more entries than the log holds.
     #[error(
         "the log holds {entries} entries but a signed head covers {signed}: entries were removed from its end"
     )]
     Truncated { entries: u64, signed: u64 },
+    /// A head's signature does not verify under the key, or it names another key.
     #[error("the signed head for {tree_size} entries has a wrong signature or key id")]
     BadSignature { tree_size: u64 },
+    /// The recomputed root at `tree_size` differs from the signed one, while the head at
+    /// `after` (0 if none) still matched: an entry with seq in `after..tree_size` was changed
+    /// together with its stored hash.
     #[error(
-        "the signed head for {tree_size} entries does not match the log: an entry in {after}..{tree_size} was changed"
+        "the signed head for {tree_size} entries does not match the log: an entry with seq from {after} to below {tree_size} was changed"
     )]
     HeadMismatch { tree_size: u64, after: u64 },
+    /// The key signed two different roots for one size: the signer itself forked the log.
     #[error("two signed heads for {tree_size} entries have different roots: the log was forked")]
     ConflictingHeads { tree_size: u64 },
+    /// A head over `tree_size` entries is dated after one over `larger` entries: the log
+    /// was cut back and grown again (or the signer's clock went back; worth a look either way).
     #[error(
         "the head for {tree_size} entries is dated after the head for {larger} entries: the log was rolled back"
     )]
     Rollback { tree_size: u64, larger: u64 },
+    /// The outsider's checkpoint does not verify under the key.
     #[error("the checkpoint for {tree_size} entries has a wrong signature or key id")]
     BadCheckpointSignature { tree_size: u64 },
+    /// The log's root at the checkpoint's size differs from the checkpoint's: the log (and
+    /// any re-signed heads) was rewritten after the outsider saw it.
     #[error(
         "the log does not extend the checkpoint for {tree_size} entries: it was rewritten or forked since"
     )]
