@@ -319,6 +319,17 @@ mod tests {
     }
 
     #[test]
+    fn pkcs8_v1_keys_are_read() {
+        // What `openssl genpkey -algorithm ed25519` writes: the v1 prefix and the 32-byte seed.
+        let (key, v2) = SigningKey::generate().unwrap();
+        let mut v1 = hex::decode("302e020100300506032b657004220420").unwrap();
+        v1.extend_from_slice(&v2[16..48]);
+        let read = SigningKey::from_pkcs8(&v1).unwrap();
+        assert_eq!(read.public_key(), key.public_key());
+        key.public_key().verify(&read.sign(head(3))).unwrap();
+    }
+
+    #[test]
     fn bad_keys_are_refused() {
         assert!(matches!(
             SigningKey::from_pkcs8(b"nonsense"),
