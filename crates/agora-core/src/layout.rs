@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 ///   audit/           access and governance log
 ///   keys/hub.key     the hub secret (0600, never printed)
 ///   keys/operator.token  the local operator's API token (0600)
+///   keys/audit.key   the audit log's signing key (Ed25519, 0600)
 ///   locks/           advisory locks held by running ingests
 ///   views/           operator-added SQL-on-FHIR ViewDefinitions (`agora views add`)
 ///   exports/         result files researchers asked to take out (`exp_….csv`, 0600)
@@ -84,6 +85,11 @@ impl DataDir {
     /// The local operator's API token (mode 0600), written by `init`.
     pub fn operator_token(&self) -> PathBuf {
         self.keys().join("operator.token")
+    }
+
+    /// The key the audit log's tree heads are signed with (Ed25519, PKCS#8, mode 0600).
+    pub fn audit_key(&self) -> PathBuf {
+        self.keys().join("audit.key")
     }
 
     /// Advisory lock files held by running ingests (one writer per dataset).

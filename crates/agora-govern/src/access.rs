@@ -1,15 +1,19 @@
-//! Access events: one durable row per query a session answered, refused or failed.
+//! Access events: one durable audit log entry per query a session answered, refused or
+//! failed.
 //!
 //! The query service writes an event before an answer leaves (and when a query is refused
 //! or fails), so the store knows who read what, through which front, under which permit
 //! version. An event holds the SQL text (researchers' queries are part of the record) and
-//! never a result or a data value. Rows are only inserted; the tamper-evident audit log
-//! will take this role over.
+//! never a result or a data value. Events are entries of the tamper-evident audit log
+//! ([`crate::audit`]), category `access`, event `query.<outcome>`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::clock::{format_ts, parse_ts};
+use agora_audit::{AuditEntry, Category};
+
+use crate::audit::{AuditFilter, NewAuditEntry};
+use crate::clock::format_ts;
 use crate::{MetaStore, Result, random_id};
 
 /// What a query was run on.
@@ -45,7 +49,7 @@ pub enum AccessOutcome {
 }
 
 impl AccessOutcome {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AccessOutcome::Answered => "answered",
             AccessOutcome::Refused => "refused",
@@ -53,7 +57,7 @@ impl AccessOutcome {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "answered" => AccessOutcome::Answered,
             "refused" => AccessOutcome::Refused,
@@ -87,128 +91,130 @@ pub struct AccessEvent {
     pub cells_suppressed: Option<i64>,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
-
-impl MetaStore {
-    /// Records `event` durably (the insert is committed when this returns; SQLite runs with
-    /// `synchronous = FULL`). `event.at` is replaced by the store's clock.
-    pub async fn record_access(&self, event: &AccessEvent) -> Result<DateTime<Utc>> {
-        let at = self.now();
-        let (kind, dataset, release, permit_id, version) = match &event.target {
-            AccessTarget::Release { dataset, release } => (
-                "release",
-                Some(dataset.as_str()),
-                Some(*release),
-                None,
-                None,
-            ),
-            AccessTarget::Permit { permit_id, version } => (
-                "permit",
-                None,
-                None,
-                Some(permit_id.as_str()),
-                Some(*version),
-            ),
+impl AccessEvent {
+    /// This event as an audit log entry about `project` (the permit's application).
+    fn to_audit(&self, project: Option<String>) -> NewAuditEntry {
+        let mut detail = serde_json::Map::new();
+        detail.insert("front".into(), self.front.clone().into());
+        let (permit, version) = match &self.target {
+            AccessTarget::Release { dataset, release } => {
+                detail.insert("dataset".into(), dataset.clone().into());
+                detail.insert("release".into(), (*release).into());
+                (None, None)
+            }
+            AccessTarget::Permit { permit_id, version } => {
+                (Some(permit_id.clone()), Some(*version))
+            }
         };
-        sqlx::query(
-            "INSERT INTO access_events (id, at, actor, front, target_kind, dataset, \
-             release_number, permit_id, permit_version, statement, outcome, error_kind, \
-             tables_read, rows_returned, cells_suppressed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(random_id("acc_"))
-        .bind(format_ts(at))
-        .bind(&event.actor)
-        .bind(&event.front)
-        .bind(kind)
-        .bind(dataset)
-        .bind(release)
-        .bind(permit_id)
-        .bind(version)
-        .bind(&event.statement)
-        .bind(event.outcome.as_str())
-        .bind(event.error_kind.as_deref())
-        .bind(serde_json::to_string(&event.tables).unwrap_or_else(|_| "[]".into()))
-        .bind(event.rows)
-        .bind(event.cells_suppressed)
-        .execute(self.pool())
-        .await?;
-        Ok(at)
+        detail.insert("statement".into(), self.statement.clone().into());
+        detail.insert("tables".into(), self.tables.clone().into());
+        if let Some(kind) = &self.error_kind {
+            detail.insert("error_kind".into(), kind.clone().into());
+        }
+        if let Some(rows) = self.rows {
+            detail.insert("rows".into(), rows.into());
+        }
+        if let Some(cells) = self.cells_suppressed {
+            detail.insert("cells_suppressed".into(), cells.into());
+        }
+        NewAuditEntry {
+            category: Category::Access,
+            event: format!("query.{}", self.outcome.as_str()),
+            actor: self.actor.clone(),
+            project,
+            permit,
+            permit_version: version,
+            outcome: self.outcome.as_str().to_owned(),
+            detail,
+        }
     }
 
-    /// The most recent `limit` access events, newest first (operators and tests; the audit
-    /// issue brings filtered, paged views).
+    /// The access event an audit entry records, if it is one.
+    pub fn from_audit(entry: &AuditEntry) -> Option<Self> {
+        if entry.category != Category::Access {
+            return None;
+        }
+        let d = &entry.detail;
+        let text = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let int = |k: &str| d.get(k).and_then(|v| v.as_i64());
+        let target = match &entry.permit {
+            Some(permit_id) => AccessTarget::Permit {
+                permit_id: permit_id.clone(),
+                version: entry.permit_version.unwrap_or_default(),
+            },
+            None => AccessTarget::Release {
+                dataset: text("dataset").unwrap_or_default(),
+                release: int("release").unwrap_or_default(),
+            },
+        };
+        Some(AccessEvent {
+            at: entry.at,
+            actor: entry.actor.clone(),
+            front: text("front").unwrap_or_default(),
+            target,
+            statement: text("statement").unwrap_or_default(),
+            outcome: AccessOutcome::parse(&entry.outcome),
+            error_kind: text("error_kind"),
+            tables: d
+                .get("tables")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
+            rows: int("rows"),
+            cells_suppressed: int("cells_suppressed"),
+        })
+    }
+}
+
+impl MetaStore {
+    /// Records `events` in the audit log, in one transaction (group commit: durable when
+    /// this returns). Each event's `at` is replaced by the store's clock; returns the first
+    /// one's position in the log.
+    pub async fn record_access_batch(&self, events: &[AccessEvent]) -> Result<u64> {
+        // The project a permit belongs to (it never changes), so citizens' per-project
+        // counts need no join. Read before the transaction: a SQLite transaction that reads
+        // before it writes cannot wait for a concurrent writer, it fails.
+        let mut entries = Vec::with_capacity(events.len());
+        for event in events {
+            let project = match &event.target {
+                AccessTarget::Permit { permit_id, .. } => {
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT application_id FROM permits WHERE id = $1",
+                    )
+                    .bind(permit_id)
+                    .fetch_optional(self.pool())
+                    .await?
+                }
+                AccessTarget::Release { .. } => None,
+            };
+            entries.push(event.to_audit(project));
+        }
+        let mut tx = self.pool().begin().await?;
+        let first = self.append_audit_in(&mut tx, entries).await?;
+        tx.commit().await?;
+        Ok(first)
+    }
+
+    /// Records `event` durably in the audit log (committed when this returns; SQLite runs
+    /// with `synchronous = FULL`).
+    pub async fn record_access(&self, event: &AccessEvent) -> Result<()> {
+        self.record_access_batch(std::slice::from_ref(event))
+            .await?;
+        Ok(())
+    }
+
+    /// The most recent `limit` access events, newest first.
     pub async fn recent_access_events(&self, limit: i64) -> Result<Vec<AccessEvent>> {
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT at, actor, front, target_kind, dataset, release_number, permit_id, \
-             permit_version, statement, outcome, error_kind, tables_read, rows_returned, \
-             cells_suppressed FROM access_events \
-             ORDER BY at DESC, id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .map(
-                |(
-                    at,
-                    actor,
-                    front,
-                    kind,
-                    dataset,
-                    release,
-                    permit_id,
-                    version,
-                    statement,
-                    outcome,
-                    error_kind,
-                    tables,
-                    rows,
-                    cells_suppressed,
-                )| {
-                    let target = if kind == "permit" {
-                        AccessTarget::Permit {
-                            permit_id: permit_id.unwrap_or_default(),
-                            version: version.unwrap_or_default(),
-                        }
-                    } else {
-                        AccessTarget::Release {
-                            dataset: dataset.unwrap_or_default(),
-                            release: release.unwrap_or_default(),
-                        }
-                    };
-                    Ok(AccessEvent {
-                        at: parse_ts(&at)?,
-                        actor,
-                        front,
-                        target,
-                        statement,
-                        outcome: AccessOutcome::parse(&outcome),
-                        error_kind,
-                        tables: tables
-                            .and_then(|t| serde_json::from_str(&t).ok())
-                            .unwrap_or_default(),
-                        rows,
-                        cells_suppressed,
-                    })
-                },
-            )
-            .collect()
+        let filter = AuditFilter {
+            category: Some(Category::Access),
+            ..AuditFilter::default()
+        };
+        let limit = u32::try_from(limit.max(0)).unwrap_or(u32::MAX);
+        Ok(self
+            .audit_entries(&filter, limit)
+            .await?
+            .iter()
+            .filter_map(AccessEvent::from_audit)
+            .collect())
     }
 }
 

@@ -28,6 +28,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::NewAuditEntry;
 use crate::clock::{format_ts, parse_ts};
 use crate::config::MAX_PASSWORD_BYTES;
 use crate::error::{denied, invalid};
@@ -274,6 +275,11 @@ impl MetaStore {
         for role in &new.roles {
             grant_role(&mut tx, &new.id, *role, &now, &actor.name).await?;
         }
+        let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
+        let entry = NewAuditEntry::governance("user.created", &actor.name)
+            .with("user", new.id.as_str())
+            .with("roles", roles);
+        crate::audit::append(&mut tx, parse_ts(&now)?, vec![entry]).await?;
         tx.commit().await?;
         tracing::info!(user = %new.id, by = %actor.name, "user created");
         self.load_user(&new.id)
@@ -384,6 +390,11 @@ impl MetaStore {
             grant_role(&mut tx, id, *role, &now, &actor.name).await?;
         }
         ensure_an_operator_remains(&mut tx).await?;
+        let granted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        let entry = NewAuditEntry::governance("user.roles_set", &actor.name)
+            .with("user", id)
+            .with("roles", granted);
+        crate::audit::append(&mut tx, parse_ts(&now)?, vec![entry]).await?;
         tx.commit().await?;
         tracing::info!(user = %id, by = %actor.name, "user roles set");
         self.load_user(id).await?.ok_or(Error::NotFound("user"))
@@ -424,6 +435,13 @@ impl MetaStore {
             .await?;
             ensure_an_operator_remains(&mut tx).await?;
         }
+        let event = if active {
+            "user.activated"
+        } else {
+            "user.deactivated"
+        };
+        let entry = NewAuditEntry::governance(event, &actor.name).with("user", id);
+        crate::audit::append(&mut tx, parse_ts(&now)?, vec![entry]).await?;
         tx.commit().await?;
         tracing::info!(user = %id, by = %actor.name, active, "user activation set");
         self.load_user(id).await?.ok_or(Error::NotFound("user"))
@@ -486,6 +504,8 @@ impl MetaStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let entry = NewAuditEntry::governance("user.password_set", &actor.name).with("user", id);
+        crate::audit::append(&mut tx, parse_ts(&now)?, vec![entry]).await?;
         tx.commit().await?;
         tracing::info!(user = %id, by = %actor.name, sessions_ended = ended, "password set");
         Ok(ended)

@@ -22,6 +22,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::NewAuditEntry;
 use crate::clock::{format_ts, parse_ts, parse_ts_opt};
 use crate::error::{denied, invalid};
 use crate::{Error, MetaStore, Principal, Result, Role, random_id};
@@ -659,6 +660,17 @@ async fn insert_event(
     .bind(reason)
     .execute(&mut **tx)
     .await?;
+    let (permit, project): (String, String) =
+        sqlx::query_as("SELECT permit_id, project_id FROM export_requests WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let entry = NewAuditEntry::governance(&format!("export.{}", kind.as_str()), actor)
+        .project(&project)
+        .permit(&permit, None)
+        .with("export", id)
+        .with("status", status.as_str());
+    crate::audit::append(tx, parse_ts(at)?, vec![entry]).await?;
     Ok(())
 }
 

@@ -22,6 +22,9 @@
 //! * operator-written **catalogue metadata** per dataset ([`catalogue`]);
 //! * **export requests** ([`exports`]): result files a researcher asks to take out, their
 //!   content hash and every decision on them;
+//! * the **audit log** ([`audit`]): every access, governance and operations event as an
+//!   entry of `agora-audit`'s Merkle tree, appended in the transaction of the change it
+//!   records, and the signed tree heads;
 //! * each project's **privacy budget ledger** ([`dp_budget`]): differential-privacy spends
 //!   per query, refused once the permit's budget is spent, a repeated question free.
 //!
@@ -48,6 +51,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod audit;
 pub mod catalogue;
 mod clock;
 mod config;
@@ -65,6 +69,7 @@ mod tokens;
 
 pub use access::{AccessEvent, AccessOutcome, AccessTarget};
 pub use accounts::{NewUser, SessionToken, User};
+pub use audit::{AuditFilter, NewAuditEntry};
 pub use catalogue::{AccessRights, DatasetDescription, DatasetMetadata};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{GovernConfig, LoginPolicy, PasswordPolicy, PermitPolicy, SessionPolicy};

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_access_detail.sql")),
     (6, include_str!("migrations/0006_exports.sql")),
     (7, include_str!("migrations/0007_dp_budget.sql")),
+    (8, include_str!("migrations/0008_audit_log.sql")),
 ];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use agora_privacy::{IdentityKind, PersonKeyer, source_identity};
 
+use crate::audit::NewAuditEntry;
 use crate::clock::{format_ts, parse_ts, parse_ts_opt};
 use crate::error::invalid;
 use crate::{Error, MetaStore, Result, random_id};
@@ -288,15 +289,22 @@ impl MetaStore {
         if !check_receipt_id(receipt_id) {
             return Err(Error::NotFound("opt-out receipt"));
         }
+        let now = self.now();
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE optouts SET withdrawn_at = $1, withdrawn_by = $2 \
              WHERE receipt_id = $3 AND withdrawn_at IS NULL",
         )
-        .bind(format_ts(self.now()))
+        .bind(format_ts(now))
         .bind(actor)
         .bind(receipt_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        if done.rows_affected() > 0 {
+            let entry = NewAuditEntry::governance("optout.withdrawn", actor);
+            crate::audit::append(&mut tx, now, vec![entry]).await?;
+        }
+        tx.commit().await?;
         if done.rows_affected() > 0 {
             tracing::info!(by = %actor, "opt-out withdrawn");
         }
@@ -355,7 +363,14 @@ async fn insert_opt_out(
     .bind(format_ts(now))
     .execute(&mut **tx)
     .await?;
-    Ok(done.rows_affected() > 0)
+    let created = done.rows_affected() > 0;
+    if created {
+        // Neither the person key nor the receipt id: the log names no citizen.
+        let entry =
+            NewAuditEntry::governance("optout.registered", actor).with("channel", channel.as_str());
+        crate::audit::append(tx, now, vec![entry]).await?;
+    }
+    Ok(created)
 }
 
 async fn in_force(

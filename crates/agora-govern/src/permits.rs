@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use agora_core::DatasetName;
 
+use crate::audit::NewAuditEntry;
 use crate::clock::{format_ts, parse_ts, parse_ts_opt};
 use crate::error::{denied, invalid};
 use crate::projects::{AppRow, ApplicationState, check_identifier};
@@ -1212,6 +1213,8 @@ impl MetaStore {
         if done.rows_affected() != 1 {
             return Err(Error::Conflict("the permit cannot be activated".into()));
         }
+        self.permit_entry_in(tx, application_id, "permit.activated", actor, None, now)
+            .await?;
         if let Some((expected, terms)) = pinned {
             let done = sqlx::query(
                 "UPDATE permits SET current_version = $1 \
@@ -1274,7 +1277,7 @@ impl MetaStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE permits SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
              WHERE application_id = $4 AND revoked_at IS NULL",
         )
@@ -1284,6 +1287,42 @@ impl MetaStore {
         .bind(application_id)
         .execute(&mut **tx)
         .await?;
+        if done.rows_affected() == 1 {
+            self.permit_entry_in(
+                tx,
+                application_id,
+                "permit.revoked",
+                actor,
+                Some(reason),
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The audit entry of a change to the application's permit, in the change's transaction.
+    async fn permit_entry_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        application_id: &str,
+        event: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (permit_id, version): (String, i64) =
+            sqlx::query_as("SELECT id, current_version FROM permits WHERE application_id = $1")
+                .bind(application_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        let mut entry = NewAuditEntry::governance(event, actor)
+            .project(application_id)
+            .permit(&permit_id, Some(version));
+        if let Some(reason) = reason {
+            entry = entry.with("reason", reason);
+        }
+        crate::audit::append(tx, now, vec![entry]).await?;
         Ok(())
     }
 
@@ -1475,6 +1514,23 @@ async fn insert_version(
     .bind(reason)
     .execute(&mut **tx)
     .await?;
+    let project: String = sqlx::query_scalar("SELECT application_id FROM permits WHERE id = $1")
+        .bind(permit_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let event = if version == 1 {
+        "permit.issued"
+    } else {
+        "permit.amended"
+    };
+    // The terms themselves stay in permit_versions; the entry pins them by digest.
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(to_json(terms)?));
+    let entry = NewAuditEntry::governance(event, actor)
+        .project(&project)
+        .permit(permit_id, Some(version))
+        .with("reason", reason)
+        .with("terms_sha256", digest);
+    crate::audit::append(tx, parse_ts(now)?, vec![entry]).await?;
     Ok(())
 }
 

@@ -56,6 +56,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{check_text, validate_user_id};
+use crate::audit::NewAuditEntry;
 use crate::clock::{format_ts, parse_ts, parse_ts_opt};
 use crate::deadlines::{Step, StepDeadline};
 use crate::error::{denied, invalid};
@@ -1192,6 +1193,18 @@ pub(crate) async fn insert_event(
     .bind(comment)
     .execute(&mut **tx)
     .await?;
+    // The audit log's entry commits with the event (the comment stays in the history).
+    let event = match kind {
+        EventKind::Transition => format!("application.{}", to.as_str()),
+        other => format!("application.{}", other.as_str()),
+    };
+    let mut entry = NewAuditEntry::governance(&event, actor)
+        .project(id)
+        .with("to", to.as_str());
+    if let Some(from) = from {
+        entry = entry.with("from", from.as_str());
+    }
+    crate::audit::append(tx, parse_ts(at)?, vec![entry]).await?;
     Ok(())
 }
 

@@ -386,6 +386,16 @@ impl MetaStore {
                 other => other.into(),
             });
         }
+        let entry = crate::NewAuditEntry {
+            category: agora_audit::Category::Operations,
+            ..crate::NewAuditEntry::governance("release.committed", &new.created_by)
+        }
+        .with("dataset", new.dataset.as_str())
+        .with("release", number)
+        .with("release_id", new.release_id.as_str())
+        .with("rows", new.rows)
+        .with("quarantined", new.quarantined);
+        crate::audit::append(&mut tx, crate::clock::parse_ts(&now)?, vec![entry]).await?;
         tx.commit().await?;
         Ok(ReleaseInfo {
             dataset: new.dataset.to_string(),

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::NewAuditEntry;
 use crate::clock::{format_ts, parse_ts, parse_ts_opt};
 use crate::error::denied;
 use crate::{Error, MetaStore, Result, random_token, sha256_hex};
@@ -25,15 +26,19 @@ pub enum Role {
     Reviewer,
     /// Applies for projects and queries data under the permits they are named in.
     Researcher,
+    /// Reads and verifies the whole audit log (an inspectorate, a data protection officer);
+    /// no other right.
+    Auditor,
 }
 
 impl Role {
     /// Every role, in declaration (and sort) order.
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::Operator,
         Role::Producer,
         Role::Reviewer,
         Role::Researcher,
+        Role::Auditor,
     ];
 
     /// The stored and serialized form, lowercase (`operator`...); [`FromStr`](std::str::FromStr)
@@ -44,6 +49,7 @@ impl Role {
             Role::Producer => "producer",
             Role::Reviewer => "reviewer",
             Role::Researcher => "researcher",
+            Role::Auditor => "auditor",
         }
     }
 }
@@ -57,9 +63,10 @@ impl std::str::FromStr for Role {
             "producer" => Role::Producer,
             "reviewer" => Role::Reviewer,
             "researcher" => Role::Researcher,
+            "auditor" => Role::Auditor,
             _ => {
                 return Err(Error::InvalidInput(
-                    "unknown role: use operator, producer, reviewer or researcher".into(),
+                    "unknown role: use operator, producer, reviewer, researcher or auditor".into(),
                 ));
             }
         })
@@ -167,7 +174,7 @@ impl MetaStore {
         for role in roles {
             crate::accounts::grant_role(&mut tx, principal, *role, &now, "bootstrap").await?;
         }
-        insert_token(&mut tx, &token, principal, roles, &now).await?;
+        insert_token(&mut tx, &token, principal, roles, &now, "system").await?;
         tx.commit().await?;
         Ok(token)
     }
@@ -200,7 +207,7 @@ impl MetaStore {
         let token = random_token(TOKEN_PREFIX);
         let now = format_ts(self.now());
         let mut tx = self.pool().begin().await?;
-        insert_token(&mut tx, &token, user_id, &roles, &now).await?;
+        insert_token(&mut tx, &token, user_id, &roles, &now, &actor.name).await?;
         tx.commit().await?;
         tracing::info!(user = %user_id, by = %actor.name, "API token issued");
         Ok(token)
@@ -286,15 +293,24 @@ impl MetaStore {
             return Err(Error::NotFound("API token"));
         }
         let hex = token_id_hex(token_id).ok_or(Error::NotFound("API token"))?;
+        let now = self.now();
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE principal = $2 \
              AND substr(token_hash, 1, 16) = $3 AND revoked_at IS NULL",
         )
-        .bind(format_ts(self.now()))
+        .bind(format_ts(now))
         .bind(user_id)
         .bind(hex)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        if done.rows_affected() > 0 {
+            let entry = NewAuditEntry::governance("token.revoked", &actor.name)
+                .with("user", user_id)
+                .with("token_id", token_id);
+            crate::audit::append(&mut tx, now, vec![entry]).await?;
+        }
+        tx.commit().await?;
         if done.rows_affected() > 0 {
             tracing::info!(user = %user_id, by = %actor.name, "API token revoked");
         }
@@ -309,14 +325,25 @@ impl MetaStore {
     /// Revokes one token (e.g. its holder logging out a script). `false` if it was unknown
     /// or already revoked.
     pub async fn revoke_token(&self, token: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+        let now = self.now();
+        let mut tx = self.pool().begin().await?;
+        let user: Option<String> = sqlx::query_scalar(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL \
+             RETURNING principal",
         )
-        .bind(format_ts(self.now()))
+        .bind(format_ts(now))
         .bind(sha256_hex(token.as_bytes()))
-        .execute(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if let Some(user) = &user {
+            // Its holder revoked it: the actor is the token's own user.
+            let entry = NewAuditEntry::governance("token.revoked", user)
+                .with("user", user.as_str())
+                .with("token_id", token_id(token));
+            crate::audit::append(&mut tx, now, vec![entry]).await?;
+        }
+        tx.commit().await?;
+        Ok(user.is_some())
     }
 }
 
@@ -326,6 +353,7 @@ async fn insert_token(
     user: &str,
     roles: &[Role],
     now: &str,
+    actor: &str,
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO api_tokens (token_hash, principal, roles, created_at) VALUES ($1, $2, $3, $4)",
@@ -336,6 +364,11 @@ async fn insert_token(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    let entry = NewAuditEntry::governance("token.issued", actor)
+        .with("user", user)
+        .with("token_id", token_id(token))
+        .with("roles", encode_roles(roles));
+    crate::audit::append(tx, parse_ts(now)?, vec![entry]).await?;
     Ok(())
 }
 

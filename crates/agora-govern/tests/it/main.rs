@@ -2,6 +2,7 @@
 //! `AGORA_TEST_POSTGRES_URL` is set (see `ci/postgres.sh`).
 
 mod accounts;
+mod audit;
 mod catalogue;
 mod concurrency;
 mod dp_budget;

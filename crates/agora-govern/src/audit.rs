@@ -1,0 +1,472 @@
+//! The audit log's storage: its entries (the leaves of `agora-audit`'s Merkle tree) and the
+//! signed tree heads, in the metadata store.
+//!
+//! Appends happen in the caller's transaction ([`MetaStore::append_audit_in`]), so a
+//! governance change and its entry commit together or not at all, and the query service's
+//! access entries are durable when [`MetaStore::append_audit`] returns (one transaction for a
+//! whole batch: group commit). Positions are dense and in commit order because every append
+//! first updates the one `audit_state` row, which serializes appenders on both SQLite and
+//! PostgreSQL. Rows are only inserted; whoever edits them anyway is caught by
+//! `agora audit verify` against the signed heads.
+
+use agora_audit::{AuditEntry, Category, Hash, SignedTreeHead, StoredEntry, leaf_hash};
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+use crate::clock::format_ts;
+use crate::{Error, MetaStore, Result};
+
+/// An entry to append: everything but its position and time, which the store assigns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    /// Access, governance or operations.
+    pub category: Category,
+    /// What happened, as `noun.verb` (`query.answered`, `permit.approved`...).
+    pub event: String,
+    /// Who did it (a user id, `system` for the hub's own work).
+    pub actor: String,
+    /// The project (application id), where there is one.
+    pub project: Option<String>,
+    /// The data permit, where there is one.
+    pub permit: Option<String>,
+    /// The permit's version the action was taken under.
+    pub permit_version: Option<i64>,
+    /// How it ended (`ok`, `answered`, `refused`, `failed`, `denied`).
+    pub outcome: String,
+    /// Everything else worth keeping, never a data value (SQL text is kept: researchers'
+    /// queries are part of the record; their results are not).
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+impl NewAuditEntry {
+    /// A governance entry by `actor`, with outcome `ok` and no detail.
+    pub fn governance(event: &str, actor: &str) -> Self {
+        Self {
+            category: Category::Governance,
+            event: event.to_owned(),
+            actor: actor.to_owned(),
+            project: None,
+            permit: None,
+            permit_version: None,
+            outcome: "ok".to_owned(),
+            detail: serde_json::Map::new(),
+        }
+    }
+
+    /// The same entry about `project`.
+    pub fn project(mut self, project: &str) -> Self {
+        self.project = Some(project.to_owned());
+        self
+    }
+
+    /// The same entry about `permit` at `version`.
+    pub fn permit(mut self, permit: &str, version: Option<i64>) -> Self {
+        self.permit = Some(permit.to_owned());
+        self.permit_version = version;
+        self
+    }
+
+    /// The same entry with one more detail field.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.detail.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// Which entries a view wants. Every field narrows; paging goes backwards from `before`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Only this category.
+    pub category: Option<Category>,
+    /// Only entries whose event starts with this (`query.` or `permit.approved`).
+    pub event: Option<String>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this project.
+    pub project: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// Only entries at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// Only entries before this position (the previous page's last `seq`).
+    pub before: Option<u64>,
+}
+
+fn category_name(category: Category) -> String {
+    serde_json::to_value(category)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn hash_from_hex(text: &str) -> Option<Hash> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+impl MetaStore {
+    /// Appends `entries` in the caller's transaction `conn` (see [`append`]), at the store's
+    /// time; the first one's position.
+    pub async fn append_audit_in(
+        &self,
+        conn: &mut AnyConnection,
+        entries: Vec<NewAuditEntry>,
+    ) -> Result<u64> {
+        append(conn, self.now(), entries).await
+    }
+
+    /// Appends `entries` in one transaction of their own (group commit), durable when this
+    /// returns; the first one's position.
+    pub async fn append_audit(&self, entries: Vec<NewAuditEntry>) -> Result<u64> {
+        let mut tx = self.pool().begin().await?;
+        let first = self.append_audit_in(&mut tx, entries).await?;
+        tx.commit().await?;
+        Ok(first)
+    }
+
+    /// The log's size: entries appended and committed.
+    pub async fn audit_size(&self) -> Result<u64> {
+        let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_state WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(size as u64)
+    }
+
+    /// The stored leaf hashes of entries `from..`, at most `limit`, in log order (what the
+    /// service's tree is built from; `agora audit verify` recomputes them instead).
+    pub async fn audit_leaf_hashes(&self, from: u64, limit: u64) -> Result<Vec<(u64, Hash)>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, leaf_hash FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(from as i64)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(seq, hash)| {
+                let hash = hash_from_hex(&hash).ok_or_else(|| {
+                    Error::Corrupt(format!("audit entry {seq} has a malformed stored hash"))
+                })?;
+                Ok((seq as u64, hash))
+            })
+            .collect()
+    }
+
+    /// Stored entries from position `from` (by the stored position), at most `limit`, as the
+    /// verifier reads them: nothing is interpreted, a malformed stored hash is all zeros.
+    pub async fn audit_stored_entries(&self, from: u64, limit: u64) -> Result<Vec<StoredEntry>> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, leaf, leaf_hash FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(from as i64)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, leaf, hash)| StoredEntry {
+                seq: seq as u64,
+                leaf: leaf.into_bytes(),
+                leaf_hash: hash_from_hex(&hash).unwrap_or([0; 32]),
+            })
+            .collect())
+    }
+
+    /// Entries matching `filter`, newest first, at most `limit`. A stored leaf that no longer
+    /// parses is an error naming its position (`agora audit verify` says more).
+    pub async fn audit_entries(&self, filter: &AuditFilter, limit: u32) -> Result<Vec<AuditEntry>> {
+        let mut sql = String::from("SELECT seq, leaf FROM audit_entries WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut bind = |sql: &mut String, clause: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(c) = filter.category {
+            bind(&mut sql, " AND category = ?", category_name(c));
+        }
+        if let Some(e) = &filter.event {
+            // A prefix match without LIKE's wildcards: escaping differs between the stores.
+            bind(&mut sql, " AND substr(event, 1, length(?)) = ", e.clone());
+            bind(&mut sql, "?", e.clone());
+        }
+        if let Some(a) = &filter.actor {
+            bind(&mut sql, " AND actor = ?", a.clone());
+        }
+        if let Some(p) = &filter.project {
+            bind(&mut sql, " AND project = ?", p.clone());
+        }
+        if let Some(o) = &filter.outcome {
+            bind(&mut sql, " AND outcome = ?", o.clone());
+        }
+        if let Some(t) = filter.from {
+            bind(&mut sql, " AND at >= ?", format_ts(t));
+        }
+        if let Some(t) = filter.to {
+            bind(&mut sql, " AND at < ?", format_ts(t));
+        }
+        let mut query_sql = sql;
+        if let Some(b) = filter.before {
+            query_sql.push_str(&format!(" AND seq < {}", b as i64));
+        }
+        query_sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
+        let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(query_sql));
+        for b in &binds {
+            query = query.bind(b.clone());
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.into_iter()
+            .map(|(seq, leaf)| {
+                AuditEntry::from_leaf(leaf.as_bytes()).map_err(|_| {
+                    Error::Corrupt(format!(
+                        "audit entry {seq} does not parse; run `agora audit verify`"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a signed tree head (a head of a size already stored is left as it is).
+    pub async fn insert_tree_head(&self, head: &SignedTreeHead) -> Result<()> {
+        let signed = serde_json::to_string(head)
+            .map_err(|e| Error::Corrupt(format!("a tree head does not encode: {e}")))?;
+        sqlx::query(
+            "INSERT INTO audit_heads (tree_size, signed) VALUES ($1, $2) \
+             ON CONFLICT (tree_size) DO NOTHING",
+        )
+        .bind(head.head.tree_size as i64)
+        .bind(signed)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every signed tree head, smallest first.
+    pub async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>> {
+        self.heads_where("", None).await
+    }
+
+    /// The signed tree head of the largest size, if any.
+    pub async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>> {
+        Ok(self
+            .heads_where(" ORDER BY tree_size DESC LIMIT 1", None)
+            .await?
+            .pop())
+    }
+
+    /// The signed head of exactly `size` entries, if one was published.
+    pub async fn tree_head(&self, size: u64) -> Result<Option<SignedTreeHead>> {
+        Ok(self
+            .heads_where(" WHERE tree_size = $1", Some(size))
+            .await?
+            .pop())
+    }
+
+    async fn heads_where(&self, tail: &str, size: Option<u64>) -> Result<Vec<SignedTreeHead>> {
+        let order = if tail.contains("ORDER") {
+            ""
+        } else {
+            " ORDER BY tree_size"
+        };
+        let sql = format!("SELECT tree_size, signed FROM audit_heads{tail}{order}");
+        let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
+        if let Some(size) = size {
+            query = query.bind(size as i64);
+        }
+        query
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(|(size, signed)| {
+                serde_json::from_str(&signed).map_err(|_| {
+                    Error::Corrupt(format!("the audit tree head of size {size} does not parse"))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Appends `entries` at time `at` in the caller's transaction `conn`, numbered after the
+/// log's current end, and returns the first one's position. They are durable when `conn`'s
+/// transaction commits, and gone if it rolls back, with the change they record.
+pub(crate) async fn append(
+    conn: &mut AnyConnection,
+    at: DateTime<Utc>,
+    entries: Vec<NewAuditEntry>,
+) -> Result<u64> {
+    let count = entries.len() as i64;
+    // First, so this transaction holds the log's write lock before it writes an entry.
+    let (size,): (i64,) =
+        sqlx::query_as("UPDATE audit_state SET size = size + $1 WHERE id = 1 RETURNING size")
+            .bind(count)
+            .fetch_one(&mut *conn)
+            .await?;
+    let first = (size - count) as u64;
+    for (i, e) in entries.into_iter().enumerate() {
+        let entry = AuditEntry {
+            seq: first + i as u64,
+            at,
+            category: e.category,
+            event: e.event,
+            actor: e.actor,
+            project: e.project,
+            permit: e.permit,
+            permit_version: e.permit_version,
+            outcome: e.outcome,
+            detail: e.detail,
+        };
+        let leaf = entry.to_leaf();
+        let hash = hex::encode(leaf_hash(&leaf));
+        let leaf = String::from_utf8(leaf)
+            .map_err(|_| Error::Corrupt("an audit entry did not encode as UTF-8".into()))?;
+        sqlx::query(
+            "INSERT INTO audit_entries (seq, at, category, event, actor, project, \
+             permit_id, outcome, leaf, leaf_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(entry.seq as i64)
+        .bind(format_ts(at))
+        .bind(category_name(entry.category))
+        .bind(&entry.event)
+        .bind(&entry.actor)
+        .bind(entry.project.as_deref())
+        .bind(entry.permit.as_deref())
+        .bind(&entry.outcome)
+        .bind(leaf)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewUser, Principal, Role};
+
+    async fn store() -> (tempfile::TempDir, MetaStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open_sqlite(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn user(id: &str) -> NewUser {
+        NewUser {
+            id: id.into(),
+            display_name: id.into(),
+            email: None,
+            roles: vec![Role::Researcher],
+        }
+    }
+
+    /// A governance change and its entry commit together: a refused change leaves none.
+    #[tokio::test]
+    async fn entries_commit_with_their_change_and_only_then() {
+        let (_dir, store) = store().await;
+        let op = Principal {
+            name: "op".into(),
+            roles: vec![Role::Operator],
+        };
+        store.create_user(&op, user("ann")).await.unwrap();
+        assert!(store.create_user(&op, user("ann")).await.is_err());
+        let entries = store
+            .audit_entries(&AuditFilter::default(), 100)
+            .await
+            .unwrap();
+        let events: Vec<&str> = entries.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(events, ["user.created"]);
+        assert_eq!(entries[0].actor, "op");
+        assert_eq!(entries[0].detail["user"], "ann");
+        assert_eq!(store.audit_size().await.unwrap(), 1);
+    }
+
+    /// Concurrent appenders get dense positions in commit order, and each stored leaf
+    /// hashes to its stored hash.
+    #[tokio::test]
+    async fn concurrent_appends_are_dense() {
+        let (_dir, store) = store().await;
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let batch = (0..=i % 3)
+                        .map(|j| {
+                            NewAuditEntry::governance("test.appended", &format!("t{i}"))
+                                .with("j", j)
+                        })
+                        .collect();
+                    store.append_audit(batch).await.unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let size = store.audit_size().await.unwrap();
+        assert_eq!(size, (0..16u64).map(|i| i % 3 + 1).sum::<u64>());
+        let stored = store.audit_stored_entries(0, 1000).await.unwrap();
+        assert_eq!(stored.len() as u64, size);
+        for (i, e) in stored.iter().enumerate() {
+            assert_eq!(e.seq, i as u64);
+            assert_eq!(leaf_hash(&e.leaf), e.leaf_hash);
+            assert_eq!(AuditEntry::from_leaf(&e.leaf).unwrap().seq, e.seq);
+        }
+        let hashes = store.audit_leaf_hashes(5, 3).await.unwrap();
+        assert_eq!(hashes.iter().map(|h| h.0).collect::<Vec<_>>(), [5, 6, 7]);
+    }
+
+    /// Filters narrow, pages go backwards from `before`.
+    #[tokio::test]
+    async fn filters_and_pages() {
+        let (_dir, store) = store().await;
+        for i in 0..10 {
+            let mut e =
+                NewAuditEntry::governance("permit.amended", if i % 2 == 0 { "ann" } else { "bob" });
+            if i < 4 {
+                e = e.project("app_1");
+            }
+            store.append_audit(vec![e]).await.unwrap();
+        }
+        store
+            .append_audit(vec![NewAuditEntry::governance("user.created", "ann")])
+            .await
+            .unwrap();
+        let get = |f: AuditFilter, limit| {
+            let store = store.clone();
+            async move {
+                store
+                    .audit_entries(&f, limit)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.seq)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let ann = AuditFilter {
+            actor: Some("ann".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(get(ann.clone(), 100).await, [10, 8, 6, 4, 2, 0]);
+        assert_eq!(get(ann.clone(), 2).await, [10, 8]);
+        let page2 = AuditFilter {
+            before: Some(8),
+            ..ann
+        };
+        assert_eq!(get(page2, 2).await, [6, 4]);
+        let project = AuditFilter {
+            project: Some("app_1".into()),
+            event: Some("permit.".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(get(project, 100).await, [3, 2, 1, 0]);
+        let users = AuditFilter {
+            event: Some("user.".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(get(users, 100).await, [10]);
+    }
+}
