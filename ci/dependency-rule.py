@@ -28,6 +28,7 @@ LIBRARIES = {
     "agora-fhir",
     "agora-synth",
     "agora-cdm",
+    "agora-audit",
 }
 # What a front may not depend on directly (normal or build dependencies).
 FORBIDDEN_FOR_FRONTS = {

@@ -80,6 +80,8 @@ pub(crate) enum Command {
     Exports(crate::gov::exports::ExportsArgs),
     /// The citizen opt-out registry (on a citizen's behalf).
     Optout(crate::gov::optout::OptoutArgs),
+    /// The tamper-evident audit log: verify it, sign a tree head, read entries.
+    Audit(crate::gov::audit::AuditArgs),
     /// Run the SQL-on-FHIR v2 conformance suite (a directory of its test JSON files) against
     /// Agora's ViewDefinition engine. The last line reads `N passed, M failed`.
     SofConformance(SofConformanceArgs),
@@ -402,6 +404,10 @@ pub(crate) struct ServeArgs {
     /// Seconds between maintenance rounds (record expired projects, purge ended sessions).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub maintenance_interval_s: u64,
+    /// Seconds between signed tree heads of the audit log (signed only when it has new
+    /// entries, and once more at shutdown).
+    #[arg(long, env = "AGORA_AUDIT_HEAD_INTERVAL_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_head_interval_s: u64,
     /// Seconds a client may take to send a request's headers (or to start its next request
     /// on a kept-alive connection) before the connection is closed.
     #[arg(long, env = "AGORA_HEADER_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]

@@ -143,6 +143,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Permit(args) => crate::gov::permits::run(&dir, args).await,
         Command::Exports(args) => crate::gov::exports::run(&dir, args).await,
         Command::Optout(args) => crate::gov::optout::run(&dir, args).await,
+        Command::Audit(args) => crate::gov::audit::run(&dir, args).await,
         Command::Generate(GenerateCommand::Omop(args)) => {
             if !(0.0..=1.0).contains(&args.defects) {
                 bail!("--defects must be between 0 and 1");
@@ -225,6 +226,7 @@ fn api_options(args: &ServeArgs) -> Result<agora_http::ApiOptions> {
     Ok(agora_http::ApiOptions {
         public_rate_limit: args.public_rate_limit,
         maintenance_every: Duration::from_secs(args.maintenance_interval_s),
+        audit_head_every: Duration::from_secs(args.audit_head_interval_s),
         oidc: args.oidc.config()?,
         public_url: args.public_url.clone(),
         header_timeout: Duration::from_secs(args.header_timeout_s),

@@ -43,6 +43,9 @@ pub struct ApiOptions {
     pub public_rate_limit: u32,
     /// How often expired permits are recorded and ended sessions purged.
     pub maintenance_every: Duration,
+    /// How often a tree head of the audit log is signed when it has new entries (and once
+    /// more when the server stops). Default 60 s.
+    pub audit_head_every: Duration,
     /// OpenID Connect sign-in, when configured.
     pub oidc: Option<agora_auth::OidcConfig>,
     /// The hub's public URL; `None`: `http://` + the bound address.
@@ -66,6 +69,7 @@ impl Default for ApiOptions {
         Self {
             public_rate_limit: 30,
             maintenance_every: Duration::from_secs(60),
+            audit_head_every: Duration::from_secs(60),
             oidc: None,
             public_url: None,
             header_timeout: Duration::from_secs(10),
@@ -172,6 +176,8 @@ pub(crate) async fn serve_until(
         options.maintenance_every,
     );
     let profiles = tokio::spawn(warm_profiles(state.home.clone(), state.limits.clone()));
+    let heads = tokio::spawn(sign_heads(state.home.clone(), options.audit_head_every));
+    let home = state.home.clone();
     let app = routes(state).merge(oidc.unwrap_or_default());
     let connections = crate::listen::Limits {
         header_timeout: options.header_timeout,
@@ -180,6 +186,11 @@ pub(crate) async fn serve_until(
     let served = crate::listen::run(listener, app, connections, shutdown).await;
     maintenance.abort();
     profiles.abort();
+    heads.abort();
+    // A last head over what this server recorded, so the published log is complete.
+    if let Err(e) = home.audit().sign_head().await {
+        tracing::error!(error = %e, "no tree head could be signed at shutdown");
+    }
     served?;
     // Whoever started us may have closed stderr by now; that is no reason to fail.
     let _ = writeln!(std::io::stderr(), "Agora stopped");
@@ -196,6 +207,21 @@ async fn warm_profiles(home: Arc<Hub>, limits: QueryLimits) {
             Ok(0) => {}
             Ok(n) => tracing::info!(profiles = n, "quality profiles computed"),
             Err(e) => tracing::warn!(error = %e, "quality profiles could not be computed"),
+        }
+    }
+}
+
+/// Signs a tree head of the audit log whenever it has grown, every `every`.
+async fn sign_heads(home: Arc<Hub>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match home.audit().sign_head().await {
+            Ok(Some(head)) => {
+                tracing::debug!(tree_size = head.head.tree_size, "audit tree head signed");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "the audit tree head could not be signed"),
         }
     }
 }

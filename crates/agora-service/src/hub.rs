@@ -23,7 +23,7 @@ use agora_lake::{Lake, ReleaseManifest};
 use agora_privacy::{HubSecret, PersonKeyer};
 use agora_quality::QualityProfile;
 
-use crate::access::StoreAccessLog;
+use crate::audit::{Audit, AuditAccessLog};
 use crate::catalogue::CatalogueEntry;
 use crate::exports::Exports;
 use crate::governance::Governance;
@@ -42,6 +42,7 @@ pub struct Hub {
     governance: Governance,
     exports: Exports,
     pub(crate) profiles: Profiles,
+    audit: Audit,
 }
 
 /// What [`Hub::init`] did.
@@ -81,6 +82,7 @@ impl Hub {
             .create_token("local-operator", &[Role::Operator])
             .await?;
         write_private(&dir.operator_token(), token.as_bytes())?;
+        audit_key(&dir.audit_key())?;
         // Written last: its presence marks the directory as initialized.
         write_private(&dir.hub_key(), HubSecret::generate().expose_bytes())?;
         Ok(Initialized::Created)
@@ -94,7 +96,8 @@ impl Hub {
         let secret = read_secret(&dir.hub_key())?;
         let meta = MetaStore::open(&dir.meta_url()).await?;
         let lake = Lake::open_local(dir.lake())?;
-        let access = Arc::new(StoreAccessLog::new(meta.clone()));
+        let audit = Audit::new(meta.clone(), audit_key(&dir.audit_key())?);
+        let access = Arc::new(AuditAccessLog::start(meta.clone()));
         let query = QueryService::new(
             meta.clone(),
             lake.clone(),
@@ -112,6 +115,7 @@ impl Hub {
             meta,
             secret,
             profiles: Profiles::new(dir.profiles()),
+            audit,
         })
     }
 
@@ -129,6 +133,11 @@ impl Hub {
     /// catalogue descriptions). Each takes the caller's principal and decides itself.
     pub fn governance(&self) -> &Governance {
         &self.governance
+    }
+
+    /// The tamper-evident audit log: signed heads, proofs, verification, views.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// Export requests: result files researchers take out through a permit (the statement
@@ -251,7 +260,28 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(Error::io("write", path))
 }
 
-fn read_secret(path: &Path) -> Result<HubSecret> {
+/// The audit log's signing key at `path`, created on first use (a hub initialized before
+/// the audit log had none). Two processes creating it at once: one writes, the other reads.
+fn audit_key(path: &Path) -> Result<agora_audit::SigningKey> {
+    let parse = |bytes: &[u8]| {
+        agora_audit::SigningKey::from_pkcs8(bytes)
+            .map_err(|_| Error::Secret(format!("{} is damaged", path.display())))
+    };
+    if !path.exists() {
+        let (key, document) = agora_audit::SigningKey::generate()
+            .map_err(|e| Error::Internal(format!("cannot generate the audit key: {e}")))?;
+        match write_private(path, &document) {
+            Ok(()) => return Ok(key),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    check_private(path)?;
+    parse(&std::fs::read(path).map_err(Error::io("read", path))?)
+}
+
+fn check_private(path: &Path) -> Result<()> {
     let mode = std::fs::metadata(path)
         .map_err(Error::io("read", path))?
         .permissions()
@@ -264,6 +294,11 @@ fn read_secret(path: &Path) -> Result<HubSecret> {
             path.display()
         )));
     }
+    Ok(())
+}
+
+fn read_secret(path: &Path) -> Result<HubSecret> {
+    check_private(path)?;
     let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
     HubSecret::from_slice(&bytes)
         .map_err(|_| Error::Secret(format!("{} is damaged", path.display())))

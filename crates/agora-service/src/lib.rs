@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod audit;
 pub mod catalogue;
 mod error;
 pub mod exports;

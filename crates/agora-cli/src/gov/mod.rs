@@ -1,5 +1,5 @@
 //! The governance CLI: `agora user`, `agora project`, `agora permit`, `agora exports`,
-//! `agora optout`.
+//! `agora optout`, `agora audit`.
 //!
 //! Each command works on the local data directory through the same library calls as the
 //! HTTP API, as a principal: the local operator (whose API token `agora init` wrote into
@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use agora_service::{Authenticated, Hub};
 
+pub(crate) mod audit;
 pub(crate) mod exports;
 pub(crate) mod optout;
 pub(crate) mod permits;

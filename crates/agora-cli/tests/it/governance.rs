@@ -358,6 +358,15 @@ fn named_ids(path: &str) -> Vec<String> {
         "me",
         "sql",
         "review-queue",
+        "audit",
+        "heads",
+        "latest",
+        "key",
+        "proofs",
+        "inclusion",
+        "consistency",
+        "activity",
+        "entries",
         "openapi.json",
         "health",
         "demo",
@@ -454,6 +463,9 @@ fn every_endpoint_as_every_role() {
     );
     let ex_pending: Vec<String> = (0..8).map(|_| export()).collect();
 
+    // A signed head, so the audit cases have one to prove against.
+    let head: Value = serde_json::from_str(&w.hub.ok(&["audit", "head", "--json"])).unwrap();
+    let signed = head["tree_size"].as_u64().unwrap();
     let all_ok = [200; 8];
     let authenticated = [U, 200, 200, 200, 200, 200, U, U];
     let operator_only = [U, 200, 403, 403, 403, 403, U, U];
@@ -853,6 +865,55 @@ fn every_endpoint_as_every_role() {
             method: "GET",
             requests: same(format!("/api/v1/registry/{a}"), None),
             expect: all_ok,
+        },
+        // The audit log: heads, key, proofs and activity public; entries for operators.
+        Case {
+            name: "audit key",
+            method: "GET",
+            requests: same("/api/v1/audit/key", None),
+            expect: all_ok,
+        },
+        Case {
+            name: "audit heads",
+            method: "GET",
+            requests: same("/api/v1/audit/heads", None),
+            expect: all_ok,
+        },
+        Case {
+            name: "audit latest head",
+            method: "GET",
+            requests: same("/api/v1/audit/heads/latest", None),
+            expect: all_ok,
+        },
+        Case {
+            name: "audit inclusion proof",
+            method: "GET",
+            requests: same(
+                format!("/api/v1/audit/proofs/inclusion?index=0&tree_size={signed}"),
+                None,
+            ),
+            expect: all_ok,
+        },
+        Case {
+            name: "audit consistency proof",
+            method: "GET",
+            requests: same(
+                format!("/api/v1/audit/proofs/consistency?first={signed}&second={signed}"),
+                None,
+            ),
+            expect: all_ok,
+        },
+        Case {
+            name: "audit activity",
+            method: "GET",
+            requests: same("/api/v1/audit/activity", None),
+            expect: all_ok,
+        },
+        Case {
+            name: "audit entries",
+            method: "GET",
+            requests: same("/api/v1/audit/entries?limit=5", None),
+            expect: operator_only,
         },
         // Opt-out.
         Case {

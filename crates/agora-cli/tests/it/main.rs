@@ -4,6 +4,7 @@
 mod support;
 
 mod attacks;
+mod audit;
 mod catalogue;
 mod cli;
 mod crash;

@@ -173,18 +173,15 @@ impl Hub {
 
     /// `(front, outcome)` of every access event, oldest first.
     pub(crate) fn access_events(&self) -> Vec<(String, String)> {
-        let url = format!("sqlite://{}", self.data_dir().join("meta.db").display());
-        tokio::runtime::Runtime::new().unwrap().block_on(async {
-            use sqlx::Row;
-            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            sqlx::query("SELECT front, outcome FROM access_events ORDER BY at")
-                .fetch_all(&pool)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect()
-        })
+        let mut events = self.access_log();
+        events.reverse();
+        events
+            .into_iter()
+            .map(|e| {
+                let outcome = serde_json::to_value(e.outcome).unwrap();
+                (e.front, outcome.as_str().unwrap().to_owned())
+            })
+            .collect()
     }
 }
 

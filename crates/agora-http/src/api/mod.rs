@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::http::{ApiError, AppState};
 
+mod audit;
 pub(crate) mod auth;
 mod exports;
 pub(crate) mod limit;
@@ -96,6 +97,7 @@ pub(crate) fn governance(api: Api) -> Api {
     let api = permits::routes(api);
     let api = exports::routes(api);
     let api = registry::routes(api);
+    let api = audit::routes(api);
     optout::routes(api)
 }
 

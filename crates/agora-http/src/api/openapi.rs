@@ -324,6 +324,7 @@ pub(crate) fn document(ops: &[(Method, &'static str, Doc)]) -> Value {
             {"name": "permits", "description": "Data permits: the single source of truth for access"},
             {"name": "exports", "description": "Export requests: result files taken out under a permit, reviewed, hashed"},
             {"name": "registry", "description": "The public project registry"},
+            {"name": "audit", "description": "The tamper-evident audit log: signed tree heads, proofs, entries"},
             {"name": "optout", "description": "The citizen opt-out registry"},
             {"name": "datasets", "description": "Datasets, releases, quality, operator SQL"},
             {"name": "catalogue", "description": "The public catalogue, also as HealthDCAT-AP JSON-LD"},

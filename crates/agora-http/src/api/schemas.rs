@@ -245,7 +245,7 @@ pub(super) fn all() -> Value {
         }));
     m.insert(
         "Role".into(),
-        enumeration(&["operator", "producer", "reviewer", "researcher"]),
+        enumeration(&["operator", "producer", "reviewer", "researcher", "auditor"]),
     );
     m.insert(
         "LoginRequest".into(),
@@ -923,6 +923,116 @@ pub(super) fn all() -> Value {
                 ("recorded", boolean()),
                 ("receipt", nullable(r("OptOutReceipt"))),
                 ("message", string()),
+            ],
+            &[],
+        ),
+    );
+    let hash = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
+    m.insert(
+        "SignedTreeHead".into(),
+        object(
+            &[
+                ("tree_size", integer()),
+                ("timestamp", datetime()),
+                ("root_hash", hash.clone()),
+                ("key_id", hash.clone()),
+                ("signature", string()),
+            ],
+            &[],
+        ),
+    );
+    m.insert(
+        "SignedTreeHeadList".into(),
+        object(&[("heads", array(r("SignedTreeHead")))], &[]),
+    );
+    m.insert(
+        "AuditKey".into(),
+        object(
+            &[
+                ("algorithm", enumeration(&["Ed25519"])),
+                ("public_key", string()),
+                ("key_id", hash.clone()),
+            ],
+            &[],
+        ),
+    );
+    m.insert(
+        "InclusionProof".into(),
+        object(
+            &[
+                ("index", integer()),
+                ("tree_size", integer()),
+                ("leaf_hash", hash.clone()),
+                ("path", array(hash.clone())),
+            ],
+            &[],
+        ),
+    );
+    m.insert(
+        "ConsistencyProof".into(),
+        object(
+            &[
+                ("first", integer()),
+                ("second", integer()),
+                ("path", array(hash)),
+            ],
+            &[],
+        ),
+    );
+    m.insert(
+        "ProjectActivityList".into(),
+        object(
+            &[(
+                "activity",
+                array(object(
+                    &[
+                        ("month", string()),
+                        ("project", string()),
+                        ("dataset", string()),
+                        ("queries", integer()),
+                    ],
+                    &[],
+                )),
+            )],
+            &[],
+        ),
+    );
+    m.insert(
+        "AuditCategory".into(),
+        enumeration(&["access", "governance", "operations"]),
+    );
+    m.insert("AuditFormat".into(), enumeration(&["json", "csv"]));
+    m.insert(
+        "AuditPosition".into(),
+        json!({"type": "integer", "minimum": 0}),
+    );
+    m.insert("AuditText".into(), string());
+    m.insert("AuditTime".into(), datetime());
+    m.insert(
+        "AuditEntry".into(),
+        object(
+            &[
+                ("seq", integer()),
+                ("at", datetime()),
+                ("category", r("AuditCategory")),
+                ("event", string()),
+                ("actor", string()),
+                ("outcome", string()),
+            ],
+            &[
+                ("project", string()),
+                ("permit", string()),
+                ("permit_version", integer()),
+                ("detail", json!({"type": "object"})),
+            ],
+        ),
+    );
+    m.insert(
+        "AuditEntryList".into(),
+        object(
+            &[
+                ("entries", array(r("AuditEntry"))),
+                ("next_before", nullable(integer())),
             ],
             &[],
         ),
