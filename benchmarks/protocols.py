@@ -118,10 +118,19 @@ class Http:
         import pyarrow as pa
         body = json.dumps({"sql": sql, "format": "arrow"})
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
-        start = time.perf_counter()
-        self.conn.request("POST", f"/api/v1/permits/{self.permit}/sql", body=body, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
+        for attempt in (1, 2):
+            try:
+                start = time.perf_counter()
+                self.conn.request("POST", f"/api/v1/permits/{self.permit}/sql", body=body, headers=headers)
+                response = self.conn.getresponse()
+                payload = response.read()
+                break
+            except (OSError, http.client.HTTPException):
+                # The server closes a kept-alive connection idle past its header timeout
+                # (10 s) while other engines run: reconnect and time afresh.
+                self.conn.close()
+                if attempt == 2:
+                    raise
         if response.status != 200:
             return {"error": json.loads(payload).get("error", {}).get("message", payload[:300].decode())}
         table = pa.ipc.open_stream(payload).read_all()
@@ -204,10 +213,17 @@ class OperatorHttp(Http):
         import pyarrow as pa
         body = json.dumps({"dataset": self.permit, "sql": sql, "format": "arrow"})
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
-        start = time.perf_counter()
-        self.conn.request("POST", "/api/v1/sql", body=body, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
+        for attempt in (1, 2):
+            try:
+                start = time.perf_counter()
+                self.conn.request("POST", "/api/v1/sql", body=body, headers=headers)
+                response = self.conn.getresponse()
+                payload = response.read()
+                break
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                if attempt == 2:
+                    raise
         if response.status != 200:
             return {"error": payload[:300].decode(errors="replace")}
         table = pa.ipc.open_stream(payload).read_all()
@@ -305,9 +321,19 @@ def run_rows(args, fronts, permit):
     local_columns = [c for c in columns if c in stored]
 
     def pyarrow_read():
+        # Only as many row groups as the rows need (the table may hold far more than fits).
+        import pyarrow as pa
         start = time.perf_counter()
-        table = pq.ParquetDataset(files).read(columns=local_columns, use_threads=True)
-        table = table.slice(0, args.rows)
+        batches, n = [], 0
+        for f in files:
+            for batch in pq.ParquetFile(f).iter_batches(columns=local_columns, batch_size=65536):
+                batches.append(batch)
+                n += batch.num_rows
+                if n >= args.rows:
+                    break
+            if n >= args.rows:
+                break
+        table = pa.Table.from_batches(batches).slice(0, args.rows)
         return table.num_rows, time.perf_counter() - start
 
     def flight_read():
