@@ -5,7 +5,7 @@
 //! ```text
 //!   query service ─► AuditAccessLog ─► batch ─► one transaction ─┐
 //!   governance ───────── (in the change's own transaction) ──────┤─► audit_entries (leaves)
-//!   operations (ingests, keys...) ─► Audit::record ──────────────┘
+//!   operations (release commits) ── (in the commit's transaction) ┘
 //!   every minute: Audit::sign_head ─► tree head signed (Ed25519, keys/audit.key) ─► audit_heads
 //! ```
 //!
@@ -22,7 +22,7 @@ pub use agora_audit::{
     AuditEntry, Category, Hash, Inconsistency, PublicKey, SignedTreeHead, TreeHead, VerifyReport,
 };
 use agora_audit::{MerkleTree, SigningKey, Verifier};
-pub use agora_govern::{AuditFilter, NewAuditEntry};
+pub use agora_govern::AuditFilter;
 use agora_govern::{MetaStore, Principal, Role};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -209,12 +209,6 @@ impl Audit {
                 return Ok(tree);
             }
         }
-    }
-
-    /// Records an operations or governance event that happened outside the metadata store's
-    /// own transactions (an ingest, a key rotation, a server start), durable on return.
-    pub async fn record(&self, entry: NewAuditEntry) -> Result<u64> {
-        Ok(self.meta.append_audit(vec![entry]).await?)
     }
 
     /// Signs a head over every committed entry if the log grew since the latest head, and

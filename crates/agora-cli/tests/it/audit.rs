@@ -11,21 +11,27 @@ use serde_json::Value;
 
 use crate::support::Hub;
 
-/// A hub with a release, queries, governance events and heads signed at several sizes.
-fn busy_hub() -> Hub {
+/// A fresh hub with one release of `dataset`: `persons` generated persons.
+fn hub_with_release(dataset: &str, persons: u32) -> Hub {
     let hub = Hub::init();
     let src = tempfile::tempdir().unwrap();
     hub.ok(&[
         "generate",
         "omop",
         "--persons",
-        "60",
+        &persons.to_string(),
         "--seed",
         "3",
         "--out",
         src.path().to_str().unwrap(),
     ]);
-    hub.ingest("audited", src.path());
+    hub.ingest(dataset, src.path());
+    hub
+}
+
+/// A hub with a release, queries, governance events and heads signed at several sizes.
+fn busy_hub() -> Hub {
+    let hub = hub_with_release("audited", 60);
     hub.sql_tsv("audited", "SELECT COUNT(*) AS n FROM person");
     hub.ok(&["audit", "head"]);
     hub.ok(&[
@@ -368,19 +374,7 @@ fn kill_9_under_load_loses_no_acknowledged_entry() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(100);
-    let hub = Hub::init();
-    let src = tempfile::tempdir().unwrap();
-    hub.ok(&[
-        "generate",
-        "omop",
-        "--persons",
-        "30",
-        "--seed",
-        "5",
-        "--out",
-        src.path().to_str().unwrap(),
-    ]);
-    hub.ingest("durable", src.path());
+    let hub = hub_with_release("durable", 30);
     let token = hub.token();
     let token = token.trim();
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -51,7 +51,11 @@ async fn concurrent_appends_are_dense_on_every_backend() {
                 "{}",
                 env.backend
             );
+            let entry = agora_audit::AuditEntry::from_leaf(&e.leaf).unwrap();
+            assert_eq!(entry.seq, e.seq, "{}", env.backend);
         }
+        let hashes = env.store.audit_leaf_hashes(5, 3).await.unwrap();
+        assert_eq!(hashes.iter().map(|h| h.0).collect::<Vec<_>>(), [5, 6, 7]);
         // A refused change (the user exists) leaves no entry.
         assert!(
             env.store
@@ -71,5 +75,10 @@ async fn concurrent_appends_are_dense_on_every_backend() {
         };
         let entries = env.store.audit_entries(&created, 100).await.unwrap();
         assert_eq!(entries.len(), 4, "{}", env.backend);
+        for e in &entries {
+            assert_eq!(e.actor, "op", "{}", env.backend);
+            let id = e.detail["user"].as_str().unwrap();
+            assert!(["u0", "u3", "u6", "u9"].contains(&id), "{}", env.backend);
+        }
     }
 }
