@@ -47,6 +47,7 @@
 mod entry;
 mod head;
 mod merkle;
+mod segment;
 mod verify;
 
 pub use entry::{AuditEntry, Category};
@@ -55,6 +56,7 @@ pub use head::{
 };
 pub use merkle::{
     Hash, MerkleTree, ProofError, empty_root, leaf_hash, node_hash, verify_consistency,
-    verify_inclusion,
+    verify_inclusion, verify_range,
 };
+pub use segment::{SEGMENT_FORMAT, Segment, SegmentHeader, check_segment, write_segment};
 pub use verify::{Inconsistency, StoredEntry, Verifier, VerifyReport};

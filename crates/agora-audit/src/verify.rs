@@ -70,6 +70,22 @@ pub enum Inconsistency {
         "the head for {tree_size} entries is dated after the head for {larger} entries: the log was rolled back"
     )]
     Rollback { tree_size: u64, larger: u64 },
+    /// An archived segment's file is missing, unreadable or not a segment of its range
+    /// (`first` is its first entry, when known).
+    #[error("{}", match first {
+        Some(first) => format!("the archived segment from entry {first} is missing, unreadable or not a segment"),
+        None => "the file is not an archived segment of the audit log".to_owned(),
+    })]
+    SegmentMalformed { first: Option<u64> },
+    /// An archived segment's entries do not prove against its signed head: one was changed.
+    #[error(
+        "the archived segment of entries {first} to below {end} does not match its signed head for {tree_size} entries: an entry in it was changed"
+    )]
+    SegmentMismatch {
+        first: u64,
+        end: u64,
+        tree_size: u64,
+    },
     /// The outsider's checkpoint does not verify under the key.
     #[error("the checkpoint for {tree_size} entries has a wrong signature or key id")]
     BadCheckpointSignature { tree_size: u64 },

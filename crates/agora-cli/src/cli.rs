@@ -408,6 +408,11 @@ pub(crate) struct ServeArgs {
     /// entries, and once more at shutdown).
     #[arg(long, env = "AGORA_AUDIT_HEAD_INTERVAL_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub audit_head_interval_s: u64,
+    /// Days audit entries stay in the metadata store (its views) before they move into
+    /// archived segment files under the data directory's audit folder, which stay
+    /// verifiable against the published heads (`agora audit verify`). Checked hourly.
+    #[arg(long, env = "AGORA_AUDIT_RETENTION_DAYS", default_value_t = agora_service::audit::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: u32,
     /// Seconds a client may take to send a request's headers (or to start its next request
     /// on a kept-alive connection) before the connection is closed.
     #[arg(long, env = "AGORA_HEADER_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]

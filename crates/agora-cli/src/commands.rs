@@ -227,6 +227,7 @@ fn api_options(args: &ServeArgs) -> Result<agora_http::ApiOptions> {
         public_rate_limit: args.public_rate_limit,
         maintenance_every: Duration::from_secs(args.maintenance_interval_s),
         audit_head_every: Duration::from_secs(args.audit_head_interval_s),
+        audit_retention: Duration::from_secs(86_400 * u64::from(args.audit_retention_days)),
         oidc: args.oidc.config()?,
         public_url: args.public_url.clone(),
         header_timeout: Duration::from_secs(args.header_timeout_s),

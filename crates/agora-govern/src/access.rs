@@ -93,7 +93,7 @@ pub struct AccessEvent {
 
 impl AccessEvent {
     /// This event as an audit log entry about `project` (the permit's application).
-    fn to_audit(&self, project: Option<String>) -> NewAuditEntry {
+    pub(crate) fn to_audit(&self, project: Option<String>) -> NewAuditEntry {
         let mut detail = serde_json::Map::new();
         detail.insert("front".into(), self.front.clone().into());
         let (permit, version) = match &self.target {
@@ -163,6 +163,81 @@ impl AccessEvent {
             cells_suppressed: int("cells_suppressed"),
         })
     }
+}
+
+/// The access events kept before the audit log (`access_events`, migrations 4 and 5), oldest
+/// first, each with its time and as the entry it becomes, read in the migration's transaction.
+pub(crate) async fn legacy_access_events(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Vec<(DateTime<Utc>, NewAuditEntry)>> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT e.at, e.actor, e.front, e.target_kind, e.dataset, e.release_number, e.permit_id, \
+         e.permit_version, e.statement, e.outcome, e.error_kind, e.tables_read, \
+         e.rows_returned, e.cells_suppressed \
+         FROM access_events e ORDER BY e.at, e.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (at, actor, front, kind, dataset, release, permit_id, version, statement) = (
+            row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
+        );
+        let (outcome, error_kind, tables, rows_returned, cells) =
+            (row.9, row.10, row.11, row.12, row.13);
+        let target = match (kind.as_str(), permit_id) {
+            ("permit", Some(permit_id)) => AccessTarget::Permit {
+                permit_id,
+                version: version.unwrap_or_default(),
+            },
+            _ => AccessTarget::Release {
+                dataset: dataset.unwrap_or_default(),
+                release: release.unwrap_or_default(),
+            },
+        };
+        let project = match &target {
+            AccessTarget::Permit { permit_id, .. } => {
+                sqlx::query_scalar::<_, String>("SELECT application_id FROM permits WHERE id = $1")
+                    .bind(permit_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+            AccessTarget::Release { .. } => None,
+        };
+        let at = crate::clock::parse_ts(&at)?;
+        let event = AccessEvent {
+            at,
+            actor,
+            front,
+            target,
+            statement,
+            outcome: AccessOutcome::parse(&outcome),
+            error_kind,
+            tables: tables
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+            rows: rows_returned,
+            cells_suppressed: cells,
+        };
+        out.push((at, event.to_audit(project)));
+    }
+    Ok(out)
 }
 
 impl MetaStore {

@@ -73,6 +73,23 @@ impl NewAuditEntry {
     }
 }
 
+/// An archived segment of the log, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedSegment {
+    /// The first entry in it.
+    pub first: u64,
+    /// The entry after its last.
+    pub end: u64,
+    /// Its file, relative to the data directory's audit folder.
+    pub file: String,
+    /// The file's SHA-256 (hex).
+    pub sha256: String,
+    /// The size of the signed head its range proof leads to.
+    pub head_size: u64,
+    /// When it was archived.
+    pub archived_at: DateTime<Utc>,
+}
+
 /// Which entries a view wants. Every field narrows; paging goes backwards from `before`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditFilter {
@@ -133,11 +150,14 @@ impl MetaStore {
         Ok(size as u64)
     }
 
-    /// The stored leaf hashes of entries `from..`, at most `limit`, in log order (what the
-    /// service's tree is built from; `agora audit verify` recomputes them instead).
+    /// The stored leaf hashes of entries `from..`, archived or not, at most `limit`, in log
+    /// order (what the service's tree is built from; `agora audit verify` recomputes them).
     pub async fn audit_leaf_hashes(&self, from: u64, limit: u64) -> Result<Vec<(u64, Hash)>> {
+        // Archived entries keep their hashes (only): the tree and its proofs go on.
         let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, leaf_hash FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            "SELECT seq, leaf_hash FROM audit_archived WHERE seq >= $1 \
+             UNION ALL SELECT seq, leaf_hash FROM audit_entries WHERE seq >= $1 \
+             ORDER BY seq LIMIT $2",
         )
         .bind(from as i64)
         .bind(limit as i64)
@@ -224,6 +244,144 @@ impl MetaStore {
                 })
             })
             .collect()
+    }
+
+    /// Per month, project and dataset, the queries answered under the project's permits
+    /// (the citizens' view), by month, project and dataset.
+    pub async fn audit_activity(&self) -> Result<Vec<(String, String, String, u64)>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT month, project, dataset, queries FROM audit_activity \
+             ORDER BY month, project, dataset",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(m, p, d, q)| (m, p, d, q.max(0) as u64))
+            .collect())
+    }
+
+    /// Where the entries still in the store begin: the end of the last archived segment.
+    pub async fn audit_live_from(&self) -> Result<u64> {
+        let end: Option<i64> = sqlx::query_scalar("SELECT MAX(end_seq) FROM audit_segments")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(end.unwrap_or(0).max(0) as u64)
+    }
+
+    /// The position of the first stored entry dated at or after `cutoff` (the log's size if
+    /// none is): entries before it are older than the cutoff.
+    pub async fn audit_first_since(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(seq) FROM audit_entries WHERE at >= $1")
+                .bind(format_ts(cutoff))
+                .fetch_one(self.pool())
+                .await?;
+        match seq {
+            Some(seq) => Ok(seq.max(0) as u64),
+            None => self.audit_size().await,
+        }
+    }
+
+    /// Records that entries `segment.first..segment.end` are archived in `segment.file`: in
+    /// one transaction their hashes move to `audit_archived` and their rows leave
+    /// `audit_entries`, and an `audit.archived` entry by `actor` records it. The file must be
+    /// durable before this is called. Fails (changing nothing) unless the segment starts
+    /// where the stored entries do.
+    pub async fn archive_audit_segment(
+        &self,
+        segment: &ArchivedSegment,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        // Writes first (SQLite: a transaction that reads first cannot wait for a writer).
+        sqlx::query(
+            "INSERT INTO audit_segments (first_seq, end_seq, file, sha256, head_size, archived_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(segment.first as i64)
+        .bind(segment.end as i64)
+        .bind(&segment.file)
+        .bind(&segment.sha256)
+        .bind(segment.head_size as i64)
+        .bind(format_ts(segment.archived_at))
+        .execute(&mut *tx)
+        .await?;
+        let (first, end) = (segment.first as i64, segment.end as i64);
+        let moved = sqlx::query(
+            "INSERT INTO audit_archived (seq, leaf_hash) \
+             SELECT seq, leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2",
+        )
+        .bind(first)
+        .bind(end)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let previous: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(end_seq) FROM audit_segments WHERE first_seq < $1")
+                .bind(first)
+                .fetch_one(&mut *tx)
+                .await?;
+        if moved != (end - first) as u64 || previous.unwrap_or(0) != first {
+            tx.rollback().await?;
+            return Err(Error::Conflict(format!(
+                "audit entries {first} to {end} are not all in the store, or do not follow the \
+                 last archived segment: nothing was archived"
+            )));
+        }
+        sqlx::query("DELETE FROM audit_entries WHERE seq >= $1 AND seq < $2")
+            .bind(first)
+            .bind(end)
+            .execute(&mut *tx)
+            .await?;
+        let mut entry = NewAuditEntry::governance("audit.archived", actor)
+            .with("first", segment.first)
+            .with("end", segment.end)
+            .with("file", segment.file.clone())
+            .with("sha256", segment.sha256.clone())
+            .with("head_size", segment.head_size);
+        entry.category = Category::Operations;
+        self.append_audit_in(&mut tx, vec![entry]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every archived segment, oldest first.
+    pub async fn audit_segments(&self) -> Result<Vec<ArchivedSegment>> {
+        let rows: Vec<(i64, i64, String, String, i64, String)> = sqlx::query_as(
+            "SELECT first_seq, end_seq, file, sha256, head_size, archived_at \
+             FROM audit_segments ORDER BY first_seq",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(first, end, file, sha256, head_size, at)| {
+                Ok(ArchivedSegment {
+                    first: first as u64,
+                    end: end as u64,
+                    file,
+                    sha256,
+                    head_size: head_size as u64,
+                    archived_at: crate::clock::parse_ts(&at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The stored hashes of archived entries `first..end`, in order (a malformed one is all
+    /// zeros, for the verifier to report).
+    pub async fn audit_archived_hashes(&self, first: u64, end: u64) -> Result<Vec<(u64, Hash)>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, leaf_hash FROM audit_archived WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+        )
+        .bind(first as i64)
+        .bind(end as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, h)| (seq as u64, hash_from_hex(&h).unwrap_or([0; 32])))
+            .collect())
     }
 
     /// Stores a signed tree head (a head of a size already stored is left as it is).
@@ -332,8 +490,74 @@ pub(crate) async fn append(
         .bind(hash)
         .execute(&mut *conn)
         .await?;
+        count_activity(conn, &entry).await?;
     }
     Ok(first)
+}
+
+/// The datasets an answered query under a project read, once each: what the citizens' view
+/// counts it under. Nothing for any other entry.
+fn activity_of(entry: &AuditEntry) -> Vec<String> {
+    if entry.category != Category::Access || entry.outcome != "answered" || entry.project.is_none()
+    {
+        return Vec::new();
+    }
+    let tables = entry.detail.get("tables").and_then(|t| t.as_array());
+    let mut datasets: Vec<String> = tables
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some(t.as_str()?.split('.').next()?.to_owned()))
+        .collect();
+    datasets.sort_unstable();
+    datasets.dedup();
+    datasets
+}
+
+/// Adds `entry` to the per-month counts of the citizens' view, in the caller's transaction.
+async fn count_activity(conn: &mut AnyConnection, entry: &AuditEntry) -> Result<()> {
+    let (Some(project), datasets) = (&entry.project, activity_of(entry)) else {
+        return Ok(());
+    };
+    let month = entry.at.format("%Y-%m").to_string();
+    for dataset in datasets {
+        sqlx::query(
+            "INSERT INTO audit_activity (month, project, dataset, queries) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (month, project, dataset) \
+             DO UPDATE SET queries = audit_activity.queries + 1",
+        )
+        .bind(&month)
+        .bind(project)
+        .bind(dataset)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Migration 9's data step: counts the entries already in the log into the citizens' view,
+/// then moves the access events kept before the audit log (`access_events`) into it, at
+/// their original times, marked as imported (each counted as it is appended).
+pub(crate) async fn import_legacy_and_count(conn: &mut AnyConnection) -> Result<()> {
+    let leaves: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, leaf FROM audit_entries WHERE category = 'access' ORDER BY seq",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (seq, leaf) in leaves {
+        let entry = AuditEntry::from_leaf(leaf.as_bytes()).map_err(|_| {
+            Error::Corrupt(format!(
+                "audit entry {seq} does not parse; run `agora audit verify`"
+            ))
+        })?;
+        count_activity(conn, &entry).await?;
+    }
+    for (at, entry) in crate::access::legacy_access_events(conn).await? {
+        append(conn, at, vec![entry.with("imported_from", "access_events")]).await?;
+    }
+    sqlx::query("DELETE FROM access_events")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ mod tokens;
 
 pub use access::{AccessEvent, AccessOutcome, AccessTarget};
 pub use accounts::{NewUser, SessionToken, User};
-pub use audit::{AuditFilter, NewAuditEntry};
+pub use audit::{ArchivedSegment, AuditFilter, NewAuditEntry};
 pub use catalogue::{AccessRights, DatasetDescription, DatasetMetadata};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{GovernConfig, LoginPolicy, PasswordPolicy, PermitPolicy, SessionPolicy};

@@ -1,7 +1,15 @@
-use sqlx::AnyPool;
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::{AnyConnection, AnyPool};
 use sqlx::{AssertSqlSafe, Executor};
 
 use crate::{Error, Result};
+
+/// A migration's data step, run after its SQL in the same transaction: for changes SQL
+/// cannot make portably (hashing, JSON).
+type Step =
+    for<'c> fn(&'c mut AnyConnection) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'c>>;
 
 /// Ordered schema migrations; each runs once, in a transaction, recorded in
 /// `schema_migrations`. Never edit a released migration: add a new one.
@@ -19,7 +27,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_exports.sql")),
     (7, include_str!("migrations/0007_dp_budget.sql")),
     (8, include_str!("migrations/0008_audit_log.sql")),
+    (9, include_str!("migrations/0009_audit_retention.sql")),
 ];
+
+/// Data steps, by version.
+fn step(version: i64) -> Option<Step> {
+    match version {
+        9 => Some(|conn| Box::pin(crate::audit::import_legacy_and_count(conn))),
+        _ => None,
+    }
+}
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
     // PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent one (both
@@ -64,6 +81,12 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
         }
         for statement in split_statements(sql) {
             tx.execute(AssertSqlSafe(statement)).await.map_err(wrap)?;
+        }
+        if let Some(step) = step(version) {
+            step(&mut tx).await.map_err(|e| match e {
+                Error::Database(source) => wrap(source),
+                other => other,
+            })?;
         }
         tx.commit().await.map_err(wrap)?;
     }

@@ -46,6 +46,9 @@ pub struct ApiOptions {
     /// How often a tree head of the audit log is signed when it has new entries (and once
     /// more when the server stops). Default 60 s.
     pub audit_head_every: Duration,
+    /// How long audit entries stay in the metadata store before they move into archived
+    /// segments (checked hourly). Default 365 days.
+    pub audit_retention: Duration,
     /// OpenID Connect sign-in, when configured.
     pub oidc: Option<agora_auth::OidcConfig>,
     /// The hub's public URL; `None`: `http://` + the bound address.
@@ -70,6 +73,9 @@ impl Default for ApiOptions {
             public_rate_limit: 30,
             maintenance_every: Duration::from_secs(60),
             audit_head_every: Duration::from_secs(60),
+            audit_retention: Duration::from_secs(
+                86_400 * u64::from(agora_service::audit::DEFAULT_RETENTION_DAYS),
+            ),
             oidc: None,
             public_url: None,
             header_timeout: Duration::from_secs(10),
@@ -176,7 +182,11 @@ pub(crate) async fn serve_until(
         options.maintenance_every,
     );
     let profiles = tokio::spawn(warm_profiles(state.home.clone(), state.limits.clone()));
-    let heads = tokio::spawn(sign_heads(state.home.clone(), options.audit_head_every));
+    let heads = tokio::spawn(sign_heads(
+        state.home.clone(),
+        options.audit_head_every,
+        options.audit_retention,
+    ));
     let home = state.home.clone();
     let app = routes(state).merge(oidc.unwrap_or_default());
     let connections = crate::listen::Limits {
@@ -212,8 +222,13 @@ async fn warm_profiles(home: Arc<Hub>, limits: QueryLimits) {
 }
 
 /// Signs a tree head of the audit log whenever it has grown, every `every`.
-async fn sign_heads(home: Arc<Hub>, every: Duration) {
+/// Signs a tree head every `every` when the log grew, and once an hour archives the entries
+/// older than `retention`.
+async fn sign_heads(home: Arc<Hub>, every: Duration, retention: Duration) {
+    const ARCHIVE_EVERY: Duration = Duration::from_secs(3600);
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let mut tick = tokio::time::interval(every);
+    let mut last_archive: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         match home.audit().sign_head().await {
@@ -222,6 +237,18 @@ async fn sign_heads(home: Arc<Hub>, every: Duration) {
             }
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "the audit tree head could not be signed"),
+        }
+        if last_archive.is_some_and(|at| at.elapsed() < ARCHIVE_EVERY) {
+            continue;
+        }
+        last_archive = Some(tokio::time::Instant::now());
+        match home.audit().archive_expired(retention).await {
+            Ok(segments) => {
+                for s in segments {
+                    tracing::info!(first = s.first, end = s.end, "audit entries archived");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the audit log could not be archived"),
         }
     }
 }

@@ -14,15 +14,20 @@
 //! head that does not extend the previous one ([`Audit::sign_head`] checks it first), so a
 //! rewritten store cannot be laundered by the hub's own signature.
 
+use std::fs::OpenOptions;
 use std::future::Future;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
 pub use agora_audit::{
-    AuditEntry, Category, Hash, Inconsistency, PublicKey, SignedTreeHead, TreeHead, VerifyReport,
+    AuditEntry, Category, Hash, Inconsistency, PublicKey, Segment, SignedTreeHead, TreeHead,
+    VerifyReport, check_segment,
 };
-use agora_audit::{MerkleTree, SigningKey, Verifier};
-pub use agora_govern::AuditFilter;
+use agora_audit::{MerkleTree, SigningKey, StoredEntry, Verifier, leaf_hash, write_segment};
+pub use agora_govern::{ArchivedSegment, AuditFilter};
 use agora_govern::{MetaStore, Principal, Role};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -35,6 +40,12 @@ const MAX_BATCH: usize = 512;
 const PAGE: u64 = 10_000;
 /// Entries one view returns at most.
 pub const MAX_PAGE: u32 = 1_000;
+/// Entries one archived segment holds at most.
+const SEGMENT_MAX: u64 = 100_000;
+/// How long entries stay in the metadata store before they are archived, by default: the
+/// year health data law asks access logs to be kept at least (EHDS Art. 73). Archived
+/// segments are kept, and stay verifiable, after that.
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 
 struct Pending {
     event: AccessEvent,
@@ -153,6 +164,10 @@ pub struct ProjectActivity {
 pub struct Audit {
     meta: MetaStore,
     key: Arc<SigningKey>,
+    /// The data directory's audit folder: archived segments live under it.
+    dir: PathBuf,
+    /// One archiver at a time in this process (the store refuses a second one elsewhere).
+    archiving: Arc<Mutex<()>>,
     /// The tree over the stored leaf hashes, caught up from the store before each use (other
     /// processes, e.g. the command line, append too).
     tree: Arc<Mutex<MerkleTree>>,
@@ -177,10 +192,12 @@ fn may_audit(who: &Principal) -> bool {
 }
 
 impl Audit {
-    pub(crate) fn new(meta: MetaStore, key: SigningKey) -> Self {
+    pub(crate) fn new(meta: MetaStore, key: SigningKey, dir: PathBuf) -> Self {
         Self {
             meta,
             key: Arc::new(key),
+            dir,
+            archiving: Arc::default(),
             tree: Arc::default(),
         }
     }
@@ -341,55 +358,140 @@ impl Audit {
     }
 
     /// Per month, project and dataset, how many queries were answered under the project's
-    /// permits: the citizens' view (no login, no personal data: counts only).
+    /// permits: the citizens' view (no login, no personal data: counts only). Counted as
+    /// entries are appended, so archived months keep their counts.
     pub async fn project_activity(&self) -> Result<Vec<ProjectActivity>> {
-        let filter = AuditFilter {
-            category: Some(Category::Access),
-            outcome: Some("answered".into()),
-            ..AuditFilter::default()
-        };
-        let mut counts = std::collections::BTreeMap::<(String, String, String), u64>::new();
-        let mut before = None;
-        loop {
-            let page = self
-                .meta
-                .audit_entries(
-                    &AuditFilter {
-                        before,
-                        ..filter.clone()
-                    },
-                    MAX_PAGE,
-                )
-                .await?;
-            let Some(last) = page.last() else { break };
-            before = Some(last.seq);
-            for e in &page {
-                let Some(project) = &e.project else { continue };
-                let month = e.at.format("%Y-%m").to_string();
-                let tables = e.detail.get("tables").and_then(|t| t.as_array());
-                let mut datasets: Vec<&str> = tables
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| t.as_str()?.split('.').next())
-                    .collect();
-                datasets.sort_unstable();
-                datasets.dedup();
-                for d in datasets {
-                    *counts
-                        .entry((month.clone(), project.clone(), d.to_owned()))
-                        .or_default() += 1;
-                }
-            }
-        }
-        Ok(counts
+        Ok(self
+            .meta
+            .audit_activity()
+            .await?
             .into_iter()
-            .map(|((month, project, dataset), queries)| ProjectActivity {
+            .map(|(month, project, dataset, queries)| ProjectActivity {
                 month,
                 project,
                 dataset,
                 queries,
             })
             .collect())
+    }
+
+    /// Moves the entries older than `retention` (and covered by a signed head, which this
+    /// signs first) out of the metadata store into archived segment files under the audit
+    /// folder, at most [`SEGMENT_MAX`] entries each. Each file holds its entries and a range
+    /// proof against the head, is written and fsynced before the store lets the rows go
+    /// (their hashes stay, so proofs and heads go on), and is recorded by an `audit.archived`
+    /// entry. Operators only; refuses to archive a log that does not check out.
+    pub async fn archive(
+        &self,
+        who: &Principal,
+        retention: chrono::Duration,
+    ) -> Result<Vec<ArchivedSegment>> {
+        if !who.roles.contains(&Role::Operator) {
+            return Err(Error::PermissionDenied(
+                "archiving the audit log is for operators".into(),
+            ));
+        }
+        self.archive_as(&who.name, retention).await
+    }
+
+    /// [`Self::archive`] as the hub's own scheduled work (`agora serve`, hourly), recorded
+    /// with actor `system`.
+    pub async fn archive_expired(
+        &self,
+        retention: chrono::Duration,
+    ) -> Result<Vec<ArchivedSegment>> {
+        self.archive_as("system", retention).await
+    }
+
+    async fn archive_as(
+        &self,
+        actor: &str,
+        retention: chrono::Duration,
+    ) -> Result<Vec<ArchivedSegment>> {
+        let _one = self.archiving.lock().await;
+        self.sign_head().await?;
+        let Some(head) = self.meta.latest_tree_head().await? else {
+            return Ok(Vec::new());
+        };
+        let cutoff = self.meta.now() - retention;
+        let until = self
+            .meta
+            .audit_first_since(cutoff)
+            .await?
+            .min(head.head.tree_size);
+        let mut first = self.meta.audit_live_from().await?;
+        let mut done = Vec::new();
+        while first < until {
+            let end = until.min(first + SEGMENT_MAX);
+            let bytes = self.segment_bytes(first, end, &head).await?;
+            let name = format!("segments/{first:012}-{end:012}.jsonl");
+            write_durably(&self.dir, &name, &bytes)?;
+            let segment = ArchivedSegment {
+                first,
+                end,
+                file: name,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                head_size: head.head.tree_size,
+                archived_at: self.meta.now(),
+            };
+            self.meta.archive_audit_segment(&segment, actor).await?;
+            done.push(segment);
+            first = end;
+        }
+        Ok(done)
+    }
+
+    /// The segment file of entries `first..end`, proved against `head`, after checking the
+    /// stored entries against the tree the hub signed.
+    async fn segment_bytes(&self, first: u64, end: u64, head: &SignedTreeHead) -> Result<Vec<u8>> {
+        let damaged = |seq: u64| {
+            Error::Internal(format!(
+                "audit entry {seq} does not match the signed log; nothing was archived (run \
+                 `agora audit verify`)"
+            ))
+        };
+        let mut leaves = Vec::with_capacity((end - first) as usize);
+        while (first + leaves.len() as u64) < end {
+            let from = first + leaves.len() as u64;
+            let page = self
+                .meta
+                .audit_stored_entries(from, PAGE.min(end - from))
+                .await?;
+            if page.is_empty() {
+                return Err(damaged(from));
+            }
+            for entry in page {
+                let seq = first + leaves.len() as u64;
+                if entry.seq != seq || leaf_hash(&entry.leaf) != entry.leaf_hash {
+                    return Err(damaged(seq));
+                }
+                leaves.push(entry.leaf);
+            }
+        }
+        let tree = self.synced().await?;
+        let size = head.head.tree_size;
+        if tree.root_at(size).ok() != Some(head.head.root_hash) {
+            return Err(damaged(first));
+        }
+        for (i, leaf) in leaves.iter().enumerate() {
+            let seq = first + i as u64;
+            if tree.leaf(seq) != Some(leaf_hash(leaf)) {
+                return Err(damaged(seq));
+            }
+        }
+        let proof = tree
+            .range_proof(first, end, size)
+            .map_err(|e| Error::Internal(format!("no range proof: {e}")))?;
+        drop(tree);
+        let bytes = write_segment(first, &leaves, head.clone(), &proof);
+        check_segment(&bytes, &self.public_key())
+            .map_err(|e| Error::Internal(format!("a new segment does not check: {e}")))?;
+        Ok(bytes)
+    }
+
+    /// Every archived segment, oldest first.
+    pub async fn segments(&self) -> Result<Vec<ArchivedSegment>> {
+        Ok(self.meta.audit_segments().await?)
     }
 
     /// Recomputes the tree from every stored entry, checks every signed head's signature
@@ -408,7 +510,42 @@ impl Audit {
             ));
         }
         let mut verifier = Verifier::new(self.public_key());
-        let mut from = 0;
+        // Archived segments first: each must prove against its own signed head, and its
+        // entries are recomputed into the tree with the hashes the store kept for them.
+        let mut heads = Vec::new();
+        for segment in self.meta.audit_segments().await? {
+            let first = segment.first;
+            let malformed = Inconsistency::SegmentMalformed { first: Some(first) };
+            let Ok(bytes) = std::fs::read(self.dir.join(&segment.file)) else {
+                return Ok(Err(malformed));
+            };
+            let checked = match check_segment(&bytes, &self.public_key()) {
+                Ok(checked) => checked,
+                Err(found) => return Ok(Err(found)),
+            };
+            if (checked.header.first, checked.header.end) != (first, segment.end) {
+                return Ok(Err(malformed));
+            }
+            let kept: std::collections::HashMap<u64, Hash> = self
+                .meta
+                .audit_archived_hashes(first, segment.end)
+                .await?
+                .into_iter()
+                .collect();
+            for (i, leaf) in checked.leaves.into_iter().enumerate() {
+                let seq = first + i as u64;
+                let stored = StoredEntry {
+                    seq,
+                    leaf,
+                    leaf_hash: kept.get(&seq).copied().unwrap_or([0; 32]),
+                };
+                if let Err(found) = verifier.entry(stored) {
+                    return Ok(Err(found));
+                }
+            }
+            heads.push(checked.header.head);
+        }
+        let mut from = verifier.entries();
         loop {
             let page = self.meta.audit_stored_entries(from, PAGE).await?;
             let n = page.len() as u64;
@@ -422,9 +559,43 @@ impl Audit {
                 break;
             }
         }
-        let heads = self.meta.tree_heads().await?;
+        heads.extend(self.meta.tree_heads().await?);
         Ok(verifier.finish(&heads, checkpoint))
     }
+
+    /// Checks an archived segment's bytes against this hub's key, standing alone (what an
+    /// outsider does with the published key): the range and its head, or the inconsistency.
+    pub fn check_segment(
+        &self,
+        bytes: &[u8],
+    ) -> std::result::Result<agora_audit::Segment, Inconsistency> {
+        check_segment(bytes, &self.public_key())
+    }
+}
+
+/// Writes `name` under `dir` so that it is whole and durable when this returns: a temporary
+/// file, fsynced, renamed into place, the directory fsynced. Owner only.
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let parent = path.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent)
+        .and_then(|()| std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)))
+        .map_err(Error::io("create", parent))?;
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(Error::io("create", &tmp))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(Error::io("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("sync", parent))
 }
 
 /// One line per entry, the detail as JSON in its column. A cell that a spreadsheet would

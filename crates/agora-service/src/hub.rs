@@ -96,7 +96,7 @@ impl Hub {
         let secret = read_secret(&dir.hub_key())?;
         let meta = MetaStore::open(&dir.meta_url()).await?;
         let lake = Lake::open_local(dir.lake())?;
-        let audit = Audit::new(meta.clone(), audit_key(&dir.audit_key())?);
+        let audit = Audit::new(meta.clone(), audit_key(&dir.audit_key())?, dir.audit());
         let access = Arc::new(AuditAccessLog::start(meta.clone()));
         let query = QueryService::new(
             meta.clone(),

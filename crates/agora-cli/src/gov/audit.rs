@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use agora_core::DataDir;
-use agora_service::audit::{AuditFilter, Category, SignedTreeHead};
+use agora_service::audit::{
+    ArchivedSegment, AuditFilter, Category, Inconsistency, PublicKey, Segment, SignedTreeHead,
+    check_segment,
+};
 use anyhow::{Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand, ValueEnum};
@@ -41,6 +44,27 @@ pub(crate) enum AuditCommand {
     /// Entries, newest first (operators and auditors; researchers with --project of their
     /// own project).
     Log(LogArgs),
+    /// Move the entries older than the retention period out of the metadata store into
+    /// archived segment files (`agora serve` does it hourly with --audit-retention-days);
+    /// each stays verifiable against the signed heads (operators).
+    Archive {
+        /// Archive the entries older than this many days.
+        #[arg(long, default_value_t = agora_service::audit::DEFAULT_RETENTION_DAYS)]
+        older_than_days: u32,
+    },
+    /// The archived segments: their entries' range, file, SHA-256 and the head they prove
+    /// against.
+    Segments,
+    /// Check one archived segment file on its own: its entries against the signed head it
+    /// carries, and that head's signature. With --key, no data directory is needed (what an
+    /// outsider runs with the published key).
+    VerifySegment {
+        /// The segment file (JSON Lines, under the data directory's audit/segments/).
+        file: PathBuf,
+        /// The hub's public key, base64 (GET /api/v1/audit/key); default: this hub's.
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -94,9 +118,61 @@ fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
 }
 
 pub(crate) async fn run(dir: &DataDir, args: AuditArgs) -> Result<()> {
+    if let AuditCommand::VerifySegment {
+        file,
+        key: Some(key),
+    } = &args.command
+    {
+        let key = PublicKey::from_base64(key.trim())
+            .map_err(|e| anyhow::anyhow!("--key is not an Ed25519 public key: {e}"))?;
+        return verify_segment(file, |bytes| check_segment(bytes, &key));
+    }
     let s = Session::open(dir, &args.as_).await?;
     let audit = s.home.audit();
     match args.command {
+        AuditCommand::VerifySegment { file, .. } => {
+            verify_segment(&file, |bytes| audit.check_segment(bytes))
+        }
+        AuditCommand::Archive { older_than_days } => {
+            let retention = chrono::Duration::days(i64::from(older_than_days));
+            let segments = audit.archive(&s.who, retention).await?;
+            if s.json {
+                return s.print_json(&segments.iter().map(segment_json).collect::<Vec<_>>());
+            }
+            for seg in &segments {
+                out!(
+                    "archived entries {} to {} into {}",
+                    seg.first,
+                    seg.end - 1,
+                    seg.file
+                );
+            }
+            if segments.is_empty() {
+                out!("no entry older than {older_than_days} day(s) is left to archive");
+            }
+            Ok(())
+        }
+        AuditCommand::Segments => {
+            let segments = audit.segments().await?;
+            if s.json {
+                return s.print_json(&segments.iter().map(segment_json).collect::<Vec<_>>());
+            }
+            for seg in &segments {
+                out!(
+                    "{:>10} {:>10}  {}  head {:>10}  {}  {}",
+                    seg.first,
+                    seg.end,
+                    when(&seg.archived_at),
+                    seg.head_size,
+                    seg.sha256,
+                    seg.file
+                );
+            }
+            if segments.is_empty() {
+                out!("no archived segment: every entry is in the metadata store");
+            }
+            Ok(())
+        }
         AuditCommand::Verify { from_checkpoint } => {
             let checkpoint: Option<SignedTreeHead> =
                 from_checkpoint.as_deref().map(read_json).transpose()?;
@@ -226,6 +302,42 @@ pub(crate) async fn run(dir: &DataDir, args: AuditArgs) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn segment_json(seg: &ArchivedSegment) -> serde_json::Value {
+    serde_json::json!({
+        "first": seg.first,
+        "end": seg.end,
+        "file": seg.file,
+        "sha256": seg.sha256,
+        "head_size": seg.head_size,
+        "archived_at": seg.archived_at,
+    })
+}
+
+/// Reads `file` and checks it with `check`; exit status 1 when it does not check out.
+fn verify_segment(
+    file: &std::path::Path,
+    check: impl FnOnce(&[u8]) -> std::result::Result<Segment, Inconsistency>,
+) -> Result<()> {
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    match check(&bytes) {
+        Ok(seg) => {
+            let h = &seg.header;
+            out!(
+                "{}: entries {} to {} prove against the head signed for {} entries at {} (root {})",
+                file.display(),
+                h.first,
+                h.end - 1,
+                h.head.head.tree_size,
+                h.head.head.timestamp.to_rfc3339(),
+                hex::encode(h.head.head.root_hash)
+            );
+            Ok(())
+        }
+        Err(found) => bail!("{}: {found}", file.display()),
     }
 }
 

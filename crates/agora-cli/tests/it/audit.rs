@@ -315,6 +315,98 @@ fn tampering_is_detected_and_the_first_inconsistent_entry_named() {
     );
 }
 
+/// Retention: `agora audit archive` moves the entries into a segment file that an outsider
+/// checks with the published key alone; the whole log still verifies, and a hash changed
+/// or a segment record removed in the store is named.
+#[test]
+fn archived_segments_verify_alone_and_with_the_log() {
+    let hub = busy_hub();
+    let archived = json(&hub.ok(&["audit", "archive", "--older-than-days", "0", "--json"]));
+    let segment = &archived.as_array().unwrap()[0];
+    let end = segment["end"].as_u64().unwrap();
+    assert_eq!(segment["first"], 0);
+    let listed = hub.ok(&["audit", "segments"]);
+    assert!(
+        listed.contains(segment["file"].as_str().unwrap()),
+        "{listed}"
+    );
+    let report = verify(hub.data_dir(), None).unwrap();
+    assert_eq!(
+        report["entries"],
+        end + 1,
+        "the archive's own entry follows"
+    );
+    // Only what is older than the retention period goes.
+    assert_eq!(
+        hub.ok(&["audit", "archive", "--older-than-days", "1"])
+            .trim(),
+        "no entry older than 1 day(s) is left to archive"
+    );
+
+    // An outsider: the file and the published key, no data directory.
+    let file = hub
+        .data_dir()
+        .join("audit")
+        .join(segment["file"].as_str().unwrap());
+    let key = json(&hub.ok(&["audit", "key", "--json"]))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let nowhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .arg("--data-dir")
+        .arg(nowhere.path().join("none"))
+        .args(["audit", "verify-segment", "--key", &key])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("entries 0 to {} prove", end - 1)),
+        "{text}"
+    );
+    let copy = nowhere.path().join("segment.jsonl");
+    let bytes = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&copy, bytes.replacen("\"actor\":\"", "\"actor\":\"X", 1)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["audit", "verify-segment", "--key", &key])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("an entry in it was changed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // In the store: an archived entry's kept hash changed, or the segment's record dropped.
+    let copy = copy_of(&hub);
+    sql(
+        copy.path(),
+        &[format!(
+            "UPDATE audit_archived SET leaf_hash = '{}' WHERE seq = 2",
+            "0".repeat(64)
+        )],
+    );
+    let err = verify(copy.path(), None).unwrap_err();
+    assert!(err.contains("entry 2 was altered"), "{err}");
+    let copy = copy_of(&hub);
+    sql(copy.path(), &["DELETE FROM audit_segments".to_owned()]);
+    let err = verify(copy.path(), None).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "entry 0 is missing: the next stored entry is {end}"
+        )),
+        "{err}"
+    );
+}
+
 /// Rewrites entry `target` (its actor) and re-signs a head at every published size.
 fn resign_fork(data_dir: &Path, all: &[(i64, String)], target: i64, key: &SigningKey) {
     let mut forged: AuditEntry = serde_json::from_str(&all[target as usize].1).unwrap();

@@ -82,3 +82,69 @@ async fn concurrent_appends_are_dense_on_every_backend() {
         }
     }
 }
+
+/// Archiving a segment moves its rows out and keeps their hashes, on every backend; a
+/// segment that does not follow the last one, or covers entries no longer stored, changes
+/// nothing.
+#[tokio::test]
+async fn archived_entries_keep_their_hashes() {
+    use agora_govern::ArchivedSegment;
+    for env in stores().await {
+        let batch = (0..10)
+            .map(|j| NewAuditEntry::governance("test.appended", "t").with("j", j))
+            .collect();
+        env.store.append_audit(batch).await.unwrap();
+        let before = env.store.audit_leaf_hashes(0, 100).await.unwrap();
+        let segment = |first, end| ArchivedSegment {
+            first,
+            end,
+            file: format!("segments/{first}-{end}.jsonl"),
+            sha256: "00".into(),
+            head_size: 10,
+            archived_at: env.now(),
+        };
+        env.store
+            .archive_audit_segment(&segment(0, 6), "op")
+            .await
+            .unwrap();
+        assert_eq!(env.store.audit_live_from().await.unwrap(), 6);
+        let stored = env.store.audit_stored_entries(0, 100).await.unwrap();
+        assert_eq!(stored.first().unwrap().seq, 6, "{}", env.backend);
+        // 10 entries and the archive's own.
+        assert_eq!(stored.len(), 5, "{}", env.backend);
+        let after = env.store.audit_leaf_hashes(0, 100).await.unwrap();
+        assert_eq!(after[..10], before[..], "{}", env.backend);
+        assert_eq!(after.len(), 11);
+        let archived = env.store.audit_archived_hashes(0, 6).await.unwrap();
+        assert_eq!(archived[..], before[..6]);
+        let last = env
+            .store
+            .audit_entries(&AuditFilter::default(), 1)
+            .await
+            .unwrap();
+        assert_eq!(last[0].event, "audit.archived");
+        assert_eq!(last[0].detail["end"], 6);
+
+        // A gap, an overlap, entries already gone: refused, nothing changed.
+        for (first, end) in [(7, 9), (0, 3), (4, 8)] {
+            assert!(
+                env.store
+                    .archive_audit_segment(&segment(first, end), "op")
+                    .await
+                    .is_err(),
+                "{first}..{end} on {}",
+                env.backend
+            );
+        }
+        assert_eq!(env.store.audit_segments().await.unwrap().len(), 1);
+        assert_eq!(
+            env.store.audit_stored_entries(0, 100).await.unwrap().len(),
+            5
+        );
+        env.store
+            .archive_audit_segment(&segment(6, 9), "op")
+            .await
+            .unwrap();
+        assert_eq!(env.store.audit_live_from().await.unwrap(), 9);
+    }
+}

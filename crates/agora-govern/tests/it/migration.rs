@@ -103,3 +103,83 @@ async fn stores_opened_at_once_migrate_once() {
         assert!(store.list_datasets().await.unwrap().is_empty(), "{backend}");
     }
 }
+
+/// Migration 9 on a store that already had an audit log and still held access events from
+/// before it: the events become entries at their own times (marked as imported, the legacy
+/// table emptied), the log stays dense and hashes right, and the citizens' counts include
+/// what was logged before, once.
+#[tokio::test]
+async fn legacy_access_events_join_the_audit_log() {
+    use agora_audit::{AuditEntry, Category, leaf_hash};
+    use agora_govern::NewAuditEntry;
+
+    for env in crate::support::stores().await {
+        let mut answered = NewAuditEntry::governance("query.answered", "rita").project("app_x");
+        answered.category = Category::Access;
+        answered.outcome = "answered".into();
+        answered = answered.with("tables", vec!["omop.person", "omop.visit_occurrence"]);
+        env.store.append_audit(vec![answered]).await.unwrap();
+        let raw = env.raw().await;
+        for (id, at, outcome) in [
+            ("e1", "2026-03-01T10:00:00.000000Z", "answered"),
+            ("e2", "2026-03-02T11:00:00.000000Z", "refused"),
+        ] {
+            sqlx::query(
+                "INSERT INTO access_events (id, at, actor, front, target_kind, dataset, \
+                 release_number, statement, outcome, tables_read, rows_returned) \
+                 VALUES ($1, $2, 'local:op', 'cli', 'release', 'omop', 1, \
+                 'SELECT COUNT(*) FROM person', $3, '[\"omop.person\"]', 1)",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(outcome)
+            .execute(&raw)
+            .await
+            .unwrap();
+        }
+        // Back to the store as it was before migration 9.
+        for sql in [
+            "DROP TABLE audit_activity",
+            "DROP TABLE audit_segments",
+            "DROP TABLE audit_archived",
+            "DELETE FROM schema_migrations WHERE version = 9",
+        ] {
+            sqlx::query(sql).execute(&raw).await.unwrap();
+        }
+        let store = MetaStore::open(&env.url).await.unwrap();
+
+        let stored = store.audit_stored_entries(0, 100).await.unwrap();
+        assert_eq!(stored.len(), 3, "{}", env.backend);
+        for (i, e) in stored.iter().enumerate() {
+            assert_eq!(e.seq, i as u64);
+            assert_eq!(leaf_hash(&e.leaf), e.leaf_hash);
+        }
+        let imported: Vec<AuditEntry> = stored[1..]
+            .iter()
+            .map(|e| AuditEntry::from_leaf(&e.leaf).unwrap())
+            .collect();
+        assert_eq!(imported[0].event, "query.answered");
+        assert_eq!(imported[1].event, "query.refused");
+        assert_eq!(imported[0].at.to_rfc3339(), "2026-03-01T10:00:00+00:00");
+        assert_eq!(imported[0].detail["imported_from"], "access_events");
+        assert_eq!(
+            imported[0].detail["statement"],
+            "SELECT COUNT(*) FROM person"
+        );
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM access_events")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{}", env.backend);
+
+        let month = env.now().format("%Y-%m").to_string();
+        let activity = store.audit_activity().await.unwrap();
+        assert_eq!(
+            activity,
+            [(month.clone(), "app_x".into(), "omop".into(), 1),],
+            "{}",
+            env.backend
+        );
+        raw.close().await;
+    }
+}

@@ -3,6 +3,7 @@
 //! access event for every answer, refusal and failure.
 
 mod attacks;
+mod audit;
 mod disclosure;
 mod exports;
 mod hardening;
