@@ -684,7 +684,28 @@ async fn serve(
         .await
         .map_err(anyhow::Error::from)
     };
-    tokio::try_join!(http, flight, pg)?;
+    let fronts = |event: &str| {
+        let mut detail = serde_json::Map::new();
+        detail.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+        detail.insert("http".into(), listen.to_string().into());
+        if let Some(addr) = args.flight_listen {
+            detail.insert("flight_sql".into(), addr.to_string().into());
+        }
+        if let Some(addr) = args.pg_listen {
+            detail.insert("postgresql".into(), addr.to_string().into());
+        }
+        let audit = home.audit().clone();
+        let event = event.to_owned();
+        async move { audit.record_operation(&local_actor(), &event, detail).await }
+    };
+    // The log says when the hub was open to requests (a server that cannot log does not
+    // start).
+    fronts("server.started").await?;
+    let served = tokio::try_join!(http, flight, pg);
+    if let Err(e) = fronts("server.stopped").await {
+        eprintln!("agora: the audit log could not record the stop: {e}");
+    }
+    served?;
     Ok(())
 }
 

@@ -202,6 +202,21 @@ impl Audit {
         }
     }
 
+    /// Appends an operations entry by `actor` (`server.started`, `server.stopped`...),
+    /// durable when this returns. `detail` holds no data value.
+    pub async fn record_operation(
+        &self,
+        actor: &str,
+        event: &str,
+        detail: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let mut entry = agora_govern::NewAuditEntry::governance(event, actor);
+        entry.category = Category::Operations;
+        entry.detail = detail;
+        self.meta.append_audit(vec![entry]).await?;
+        Ok(())
+    }
+
     /// The key tree heads are signed with: outsiders keep it to check heads.
     pub fn public_key(&self) -> PublicKey {
         self.key.public_key()

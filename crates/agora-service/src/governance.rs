@@ -46,6 +46,36 @@ impl Governance {
         Self { store, keyer }
     }
 
+    /// A governance action refused (not permitted, not visible to the caller, not allowed
+    /// in the object's state) is a `governance.refused` entry: who tried what on which
+    /// object. Done changes are logged by the store in their own transaction.
+    async fn refused<T>(
+        &self,
+        actor: &Principal,
+        action: &str,
+        target: Option<&str>,
+        result: Result<T>,
+    ) -> Result<T> {
+        if let Err(
+            e @ (Error::PermissionDenied(_) | Error::NotFound(_) | Error::InvalidTransition { .. }),
+        ) = &result
+        {
+            let mut entry =
+                agora_govern::NewAuditEntry::governance("governance.refused", &actor.name)
+                    .with("action", action)
+                    .with("reason", crate::kind_name(agora_core::HasKind::kind(e)));
+            entry.outcome = "refused".into();
+            if let Some(target) = target {
+                // As given by the caller: bounded, it is not trusted.
+                entry = entry.with("target", target.chars().take(128).collect::<String>());
+            }
+            if let Err(logged) = self.store.append_audit(vec![entry]).await {
+                tracing::error!(error = %logged, "the audit log could not record a refused action");
+            }
+        }
+        result
+    }
+
     /// Records a citizen's opt-out of `identifier`, of `kind` ([`IdentityKind::Any`] when
     /// not said), through `channel`, by `actor`. Keyed here exactly as ingest keys
     /// identities, from the same canonical form (any typing of the identifier reaches the
@@ -77,8 +107,11 @@ impl Governance {
         amendment: PermitAmendment,
         reason: &str,
     ) -> Result<Permit> {
-        self.store
+        let result = self
+            .store
             .amend_permit(actor, permit_id, amendment, reason)
+            .await;
+        self.refused(actor, "amend_permit", Some(permit_id), result)
             .await
     }
 
@@ -106,8 +139,11 @@ impl Governance {
         grant: PermitGrant,
         comment: Option<&str>,
     ) -> Result<Permit> {
-        self.store
+        let result = self
+            .store
             .approve_application(actor, application_id, grant, comment)
+            .await;
+        self.refused(actor, "approve_application", Some(application_id), result)
             .await
     }
 
@@ -119,7 +155,9 @@ impl Governance {
         project_id: &str,
         new: NewProjectResult,
     ) -> Result<ProjectResult> {
-        self.store.attach_result(actor, project_id, new).await
+        let result = self.store.attach_result(actor, project_id, new).await;
+        self.refused(actor, "attach_result", Some(project_id), result)
+            .await
     }
 
     /// Checks a local login (the user id) and password.
@@ -147,7 +185,9 @@ impl Governance {
         actor: &Principal,
         form: ApplicationForm,
     ) -> Result<Application> {
-        self.store.create_application(actor, form).await
+        let result = self.store.create_application(actor, form).await;
+        self.refused(actor, "create_application", None, result)
+            .await
     }
 
     /// Opens a session for an active user (after a successful login). The token is returned
@@ -158,7 +198,8 @@ impl Governance {
 
     /// Creates a local user (operator only). Its password, if any, is set separately.
     pub async fn create_user(&self, actor: &Principal, new: NewUser) -> Result<User> {
-        self.store.create_user(actor, new).await
+        let result = self.store.create_user(actor, new).await;
+        self.refused(actor, "create_user", None, result).await
     }
 
     /// See the store's method of the same name.
@@ -182,7 +223,9 @@ impl Governance {
         user_id: &str,
         roles: Option<&[Role]>,
     ) -> Result<String> {
-        self.store.issue_token(actor, user_id, roles).await
+        let result = self.store.issue_token(actor, user_id, roles).await;
+        self.refused(actor, "issue_token", Some(user_id), result)
+            .await
     }
 
     /// The applications `actor` may see, oldest first, optionally in one state.
@@ -260,8 +303,11 @@ impl Governance {
         favourable: bool,
         summary: &str,
     ) -> Result<Application> {
-        self.store
+        let result = self
+            .store
             .record_scientific_opinion(actor, id, favourable, summary)
+            .await;
+        self.refused(actor, "record_scientific_opinion", Some(id), result)
             .await
     }
 
@@ -298,7 +344,9 @@ impl Governance {
         permit_id: &str,
         reason: &str,
     ) -> Result<Permit> {
-        self.store.revoke_permit(actor, permit_id, reason).await
+        let result = self.store.revoke_permit(actor, permit_id, reason).await;
+        self.refused(actor, "revoke_permit", Some(permit_id), result)
+            .await
     }
 
     /// Ends a session (logout). `false` if the token named no live session.
@@ -315,8 +363,11 @@ impl Governance {
         user_id: &str,
         token_id: &str,
     ) -> Result<ApiTokenInfo> {
-        self.store
+        let result = self
+            .store
             .revoke_token_by_id(actor, user_id, token_id)
+            .await;
+        self.refused(actor, "revoke_token_by_id", Some(user_id), result)
             .await
     }
 
@@ -332,9 +383,17 @@ impl Governance {
         dataset: &DatasetName,
         metadata: DatasetMetadata,
     ) -> Result<DatasetDescription> {
-        self.store
+        let result = self
+            .store
             .set_dataset_metadata(actor, dataset, metadata)
-            .await
+            .await;
+        self.refused(
+            actor,
+            "set_dataset_metadata",
+            Some(dataset.as_str()),
+            result,
+        )
+        .await
     }
 
     /// Sets a user's local password (the user itself or an operator; an API that lets users
@@ -349,15 +408,19 @@ impl Governance {
         password: &str,
         keep_session: Option<&str>,
     ) -> Result<u64> {
-        self.store
+        let result = self
+            .store
             .set_password(actor, id, password, keep_session)
-            .await
+            .await;
+        self.refused(actor, "set_password", Some(id), result).await
     }
 
     /// Activates or deactivates a user (operator only). Deactivation revokes the user's
     /// sessions and API tokens for good: reactivation restores none of them.
     pub async fn set_user_active(&self, actor: &Principal, id: &str, active: bool) -> Result<User> {
-        self.store.set_user_active(actor, id, active).await
+        let result = self.store.set_user_active(actor, id, active).await;
+        self.refused(actor, "set_user_active", Some(id), result)
+            .await
     }
 
     /// Replaces a user's roles (operator only). Refused if it would leave the hub without an
@@ -368,7 +431,9 @@ impl Governance {
         id: &str,
         roles: &[Role],
     ) -> Result<User> {
-        self.store.set_user_roles(actor, id, roles).await
+        let result = self.store.set_user_roles(actor, id, roles).await;
+        self.refused(actor, "set_user_roles", Some(id), result)
+            .await
     }
 
     /// Moves an application to `to`, checking the transition and the caller (see the module
@@ -382,8 +447,11 @@ impl Governance {
         to: ApplicationState,
         comment: Option<&str>,
     ) -> Result<Application> {
-        self.store
+        let result = self
+            .store
             .transition_application(actor, id, to, comment)
+            .await;
+        self.refused(actor, "transition_application", Some(id), result)
             .await
     }
 
@@ -394,7 +462,9 @@ impl Governance {
         id: &str,
         form: ApplicationForm,
     ) -> Result<Application> {
-        self.store.update_application(actor, id, form).await
+        let result = self.store.update_application(actor, id, form).await;
+        self.refused(actor, "update_application", Some(id), result)
+            .await
     }
 
     /// Updates a user's display name and email (the user itself or an operator).
@@ -405,7 +475,8 @@ impl Governance {
         display_name: &str,
         email: Option<&str>,
     ) -> Result<User> {
-        self.store.update_user(actor, id, display_name, email).await
+        let result = self.store.update_user(actor, id, display_name, email).await;
+        self.refused(actor, "update_user", Some(id), result).await
     }
 
     /// Maps an OpenID Connect identity to a local user, creating the user (with no role) on

@@ -158,12 +158,16 @@ impl Hub {
 
     /// Ingests an OMOP CDM extract as a new release (see `agora_ingest::omop`).
     pub async fn ingest_omop(&self, request: OmopIngest) -> agora_ingest::Result<IngestReport> {
-        agora_ingest::omop::ingest_omop(&self.ingest_target(), request).await
+        let options = request.options.clone();
+        let result = agora_ingest::omop::ingest_omop(&self.ingest_target(), request).await;
+        self.note_failed_ingest("omop", &options, result).await
     }
 
     /// Ingests a FHIR R4 extract as a new release (see `agora_ingest::fhir`).
     pub async fn ingest_fhir(&self, request: FhirIngest) -> agora_ingest::Result<IngestReport> {
-        agora_ingest::fhir::ingest_fhir(&self.ingest_target(), request).await
+        let options = request.options.clone();
+        let result = agora_ingest::fhir::ingest_fhir(&self.ingest_target(), request).await;
+        self.note_failed_ingest("fhir", &options, result).await
     }
 
     /// Ingests Table Schema resources as a new release (see `agora_ingest::tableschema`).
@@ -171,7 +175,40 @@ impl Hub {
         &self,
         request: TableSchemaIngest,
     ) -> agora_ingest::Result<IngestReport> {
-        agora_ingest::tableschema::ingest_tableschema(&self.ingest_target(), request).await
+        let options = request.options.clone();
+        let result =
+            agora_ingest::tableschema::ingest_tableschema(&self.ingest_target(), request).await;
+        self.note_failed_ingest("tableschema", &options, result)
+            .await
+    }
+
+    /// A failed ingest is an `ingest.failed` operations entry (a committed one is its
+    /// `release.committed`): who, which dataset and source, and the error, whose messages
+    /// name files, lines and fields but never a value. Dry runs commit nothing and are not
+    /// logged.
+    async fn note_failed_ingest(
+        &self,
+        format: &str,
+        options: &agora_ingest::IngestOptions,
+        result: agora_ingest::Result<IngestReport>,
+    ) -> agora_ingest::Result<IngestReport> {
+        if let Err(e) = &result
+            && !options.dry_run
+        {
+            let mut entry =
+                agora_govern::NewAuditEntry::governance("ingest.failed", &options.actor)
+                    .with("format", format)
+                    .with("dataset", options.dataset.to_string())
+                    .with("source", options.source.display().to_string())
+                    .with("error_kind", crate::kind_name(agora_core::HasKind::kind(e)))
+                    .with("error", e.to_string());
+            entry.category = agora_audit::Category::Operations;
+            entry.outcome = "failed".into();
+            if let Err(logged) = self.meta.append_audit(vec![entry]).await {
+                tracing::error!(error = %logged, "the audit log could not record a failed ingest");
+            }
+        }
+        result
     }
 
     /// A release's manifest (what it holds: tables, columns, counts; never data).

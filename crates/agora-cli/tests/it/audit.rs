@@ -195,6 +195,32 @@ fn every_event_is_an_entry_and_the_signed_log_verifies() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("operators and auditors"));
+
+    // A refused governance action and a failed ingest are entries too.
+    let out = hub
+        .command(&[
+            "user", "create", "mallory", "--name", "M", "--role", "operator",
+        ])
+        .env("AGORA_TOKEN", ada.trim())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let empty = tempfile::tempdir().unwrap();
+    let _ = hub.run(&[
+        "ingest",
+        "omop",
+        "--dataset",
+        "audited",
+        empty.path().to_str().unwrap(),
+    ]);
+    let refused = json(&hub.ok(&["audit", "log", "--event", "governance.refused", "--json"]));
+    assert_eq!(refused[0]["actor"], "ada");
+    assert_eq!(refused[0]["detail"]["action"], "create_user");
+    assert_eq!(refused[0]["outcome"], "refused");
+    let failed = json(&hub.ok(&["audit", "log", "--event", "ingest.failed", "--json"]));
+    assert_eq!(failed[0]["detail"]["dataset"], "audited");
+    assert_eq!(failed[0]["outcome"], "failed");
+    assert!(failed[0]["detail"]["error"].as_str().unwrap().len() > 10);
 }
 
 #[test]

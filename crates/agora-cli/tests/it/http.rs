@@ -285,6 +285,16 @@ fn every_front_records_its_queries_as_access_events() {
     assert!(cli.actor.starts_with("local:"), "{}", cli.actor);
     let http = events.iter().find(|e| e.front == "http").unwrap();
     assert_eq!(http.actor, "local-operator");
+    // The server's start and stop are in the log too.
+    let ops = hub.ok(&["audit", "log", "--category", "operations", "--json"]);
+    let ops: Vec<String> = serde_json::from_str::<Value>(&ops)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ops[..2], ["server.stopped", "server.started"], "{ops:?}");
     assert!(
         events
             .iter()
