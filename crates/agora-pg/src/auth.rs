@@ -227,6 +227,13 @@ impl StartupHandler for Startup {
                     .unwrap_or_default();
                 let connection = self.login(&user, &database, &password).await?;
                 client.session_extensions().insert(connection);
+                // The key a CancelRequest must name (sent with the startup answer).
+                let (pid, key) =
+                    pgwire::api::PidSecretKeyGenerator::generate(&self.shared.cancel_keys, client);
+                client.set_pid_and_secret_key(pid, key.clone());
+                let (handle, guard) = self.shared.cancels.register(pid, key);
+                client.session_extensions().insert(handle);
+                client.session_extensions().insert(guard);
                 pgwire::api::auth::finish_authentication(client, &Parameters).await
             }
             _ => Ok(()),

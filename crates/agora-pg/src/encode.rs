@@ -179,6 +179,18 @@ fn timestamp(micros: i64) -> Option<NaiveDateTime> {
     DateTime::from_timestamp_micros(micros).map(|d| d.naive_utc())
 }
 
+/// A timestamp as PostgreSQL prints it (DateStyle ISO): the fraction only when there is
+/// one, without trailing zeros (`2024-05-01 10:00:00`, `2024-05-01 10:00:00.25`).
+fn timestamp_text(t: &NaiveDateTime) -> String {
+    let mut text = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let micros = t.and_utc().timestamp_subsec_micros();
+    if micros != 0 {
+        let fraction = format!(".{micros:06}");
+        text.push_str(fraction.trim_end_matches('0'));
+    }
+    text
+}
+
 /// The rows of `batch`, encoded for `fields`.
 pub(crate) fn rows(
     batch: &RecordBatch,
@@ -219,6 +231,24 @@ fn encode(
         Column::F32(a) => encoder.encode_field(&opt(a, row, || a.value(row))),
         Column::F64(a) => encoder.encode_field(&opt(a, row, || a.value(row))),
         Column::Date(a) => encoder.encode_field(&opt(a, row, || a.value(row)).and_then(date)),
+        Column::Timestamp(a) if format == FieldFormat::Text => encoder
+            .encode_field_with_type_and_format(
+                &opt(a, row, || a.value(row))
+                    .and_then(timestamp)
+                    .map(|t| timestamp_text(&t)),
+                &Type::TIMESTAMP,
+                FieldFormat::Text,
+                &Default::default(),
+            ),
+        Column::TimestampTz(a) if format == FieldFormat::Text => encoder
+            .encode_field_with_type_and_format(
+                &opt(a, row, || a.value(row))
+                    .and_then(timestamp)
+                    .map(|t| timestamp_text(&t) + "+00"),
+                &Type::TIMESTAMPTZ,
+                FieldFormat::Text,
+                &Default::default(),
+            ),
         Column::Timestamp(a) => {
             encoder.encode_field(&opt(a, row, || a.value(row)).and_then(timestamp))
         }
@@ -253,6 +283,14 @@ fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_print_as_postgresql_does() {
+        let t = |micros| timestamp_text(&timestamp(micros).unwrap());
+        assert_eq!(t(1_714_557_600_000_000), "2024-05-01 10:00:00");
+        assert_eq!(t(1_714_557_600_250_000), "2024-05-01 10:00:00.25");
+        assert_eq!(t(1_714_557_600_000_001), "2024-05-01 10:00:00.000001");
+    }
 
     #[test]
     fn types_and_dates() {

@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use agora_service::{Credential, Front, Parameter, PlannedQuery, QuerySession, Target};
 use async_trait::async_trait;
+use futures::FutureExt;
 use futures::sink::{Sink, SinkExt};
 use futures::stream::{self, StreamExt};
+use pgwire::api::ConnectionHandle;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -26,6 +28,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::ReadyForQuery;
+use tokio::sync::oneshot;
 
 use crate::Shared;
 use crate::auth::Connection;
@@ -201,8 +204,40 @@ fn encode_text_value(
     }
 }
 
-/// An answer's rows, encoded batch by batch as they stream.
-fn answer_response(answer: agora_service::Answer, format: &Format) -> QueryResponse {
+/// The connection's cancel signal for the statement starting now: resolves when a
+/// `CancelRequest` names the connection's key (never, once it has resolved).
+async fn cancel_signal(client: &(impl ClientInfo + ?Sized)) -> Cancel {
+    match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+        Some(handle) => handle.start_query().await.fuse(),
+        None => oneshot::channel().1.fuse(),
+    }
+}
+
+type Cancel = futures::future::Fuse<oneshot::Receiver<()>>;
+
+fn canceled() -> PgWireError {
+    user_error("57014", "canceling statement due to user request")
+}
+
+/// `work`, unless the statement is cancelled first.
+async fn unless_cancelled<T>(
+    cancel: &mut Cancel,
+    work: impl std::future::Future<Output = PgWireResult<T>>,
+) -> PgWireResult<T> {
+    tokio::select! {
+        biased;
+        Ok(()) = cancel => Err(canceled()),
+        done = work => done,
+    }
+}
+
+/// An answer's rows, encoded batch by batch as they stream, until the statement is
+/// cancelled (then the answer is dropped, which stops the query, and 57014 ends the rows).
+fn answer_response(
+    answer: agora_service::Answer,
+    format: &Format,
+    cancel: Cancel,
+) -> QueryResponse {
     let fields = Arc::new(crate::encode::fields(answer.schema(), format));
     let row_fields = fields.clone();
     let rows = answer.flat_map(move |batch| {
@@ -215,7 +250,24 @@ fn answer_response(answer: agora_service::Answer, format: &Format) -> QueryRespo
         };
         stream::iter(rows)
     });
-    QueryResponse::new(fields, rows)
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let fired = fired.clone();
+        async move {
+            if cancel.await.is_ok() {
+                fired.store(true, std::sync::atomic::Ordering::SeqCst);
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let tail = stream::once(async move {
+        fired
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then(|| Err(canceled()))
+    })
+    .filter_map(std::future::ready);
+    QueryResponse::new(fields, rows.take_until(stop).chain(tail))
 }
 
 /// Splits a simple query into its statements, at semicolons outside quotes, comments and
@@ -309,15 +361,20 @@ impl SimpleQueryHandler for Queries {
         for statement in split_statements(query) {
             let response = match self.local(client, &statement).await {
                 Ok(Some(answer)) => local_response(answer, &Format::UnifiedText),
-                Ok(None) => match self.plan(&conn, &statement, &[]).await {
-                    Ok(planned) => match planned.execute().await {
+                Ok(None) => {
+                    let mut cancel = cancel_signal(client).await;
+                    let answer = unless_cancelled(&mut cancel, async {
+                        let planned = self.plan(&conn, &statement, &[]).await?;
+                        planned.execute().await.map_err(service)
+                    })
+                    .await;
+                    match answer {
                         Ok(answer) => {
-                            Response::Query(answer_response(answer, &Format::UnifiedText))
+                            Response::Query(answer_response(answer, &Format::UnifiedText, cancel))
                         }
-                        Err(e) => error_response(service(e)),
-                    },
-                    Err(e) => error_response(e),
-                },
+                        Err(e) => error_response(e),
+                    }
+                }
                 Err(e) => error_response(e),
             };
             let failed = matches!(response, Response::Error(_));
@@ -489,6 +546,7 @@ impl ExtendedQueryHandler for Queries {
             return Ok(local_response(answer, format));
         }
         let conn = connection(client)?;
+        let mut cancel = cancel_signal(client).await;
         let described = conn
             .described
             .lock()
@@ -504,11 +562,14 @@ impl ExtendedQueryHandler for Queries {
                     &portal.statement.parameter_types,
                     &portal.parameter_format,
                 )?;
-                self.plan(&conn, sql, &params).await?
+                unless_cancelled(&mut cancel, self.plan(&conn, sql, &params)).await?
             }
         };
-        let answer = planned.execute().await.map_err(service)?;
-        Ok(Response::Query(answer_response(answer, format)))
+        let answer = unless_cancelled(&mut cancel, async {
+            planned.execute().await.map_err(service)
+        })
+        .await?;
+        Ok(Response::Query(answer_response(answer, format, cancel)))
     }
 
     async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>

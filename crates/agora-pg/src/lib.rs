@@ -14,6 +14,9 @@
 //!     ─► schema (Describe) ─► execute() ─► Answer ─► rows (text or binary) ─► CommandComplete
 //! ```
 //!
+//! A `CancelRequest` (psql's Ctrl-C, `conn.cancel()`) with the key a connection was given at
+//! startup stops that connection's running statement with 57014, as PostgreSQL does.
+//!
 //! A fresh session per statement means a revoked token or permit, a new opt-out or an
 //! amendment takes effect on the connection's next statement. Errors carry the service's
 //! SQLSTATE ([`agora_service::Error::sqlstate`]) and message.
@@ -87,6 +90,10 @@ pub(crate) struct Shared {
     pub(crate) max_connections_per_user: usize,
     /// Open connections per principal.
     pub(crate) connections: Mutex<HashMap<String, usize>>,
+    /// Each connection's cancel key (sent at startup) and the handle that interrupts its
+    /// running statement when a `CancelRequest` names that key.
+    pub(crate) cancels: Arc<pgwire::api::ConnectionManager>,
+    pub(crate) cancel_keys: pgwire::api::RandomPidSecretKeyGenerator,
 }
 
 /// One connection's place among its user's; given back when dropped.
@@ -131,6 +138,7 @@ impl Drop for UserSlot {
 struct Handlers {
     startup: Arc<auth::Startup>,
     queries: Arc<handler::Queries>,
+    cancels: Arc<pgwire::api::ConnectionManager>,
 }
 
 impl pgwire::api::PgWireServerHandlers for Handlers {
@@ -144,6 +152,12 @@ impl pgwire::api::PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         self.startup.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(
+            self.cancels.clone(),
+        ))
     }
 }
 
@@ -200,10 +214,13 @@ pub async fn serve_until(
         limits,
         max_connections_per_user: options.max_connections_per_user,
         connections: Mutex::new(HashMap::new()),
+        cancels: Arc::new(pgwire::api::ConnectionManager::new()),
+        cancel_keys: pgwire::api::RandomPidSecretKeyGenerator::default(),
     });
     let handlers = Arc::new(Handlers {
         startup: Arc::new(auth::Startup::new(shared.clone())),
         queries: Arc::new(handler::Queries::new(shared.clone())),
+        cancels: shared.cancels.clone(),
     });
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);

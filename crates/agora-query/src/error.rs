@@ -8,6 +8,18 @@ pub enum Error {
     /// offending construct, never a data value.
     #[error("{0}")]
     Sql(String),
+    /// The statement would change something (DDL, DML, `COPY`, `SET`...): workspaces are
+    /// read-only.
+    #[error("{0}")]
+    ReadOnly(String),
+    /// The statement names a table that does not exist, or that the permit does not
+    /// grant (the same answer: what is not permitted does not exist).
+    #[error("{0}")]
+    UndefinedTable(String),
+    /// The statement names a column that does not exist, or that the permit does not
+    /// grant.
+    #[error("{0}")]
+    UndefinedColumn(String),
     /// The query's operators needed more memory than its pool, even spilling.
     #[error("query exceeded its memory limit of {limit_mb} MiB; aggregate more or add filters")]
     Memory {
@@ -77,7 +89,10 @@ pub enum Error {
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::Sql(_) => ErrorKind::InvalidInput,
+            Error::Sql(_)
+            | Error::ReadOnly(_)
+            | Error::UndefinedTable(_)
+            | Error::UndefinedColumn(_) => ErrorKind::InvalidInput,
             Error::Memory { .. }
             | Error::Timeout { .. }
             | Error::TooManyRows { .. }
@@ -114,10 +129,19 @@ impl Error {
                 .any(|p| msg.starts_with(p)) =>
             {
                 let what = msg.split_once(": ").map_or(msg.as_str(), |(_, w)| w);
-                Error::Sql(format!(
+                Error::ReadOnly(format!(
                     "this workspace is read-only: only queries (SELECT, WITH, EXPLAIN...) are allowed, not {what}"
                 ))
             }
+            DataFusionError::Plan(msg)
+                if msg.starts_with("table '") && msg.ends_with("' not found") =>
+            {
+                Error::UndefinedTable(e.strip_backtrace())
+            }
+            DataFusionError::SchemaError(
+                datafusion::common::SchemaError::FieldNotFound { .. },
+                _,
+            ) => Error::UndefinedColumn(e.strip_backtrace()),
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)

@@ -125,7 +125,9 @@ impl Front {
             (Front::Flight, Class::Unauthenticated) => &["Unauthenticated"],
             // The service's SQLSTATEs; 42704 is the front's own answer to SHOW of an
             // unknown setting.
-            (Front::Pg, Class::Invalid) => &["42601", "22023", "42704", "0A000"],
+            (Front::Pg, Class::Invalid) => &[
+                "42601", "22023", "42704", "0A000", "25006", "42P01", "42703",
+            ],
             (Front::Pg, Class::Denied) => &["42501"],
             (Front::Pg, Class::Limit) => &["54000", "54001", "53200", "57014"],
             // Refused when connecting: libpq gives the message, not the SQLSTATE.
