@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use agora_service::{Credential, Front, Parameter, PlannedQuery, QuerySession, Target};
 use async_trait::async_trait;
-use futures::FutureExt;
 use futures::sink::{Sink, SinkExt};
 use futures::stream::{self, StreamExt};
 use pgwire::api::ConnectionHandle;
@@ -28,7 +27,6 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::ReadyForQuery;
-use tokio::sync::oneshot;
 
 use crate::Shared;
 use crate::auth::Connection;
@@ -204,31 +202,17 @@ fn encode_text_value(
     }
 }
 
-/// The connection's cancel signal for the statement starting now: resolves when a
-/// `CancelRequest` names the connection's key (never, once it has resolved).
-async fn cancel_signal(client: &(impl ClientInfo + ?Sized)) -> Cancel {
-    match client.session_extensions().get::<Arc<ConnectionHandle>>() {
-        Some(handle) => handle.start_query().await.fuse(),
-        None => oneshot::channel().1.fuse(),
-    }
-}
-
-type Cancel = futures::future::Fuse<oneshot::Receiver<()>>;
-
 fn canceled() -> PgWireError {
     user_error("57014", "canceling statement due to user request")
 }
 
-/// `work`, unless the statement is cancelled first.
-async fn unless_cancelled<T>(
-    cancel: &mut Cancel,
-    work: impl std::future::Future<Output = PgWireResult<T>>,
-) -> PgWireResult<T> {
-    tokio::select! {
-        biased;
-        Ok(()) = cancel => Err(canceled()),
-        done = work => done,
-    }
+/// The connection's cancel handle (pgwire stops a statement cancelled while it plans and
+/// starts; the rows that stream after are this front's to stop).
+fn cancel_handle(client: &(impl ClientInfo + ?Sized)) -> Option<Arc<ConnectionHandle>> {
+    client
+        .session_extensions()
+        .get::<Arc<ConnectionHandle>>()
+        .map(|h| (*h).clone())
 }
 
 /// An answer's rows, encoded batch by batch as they stream, until the statement is
@@ -236,7 +220,7 @@ async fn unless_cancelled<T>(
 fn answer_response(
     answer: agora_service::Answer,
     format: &Format,
-    cancel: Cancel,
+    cancel: Option<Arc<ConnectionHandle>>,
 ) -> QueryResponse {
     let fields = Arc::new(crate::encode::fields(answer.schema(), format));
     let row_fields = fields.clone();
@@ -253,11 +237,14 @@ fn answer_response(
     let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = {
         let fired = fired.clone();
+        // Armed when the rows start to flow, after pgwire's own signal for the statement
+        // is gone (arming earlier would fire that one).
         async move {
-            if cancel.await.is_ok() {
-                fired.store(true, std::sync::atomic::Ordering::SeqCst);
-            } else {
-                std::future::pending::<()>().await;
+            match cancel {
+                Some(handle) if handle.start_query().await.await.is_ok() => {
+                    fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ => std::future::pending::<()>().await,
             }
         }
     };
@@ -361,20 +348,17 @@ impl SimpleQueryHandler for Queries {
         for statement in split_statements(query) {
             let response = match self.local(client, &statement).await {
                 Ok(Some(answer)) => local_response(answer, &Format::UnifiedText),
-                Ok(None) => {
-                    let mut cancel = cancel_signal(client).await;
-                    let answer = unless_cancelled(&mut cancel, async {
-                        let planned = self.plan(&conn, &statement, &[]).await?;
-                        planned.execute().await.map_err(service)
-                    })
-                    .await;
-                    match answer {
-                        Ok(answer) => {
-                            Response::Query(answer_response(answer, &Format::UnifiedText, cancel))
-                        }
-                        Err(e) => error_response(e),
-                    }
-                }
+                Ok(None) => match self.plan(&conn, &statement, &[]).await {
+                    Ok(planned) => match planned.execute().await {
+                        Ok(answer) => Response::Query(answer_response(
+                            answer,
+                            &Format::UnifiedText,
+                            cancel_handle(client),
+                        )),
+                        Err(e) => error_response(service(e)),
+                    },
+                    Err(e) => error_response(e),
+                },
                 Err(e) => error_response(e),
             };
             let failed = matches!(response, Response::Error(_));
@@ -546,7 +530,6 @@ impl ExtendedQueryHandler for Queries {
             return Ok(local_response(answer, format));
         }
         let conn = connection(client)?;
-        let mut cancel = cancel_signal(client).await;
         let described = conn
             .described
             .lock()
@@ -562,14 +545,15 @@ impl ExtendedQueryHandler for Queries {
                     &portal.statement.parameter_types,
                     &portal.parameter_format,
                 )?;
-                unless_cancelled(&mut cancel, self.plan(&conn, sql, &params)).await?
+                self.plan(&conn, sql, &params).await?
             }
         };
-        let answer = unless_cancelled(&mut cancel, async {
-            planned.execute().await.map_err(service)
-        })
-        .await?;
-        Ok(Response::Query(answer_response(answer, format, cancel)))
+        let answer = planned.execute().await.map_err(service)?;
+        Ok(Response::Query(answer_response(
+            answer,
+            format,
+            cancel_handle(client),
+        )))
     }
 
     async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>

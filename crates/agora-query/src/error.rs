@@ -138,10 +138,14 @@ impl Error {
             {
                 Error::UndefinedTable(e.strip_backtrace())
             }
-            DataFusionError::SchemaError(
-                datafusion::common::SchemaError::FieldNotFound { .. },
-                _,
-            ) => Error::UndefinedColumn(e.strip_backtrace()),
+            DataFusionError::SchemaError(schema, _)
+                if matches!(
+                    **schema,
+                    datafusion::common::SchemaError::FieldNotFound { .. }
+                ) =>
+            {
+                Error::UndefinedColumn(e.strip_backtrace())
+            }
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
