@@ -23,6 +23,7 @@ use agora_lake::{Lake, ReleaseManifest};
 use agora_privacy::{HubSecret, PersonKeyer};
 use agora_quality::QualityProfile;
 
+use crate::access::AccessLog;
 use crate::audit::{Audit, AuditAccessLog};
 use crate::catalogue::CatalogueEntry;
 use crate::exports::Exports;
@@ -90,6 +91,35 @@ impl Hub {
 
     /// Opens an initialized data directory (and its metadata store).
     pub async fn open(dir: &DataDir) -> Result<Self> {
+        Self::open_with(dir, |meta| Arc::new(AuditAccessLog::start(meta.clone()))).await
+    }
+
+    /// Opens the hub as [`Hub::open`] does, except that its query service records access
+    /// events in `access` instead of the audit log.
+    ///
+    /// **It exists only for measuring the audit log's cost** (`agora-bench`, the only crate
+    /// that enables the `bench-access-log` feature, compares a hub with the audit log against
+    /// one without it in the same process). No front may call it: a hub whose queries are
+    /// not in the audit log breaks the hub's first promise.
+    #[cfg(feature = "bench-access-log")]
+    pub async fn open_with_access_log(dir: &DataDir, access: Arc<dyn AccessLog>) -> Result<Self> {
+        Self::open_with(dir, |_| access).await
+    }
+
+    /// A new audit log writer on this hub's metadata store, as [`Hub::open`] starts one for
+    /// its query service: every event recorded through it is an audit log entry of this hub.
+    ///
+    /// **It exists only for measuring appends to the audit log** (`agora-bench
+    /// --audit-append`, on a throw-away data directory). No front may call it.
+    #[cfg(feature = "bench-access-log")]
+    pub fn start_audit_access_log(&self) -> AuditAccessLog {
+        AuditAccessLog::start(self.meta.clone())
+    }
+
+    async fn open_with(
+        dir: &DataDir,
+        access: impl FnOnce(&MetaStore) -> Arc<dyn AccessLog>,
+    ) -> Result<Self> {
         if !dir.is_initialized() {
             return Err(Error::NotInitialized(dir.root().to_path_buf()));
         }
@@ -97,7 +127,7 @@ impl Hub {
         let meta = MetaStore::open(&dir.meta_url()).await?;
         let lake = Lake::open_local(dir.lake())?;
         let audit = Audit::new(meta.clone(), audit_key(&dir.audit_key())?, dir.audit());
-        let access = Arc::new(AuditAccessLog::start(meta.clone()));
+        let access = access(&meta);
         let query = QueryService::new(
             meta.clone(),
             lake.clone(),
