@@ -451,6 +451,12 @@ pub(crate) struct ServeArgs {
     /// PostgreSQL connections one user may have open at once; more are refused. 0 disables.
     #[arg(long, env = "AGORA_PG_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
     pub pg_max_connections_per_user: usize,
+    /// Local accounts with a password log in by SCRAM-SHA-256 (the password never crosses
+    /// the network, so no TLS is needed for it); API tokens then go with any user name that
+    /// is not such an account (e.g. `user=token`). Off: every password is sent in clear,
+    /// over TLS or from loopback only.
+    #[arg(long, env = "AGORA_PG_SCRAM")]
+    pub pg_scram: bool,
 }
 
 /// Sign-in with an OpenID Connect provider (authorization-code flow with PKCE). Off unless

@@ -666,6 +666,7 @@ async fn serve(
                 _ => None,
             },
             max_connections_per_user: args.pg_max_connections_per_user,
+            scram: args.pg_scram,
         };
         agora_pg::serve(
             home.clone(),

@@ -481,15 +481,25 @@ impl MetaStore {
             return Err(Error::NotFound("user"));
         }
         let phc = hash_password(policy, password.to_owned()).await?;
+        let scram = {
+            let password = password.to_owned();
+            tokio::task::spawn_blocking(move || {
+                crate::scram::Verifier::new(&password, policy.scram_iterations).to_string()
+            })
+            .await
+            .map_err(|_| Error::PasswordHash)?
+        };
         let now = format_ts(self.now());
         let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO password_credentials (user_id, phc, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id) DO UPDATE SET phc = excluded.phc, updated_at = excluded.updated_at",
+            "INSERT INTO password_credentials (user_id, phc, updated_at, scram) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET phc = excluded.phc, \
+             updated_at = excluded.updated_at, scram = excluded.scram",
         )
         .bind(id)
         .bind(phc)
         .bind(&now)
+        .bind(scram)
         .execute(&mut *tx)
         .await?;
         // A hash no session token has: nothing is kept when no session is named.
@@ -524,20 +534,7 @@ impl MetaStore {
     ) -> Result<Option<Principal>> {
         let now = self.now();
         let key = login_key(login);
-        let locked: Option<Option<String>> =
-            sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE login_hash = $1")
-                .bind(&key)
-                .fetch_optional(self.pool())
-                .await?;
-        if let Some(Some(until)) = locked {
-            let until = parse_ts(&until)?;
-            if until > now {
-                let secs = ((until - now).num_milliseconds() + 999) / 1000;
-                return Err(Error::RateLimited {
-                    retry_after_secs: u64::try_from(secs.max(1)).unwrap_or(1),
-                });
-            }
-        }
+        self.check_login_throttle(&key, now).await?;
         let user_id = login.trim().to_lowercase();
         let phc: Option<String> = sqlx::query_scalar(
             "SELECT c.phc FROM password_credentials c JOIN users u ON u.id = c.user_id \
@@ -573,6 +570,66 @@ impl MetaStore {
         self.record_login_failure(&key, now).await?;
         tracing::info!("failed password login");
         Ok(None)
+    }
+
+    /// [`Error::RateLimited`] while the login name `key` is locked.
+    async fn check_login_throttle(&self, key: &str, now: DateTime<Utc>) -> Result<()> {
+        let locked: Option<Option<String>> =
+            sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE login_hash = $1")
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?;
+        if let Some(Some(until)) = locked {
+            let until = parse_ts(&until)?;
+            if until > now {
+                let secs = ((until - now).num_milliseconds() + 999) / 1000;
+                return Err(Error::RateLimited {
+                    retry_after_secs: u64::try_from(secs.max(1)).unwrap_or(1),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The SCRAM-SHA-256 verifier of an active local account's password, for a login over
+    /// the PostgreSQL protocol; `None` when there is none (no such active account, no
+    /// password, or one set before SCRAM). [`Error::RateLimited`] while the login name is
+    /// locked, as for [`MetaStore::authenticate_password`].
+    pub async fn scram_verifier(&self, login: &str) -> Result<Option<crate::scram::Verifier>> {
+        self.check_login_throttle(&login_key(login), self.now())
+            .await?;
+        let stored: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT c.scram FROM password_credentials c JOIN users u ON u.id = c.user_id \
+             WHERE c.user_id = $1 AND u.active = 1",
+        )
+        .bind(login.trim().to_lowercase())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(stored
+            .flatten()
+            .as_deref()
+            .and_then(crate::scram::Verifier::parse))
+    }
+
+    /// Records how a SCRAM login of `login` ended (failures count towards the lockout as
+    /// password failures do); the principal on success.
+    pub async fn scram_result(&self, login: &str, ok: bool) -> Result<Option<Principal>> {
+        let key = login_key(login);
+        if !ok {
+            self.record_login_failure(&key, self.now()).await?;
+            tracing::info!("failed SCRAM login");
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM login_throttle WHERE login_hash = $1")
+            .bind(&key)
+            .execute(self.pool())
+            .await?;
+        let user_id = login.trim().to_lowercase();
+        let roles = self.user_roles(&user_id).await?;
+        Ok(Some(Principal {
+            name: user_id,
+            roles,
+        }))
     }
 
     async fn dummy_password_hash(&self) -> Result<String> {

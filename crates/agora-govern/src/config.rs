@@ -90,6 +90,9 @@ pub struct PasswordPolicy {
     pub iterations: u32,
     /// argon2 lanes (default 1).
     pub parallelism: u32,
+    /// PBKDF2 iterations of the SCRAM-SHA-256 verifier kept beside the hash for the
+    /// PostgreSQL protocol (default 100 000; PostgreSQL's own default is 4096).
+    pub scram_iterations: u32,
 }
 
 impl Default for PasswordPolicy {
@@ -99,6 +102,7 @@ impl Default for PasswordPolicy {
             memory_kib: 19 * 1024,
             iterations: 2,
             parallelism: 1,
+            scram_iterations: 100_000,
         }
     }
 }
@@ -109,6 +113,7 @@ impl PasswordPolicy {
         Self {
             memory_kib: 64,
             iterations: 1,
+            scram_iterations: 4096,
             ..Self::default()
         }
     }

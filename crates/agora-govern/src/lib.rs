@@ -64,6 +64,7 @@ pub mod optout;
 pub mod permits;
 pub mod projects;
 pub mod registry;
+pub mod scram;
 mod store;
 mod tokens;
 

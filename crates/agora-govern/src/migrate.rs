@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_dp_budget.sql")),
     (8, include_str!("migrations/0008_audit_log.sql")),
     (9, include_str!("migrations/0009_audit_retention.sql")),
+    (10, include_str!("migrations/0010_scram.sql")),
 ];
 
 /// Data steps, by version.

@@ -1,10 +1,13 @@
-//! The startup phase: cleartext password authentication against the query service.
+//! The startup phase: password authentication against the query service.
 //!
 //! The password is an API token (`agora_...`) or session token (`agoras_...`), or the
 //! password of a local account (then the front opens a hub session for the connection and
 //! ends it when the connection closes). Cleartext passwords are accepted only over TLS or
-//! from a loopback client, where they do not cross a network in clear. SCRAM is not
-//! offered: the hub keeps argon2id hashes, from which no SCRAM verifier can be derived.
+//! from a loopback client, where they do not cross a network in clear. With SCRAM on
+//! (`PgOptions::scram`), a local account whose password has a SCRAM verifier logs in by
+//! SCRAM-SHA-256 instead, from anywhere: the password never crosses the network. The
+//! mechanism follows the user name, as PostgreSQL's `pg_hba.conf` makes it: tokens go with
+//! any user name that is not such an account.
 //!
 //! The database name is the permit id; the permit is opened once here, so that an unknown
 //! or unusable permit ends the connection at once with the service's one answer for all
@@ -14,6 +17,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
+use agora_service::governance::scram;
 use agora_service::{Authenticated, Credential, Front, Hub, PlannedQuery, Target};
 use async_trait::async_trait;
 use futures::sink::{Sink, SinkExt};
@@ -61,6 +65,16 @@ impl Drop for Connection {
     }
 }
 
+/// A SCRAM exchange in progress, in the connection's extensions.
+struct Scram(Mutex<Option<ScramStep>>);
+
+enum ScramStep {
+    /// The mechanism was offered; the client's first message is awaited.
+    Started(scram::Verifier),
+    /// The server's challenge was sent; the client's proof is awaited.
+    Challenged(scram::Exchange),
+}
+
 /// The startup handler.
 pub(crate) struct Startup {
     shared: Arc<Shared>,
@@ -74,25 +88,42 @@ impl Startup {
     /// Checks the password and the permit; the connection's state on success.
     async fn login(&self, user: &str, database: &str, password: &str) -> PgWireResult<Connection> {
         let hub = &self.shared.hub;
-        let (token, own_session) =
-            if password.starts_with("agora_") || password.starts_with("agoras_") {
-                (password.to_owned(), None)
-            } else {
-                match hub.governance().authenticate_password(user, password).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return Err(bad_credentials()),
-                    Err(e) => {
-                        // Throttled: the message says how long to wait, nothing about the account.
-                        return Err(fatal("28P01", e.to_string()));
-                    }
-                }
-                let session = hub
-                    .governance()
-                    .create_session(user)
-                    .await
-                    .map_err(|e| fatal("28P01", e.to_string()))?;
-                (session.token, Some(hub.clone()))
-            };
+        if password.starts_with("agora_") || password.starts_with("agoras_") {
+            return self.open(user, database, password.to_owned(), None).await;
+        }
+        match hub.governance().authenticate_password(user, password).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(bad_credentials()),
+            Err(e) => {
+                // Throttled: the message says how long to wait, nothing about the account.
+                return Err(fatal("28P01", e.to_string()));
+            }
+        }
+        self.open_session(user, database).await
+    }
+
+    /// A hub session for a local account that proved its password, ended with the
+    /// connection, and the connection on it.
+    async fn open_session(&self, user: &str, database: &str) -> PgWireResult<Connection> {
+        let hub = &self.shared.hub;
+        let session = hub
+            .governance()
+            .create_session(user)
+            .await
+            .map_err(|e| fatal("28P01", e.to_string()))?;
+        self.open(user, database, session.token, Some(hub.clone()))
+            .await
+    }
+
+    /// Authenticates `token` and opens the permit `database`: the connection's state.
+    async fn open(
+        &self,
+        user: &str,
+        database: &str,
+        token: String,
+        own_session: Option<Hub>,
+    ) -> PgWireResult<Connection> {
+        let hub = &self.shared.hub;
         let who = match hub.query().authenticate(Credential::Token(&token)).await {
             Ok(who) => who,
             Err(agora_service::Error::Unauthenticated) => return Err(bad_credentials()),
@@ -198,6 +229,29 @@ impl StartupHandler for Startup {
             PgWireFrontendMessage::Startup(ref startup) => {
                 pgwire::api::auth::protocol_negotiation(client, startup).await?;
                 pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
+                if self.shared.scram {
+                    let user = client
+                        .metadata()
+                        .get(METADATA_USER)
+                        .cloned()
+                        .unwrap_or_default();
+                    let verifier = match self.shared.hub.governance().scram_verifier(&user).await {
+                        Ok(v) => v,
+                        Err(e) => return Err(fatal("28P01", e.to_string())),
+                    };
+                    if let Some(verifier) = verifier {
+                        client
+                            .session_extensions()
+                            .insert(Scram(Mutex::new(ScramStep::Started(verifier))));
+                        client
+                            .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                                vec![scram::MECHANISM.to_owned()],
+                            )))
+                            .await?;
+                        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                        return Ok(());
+                    }
+                }
                 if !client.is_secure() && !client.socket_addr().ip().is_loopback() {
                     return Err(fatal(
                         "28000",
@@ -214,7 +268,6 @@ impl StartupHandler for Startup {
                 Ok(())
             }
             PgWireFrontendMessage::PasswordMessageFamily(message) => {
-                let password = message.into_password()?.password;
                 let user = client
                     .metadata()
                     .get(METADATA_USER)
@@ -225,7 +278,58 @@ impl StartupHandler for Startup {
                     .get(METADATA_DATABASE)
                     .cloned()
                     .unwrap_or_default();
-                let connection = self.login(&user, &database, &password).await?;
+                let connection = match client.session_extensions().get::<Scram>() {
+                    Some(scram) => {
+                        let step = scram.0.lock().expect("scram poisoned").take();
+                        match step {
+                            Some(ScramStep::Started(verifier)) => {
+                                let first = message.into_sasl_initial_response()?;
+                                if first.auth_method != scram::MECHANISM {
+                                    return Err(fatal(
+                                        "28000",
+                                        "only SCRAM-SHA-256 is offered (no channel binding)",
+                                    ));
+                                }
+                                let data = first.data.unwrap_or_default();
+                                let text = std::str::from_utf8(&data).unwrap_or_default();
+                                let (exchange, server_first) = scram::start(verifier, text)
+                                    .map_err(|e| fatal("28000", e.to_string()))?;
+                                *scram.0.lock().expect("scram poisoned") =
+                                    Some(ScramStep::Challenged(exchange));
+                                client
+                                    .send(PgWireBackendMessage::Authentication(
+                                        Authentication::SASLContinue(server_first.into()),
+                                    ))
+                                    .await?;
+                                return Ok(());
+                            }
+                            Some(ScramStep::Challenged(exchange)) => {
+                                let last = message.into_sasl_response()?;
+                                let text = std::str::from_utf8(&last.data).unwrap_or_default();
+                                let proved = exchange.finish(text);
+                                let governance = self.shared.hub.governance();
+                                let principal = governance
+                                    .scram_result(&user, proved.is_ok())
+                                    .await
+                                    .map_err(|e| fatal("28P01", e.to_string()))?;
+                                let (Ok(server_final), Some(_)) = (proved, principal) else {
+                                    return Err(bad_credentials());
+                                };
+                                client
+                                    .feed(PgWireBackendMessage::Authentication(
+                                        Authentication::SASLFinal(server_final.into()),
+                                    ))
+                                    .await?;
+                                self.open_session(&user, &database).await?
+                            }
+                            None => return Err(bad_credentials()),
+                        }
+                    }
+                    None => {
+                        let password = message.into_password()?.password;
+                        self.login(&user, &database, &password).await?
+                    }
+                };
                 client.session_extensions().insert(connection);
                 // The key a CancelRequest must name (sent with the startup answer).
                 let (pid, key) =

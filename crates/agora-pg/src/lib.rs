@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  startup: user, database = permit id, password = API token (agora_...) or a local
-//!           account's password (cleartext: over TLS, or from a loopback peer only)
+//!           account's password (cleartext: over TLS, or from a loopback peer only; or
+//!           SCRAM-SHA-256 with --pg-scram, from anywhere)
 //!     │  authenticate(Token) once (bad → 28P01), open(permit) once (unusable → the
 //!     │  service's one NoPermit answer, whatever the reason), max connections per user
 //!     ▼
@@ -44,6 +45,9 @@ pub struct PgOptions {
     pub tls: Option<TlsFiles>,
     /// Connections one user may have open at once (0: no limit). Default 8.
     pub max_connections_per_user: usize,
+    /// Local accounts with a SCRAM verifier log in by SCRAM-SHA-256 instead of a cleartext
+    /// password (tokens then go with any other user name). Default off.
+    pub scram: bool,
 }
 
 impl Default for PgOptions {
@@ -51,6 +55,7 @@ impl Default for PgOptions {
         Self {
             tls: None,
             max_connections_per_user: 8,
+            scram: false,
         }
     }
 }
@@ -88,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) hub: Hub,
     pub(crate) limits: QueryLimits,
     pub(crate) max_connections_per_user: usize,
+    /// Whether local accounts log in by SCRAM.
+    pub(crate) scram: bool,
     /// Open connections per principal.
     pub(crate) connections: Mutex<HashMap<String, usize>>,
     /// Each connection's cancel key (sent at startup) and the handle that interrupts its
@@ -213,6 +220,7 @@ pub async fn serve_until(
         hub,
         limits,
         max_connections_per_user: options.max_connections_per_user,
+        scram: options.scram,
         connections: Mutex::new(HashMap::new()),
         cancels: Arc::new(pgwire::api::ConnectionManager::new()),
         cancel_keys: pgwire::api::RandomPidSecretKeyGenerator::default(),

@@ -13,6 +13,7 @@
 
 use agora_core::DatasetName;
 use agora_govern::MetaStore;
+pub use agora_govern::scram;
 pub use agora_govern::{
     AccessEvent, AccessOutcome, AccessTarget, ApiTokenInfo, Application, ApplicationEvent,
     ApplicationForm, ApplicationState, DatasetDescription, DatasetInfo, DatasetMetadata,
@@ -172,6 +173,18 @@ impl Governance {
         password: &str,
     ) -> Result<Option<Principal>> {
         self.store.authenticate_password(login, password).await
+    }
+
+    /// The SCRAM-SHA-256 verifier of an active local account's password, if it has one
+    /// (`Error::RateLimited` while the login name is locked). For the PostgreSQL protocol.
+    pub async fn scram_verifier(&self, login: &str) -> Result<Option<scram::Verifier>> {
+        self.store.scram_verifier(login).await
+    }
+
+    /// Records how a SCRAM login ended (failures count towards the lockout); the principal
+    /// on success.
+    pub async fn scram_result(&self, login: &str, ok: bool) -> Result<Option<Principal>> {
+        self.store.scram_result(login, ok).await
     }
 
     /// See the store's method of the same name.

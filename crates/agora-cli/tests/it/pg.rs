@@ -62,6 +62,11 @@ fn world_granting(tables: impl FnOnce(&Hub) -> Value) -> World {
 
 /// As [`world_granting`], under the output policy `output`.
 fn world_with(tables: impl FnOnce(&Hub) -> Value, output: Value) -> World {
+    world_serving(tables, output, &[])
+}
+
+/// As [`world_with`], the server started with `extra` arguments too.
+fn world_serving(tables: impl FnOnce(&Hub) -> Value, output: Value, extra: &[&str]) -> World {
     let hub = Hub::init();
     let extract = hub.data_dir().join("samples/extract");
     hub.ok(&[
@@ -78,15 +83,14 @@ fn world_with(tables: impl FnOnce(&Hub) -> Value, output: Value) -> World {
     let Permit { id: permit, token } = researcher_permit(&hub, "ray", &grant);
     // Ray has a local password too (a PostgreSQL password may be it).
     hub.set_password("ray", RAY_PASSWORD.trim_end());
-    let server = Server::start_with(
-        &hub,
-        &[
-            "--pg-listen",
-            "127.0.0.1:0",
-            "--pg-max-connections-per-user",
-            "3",
-        ],
-    );
+    let mut args = vec![
+        "--pg-listen",
+        "127.0.0.1:0",
+        "--pg-max-connections-per-user",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start_with(&hub, &args);
     World {
         hub,
         server,
@@ -495,6 +499,64 @@ fn pg_a_cancel_request_stops_the_running_statement() {
         "{out}"
     );
     assert!(out.contains("after True"), "{out}");
+}
+
+/// With `--pg-scram`, a local account logs in by SCRAM-SHA-256 (the client can insist on
+/// it: libpq's `require_auth`), a wrong password is refused, and tokens go with another
+/// user name.
+#[test]
+fn pg_scram_logs_local_accounts_in_without_sending_the_password() {
+    let w = world_serving(
+        |_| json!([{"table": "person", "columns": ["person_id", "year_of_birth"]}]),
+        json!({"profile": "snds"}),
+        &["--pg-scram"],
+    );
+    let base = format!(
+        "host=127.0.0.1 port={} dbname={} sslmode=disable",
+        w.server.pg_port(),
+        w.permit
+    );
+    let script = format!(
+        r#"
+import os, psycopg
+base = os.environ["AGORA_PG_DSN"]
+def attempt(extra):
+    try:
+        with psycopg.connect(base + " " + extra) as c:
+            n = c.execute("SELECT COUNT(*) AS n FROM person").fetchone()[0]
+            return "ok " + str(n >= 10)
+    except psycopg.Error as e:
+        return "refused " + str(e).strip().splitlines()[-1]
+print("scram", attempt("user=ray password='{password}' require_auth=scram-sha-256"))
+print("wrong", attempt("user=ray password='not the password at all'"))
+print("token_other_user", attempt("user=token password={token}"))
+print("token_as_account", attempt("user=ray password={token}"))
+"#,
+        password = RAY_PASSWORD.trim_end(),
+        token = w.token,
+    );
+    let Some(out) = python_ok(&w, &base, &script) else {
+        return;
+    };
+    assert!(out.contains("scram ok True"), "{out}");
+    assert!(out.contains("wrong refused"), "{out}");
+    assert!(out.contains("password authentication failed"), "{out}");
+    assert!(out.contains("token_other_user ok True"), "{out}");
+    assert!(out.contains("token_as_account refused"), "{out}");
+    // psql (libpq) does SCRAM transparently.
+    if have_psql() {
+        let out = Command::new("psql")
+            .arg(format!("{base} user=ray"))
+            .args(["-XAt", "-c", "SELECT COUNT(*) AS n FROM person"])
+            .env("PGPASSWORD", RAY_PASSWORD.trim_end())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 const PSYCOPG_REVOKED: &str = r#"

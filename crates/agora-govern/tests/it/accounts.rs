@@ -648,3 +648,39 @@ async fn a_password_change_ends_the_other_sessions() {
         assert!(h.session_principal(&again.token).await.unwrap().is_none());
     }
 }
+
+/// A password set now has a SCRAM verifier (not the password); an inactive account has
+/// none; SCRAM failures lock the login name like password failures, and a success clears
+/// them.
+#[tokio::test]
+async fn scram_verifiers_follow_passwords_and_failures_lock() {
+    for h in hubs().await {
+        let b = h.env.backend;
+        assert!(h.scram_verifier("alice").await.unwrap().is_none(), "{b}");
+        h.set_password(&h.op, "alice", "a long enough password", None)
+            .await
+            .unwrap();
+        let verifier = h.scram_verifier("alice").await.unwrap().unwrap();
+        let stored = verifier.to_string();
+        assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{b}");
+        assert!(!stored.contains("long enough"), "{b}");
+        assert!(h.scram_verifier("nobody").await.unwrap().is_none(), "{b}");
+        let principal = h.scram_result("alice", true).await.unwrap().unwrap();
+        assert_eq!(principal.name, "alice");
+        for _ in 0..test_config().logins.max_failures {
+            assert!(h.scram_result("alice", false).await.unwrap().is_none());
+        }
+        assert!(
+            matches!(
+                h.scram_verifier("alice").await.unwrap_err(),
+                Error::RateLimited { .. }
+            ),
+            "{b}"
+        );
+        h.set_user_active(&h.op, "bob", false).await.unwrap();
+        h.set_password(&h.op, "bob", "another long password", None)
+            .await
+            .unwrap();
+        assert!(h.scram_verifier("bob").await.unwrap().is_none(), "{b}");
+    }
+}
