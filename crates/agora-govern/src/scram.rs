@@ -197,8 +197,12 @@ impl Exchange {
         for (k, (p, s)) in client_key.iter_mut().zip(proof.iter().zip(signature)) {
             *k = p ^ s;
         }
-        let expected = self.verifier.stored_key;
-        if ring::constant_time::verify_slices_are_equal(&sha256(&client_key), &expected).is_err() {
+        // Compared without an early exit: the time taken says nothing about the key.
+        let difference = sha256(&client_key)
+            .iter()
+            .zip(self.verifier.stored_key)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if difference != 0 {
             return Err(ScramError::WrongProof);
         }
         let server_signature = hmac_sha256(&self.verifier.server_key, auth_message.as_bytes());

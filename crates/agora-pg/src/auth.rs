@@ -242,7 +242,7 @@ impl StartupHandler for Startup {
                     if let Some(verifier) = verifier {
                         client
                             .session_extensions()
-                            .insert(Scram(Mutex::new(ScramStep::Started(verifier))));
+                            .insert(Scram(Mutex::new(Some(ScramStep::Started(verifier)))));
                         client
                             .send(PgWireBackendMessage::Authentication(Authentication::SASL(
                                 vec![scram::MECHANISM.to_owned()],
