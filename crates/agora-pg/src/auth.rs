@@ -44,6 +44,8 @@ pub(crate) struct Connection {
     pub(crate) search_path: String,
     /// A statement planned at `Describe`, run at the next `Execute` of the same portal.
     pub(crate) described: Mutex<Option<(String, PlannedQuery)>>,
+    /// Open server-side cursors (`DECLARE`).
+    pub(crate) cursors: crate::cursor::Cursors,
     /// A hub session the front opened for a local account's password: ended with the
     /// connection.
     own_session: Option<Hub>,
@@ -167,6 +169,7 @@ impl Startup {
             user: user.to_owned(),
             search_path: schemas.join(", "),
             described: Mutex::new(None),
+            cursors: Default::default(),
             own_session,
             _slot: slot,
         })

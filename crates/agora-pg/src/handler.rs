@@ -26,10 +26,11 @@ use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, METADATA_USER, Ty
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::extendedquery::Sync as PgSync;
-use pgwire::messages::response::ReadyForQuery;
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 
 use crate::Shared;
 use crate::auth::Connection;
+use crate::cursor;
 use crate::error::{service, user_error};
 use crate::local::{self, Local, Rows};
 
@@ -345,9 +346,33 @@ impl SimpleQueryHandler for Queries {
     {
         let conn = connection(client)?;
         let mut responses = Vec::new();
+        // Whether a transaction block is open, as the statements of this query move it.
+        let mut in_block = !matches!(client.transaction_status(), TransactionStatus::Idle);
         for statement in split_statements(query) {
+            if let Some(command) = cursor::parse(&statement) {
+                let response = self
+                    .cursor(&conn, command, &[], &Format::UnifiedText, in_block)
+                    .await
+                    .unwrap_or_else(error_response);
+                let failed = matches!(response, Response::Error(_));
+                responses.push(response);
+                if failed {
+                    break;
+                }
+                continue;
+            }
             let response = match self.local(client, &statement).await {
-                Ok(Some(answer)) => local_response(answer, &Format::UnifiedText),
+                Ok(Some(answer)) => {
+                    match answer {
+                        Local::Begin => in_block = true,
+                        Local::End(_) => {
+                            in_block = false;
+                            conn.cursors.end_transaction().await;
+                        }
+                        _ => {}
+                    }
+                    local_response(answer, &Format::UnifiedText)
+                }
                 Ok(None) => match self.plan(&conn, &statement, &[]).await {
                     Ok(planned) => match planned.execute().await {
                         Ok(answer) => Response::Query(answer_response(
@@ -372,6 +397,87 @@ impl SimpleQueryHandler for Queries {
             responses.push(Response::EmptyQuery);
         }
         Ok(responses)
+    }
+}
+
+impl Queries {
+    /// The columns a cursor statement answers with: a `FETCH`'s are its cursor's.
+    async fn cursor_fields(
+        &self,
+        client: &(impl ClientInfo + ?Sized),
+        command: &cursor::Command,
+        format: &Format,
+    ) -> PgWireResult<Option<Vec<FieldInfo>>> {
+        let cursor::Command::Fetch { name, .. } = command else {
+            return Ok(None);
+        };
+        let conn = connection(client)?;
+        let cursors = conn.cursors.lock().await;
+        let cursor = cursors
+            .get(name)
+            .ok_or_else(|| user_error("34000", format!("cursor \"{name}\" does not exist")))?;
+        Ok(Some(crate::encode::fields(&cursor.schema(), format)))
+    }
+
+    /// Runs a cursor statement (see [`crate::cursor`]).
+    async fn cursor(
+        &self,
+        conn: &Connection,
+        command: cursor::Command,
+        params: &[Parameter],
+        format: &Format,
+        in_block: bool,
+    ) -> PgWireResult<Response> {
+        let missing = |name: &str| user_error("34000", format!("cursor \"{name}\" does not exist"));
+        match command {
+            cursor::Command::Declare { name, query, hold } => {
+                if !hold && !in_block {
+                    return Err(user_error(
+                        "25P01",
+                        "DECLARE CURSOR can only be used in transaction blocks",
+                    ));
+                }
+                if conn.cursors.lock().await.contains_key(&name) {
+                    return Err(user_error(
+                        "42P03",
+                        format!("cursor \"{name}\" already exists"),
+                    ));
+                }
+                let planned = self.plan(conn, &query, params).await?;
+                let answer = planned.execute().await.map_err(service)?;
+                conn.cursors
+                    .lock()
+                    .await
+                    .insert(name, cursor::Cursor::new(answer, hold));
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            cursor::Command::Fetch { name, count } => {
+                let mut cursors = conn.cursors.lock().await;
+                let cursor = cursors.get_mut(&name).ok_or_else(|| missing(&name))?;
+                let batches = cursor.fetch(count).await.map_err(service)?;
+                let fields = Arc::new(crate::encode::fields(&cursor.schema(), format));
+                let mut rows = Vec::new();
+                for batch in &batches {
+                    rows.extend(crate::encode::rows(batch, &fields)?.into_iter().map(Ok));
+                }
+                let mut response = QueryResponse::new(fields, stream::iter(rows));
+                response.set_command_tag("FETCH");
+                Ok(Response::Query(response))
+            }
+            cursor::Command::Close(Some(name)) => {
+                conn.cursors
+                    .lock()
+                    .await
+                    .remove(&name)
+                    .ok_or_else(|| missing(&name))?;
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+            }
+            cursor::Command::Close(None) => {
+                conn.cursors.lock().await.clear();
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR ALL")))
+            }
+            cursor::Command::Unsupported(why) => Err(user_error("0A000", why)),
+        }
     }
 }
 
@@ -456,6 +562,13 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let sql = &target.statement;
+        if let Some(command) = cursor::parse(sql) {
+            let fields = self
+                .cursor_fields(client, &command, &Format::UnifiedText)
+                .await?
+                .unwrap_or_default();
+            return Ok(DescribeStatementResponse::new(Vec::new(), fields));
+        }
         if let Some(answer) = self.local(client, sql).await? {
             let fields = local_describe(&answer, &Format::UnifiedText).unwrap_or_default();
             return Ok(DescribeStatementResponse::new(Vec::new(), fields));
@@ -493,6 +606,12 @@ impl ExtendedQueryHandler for Queries {
     {
         let sql = &portal.statement.statement;
         let format = &portal.result_column_format;
+        if let Some(command) = cursor::parse(sql) {
+            return Ok(match self.cursor_fields(client, &command, format).await? {
+                Some(fields) => DescribePortalResponse::new(fields),
+                None => DescribePortalResponse::no_data(),
+            });
+        }
         if let Some(answer) = self.local(client, sql).await? {
             return Ok(match local_describe(&answer, format) {
                 Some(fields) => DescribePortalResponse::new(fields),
@@ -526,7 +645,20 @@ impl ExtendedQueryHandler for Queries {
     {
         let sql = &portal.statement.statement;
         let format = &portal.result_column_format;
+        if let Some(command) = cursor::parse(sql) {
+            let conn = connection(client)?;
+            let params = crate::params::decode_all(
+                &portal.parameters,
+                &portal.statement.parameter_types,
+                &portal.parameter_format,
+            )?;
+            let in_block = !matches!(client.transaction_status(), TransactionStatus::Idle);
+            return self.cursor(&conn, command, &params, format, in_block).await;
+        }
         if let Some(answer) = self.local(client, sql).await? {
+            if matches!(answer, Local::End(_)) {
+                connection(client)?.cursors.end_transaction().await;
+            }
             return Ok(local_response(answer, format));
         }
         let conn = connection(client)?;

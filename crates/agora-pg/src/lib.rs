@@ -23,6 +23,7 @@
 //! SQLSTATE ([`agora_service::Error::sqlstate`]) and message.
 
 mod auth;
+mod cursor;
 mod encode;
 mod error;
 mod handler;

@@ -559,6 +559,50 @@ print("token_as_account", attempt("user=ray password={token}"))
     }
 }
 
+/// Server-side cursors: psql's `FETCH_COUNT` pages a result through `DECLARE`/`FETCH`, with
+/// the same rows as without; a script's own cursor fetches in steps; PostgreSQL's errors for
+/// a cursor outside a transaction block or an unknown one.
+#[test]
+fn pg_cursors_page_results() {
+    if !have_psql() {
+        return;
+    }
+    let w = world();
+    let sql =
+        "SELECT year_of_birth / 10 * 10 AS decade, COUNT(*) AS n FROM person GROUP BY 1 ORDER BY 1";
+    let whole = psql_ok(&w, &["-t", "-c", sql]);
+    let paged = psql_ok(&w, &["-t", "-v", "FETCH_COUNT=2", "-c", sql]);
+    assert!(whole.lines().count() > 3, "{whole}");
+    assert_eq!(paged, whole);
+
+    let script = format!(
+        "BEGIN; DECLARE c NO SCROLL CURSOR FOR {sql}; FETCH 2 FROM c; FETCH FORWARD ALL IN c; \
+         FETCH NEXT FROM c; CLOSE c; COMMIT;"
+    );
+    let out = psql_ok(&w, &["-t", "-c", &script]);
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains('|')).collect();
+    let expected: Vec<&str> = whole.lines().filter(|l| l.contains('|')).collect();
+    assert_eq!(rows, expected, "{out}");
+    // COMMIT closed it; none is open outside a block; a backward fetch is not supported.
+    for (statement, code) in [
+        ("FETCH 1 FROM c", "34000"),
+        (
+            "DECLARE d CURSOR FOR SELECT COUNT(*) AS n FROM person",
+            "25P01",
+        ),
+        (
+            "BEGIN; DECLARE d CURSOR FOR SELECT COUNT(*) AS n FROM person; FETCH BACKWARD 1 FROM d",
+            "0A000",
+        ),
+    ] {
+        let err = psql_err(&w, &w.permit, &w.token, &["-c", statement]);
+        assert!(
+            err.contains(&format!("ERROR:  {code}")),
+            "{statement}: {err}"
+        );
+    }
+}
+
 const PSYCOPG_REVOKED: &str = r#"
 import os, sys, time, psycopg
 conn = psycopg.connect(os.environ["AGORA_PG_DSN"], autocommit=True)
