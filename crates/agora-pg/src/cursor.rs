@@ -126,7 +126,7 @@ pub(crate) struct Cursor {
 impl Cursor {
     pub(crate) fn new(answer: agora_service::Answer, hold: bool) -> Self {
         Self {
-            schema: answer.schema(),
+            schema: answer.schema().clone(),
             answer,
             pending: None,
             hold,
