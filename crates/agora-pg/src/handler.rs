@@ -567,7 +567,25 @@ impl ExtendedQueryHandler for Queries {
                 .cursor_fields(client, &command, &Format::UnifiedText)
                 .await?
                 .unwrap_or_default();
-            return Ok(DescribeStatementResponse::new(Vec::new(), fields));
+            // A DECLARE's query may take parameters (psycopg binds them server side).
+            let types = match &command {
+                cursor::Command::Declare { query, .. } => {
+                    let count = agora_service::count_parameters(query)
+                        .map_err(|e| service(agora_service::Error::from(e)))?;
+                    (0..count.max(target.parameter_types.len()))
+                        .map(|i| {
+                            target
+                                .parameter_types
+                                .get(i)
+                                .cloned()
+                                .flatten()
+                                .unwrap_or(Type::TEXT)
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            return Ok(DescribeStatementResponse::new(types, fields));
         }
         if let Some(answer) = self.local(client, sql).await? {
             let fields = local_describe(&answer, &Format::UnifiedText).unwrap_or_default();
@@ -653,7 +671,27 @@ impl ExtendedQueryHandler for Queries {
                 &portal.parameter_format,
             )?;
             let in_block = !matches!(client.transaction_status(), TransactionStatus::Idle);
-            return self.cursor(&conn, command, &params, format, in_block).await;
+            let declared = match &command {
+                cursor::Command::Declare { name, .. } => Some(name.clone()),
+                cursor::Command::Close(Some(name)) => {
+                    client.portal_store().rm_portal(name);
+                    None
+                }
+                _ => None,
+            };
+            let response = self
+                .cursor(&conn, command, &params, format, in_block)
+                .await?;
+            // As in PostgreSQL, a cursor is also a portal of its name: psycopg's named
+            // cursors describe it (its columns are those of a FETCH from it).
+            if let Some(name) = declared {
+                let fetch = format!("FETCH ALL FROM \"{}\"", name.replace('"', "\"\""));
+                let statement = Arc::new(StoredStatement::new(name.clone(), fetch, Vec::new()));
+                client
+                    .portal_store()
+                    .put_portal(Arc::new(Portal::new_cursor(name, statement)));
+            }
+            return Ok(response);
         }
         if let Some(answer) = self.local(client, sql).await? {
             if matches!(answer, Local::End(_)) {

@@ -603,6 +603,35 @@ fn pg_cursors_page_results() {
     }
 }
 
+const PSYCOPG_NAMED_CURSOR: &str = r#"
+import os, psycopg
+conn = psycopg.connect(os.environ["AGORA_PG_DSN"])
+sql = "SELECT year_of_birth / 10 * 10 AS decade, COUNT(*) AS n FROM person WHERE year_of_birth > %s GROUP BY 1 ORDER BY 1"
+with conn.cursor() as cur:
+    cur.execute(sql, (1800,))
+    whole = cur.fetchall()
+with conn.cursor(name="pages") as cur:
+    cur.itersize = 2
+    cur.execute(sql, (1800,))
+    print("columns", [d.name for d in cur.description])
+    first = cur.fetchmany(2)
+    rest = list(cur)
+conn.commit()
+print("same", first + rest == whole and len(whole) > 2)
+"#;
+
+/// psycopg's named (server-side) cursors: declared with a bound parameter, described as a
+/// portal of their name, fetched in pages; the rows are the plain query's.
+#[test]
+fn pg_psycopg_named_cursors_fetch_in_pages() {
+    let w = world();
+    let Some(out) = python_ok(&w, &dsn(&w, &w.token), PSYCOPG_NAMED_CURSOR) else {
+        return;
+    };
+    assert!(out.contains("columns ['decade', 'n']"), "{out}");
+    assert!(out.contains("same True"), "{out}");
+}
+
 const PSYCOPG_REVOKED: &str = r#"
 import os, sys, time, psycopg
 conn = psycopg.connect(os.environ["AGORA_PG_DSN"], autocommit=True)
