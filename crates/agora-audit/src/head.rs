@@ -171,6 +171,16 @@ impl PublicKey {
         hex::encode(Sha256::digest(self.0))
     }
 
+    /// The key as the hub publishes it (`GET /api/v1/audit/key`, `agora audit key --json`):
+    /// `algorithm`, `public_key` (base64) and `key_id`.
+    pub fn published(&self) -> serde_json::Value {
+        serde_json::json!({
+            "algorithm": "Ed25519",
+            "public_key": self.to_base64(),
+            "key_id": self.key_id(),
+        })
+    }
+
     /// Checks that `sth` names this key and carries its valid signature over the head.
     pub fn verify(&self, sth: &SignedTreeHead) -> Result<(), SignatureError> {
         if sth.key_id != self.key_id() {

@@ -253,11 +253,7 @@ pub(crate) async fn run(dir: &DataDir, args: AuditArgs) -> Result<()> {
         AuditCommand::Key => {
             let key = audit.public_key();
             if s.json {
-                return s.print_json(&serde_json::json!({
-                    "algorithm": "Ed25519",
-                    "public_key": key.to_base64(),
-                    "key_id": key.key_id(),
-                }));
+                return s.print_json(&key.published());
             }
             out!("Ed25519 public key: {}", key.to_base64());
             out!("key id:             {}", key.key_id());

@@ -153,12 +153,7 @@ async fn heads(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 async fn key(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let key = state.home.audit().public_key();
-    Ok(Json(json!({
-        "algorithm": "Ed25519",
-        "public_key": key.to_base64(),
-        "key_id": key.key_id(),
-    })))
+    Ok(Json(state.home.audit().public_key().published()))
 }
 
 #[derive(Deserialize)]
