@@ -41,8 +41,18 @@ pub struct NewAuditEntry {
 impl NewAuditEntry {
     /// A governance entry by `actor`, with outcome `ok` and no detail.
     pub fn governance(event: &str, actor: &str) -> Self {
+        Self::new(Category::Governance, event, actor)
+    }
+
+    /// An operations entry (releases, ingests, the server, archiving) by `actor`, with
+    /// outcome `ok` and no detail.
+    pub fn operations(event: &str, actor: &str) -> Self {
+        Self::new(Category::Operations, event, actor)
+    }
+
+    fn new(category: Category, event: &str, actor: &str) -> Self {
         Self {
-            category: Category::Governance,
+            category,
             event: event.to_owned(),
             actor: actor.to_owned(),
             project: None,
@@ -63,6 +73,12 @@ impl NewAuditEntry {
     pub fn permit(mut self, permit: &str, version: Option<i64>) -> Self {
         self.permit = Some(permit.to_owned());
         self.permit_version = version;
+        self
+    }
+
+    /// The same entry with another outcome (`refused`, `failed`...).
+    pub fn outcome(mut self, outcome: &str) -> Self {
+        self.outcome = outcome.to_owned();
         self
     }
 
@@ -334,13 +350,12 @@ impl MetaStore {
             .bind(end)
             .execute(&mut *tx)
             .await?;
-        let mut entry = NewAuditEntry::governance("audit.archived", actor)
+        let entry = NewAuditEntry::operations("audit.archived", actor)
             .with("first", segment.first)
             .with("end", segment.end)
             .with("file", segment.file.clone())
             .with("sha256", segment.sha256.clone())
             .with("head_size", segment.head_size);
-        entry.category = Category::Operations;
         self.append_audit_in(&mut tx, vec![entry]).await?;
         tx.commit().await?;
         Ok(())
@@ -563,14 +578,7 @@ pub(crate) async fn import_legacy_and_count(conn: &mut AnyConnection) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn store() -> (tempfile::TempDir, MetaStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::open_sqlite(&dir.path().join("meta.db"))
-            .await
-            .unwrap();
-        (dir, store)
-    }
+    use crate::store::tests::store;
 
     /// Filters narrow, pages go backwards from `before`.
     #[tokio::test]

@@ -386,15 +386,12 @@ impl MetaStore {
                 other => other.into(),
             });
         }
-        let entry = crate::NewAuditEntry {
-            category: agora_audit::Category::Operations,
-            ..crate::NewAuditEntry::governance("release.committed", &new.created_by)
-        }
-        .with("dataset", new.dataset.as_str())
-        .with("release", number)
-        .with("release_id", new.release_id.as_str())
-        .with("rows", new.rows)
-        .with("quarantined", new.quarantined);
+        let entry = crate::NewAuditEntry::operations("release.committed", &new.created_by)
+            .with("dataset", new.dataset.as_str())
+            .with("release", number)
+            .with("release_id", new.release_id.as_str())
+            .with("rows", new.rows)
+            .with("quarantined", new.quarantined);
         crate::audit::append(&mut tx, crate::clock::parse_ts(&now)?, vec![entry]).await?;
         tx.commit().await?;
         Ok(ReleaseInfo {
@@ -443,10 +440,11 @@ fn release_from_row(row: &AnyRow) -> Result<ReleaseInfo> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, MetaStore) {
+    /// A fresh SQLite store in a temporary directory (kept alive by the guard).
+    pub(crate) async fn store() -> (tempfile::TempDir, MetaStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open_sqlite(&dir.path().join("meta.db"))
             .await

@@ -413,9 +413,7 @@ impl Queries {
         };
         let conn = connection(client)?;
         let cursors = conn.cursors.lock().await;
-        let cursor = cursors
-            .get(name)
-            .ok_or_else(|| user_error("34000", format!("cursor \"{name}\" does not exist")))?;
+        let cursor = cursors.get(name).ok_or_else(|| no_cursor(name))?;
         Ok(Some(crate::encode::fields(&cursor.schema(), format)))
     }
 
@@ -428,7 +426,6 @@ impl Queries {
         format: &Format,
         in_block: bool,
     ) -> PgWireResult<Response> {
-        let missing = |name: &str| user_error("34000", format!("cursor \"{name}\" does not exist"));
         match command {
             cursor::Command::Declare { name, query, hold } => {
                 if !hold && !in_block {
@@ -453,7 +450,7 @@ impl Queries {
             }
             cursor::Command::Fetch { name, count } => {
                 let mut cursors = conn.cursors.lock().await;
-                let cursor = cursors.get_mut(&name).ok_or_else(|| missing(&name))?;
+                let cursor = cursors.get_mut(&name).ok_or_else(|| no_cursor(&name))?;
                 let batches = cursor.fetch(count).await.map_err(service)?;
                 let fields = Arc::new(crate::encode::fields(&cursor.schema(), format));
                 let mut rows = Vec::new();
@@ -469,7 +466,7 @@ impl Queries {
                     .lock()
                     .await
                     .remove(&name)
-                    .ok_or_else(|| missing(&name))?;
+                    .ok_or_else(|| no_cursor(&name))?;
                 Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
             }
             cursor::Command::Close(None) => {
@@ -533,6 +530,28 @@ impl QueryParser for Parser {
     }
 }
 
+/// The types of `sql`'s parameters for `Describe`: as many as the statement uses or the
+/// client declared, each as declared, else `text` (the service casts it).
+fn parameter_types(sql: &str, target: &StoredStatement<String>) -> PgWireResult<Vec<Type>> {
+    let count =
+        agora_service::count_parameters(sql).map_err(|e| service(agora_service::Error::from(e)))?;
+    Ok((0..count.max(target.parameter_types.len()))
+        .map(|i| {
+            target
+                .parameter_types
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or(Type::TEXT)
+        })
+        .collect())
+}
+
+/// `34000`, as PostgreSQL answers for a cursor that is not open.
+fn no_cursor(name: &str) -> PgWireError {
+    user_error("34000", format!("cursor \"{name}\" does not exist"))
+}
+
 /// The columns a local answer has, for `Describe`.
 fn local_describe(answer: &Local, format: &Format) -> Option<Vec<FieldInfo>> {
     match answer {
@@ -569,20 +588,7 @@ impl ExtendedQueryHandler for Queries {
                 .unwrap_or_default();
             // A DECLARE's query may take parameters (psycopg binds them server side).
             let types = match &command {
-                cursor::Command::Declare { query, .. } => {
-                    let count = agora_service::count_parameters(query)
-                        .map_err(|e| service(agora_service::Error::from(e)))?;
-                    (0..count.max(target.parameter_types.len()))
-                        .map(|i| {
-                            target
-                                .parameter_types
-                                .get(i)
-                                .cloned()
-                                .flatten()
-                                .unwrap_or(Type::TEXT)
-                        })
-                        .collect()
-                }
+                cursor::Command::Declare { query, .. } => parameter_types(query, target)?,
                 _ => Vec::new(),
             };
             return Ok(DescribeStatementResponse::new(types, fields));
@@ -591,22 +597,12 @@ impl ExtendedQueryHandler for Queries {
             let fields = local_describe(&answer, &Format::UnifiedText).unwrap_or_default();
             return Ok(DescribeStatementResponse::new(Vec::new(), fields));
         }
-        let count = agora_service::count_parameters(sql)
-            .map_err(|e| service(agora_service::Error::from(e)))?;
-        let count = count.max(target.parameter_types.len());
-        let types: Vec<Type> = (0..count)
-            .map(|i| {
-                target
-                    .parameter_types
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or(Type::TEXT)
-            })
-            .collect();
+        let types = parameter_types(sql, target)?;
         // The result's columns: the statement planned with null parameters.
         let conn = connection(client)?;
-        let planned = self.plan(&conn, sql, &vec![Parameter::Null; count]).await?;
+        let planned = self
+            .plan(&conn, sql, &vec![Parameter::Null; types.len()])
+            .await?;
         let fields = crate::encode::fields(planned.schema(), &Format::UnifiedText);
         Ok(DescribeStatementResponse::new(types, fields))
     }

@@ -210,8 +210,7 @@ impl Audit {
         event: &str,
         detail: serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
-        let mut entry = agora_govern::NewAuditEntry::governance(event, actor);
-        entry.category = Category::Operations;
+        let mut entry = agora_govern::NewAuditEntry::operations(event, actor);
         entry.detail = detail;
         self.meta.append_audit(vec![entry]).await?;
         Ok(())
@@ -466,6 +465,7 @@ impl Audit {
             ))
         };
         let mut leaves = Vec::with_capacity((end - first) as usize);
+        let mut hashes = Vec::with_capacity(leaves.capacity());
         while (first + leaves.len() as u64) < end {
             let from = first + leaves.len() as u64;
             let page = self
@@ -481,6 +481,7 @@ impl Audit {
                     return Err(damaged(seq));
                 }
                 leaves.push(entry.leaf);
+                hashes.push(entry.leaf_hash);
             }
         }
         let tree = self.synced().await?;
@@ -488,9 +489,8 @@ impl Audit {
         if tree.root_at(size).ok() != Some(head.head.root_hash) {
             return Err(damaged(first));
         }
-        for (i, leaf) in leaves.iter().enumerate() {
-            let seq = first + i as u64;
-            if tree.leaf(seq) != Some(leaf_hash(leaf)) {
+        for (seq, hash) in (first..).zip(hashes) {
+            if tree.leaf(seq) != Some(hash) {
                 return Err(damaged(seq));
             }
         }

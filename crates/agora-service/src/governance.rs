@@ -63,9 +63,9 @@ impl Governance {
         {
             let mut entry =
                 agora_govern::NewAuditEntry::governance("governance.refused", &actor.name)
+                    .outcome("refused")
                     .with("action", action)
                     .with("reason", crate::kind_name(agora_core::HasKind::kind(e)));
-            entry.outcome = "refused".into();
             if let Some(target) = target {
                 // As given by the caller: bounded, it is not trusted.
                 entry = entry.with("target", target.chars().take(128).collect::<String>());

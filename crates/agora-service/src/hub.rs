@@ -225,15 +225,13 @@ impl Hub {
         if let Err(e) = &result
             && !options.dry_run
         {
-            let mut entry =
-                agora_govern::NewAuditEntry::governance("ingest.failed", &options.actor)
-                    .with("format", format)
-                    .with("dataset", options.dataset.to_string())
-                    .with("source", options.source.display().to_string())
-                    .with("error_kind", crate::kind_name(agora_core::HasKind::kind(e)))
-                    .with("error", e.to_string());
-            entry.category = agora_audit::Category::Operations;
-            entry.outcome = "failed".into();
+            let entry = agora_govern::NewAuditEntry::operations("ingest.failed", &options.actor)
+                .outcome("failed")
+                .with("format", format)
+                .with("dataset", options.dataset.to_string())
+                .with("source", options.source.display().to_string())
+                .with("error_kind", crate::kind_name(agora_core::HasKind::kind(e)))
+                .with("error", e.to_string());
             if let Err(logged) = self.meta.append_audit(vec![entry]).await {
                 tracing::error!(error = %logged, "the audit log could not record a failed ingest");
             }

@@ -114,10 +114,11 @@ async fn legacy_access_events_join_the_audit_log() {
     use agora_govern::NewAuditEntry;
 
     for env in crate::support::stores().await {
-        let mut answered = NewAuditEntry::governance("query.answered", "rita").project("app_x");
+        let mut answered = NewAuditEntry::governance("query.answered", "rita")
+            .project("app_x")
+            .outcome("answered")
+            .with("tables", vec!["omop.person", "omop.visit_occurrence"]);
         answered.category = Category::Access;
-        answered.outcome = "answered".into();
-        answered = answered.with("tables", vec!["omop.person", "omop.visit_occurrence"]);
         env.store.append_audit(vec![answered]).await.unwrap();
         let raw = env.raw().await;
         for (id, at, outcome) in [
